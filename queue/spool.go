@@ -1,0 +1,291 @@
+package queue
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+)
+
+// Spool layout under the spool directory:
+//
+//	msg/<id>.eml         the message body, exactly as received
+//	msg/<id>.env         the envelope, JSON; its presence is the commit
+//	tmp/                 temporary files, removed at startup
+//	quarantine/          envelopes (and their bodies) that could not be read;
+//	                     kept for an operator, never deleted by edgerelay
+//	lock                 flock'd while a process has the spool open
+const (
+	spoolMsgDir        = "msg"
+	spoolTmpDir        = "tmp"
+	spoolQuarantineDir = "quarantine"
+	spoolLockFile      = "lock"
+
+	bodyExt     = ".eml"
+	envelopeExt = ".env"
+)
+
+// DefaultSpoolPollInterval is the longest an idle Lease sleeps before it
+// looks at the due times again when no Enqueue or Reschedule woke it.
+const DefaultSpoolPollInterval = 30 * time.Second
+
+// spoolErrorRetry is how long a message whose Reschedule or Complete could
+// not be written waits before it is handed out again.
+const spoolErrorRetry = time.Minute
+
+// SpoolOptions configures OpenSpool. The zero value is usable.
+type SpoolOptions struct {
+	// Logger receives the spool's log lines; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock that decides whether a message is due and stamps
+	// Arrival; nil means time.Now. Tests pass a fake clock.
+	Now func() time.Time
+	// PollInterval bounds how long an idle Lease sleeps before it re-checks
+	// the due times by itself. Enqueue and Reschedule wake waiting Lease
+	// calls at once, so this only matters when the clock jumps (or a fake
+	// clock is advanced). Zero means DefaultSpoolPollInterval.
+	PollInterval time.Duration
+}
+
+// Spool is the local, file-based Queue backend: the embedded default. Every
+// message is two files in one directory; an Enqueue commits with the rename
+// of its envelope file, after the body is durable. Leases live in the
+// memory of the process that holds the spool open (a lock file keeps a
+// second process out), so after a crash every message is due again at its
+// NextAttempt: a delivery that was interrupted is retried (at-least-once).
+//
+// A Spool is safe for concurrent use. Enqueues of different messages write
+// and fsync their own files in parallel; the mutex guards only the
+// in-memory index.
+type Spool struct {
+	dir, msgDir, tmpDir, qDir string
+	log                       *slog.Logger
+	now                       func() time.Time
+	poll                      time.Duration
+	unlock                    func() error
+
+	mu        sync.Mutex
+	entries   map[string]*spoolEntry // every committed message, leased or not
+	due       entryHeap              // the messages that are not leased
+	enqueuing map[string]bool        // preset IDs with an Enqueue in flight
+	kick      chan struct{}          // closed (and replaced) when due may change
+	closed    bool
+	done      chan struct{}
+}
+
+// spoolLease is the Token of a Message leased from a Spool.
+type spoolLease struct {
+	id  string
+	seq uint64
+}
+
+// OpenSpool opens (creating it if needed) the spool in dir. It takes the
+// spool's lock, removes temporary files and orphan bodies left by an
+// interrupted Enqueue, moves envelopes that cannot be read (or whose body
+// is missing) to dir/quarantine, and indexes the remaining messages; each
+// becomes due at its NextAttempt.
+func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
+	s := &Spool{
+		dir:       dir,
+		msgDir:    filepath.Join(dir, spoolMsgDir),
+		tmpDir:    filepath.Join(dir, spoolTmpDir),
+		qDir:      filepath.Join(dir, spoolQuarantineDir),
+		log:       o.Logger,
+		now:       o.Now,
+		poll:      o.PollInterval,
+		entries:   make(map[string]*spoolEntry),
+		enqueuing: make(map[string]bool),
+		kick:      make(chan struct{}),
+		done:      make(chan struct{}),
+	}
+	if s.log == nil {
+		s.log = slog.New(slog.DiscardHandler)
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.poll <= 0 {
+		s.poll = DefaultSpoolPollInterval
+	}
+	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("spool: %w", err)
+		}
+	}
+	unlock, err := lockSpool(filepath.Join(dir, spoolLockFile))
+	if err != nil {
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	s.unlock = unlock
+	if err := s.scan(); err != nil {
+		unlock()
+		return nil, fmt.Errorf("spool %s: %w", dir, err)
+	}
+	s.log.Info("spool opened", "dir", dir, "messages", len(s.entries))
+	return s, nil
+}
+
+// Dir returns the spool directory.
+func (s *Spool) Dir() string { return s.dir }
+
+// Len returns the number of messages in the spool, leased ones included.
+func (s *Spool) Len() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.entries)
+}
+
+func (s *Spool) bodyPath(id string) string     { return filepath.Join(s.msgDir, id+bodyExt) }
+func (s *Spool) envelopePath(id string) string { return filepath.Join(s.msgDir, id+envelopeExt) }
+
+// Enqueue stores a message durably: the body is streamed to a temporary
+// file, fsync'd and renamed into place, the directory is fsync'd, and then
+// the envelope is written the same way; the envelope's rename is the
+// commit. On error everything written is removed again.
+//
+// Enqueue sets env.ID (a NewID when empty), env.Size and env.Arrival (when
+// zero). A zero NextAttempt makes the message due at once. When env.ID is
+// preset and that message is already in the spool, Enqueue writes nothing
+// and returns the ID, so that a retried Enqueue (of an NDR, say) after a
+// crash does not store the message twice.
+func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
+	if env == nil {
+		return "", errors.New("spool: enqueue: nil envelope")
+	}
+	if env.ID == "" {
+		env.ID = NewID()
+	} else if !ValidID(env.ID) {
+		return "", fmt.Errorf("spool: enqueue: invalid message ID %q", env.ID)
+	}
+	id := env.ID
+
+	s.mu.Lock()
+	switch {
+	case s.closed:
+		s.mu.Unlock()
+		return "", ErrClosed
+	case s.entries[id] != nil:
+		s.mu.Unlock()
+		s.log.Info("spool: message already queued; enqueue skipped", "id", id)
+		return id, nil
+	case s.enqueuing[id]:
+		s.mu.Unlock()
+		return "", fmt.Errorf("spool: enqueue %s: already in progress", id)
+	}
+	s.enqueuing[id] = true
+	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.enqueuing, id)
+		s.mu.Unlock()
+	}()
+
+	if env.Arrival.IsZero() {
+		env.Arrival = s.now()
+	}
+	if err := s.write(ctx, env, body); err != nil {
+		return "", fmt.Errorf("spool: enqueue %s: %w", id, err)
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.entries[id] = &spoolEntry{id: id, next: env.NextAttempt}
+	s.release(s.entries[id])
+	return id, nil
+}
+
+// write stores body and then env. It leaves nothing behind on error.
+func (s *Spool) write(ctx context.Context, env *Envelope, body io.Reader) error {
+	bodyPath, envPath := s.bodyPath(env.ID), s.envelopePath(env.ID)
+	f, err := os.CreateTemp(s.tmpDir, env.ID+bodyExt+".*.tmp")
+	if err != nil {
+		return err
+	}
+	n, err := io.Copy(f, ctxReader{ctx, body})
+	if err != nil {
+		f.Close()
+		os.Remove(f.Name())
+		return fmt.Errorf("write body: %w", err)
+	}
+	// Body first, durable, under its final name: an envelope must never
+	// point at a body that a crash could lose.
+	if err := commitFile(f, bodyPath); err != nil {
+		os.Remove(bodyPath)
+		return fmt.Errorf("commit body: %w", err)
+	}
+	env.Size = n
+	data, err := json.Marshal(env)
+	if err == nil {
+		err = writeFileAtomic(s.tmpDir, envPath, append(data, '\n'))
+	}
+	if err != nil {
+		// The rename may have happened before the failing directory fsync;
+		// remove both so that nothing half-committed stays.
+		os.Remove(envPath)
+		os.Remove(bodyPath)
+		syncDir(s.msgDir)
+		return fmt.Errorf("commit envelope: %w", err)
+	}
+	return nil
+}
+
+// Body opens the body of m for reading.
+func (s *Spool) Body(ctx context.Context, m *Message) (io.ReadCloser, error) {
+	id, err := messageID(m)
+	if err != nil {
+		return nil, err
+	}
+	f, err := os.Open(s.bodyPath(id))
+	if err != nil {
+		return nil, fmt.Errorf("spool: body of %s: %w", id, err)
+	}
+	return f, nil
+}
+
+// Close makes Lease calls in progress, and later Lease and Enqueue calls,
+// return ErrClosed, and releases the spool's lock. Reschedule and Complete
+// still work after Close, so that deliveries in flight during a shutdown
+// can record their outcome.
+func (s *Spool) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	close(s.done)
+	s.mu.Unlock()
+	return s.unlock()
+}
+
+// messageID returns the spool ID that m's lease token refers to.
+func messageID(m *Message) (string, error) {
+	if m == nil {
+		return "", errors.New("spool: nil message")
+	}
+	tok, ok := m.Token.(*spoolLease)
+	if !ok || tok == nil {
+		return "", errors.New("spool: message was not leased from a spool")
+	}
+	return tok.id, nil
+}
+
+// ctxReader stops a body copy once ctx is done, so that a client that went
+// away does not keep the spool writing.
+type ctxReader struct {
+	ctx context.Context
+	r   io.Reader
+}
+
+func (c ctxReader) Read(p []byte) (int, error) {
+	if err := c.ctx.Err(); err != nil {
+		return 0, err
+	}
+	return c.r.Read(p)
+}

@@ -1,0 +1,254 @@
+package queue
+
+import (
+	"container/heap"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"time"
+)
+
+// errLeaseLost is returned by Reschedule and Complete for a Message whose
+// lease has already ended (it was rescheduled or completed before).
+var errLeaseLost = errors.New("spool: message is not leased (lease already ended)")
+
+// spoolEntry is the in-memory index record of one committed message.
+type spoolEntry struct {
+	id     string
+	next   time.Time // NextAttempt
+	leased bool
+	seq    uint64 // lease generation; a Token is valid while it matches
+	index  int    // position in the due heap, -1 when not in it
+}
+
+// entryHeap orders the messages that are not leased by NextAttempt, oldest
+// first, and by ID (which sorts by arrival) among equals.
+type entryHeap []*spoolEntry
+
+func (h entryHeap) Len() int { return len(h) }
+func (h entryHeap) Less(i, j int) bool {
+	if !h[i].next.Equal(h[j].next) {
+		return h[i].next.Before(h[j].next)
+	}
+	return h[i].id < h[j].id
+}
+func (h entryHeap) Swap(i, j int) {
+	h[i], h[j] = h[j], h[i]
+	h[i].index, h[j].index = i, j
+}
+func (h *entryHeap) Push(x any) {
+	e := x.(*spoolEntry)
+	e.index = len(*h)
+	*h = append(*h, e)
+}
+func (h *entryHeap) Pop() any {
+	old := *h
+	e := old[len(old)-1]
+	old[len(old)-1] = nil
+	e.index = -1
+	*h = old[:len(old)-1]
+	return e
+}
+
+// release puts e back among the messages that can be leased and wakes the
+// Lease calls that wait. s.mu is held.
+func (s *Spool) release(e *spoolEntry) {
+	e.leased = false
+	heap.Push(&s.due, e)
+	close(s.kick)
+	s.kick = make(chan struct{})
+}
+
+// Lease blocks until a message is due and not leased, then claims it: the
+// envelope is rewritten with Attempts incremented before Lease returns
+// (claim before deliver), so that a crash during delivery is counted.
+// Messages are handed out in NextAttempt order, oldest first.
+//
+// Lease returns ctx.Err() when ctx is done and ErrClosed once the spool is
+// closed. An error writing the claim is returned as is and the message stays
+// due; the caller should pause before it leases again.
+func (s *Spool) Lease(ctx context.Context) (*Message, error) {
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		e, wait, kick, err := s.nextDue()
+		if err != nil {
+			return nil, err
+		}
+		if e != nil {
+			m, err := s.claim(e)
+			if m == nil && err == nil {
+				continue // the message was unreadable and is gone; next one
+			}
+			return m, err
+		}
+		timer := time.NewTimer(wait)
+		select {
+		case <-ctx.Done():
+			timer.Stop()
+			return nil, ctx.Err()
+		case <-s.done:
+			timer.Stop()
+			return nil, ErrClosed
+		case <-kick:
+		case <-timer.C:
+		}
+		timer.Stop()
+	}
+}
+
+// nextDue takes the first due message off the heap and marks it leased, or
+// says how long to wait and which channel announces a change.
+func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return nil, 0, nil, ErrClosed
+	}
+	wait = s.poll
+	if len(s.due) > 0 {
+		top := s.due[0]
+		until := top.next.Sub(s.now())
+		if until <= 0 {
+			heap.Pop(&s.due)
+			top.leased = true
+			top.seq++
+			return top, 0, nil, nil
+		}
+		wait = min(wait, until)
+	}
+	return nil, wait, s.kick, nil
+}
+
+// claim reads e's envelope, increments Attempts and writes it back. It
+// returns (nil, nil) when the envelope could not be read: the message has
+// then been quarantined (or had vanished) and left the index.
+func (s *Spool) claim(e *spoolEntry) (*Message, error) {
+	env, err := s.readEnvelope(e.id)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			s.log.Error("spool: envelope vanished from the spool", "id", e.id, "err", err)
+		} else {
+			s.quarantine(e.id, err)
+		}
+		s.mu.Lock()
+		delete(s.entries, e.id)
+		s.mu.Unlock()
+		return nil, nil
+	}
+	env.Attempts++
+	if err := s.writeEnvelope(env); err != nil {
+		s.mu.Lock()
+		s.release(e)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
+	}
+	s.mu.Lock()
+	seq := e.seq
+	s.mu.Unlock()
+	return &Message{Envelope: env, Token: &spoolLease{id: e.id, seq: seq}}, nil
+}
+
+// readEnvelope loads and checks the envelope of message id.
+func (s *Spool) readEnvelope(id string) (*Envelope, error) {
+	data, err := os.ReadFile(s.envelopePath(id))
+	if err != nil {
+		return nil, err
+	}
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return nil, fmt.Errorf("parse envelope: %w", err)
+	}
+	if env.ID != id {
+		return nil, fmt.Errorf("envelope ID %q does not match its file name", env.ID)
+	}
+	return &env, nil
+}
+
+// writeEnvelope replaces the envelope file of env.ID atomically.
+func (s *Spool) writeEnvelope(env *Envelope) error {
+	data, err := json.Marshal(env)
+	if err != nil {
+		return err
+	}
+	return writeFileAtomic(s.tmpDir, s.envelopePath(env.ID), append(data, '\n'))
+}
+
+// endLease checks that m still holds its lease and ends the lease's token,
+// so that a second Reschedule or Complete with the same Message fails. The
+// entry stays marked leased until the caller releases or removes it.
+func (s *Spool) endLease(m *Message) (*spoolEntry, error) {
+	id, err := messageID(m)
+	if err != nil {
+		return nil, err
+	}
+	seq := m.Token.(*spoolLease).seq
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	e := s.entries[id]
+	if e == nil || !e.leased || e.seq != seq {
+		return nil, fmt.Errorf("%w: %s", errLeaseLost, id)
+	}
+	e.seq++
+	return e, nil
+}
+
+// Reschedule persists m.Envelope (per-recipient state included) with
+// NextAttempt set to at, and ends the lease: the message is due again at
+// at. If the envelope cannot be written, the lease ends all the same and
+// the message is due at at with the envelope last written (the claim), so
+// it is retried rather than lost; the error is returned.
+func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error {
+	if m == nil || m.Envelope == nil {
+		return errors.New("spool: reschedule: nil message or envelope")
+	}
+	e, err := s.endLease(m)
+	if err != nil {
+		return err
+	}
+	env := m.Envelope.Clone()
+	env.ID = e.id
+	env.NextAttempt = at
+	werr := s.writeEnvelope(env)
+
+	s.mu.Lock()
+	e.next = at
+	s.release(e)
+	s.mu.Unlock()
+	if werr != nil {
+		return fmt.Errorf("spool: reschedule %s: %w", e.id, werr)
+	}
+	return nil
+}
+
+// Complete removes m from the spool: the envelope first (the commit point:
+// without it the message no longer exists), then the body, then the
+// directory is fsync'd. If the envelope cannot be removed, the message
+// stays queued and is due again after a minute.
+func (s *Spool) Complete(ctx context.Context, m *Message) error {
+	e, err := s.endLease(m)
+	if err != nil {
+		return err
+	}
+	if err := removeIfExists(s.envelopePath(e.id)); err != nil {
+		s.mu.Lock()
+		e.next = s.now().Add(spoolErrorRetry)
+		s.release(e)
+		s.mu.Unlock()
+		return fmt.Errorf("spool: complete %s: %w", e.id, err)
+	}
+	s.mu.Lock()
+	delete(s.entries, e.id)
+	s.mu.Unlock()
+	if err := removeIfExists(s.bodyPath(e.id)); err != nil {
+		// Harmless: the next OpenSpool removes it as an orphan.
+		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
+	}
+	if err := syncDir(s.msgDir); err != nil {
+		return fmt.Errorf("spool: complete %s: %w", e.id, err)
+	}
+	return nil
+}
