@@ -1,0 +1,203 @@
+package relay
+
+import (
+	"crypto/tls"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// trackedConn is the TCP connection under everything else (go-smtp, TLS).
+// It gives every read a fresh idle deadline bounded by the session's
+// maximum duration, and lets the server find and close connections on
+// shutdown.
+type trackedConn struct {
+	net.Conn
+	l        *listener
+	idle     time.Duration
+	deadline time.Time // the session's end (zero: none)
+
+	reading   atomic.Bool  // blocked in Read, waiting for the client
+	readSince atomic.Int64 // unix nanos when the current Read began
+	inTxn     atomic.Bool  // between MAIL and the reply to DATA
+	// closeAfterWrite closes the connection once the next reply is written
+	// (after a 421).
+	closeAfterWrite atomic.Bool
+
+	mu  sync.Mutex
+	top net.Conn // what go-smtp reads and writes: itself, or the TLS conn on it
+
+	closeOnce sync.Once
+}
+
+func (c *trackedConn) Read(p []byte) (int, error) {
+	d := time.Now().Add(c.idle)
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	c.Conn.SetReadDeadline(d)
+	c.readSince.Store(time.Now().UnixNano())
+	c.reading.Store(true)
+	n, err := c.Conn.Read(p)
+	c.reading.Store(false)
+	return n, err
+}
+
+// SetReadDeadline is managed by Read; go-smtp's own per-command deadlines
+// are superseded by the idle timeout applied to every read.
+func (c *trackedConn) SetReadDeadline(time.Time) error { return nil }
+
+// SetDeadline keeps the write half of what the caller asks.
+func (c *trackedConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+func (c *trackedConn) Write(p []byte) (int, error) {
+	n, err := c.Conn.Write(p)
+	if c.closeAfterWrite.Load() {
+		c.Close()
+	}
+	return n, err
+}
+
+func (c *trackedConn) Close() error {
+	var err error
+	c.closeOnce.Do(func() {
+		err = c.Conn.Close()
+		c.l.forget(c)
+	})
+	return err
+}
+
+func (c *trackedConn) setTop(top net.Conn) {
+	c.mu.Lock()
+	c.top = top
+	c.mu.Unlock()
+}
+
+// idleFor reports whether the connection has been waiting for the client,
+// outside a mail transaction, for at least d: every reply has been written,
+// so a 421 can be sent without interleaving with one of go-smtp's.
+func (c *trackedConn) idleFor(d time.Duration) bool {
+	return c.reading.Load() && !c.inTxn.Load() &&
+		time.Since(time.Unix(0, c.readSince.Load())) >= d
+}
+
+// say421 writes a final 421 reply (best effort, bounded) and closes.
+func (c *trackedConn) say421(text string) {
+	c.mu.Lock()
+	top := c.top
+	c.mu.Unlock()
+	if top != nil {
+		ok := true
+		if tc, isTLS := top.(*tls.Conn); isTLS {
+			ok = tc.ConnectionState().HandshakeComplete
+		}
+		if ok {
+			top.SetWriteDeadline(time.Now().Add(2 * time.Second))
+			top.Write([]byte(text + "\r\n"))
+		}
+	}
+	c.Close()
+}
+
+// listener wraps the TCP listener: it enforces the connection limits, wraps
+// each connection in a trackedConn, and for implicit TLS (port 465) puts the
+// TLS server on top.
+type listener struct {
+	net.Listener
+	tlsConfig  *tls.Config // non-nil: implicit TLS
+	idle       time.Duration
+	maxSession time.Duration
+	maxConns   int
+	maxPerIP   int
+
+	mu    sync.Mutex
+	conns map[*trackedConn]struct{}
+	perIP map[string]int
+	log   func(msg string, args ...any)
+}
+
+func (l *listener) Accept() (net.Conn, error) {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			return nil, err
+		}
+		ip := remoteIP(nc.RemoteAddr())
+		l.mu.Lock()
+		over := l.maxConns > 0 && len(l.conns) >= l.maxConns
+		overIP := l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP
+		if over || overIP {
+			l.mu.Unlock()
+			l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP)
+			if l.tlsConfig == nil {
+				nc.SetWriteDeadline(time.Now().Add(time.Second))
+				nc.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
+			}
+			nc.Close()
+			continue
+		}
+		tc := &trackedConn{Conn: nc, l: l, idle: l.idle}
+		if l.maxSession > 0 {
+			tc.deadline = time.Now().Add(l.maxSession)
+		}
+		l.conns[tc] = struct{}{}
+		l.perIP[ip]++
+		l.mu.Unlock()
+		if l.tlsConfig != nil {
+			t := tls.Server(tc, l.tlsConfig)
+			tc.top = t
+			return t, nil
+		}
+		tc.top = tc
+		return tc, nil
+	}
+}
+
+func (l *listener) forget(c *trackedConn) {
+	ip := remoteIP(c.RemoteAddr())
+	l.mu.Lock()
+	if _, ok := l.conns[c]; ok {
+		delete(l.conns, c)
+		if l.perIP[ip]--; l.perIP[ip] <= 0 {
+			delete(l.perIP, ip)
+		}
+	}
+	l.mu.Unlock()
+}
+
+func (l *listener) snapshot() []*trackedConn {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]*trackedConn, 0, len(l.conns))
+	for c := range l.conns {
+		out = append(out, c)
+	}
+	return out
+}
+
+// remoteIP is the IP part of a remote address, for logs and limits.
+func remoteIP(a net.Addr) string {
+	if ta, ok := a.(*net.TCPAddr); ok {
+		return ta.IP.String()
+	}
+	host, _, err := net.SplitHostPort(a.String())
+	if err != nil {
+		return a.String()
+	}
+	return host
+}
+
+// underlying finds the trackedConn beneath what go-smtp holds.
+func underlying(c net.Conn) *trackedConn {
+	for {
+		switch v := c.(type) {
+		case *trackedConn:
+			return v
+		case *tls.Conn:
+			c = v.NetConn()
+		default:
+			return nil
+		}
+	}
+}

@@ -1,0 +1,163 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"crypto/tls"
+	"fmt"
+	"io"
+	"net/mail"
+	"net/textproto"
+	"strings"
+	"time"
+)
+
+// maxHeaderBytes bounds the header section that is held in memory while it
+// is checked. The body is streamed and never held whole.
+const maxHeaderBytes = 1 << 20
+
+// header is a message's header section as received, plus what the session
+// needs from it.
+type header struct {
+	raw    []byte // exactly as received, including the blank line if present
+	fields textproto.MIMEHeader
+}
+
+// readHeader reads the header section (RFC 5322 §2.1) from br: everything up
+// to and including the first empty line, or to the end when the message has
+// no body. Lines end with CRLF here (crlfReader guarantees it).
+func readHeader(br *bufio.Reader) (*header, error) {
+	var raw bytes.Buffer
+	for {
+		line, err := br.ReadSlice('\n')
+		if err == bufio.ErrBufferFull {
+			// A line longer than the buffer: keep reading it piecewise.
+			raw.Write(line)
+			if raw.Len() > maxHeaderBytes {
+				return nil, errHeaderTooBig
+			}
+			continue
+		}
+		raw.Write(line)
+		if raw.Len() > maxHeaderBytes {
+			return nil, errHeaderTooBig
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		if len(line) == 2 && line[0] == '\r' || len(line) == 1 {
+			break // the empty line that ends the header section
+		}
+	}
+	// textproto wants the terminating blank line; add one if the message
+	// ended inside the header section.
+	src := raw.Bytes()
+	if !bytes.HasSuffix(src, []byte("\r\n\r\n")) && !bytes.Equal(src, []byte("\r\n")) {
+		src = append(bytes.Clone(src), "\r\n"...)
+		if !bytes.HasSuffix(src, []byte("\r\n\r\n")) {
+			src = append(src, "\r\n"...)
+		}
+	}
+	h := &header{raw: raw.Bytes()}
+	if len(bytes.TrimSpace(src)) == 0 {
+		h.fields = textproto.MIMEHeader{}
+		return h, nil
+	}
+	fields, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(src))).ReadMIMEHeader()
+	if err != nil {
+		return nil, errBadHeader
+	}
+	h.fields = fields
+	return h, nil
+}
+
+// fromAddresses returns the addresses in the From field(s). RFC 5322 §3.6
+// allows exactly one From field; more than one is malformed.
+func (h *header) fromAddresses() ([]string, error) {
+	vals := h.fields.Values("From")
+	if len(vals) != 1 {
+		return nil, errNoFrom
+	}
+	list, err := (&mail.AddressParser{WordDecoder: nil}).ParseList(vals[0])
+	if err != nil || len(list) == 0 {
+		return nil, errNoFrom
+	}
+	out := make([]string, len(list))
+	for i, a := range list {
+		out[i] = a.Address
+	}
+	return out, nil
+}
+
+// traceInfo is what the Received field records about a submission.
+type traceInfo struct {
+	helo     string
+	remoteIP string
+	hostname string
+	queueID  string
+	tls      *tls.ConnectionState
+	rcpts    []string
+	now      time.Time
+}
+
+// receivedField builds the Received trace field (RFC 5321 §4.4) with the
+// protocol "ESMTPSA" — ESMTP with STARTTLS/TLS and AUTH (RFC 3848) — or
+// "ESMTPA" without TLS (only possible with RELAY_INSECURE_AUTH), and the TLS
+// version and cipher as a comment. It never records the credentials, and
+// names a recipient only when there is exactly one (as Postfix does), so a
+// Bcc list is not disclosed.
+func receivedField(t traceInfo) string {
+	proto := "ESMTPA"
+	tlsComment := ""
+	if t.tls != nil {
+		proto = "ESMTPSA"
+		tlsComment = fmt.Sprintf("\r\n\t(version=%s cipher=%s)",
+			tls.VersionName(t.tls.Version), tls.CipherSuiteName(t.tls.CipherSuite))
+	}
+	helo := sanitizeComment(t.helo)
+	var b strings.Builder
+	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (edgerelay) with %s id %s%s",
+		helo, t.remoteIP, t.hostname, proto, t.queueID, tlsComment)
+	if len(t.rcpts) == 1 {
+		fmt.Fprintf(&b, "\r\n\tfor <%s>", t.rcpts[0])
+	}
+	fmt.Fprintf(&b, ";\r\n\t%s\r\n", t.now.Format(time.RFC1123Z))
+	return b.String()
+}
+
+// sanitizeComment keeps the client-supplied HELO name from breaking the
+// field: no control characters, parentheses or brackets.
+func sanitizeComment(s string) string {
+	s = strings.Map(func(r rune) rune {
+		if r < 0x21 || r == 0x7f || r == '(' || r == ')' || r == '[' || r == ']' || r == '\\' {
+			return '_'
+		}
+		return r
+	}, s)
+	if len(s) > 255 {
+		s = s[:255]
+	}
+	if s == "" {
+		return "unknown"
+	}
+	return s
+}
+
+// fixups returns the fields that RFC 6409 §8 lets a submission server add:
+// Date (§8.2) and Message-ID (§8.3) when the client left them out. The
+// second result is the message's Message-ID (existing or new).
+func fixups(h *header, queueID, hostname string, now time.Time) (string, string) {
+	var b strings.Builder
+	if h.fields.Get("Date") == "" {
+		fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
+	}
+	msgID := strings.TrimSpace(h.fields.Get("Message-Id"))
+	if msgID == "" {
+		msgID = "<" + queueID + "@" + hostname + ">"
+		fmt.Fprintf(&b, "Message-ID: %s\r\n", msgID)
+	}
+	return b.String(), msgID
+}

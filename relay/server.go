@@ -1,0 +1,227 @@
+// Package relay is edgerelay's SMTP submission front end (RFC 6409) on
+// go-smtp: the listeners (587 with STARTTLS, 465 with implicit TLS, RFC
+// 8314), the session from EHLO to DATA, the relay policy (AUTH is required,
+// there is no other way to relay), sender alignment, limits, and the
+// submission fix-ups. Accepted messages go to the queue; relay never talks
+// to the delivery side directly.
+package relay
+
+import (
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// Authenticator is what the session needs from auth: *auth.Authenticator.
+type Authenticator interface {
+	Password(ctx context.Context, remoteIP, user, password string) (*auth.Identity, error)
+	Token(ctx context.Context, remoteIP, authzid, token string) (*auth.Identity, error)
+	HasPassword() bool
+	HasToken() bool
+}
+
+// Options configure the submission server.
+type Options struct {
+	// Hostname is used in the banner, the EHLO reply and Received fields.
+	Hostname string
+	// TLSConfig is used for STARTTLS and implicit TLS. Required.
+	TLSConfig *tls.Config
+	// InsecureAuth allows AUTH without TLS (development only).
+	InsecureAuth bool
+	// Auth decides who a client is and which senders are theirs. Required.
+	Auth Authenticator
+	// Queue receives accepted messages. Required.
+	Queue queue.Queue
+	// MaxMessageBytes is advertised in SIZE and enforced (552 5.3.4).
+	MaxMessageBytes int64
+	// MaxRecipients per message (452 4.5.3 past it).
+	MaxRecipients int
+	// CheckHeaderFrom requires every header From address to be one of the
+	// user's addresses (550 5.7.1).
+	CheckHeaderFrom bool
+	// IdleTimeout bounds how long a client may stay silent (RFC 5321
+	// §4.5.3.2 suggests 5 minutes); MaxSessionDuration bounds a whole
+	// connection, so a slow client cannot hold one forever.
+	IdleTimeout        time.Duration
+	MaxSessionDuration time.Duration
+	// MaxConnections and MaxConnectionsPerIP limit concurrent connections
+	// (0: no limit).
+	MaxConnections      int
+	MaxConnectionsPerIP int
+	// Logger receives the session events. Never a secret.
+	Logger *slog.Logger
+	// Now is the clock (nil: time.Now).
+	Now func() time.Time
+}
+
+// Server is the submission server. One Server serves any number of
+// listeners; Shutdown drains them all.
+type Server struct {
+	opts     Options
+	log      *slog.Logger
+	smtp     *smtp.Server
+	ctx      context.Context
+	cancel   context.CancelFunc
+	draining atomic.Bool
+
+	mu        sync.Mutex
+	listeners []*listener
+	serving   sync.WaitGroup
+}
+
+// New checks the options and returns a Server.
+func New(o Options) (*Server, error) {
+	switch {
+	case o.TLSConfig == nil:
+		return nil, errors.New("relay: TLSConfig is required")
+	case o.Auth == nil:
+		return nil, errors.New("relay: Auth is required")
+	case o.Queue == nil:
+		return nil, errors.New("relay: Queue is required")
+	case o.Hostname == "":
+		return nil, errors.New("relay: Hostname is required")
+	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = 5 * time.Minute
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{opts: o, log: o.Logger}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+
+	be := smtp.BackendFunc(s.newSession)
+	srv := smtp.NewServer(be)
+	srv.Domain = o.Hostname
+	srv.TLSConfig = o.TLSConfig
+	srv.AllowInsecureAuth = o.InsecureAuth
+	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.MaxRecipients = o.MaxRecipients
+	// Lines in mail data may exceed RFC 5322's 998 characters in sloppy
+	// mail; 4000 accepts those and still bounds memory per line.
+	srv.MaxLineLength = 4000
+	srv.WriteTimeout = time.Minute
+	srv.ReadTimeout = o.IdleTimeout
+	srv.EnableSMTPUTF8 = true
+	srv.EnableDSN = true
+	srv.ErrorLog = slogPrinter{s.log}
+	s.smtp = srv
+	return s, nil
+}
+
+// slogPrinter adapts go-smtp's error log to slog.
+type slogPrinter struct{ l *slog.Logger }
+
+func (p slogPrinter) Printf(format string, v ...any) { p.l.Debug(fmt.Sprintf(format, v...)) }
+func (p slogPrinter) Println(v ...any)               { p.l.Debug(fmt.Sprint(v...)) }
+
+func (s *Server) now() time.Time {
+	if s.opts.Now != nil {
+		return s.opts.Now()
+	}
+	return time.Now()
+}
+
+// Listen opens addr and serves SMTP submission on it in the background:
+// STARTTLS submission (port 587) when implicitTLS is false, submission over
+// implicit TLS (port 465, RFC 8314 §3.3) when true. It returns the bound
+// address.
+func (s *Server) Listen(addr string, implicitTLS bool) (net.Addr, error) {
+	nl, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, err
+	}
+	return s.Serve(nl, implicitTLS), nil
+}
+
+// Serve serves submission on an open listener in the background.
+func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
+	l := &listener{
+		Listener:   nl,
+		idle:       s.opts.IdleTimeout,
+		maxSession: s.opts.MaxSessionDuration,
+		maxConns:   s.opts.MaxConnections,
+		maxPerIP:   s.opts.MaxConnectionsPerIP,
+		conns:      map[*trackedConn]struct{}{},
+		perIP:      map[string]int{},
+		log:        s.log.Warn,
+	}
+	if implicitTLS {
+		l.tlsConfig = s.opts.TLSConfig
+	}
+	s.mu.Lock()
+	s.listeners = append(s.listeners, l)
+	s.mu.Unlock()
+	s.serving.Add(1)
+	go func() {
+		defer s.serving.Done()
+		if err := s.smtp.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+			s.log.Error("listener stopped", "addr", nl.Addr().String(), "err", err)
+		}
+	}()
+	s.log.Info("listening", "addr", nl.Addr().String(), "implicit_tls", implicitTLS)
+	return nl.Addr()
+}
+
+// Shutdown stops accepting connections, lets transactions in progress
+// finish until ctx is done, tells idle clients "421 4.3.2" as soon as they
+// are idle, and at the deadline closes what is left with the same reply.
+// A message is never half-queued: the queue either made it durable (and
+// the client may or may not have seen the 250: at-least-once) or not.
+func (s *Server) Shutdown(ctx context.Context) error {
+	s.draining.Store(true)
+	done := make(chan error, 1)
+	go func() { done <- s.smtp.Shutdown(ctx) }()
+
+	const bye = "421 4.3.2 Service shutting down, try again later"
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case err := <-done:
+			s.cancel()
+			s.serving.Wait()
+			if errors.Is(err, smtp.ErrServerClosed) {
+				err = nil
+			}
+			return err
+		case <-ctx.Done():
+			for _, c := range s.allConns() {
+				c.say421(bye)
+			}
+			s.smtp.Close()
+			s.cancel()
+			<-done
+			s.serving.Wait()
+			return nil
+		case <-tick.C:
+			for _, c := range s.allConns() {
+				if c.idleFor(20 * time.Millisecond) {
+					c.say421(bye)
+				}
+			}
+		}
+	}
+}
+
+func (s *Server) allConns() []*trackedConn {
+	s.mu.Lock()
+	ls := append([]*listener(nil), s.listeners...)
+	s.mu.Unlock()
+	var out []*trackedConn
+	for _, l := range ls {
+		out = append(out, l.snapshot()...)
+	}
+	return out
+}

@@ -1,0 +1,346 @@
+package relay
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"crypto/tls"
+	"errors"
+	"io"
+	"log/slog"
+	"strings"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// maxAuthFailures is how many failed AUTH attempts a session may make
+// before it is closed with 421 4.7.0.
+const maxAuthFailures = 3
+
+// session is one SMTP connection's state, from EHLO to QUIT. go-smtp calls
+// its methods from the connection's goroutine only.
+type session struct {
+	srv      *Server
+	conn     *smtp.Conn
+	tc       *trackedConn
+	remoteIP string
+	tls      *tls.ConnectionState
+	log      *slog.Logger
+
+	id        *auth.Identity
+	authFails int
+
+	from     string
+	mailOpts smtp.MailOptions
+	rcpts    []queue.Recipient
+}
+
+func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
+	if s.draining.Load() {
+		return nil, errShutdown
+	}
+	ss := &session{
+		srv:      s,
+		conn:     c,
+		tc:       underlying(c.Conn()),
+		remoteIP: remoteIP(c.Conn().RemoteAddr()),
+	}
+	if st, ok := c.TLSConnectionState(); ok {
+		ss.tls = &st
+	}
+	if ss.tc != nil {
+		ss.tc.setTop(c.Conn())
+	}
+	ss.log = s.log.With("remote", ss.remoteIP, "helo", c.Hostname(), "tls", ss.tls != nil)
+	ss.log.Debug("session started")
+	return ss, nil
+}
+
+// AuthMechanisms lists what the configured backends can do. go-smtp shows
+// them only under TLS unless insecure AUTH is allowed (RFC 4954 §4: a
+// server should not offer plaintext mechanisms without TLS).
+func (ss *session) AuthMechanisms() []string {
+	if ss.tls == nil && !ss.srv.opts.InsecureAuth {
+		return nil
+	}
+	var m []string
+	if ss.srv.opts.Auth.HasPassword() {
+		m = append(m, mechPlain, mechLogin)
+	}
+	if ss.srv.opts.Auth.HasToken() {
+		m = append(m, mechOAuthBearer, mechXOAuth2)
+	}
+	return m
+}
+
+// Auth starts a SASL exchange for mech.
+func (ss *session) Auth(mech string) (sasl.Server, error) {
+	if ss.tls == nil && !ss.srv.opts.InsecureAuth {
+		// go-smtp already refuses with 523 5.7.10; this is belt and braces.
+		return nil, reply(538, 5, 7, 11, "Encryption required for requested authentication mechanism")
+	}
+	if ss.id != nil {
+		return nil, reply(503, 5, 5, 1, "Already authenticated")
+	}
+	ctx := context.Background()
+	user := ""
+	password := func(authzid, u, pw string) error {
+		user = u
+		if authzid != "" && authzid != u {
+			return errBadCreds // acting as someone else is not allowed
+		}
+		id, err := ss.srv.opts.Auth.Password(ctx, ss.remoteIP, u, pw)
+		return ss.authOutcome(id, err)
+	}
+	token := func(u, tok string) error {
+		user = u
+		id, err := ss.srv.opts.Auth.Token(ctx, ss.remoteIP, u, tok)
+		if id != nil {
+			user = id.User
+		}
+		return ss.authOutcome(id, err)
+	}
+	var inner sasl.Server
+	switch mech {
+	case mechPlain:
+		if ss.srv.opts.Auth.HasPassword() {
+			inner = newPlainServer(password)
+		}
+	case mechLogin:
+		if ss.srv.opts.Auth.HasPassword() {
+			inner = &loginServer{check: password}
+		}
+	case mechOAuthBearer, mechXOAuth2:
+		if ss.srv.opts.Auth.HasToken() {
+			inner = &oauthServer{mech: mech, check: token}
+		}
+	}
+	if inner == nil {
+		return nil, errMechUnknown
+	}
+	return &saslOutcome{inner: inner, ss: ss, mech: mech, user: &user}, nil
+}
+
+// authOutcome maps a backend answer to the SMTP reply: an outage or the
+// throttle is 454 4.7.0 (try again later), never 535, so a directory outage
+// does not look like a wrong password.
+func (ss *session) authOutcome(id *auth.Identity, err error) error {
+	switch {
+	case err == nil && id != nil:
+		ss.id = id
+		return nil
+	case errors.Is(err, auth.ErrThrottled):
+		return errAuthThrottle
+	case errors.Is(err, auth.ErrUnavailable):
+		return errAuthTempFail
+	default:
+		return errBadCreds
+	}
+}
+
+// saslOutcome wraps a mechanism to log the outcome once and to count
+// failures: the third ends the session (421 4.7.0, then close).
+type saslOutcome struct {
+	inner sasl.Server
+	ss    *session
+	mech  string
+	user  *string
+}
+
+func (o *saslOutcome) Next(resp []byte) ([]byte, bool, error) {
+	ch, done, err := o.inner.Next(resp)
+	if !done {
+		return ch, done, err
+	}
+	ss := o.ss
+	if err == nil && ss.id != nil {
+		ss.log = ss.log.With("user", ss.id.User)
+		ss.log.Info("auth ok", "mech", o.mech, "backend", ss.id.Backend)
+		return nil, true, nil
+	}
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		se = errAuthSyntax // a malformed exchange from the SASL library
+	}
+	ss.authFails++
+	ss.log.Warn("auth failed", "mech", o.mech, "user", *o.user, "reply", se.Code, "failures", ss.authFails)
+	if ss.authFails >= maxAuthFailures {
+		if ss.tc != nil {
+			ss.tc.closeAfterWrite.Store(true)
+		}
+		return nil, true, errAuthTooMany
+	}
+	return nil, true, se
+}
+
+// Mail starts a transaction. Relaying needs a successful AUTH; there is no
+// other way (no IP allow-list): RFC 6409 §4.3 lets a submission server
+// require authentication, and edgerelay always does.
+func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
+	if ss.srv.draining.Load() {
+		if ss.tc != nil {
+			ss.tc.closeAfterWrite.Store(true)
+		}
+		return errShutdown
+	}
+	if ss.id == nil {
+		ss.log.Info("mail refused: not authenticated", "from", from)
+		return errAuthRequired
+	}
+	if from == "" {
+		return errNullSender
+	}
+	if !isASCII(from) && (opts == nil || !opts.UTF8) {
+		return errUTF8
+	}
+	// Sender alignment: the envelope sender must be one of the addresses
+	// the identity store gives this user.
+	if !ss.id.MaySend(from) {
+		ss.log.Warn("mail refused: sender not allowed", "from", from)
+		return errSenderDenied
+	}
+	ss.from = from
+	if opts != nil {
+		ss.mailOpts = *opts
+	}
+	if ss.tc != nil {
+		ss.tc.inTxn.Store(true)
+	}
+	return nil
+}
+
+// Rcpt adds a recipient with its DSN options (RFC 3461 §4).
+func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if ss.id == nil || ss.from == "" {
+		return errAuthRequired
+	}
+	at := strings.LastIndexByte(to, '@')
+	if at <= 0 || at == len(to)-1 {
+		return errRcptSyntax
+	}
+	if !isASCII(to) && !ss.mailOpts.UTF8 {
+		return errUTF8
+	}
+	r := queue.Recipient{Addr: to, Status: queue.StatusPending}
+	if opts != nil {
+		for _, n := range opts.Notify {
+			r.Notify = append(r.Notify, string(n))
+		}
+		if opts.OriginalRecipient != "" {
+			typ := string(opts.OriginalRecipientType)
+			if typ == "" {
+				typ = "rfc822"
+			}
+			r.ORCPT = typ + ";" + opts.OriginalRecipient
+		}
+	}
+	ss.rcpts = append(ss.rcpts, r)
+	return nil
+}
+
+// Data reads the message, checks it, adds the submission fix-ups and queues
+// it. The reply is 250 only once the queue says the message is durable.
+func (ss *session) Data(r io.Reader) error {
+	defer ss.endTxn()
+	if ss.id == nil || ss.from == "" {
+		return errAuthRequired
+	}
+	if len(ss.rcpts) == 0 {
+		return errNoRecipients
+	}
+	now := ss.srv.now()
+	qid := queue.NewID()
+	log := ss.log.With("id", qid)
+
+	cr := &crlfReader{r: r}
+	br := bufio.NewReaderSize(cr, 64<<10)
+	fail := func(err error, what string) error {
+		if cr.err != nil && !errors.Is(cr.err, io.EOF) {
+			err = cr.err // the client's data was at fault, not the queue
+		}
+		rep := dataErrorReply(err)
+		if rep == errQueue {
+			log.Error("message not queued", "stage", what, "err", err)
+		} else {
+			log.Warn("message refused", "stage", what, "reply", rep.Code, "text", rep.Message)
+		}
+		return rep
+	}
+
+	h, err := readHeader(br)
+	if err != nil {
+		return fail(err, "header")
+	}
+	if ss.srv.opts.CheckHeaderFrom {
+		addrs, err := h.fromAddresses()
+		if err != nil {
+			return fail(err, "header from")
+		}
+		for _, a := range addrs {
+			if !ss.id.MaySend(a) {
+				log.Warn("message refused: header From not allowed", "header_from", a)
+				return errHeaderFrom
+			}
+		}
+	}
+	fix, msgID := fixups(h, qid, ss.srv.opts.Hostname, now)
+	rcptAddrs := make([]string, len(ss.rcpts))
+	for i, rc := range ss.rcpts {
+		rcptAddrs[i] = rc.Addr
+	}
+	trace := receivedField(traceInfo{
+		helo: ss.conn.Hostname(), remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname,
+		queueID: qid, tls: ss.tls, rcpts: rcptAddrs, now: now,
+	})
+	body := io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br)
+
+	env := &queue.Envelope{
+		ID:         qid,
+		From:       ss.from,
+		Recipients: ss.rcpts,
+		User:       ss.id.User,
+		RET:        string(ss.mailOpts.Return),
+		EnvID:      ss.mailOpts.EnvelopeID,
+		SMTPUTF8:   ss.mailOpts.UTF8,
+		Body8Bit:   ss.mailOpts.Body == smtp.Body8BitMIME,
+		MessageID:  msgID,
+		Arrival:    now,
+	}
+	id, err := ss.srv.opts.Queue.Enqueue(ss.srv.ctx, env, body)
+	if err != nil {
+		return fail(err, "enqueue")
+	}
+	log.Info("queued", "id", id, "from", ss.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
+	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
+}
+
+func (ss *session) endTxn() {
+	ss.from = ""
+	ss.mailOpts = smtp.MailOptions{}
+	ss.rcpts = nil
+	if ss.tc != nil {
+		ss.tc.inTxn.Store(false)
+	}
+}
+
+// Reset discards the transaction in progress (RSET, or a new EHLO).
+func (ss *session) Reset() { ss.endTxn() }
+
+// Logout ends the session.
+func (ss *session) Logout() error {
+	ss.log.Debug("session ended")
+	return nil
+}
+
+func isASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] >= 0x80 {
+			return false
+		}
+	}
+	return true
+}
