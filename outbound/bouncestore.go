@@ -1,0 +1,122 @@
+package outbound
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"strings"
+)
+
+// BounceStoreOptions are what OpenBounceStore needs besides the spec.
+type BounceStoreOptions struct {
+	// QueueDirs are the queue's local directories (the spool). A maildir
+	// bounce store may be none of them, inside none of them and contain
+	// none of them.
+	QueueDirs []string
+	// S3 opens an "s3://bucket/prefix" store. It is set by the part of the
+	// program that holds the S3 client; nil makes an s3:// spec an error.
+	// The opener is responsible for its own dedication checks (marker
+	// object; not the queue's bucket/prefix).
+	S3 func(bucket, prefix string) (BounceStore, error)
+}
+
+// OpenBounceStore opens the dedicated bounce store named by spec, the value
+// of RELAY_BOUNCE_STORE:
+//
+//   - "maildir:PATH" — a Maildir at PATH (see openMaildir for the rules
+//     that keep it dedicated);
+//   - "s3://bucket/prefix" — an S3 bucket and key prefix, opened by o.S3.
+//
+// Every error names RELAY_BOUNCE_STORE and says what is wrong; the program
+// should refuse to start on one.
+func OpenBounceStore(spec string, o BounceStoreOptions) (BounceStore, error) {
+	switch {
+	case strings.HasPrefix(spec, "maildir:"):
+		path := strings.TrimPrefix(spec, "maildir:")
+		if path == "" {
+			return nil, storeErr(spec, "no path after maildir:")
+		}
+		return openMaildir(spec, path, o.QueueDirs)
+	case strings.HasPrefix(spec, "s3://"):
+		bucket, prefix, _ := strings.Cut(strings.TrimPrefix(spec, "s3://"), "/")
+		if bucket == "" {
+			return nil, storeErr(spec, "no bucket in s3://bucket/prefix")
+		}
+		if o.S3 == nil {
+			return nil, storeErr(spec, "an s3 bounce store requires RELAY_QUEUE=sqs (the S3 client is set up with the SQS + S3 queue); use maildir:PATH with the spool queue")
+		}
+		st, err := o.S3(bucket, strings.Trim(prefix, "/"))
+		if err != nil {
+			return nil, fmt.Errorf("RELAY_BOUNCE_STORE %q: %w", spec, err)
+		}
+		return st, nil
+	}
+	return nil, storeErr(spec, "want maildir:PATH or s3://bucket/prefix")
+}
+
+func storeErr(spec, problem string) error {
+	return fmt.Errorf("RELAY_BOUNCE_STORE %q: %s", spec, problem)
+}
+
+// resolvePath returns p as a clean absolute path with symbolic links
+// resolved as far as the path exists, so that two names of one directory
+// compare equal.
+func resolvePath(p string) (string, error) {
+	abs, err := filepath.Abs(p)
+	if err != nil {
+		return "", err
+	}
+	// Resolve the longest existing ancestor and keep the rest as it is.
+	rest := ""
+	cur := abs
+	for {
+		real, err := filepath.EvalSymlinks(cur)
+		if err == nil {
+			return filepath.Join(real, rest), nil
+		}
+		if !errors.Is(err, fs.ErrNotExist) {
+			return "", err
+		}
+		parent := filepath.Dir(cur)
+		if parent == cur {
+			return abs, nil
+		}
+		rest = filepath.Join(filepath.Base(cur), rest)
+		cur = parent
+	}
+}
+
+// within reports whether path is dir or lies inside it; both are resolved.
+func within(path, dir string) bool {
+	if path == dir {
+		return true
+	}
+	rel, err := filepath.Rel(dir, path)
+	return err == nil && rel != ".." && !strings.HasPrefix(rel, ".."+string(os.PathSeparator))
+}
+
+// checkNotQueue refuses a store path that is a queue directory, inside one,
+// or holds one (ARCHITECTURE.md: the bounce store is never the queue's own
+// location).
+func checkNotQueue(spec, store string, queueDirs []string) error {
+	for _, q := range queueDirs {
+		if q == "" {
+			continue
+		}
+		rq, err := resolvePath(q)
+		if err != nil {
+			return storeErr(spec, fmt.Sprintf("cannot resolve queue directory %q: %v", q, err))
+		}
+		switch {
+		case store == rq:
+			return storeErr(spec, fmt.Sprintf("is the queue directory %s; the bounce store must be a dedicated directory of its own", rq))
+		case within(store, rq):
+			return storeErr(spec, fmt.Sprintf("is inside the queue directory %s; the bounce store must be a dedicated directory outside the queue", rq))
+		case within(rq, store):
+			return storeErr(spec, fmt.Sprintf("contains the queue directory %s; the bounce store must be a dedicated directory that holds nothing else", rq))
+		}
+	}
+	return nil
+}
