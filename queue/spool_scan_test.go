@@ -62,8 +62,10 @@ func TestSpoolRescan(t *testing.T) {
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
-			name:           "envelope truncated",
-			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","from":"a@`) },
+			name: "envelope truncated",
+			damage: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","from":"a@`)
+			},
 			wantQuarantine: []string{id + ".eml", id + ".env"},
 			wantLog:        "level=ERROR",
 		},
@@ -80,8 +82,10 @@ func TestSpoolRescan(t *testing.T) {
 			wantLog:        "level=ERROR",
 		},
 		{
-			name:           "envelope of the wrong type",
-			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","recipients":"x"}`) },
+			name: "envelope of the wrong type",
+			damage: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","recipients":"x"}`)
+			},
 			wantQuarantine: []string{id + ".eml", id + ".env"},
 			wantLog:        "level=ERROR",
 		},
