@@ -195,8 +195,9 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[id] = &spoolEntry{id: id, next: env.NextAttempt}
+	s.entries[id] = &spoolEntry{id: id, next: dueAt(env)}
 	s.release(s.entries[id])
+	s.log.Debug("spool: enqueued", "id", id, "size", env.Size, "recipients", len(env.Recipients))
 	return id, nil
 }
 

@@ -14,17 +14,21 @@ import (
 // lease has already ended (it was rescheduled or completed before).
 var errLeaseLost = errors.New("spool: message is not leased (lease already ended)")
 
+// errCorruptEnvelope marks an envelope file that was read but cannot be
+// used; such a message is quarantined.
+var errCorruptEnvelope = errors.New("corrupt envelope")
+
 // spoolEntry is the in-memory index record of one committed message.
 type spoolEntry struct {
 	id     string
-	next   time.Time // NextAttempt
+	next   time.Time // due time, see dueAt
 	leased bool
 	seq    uint64 // lease generation; a Token is valid while it matches
 	index  int    // position in the due heap, -1 when not in it
 }
 
-// entryHeap orders the messages that are not leased by NextAttempt, oldest
-// first, and by ID (which sorts by arrival) among equals.
+// entryHeap orders the messages that are not leased by due time (see
+// dueAt), oldest first, and by ID (which sorts by arrival) among equals.
 type entryHeap []*spoolEntry
 
 func (h entryHeap) Len() int { return len(h) }
@@ -64,7 +68,8 @@ func (s *Spool) release(e *spoolEntry) {
 // Lease blocks until a message is due and not leased, then claims it: the
 // envelope is rewritten with Attempts incremented before Lease returns
 // (claim before deliver), so that a crash during delivery is counted.
-// Messages are handed out in NextAttempt order, oldest first.
+// Due messages are handed out oldest first, by NextAttempt (by Arrival for
+// a message never rescheduled).
 //
 // Lease returns ctx.Err() when ctx is done and ErrClosed once the spool is
 // closed. An error writing the claim is returned as is and the message stays
@@ -128,12 +133,20 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 // then been quarantined (or had vanished) and left the index.
 func (s *Spool) claim(e *spoolEntry) (*Message, error) {
 	env, err := s.readEnvelope(e.id)
+	switch {
+	case errors.Is(err, errCorruptEnvelope):
+		s.quarantine(e.id, err)
+	case errors.Is(err, os.ErrNotExist):
+		s.log.Error("spool: envelope vanished from the spool", "id", e.id, "err", err)
+	case err != nil:
+		// Perhaps transient (EMFILE, EIO): keep the message, retry later.
+		s.mu.Lock()
+		e.next = s.now().Add(spoolErrorRetry)
+		s.release(e)
+		s.mu.Unlock()
+		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
+	}
 	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			s.log.Error("spool: envelope vanished from the spool", "id", e.id, "err", err)
-		} else {
-			s.quarantine(e.id, err)
-		}
 		s.mu.Lock()
 		delete(s.entries, e.id)
 		s.mu.Unlock()
@@ -149,6 +162,7 @@ func (s *Spool) claim(e *spoolEntry) (*Message, error) {
 	s.mu.Lock()
 	seq := e.seq
 	s.mu.Unlock()
+	s.log.Debug("spool: leased", "id", e.id, "attempts", env.Attempts)
 	return &Message{Envelope: env, Token: &spoolLease{id: e.id, seq: seq}}, nil
 }
 
@@ -160,12 +174,22 @@ func (s *Spool) readEnvelope(id string) (*Envelope, error) {
 	}
 	var env Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
-		return nil, fmt.Errorf("parse envelope: %w", err)
+		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
 	}
 	if env.ID != id {
-		return nil, fmt.Errorf("envelope ID %q does not match its file name", env.ID)
+		return nil, fmt.Errorf("%w: ID %q does not match its file name", errCorruptEnvelope, env.ID)
 	}
 	return &env, nil
+}
+
+// dueAt is when env is due: its NextAttempt, or for a message never
+// rescheduled its Arrival, so that due messages go out first come, first
+// served and fresh mail does not overtake retries that are already due.
+func dueAt(env *Envelope) time.Time {
+	if env.NextAttempt.IsZero() {
+		return env.Arrival
+	}
+	return env.NextAttempt
 }
 
 // writeEnvelope replaces the envelope file of env.ID atomically.
@@ -208,6 +232,9 @@ func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error 
 	e, err := s.endLease(m)
 	if err != nil {
 		return err
+	}
+	if at.IsZero() {
+		at = s.now()
 	}
 	env := m.Envelope.Clone()
 	env.ID = e.id

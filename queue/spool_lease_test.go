@@ -12,8 +12,8 @@ import (
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// TestSpoolLeaseOrder: due messages are handed out oldest NextAttempt
-// first, and one that is not due yet becomes due when the clock reaches it.
+// TestSpoolLeaseOrder: due messages are handed out oldest due time (the
+// NextAttempt, else the Arrival) first, and one that is not due yet becomes due when the clock reaches it.
 func TestSpoolLeaseOrder(t *testing.T) {
 	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
 	s := openSpool(t, t.TempDir(), queue.SpoolOptions{Now: clock.Now, PollInterval: 5 * time.Millisecond})
@@ -25,7 +25,12 @@ func TestSpoolLeaseOrder(t *testing.T) {
 		env.NextAttempt = base.Add(off)
 		byOffset[off] = mustEnqueue(t, s, env, "x")
 	}
-	for _, off := range []time.Duration{-time.Hour, -time.Minute, -time.Second, 0} {
+	// Never rescheduled: due since its Arrival, so it queues behind retries
+	// that were due before it arrived.
+	fresh := envelope("bob@example.net")
+	fresh.Arrival = base.Add(-30 * time.Second)
+	byOffset[-30*time.Second] = mustEnqueue(t, s, fresh, "x")
+	for _, off := range []time.Duration{-time.Hour, -time.Minute, -30 * time.Second, -time.Second, 0} {
 		m := mustLease(t, s)
 		if m.Envelope.ID != byOffset[off] {
 			t.Fatalf("leased %s (next %v), want the one due at %v", m.Envelope.ID, m.Envelope.NextAttempt.Sub(base), off)
@@ -188,4 +193,31 @@ func TestSpoolClosed(t *testing.T) {
 	if s := openSpool(t, dir, queue.SpoolOptions{}); s.Len() != 0 {
 		t.Fatalf("Len after reopen = %d", s.Len())
 	}
+}
+
+// TestSpoolUnreadableAtLease: an envelope that cannot be read for a reason
+// other than its content (here: a directory in its place) is not
+// quarantined at lease time; Lease reports the error and the message waits
+// for a later retry.
+func TestSpoolUnreadableAtLease(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, queue.SpoolOptions{})
+	id := mustEnqueue(t, s, envelope("bob@example.net"), "x")
+	p := filepath.Join(dir, "msg", id+".env")
+	if err := os.Remove(p); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Mkdir(p, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.Lease(context.Background()); err == nil || !strings.Contains(err.Error(), id) {
+		t.Fatalf("Lease error = %v, want one naming %s", err, id)
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1 (kept)", s.Len())
+	}
+	if got := dirNames(t, filepath.Join(dir, "quarantine")); len(got) != 0 {
+		t.Fatalf("quarantine/ = %v, want empty", got)
+	}
+	noLease(t, s) // not due again at once
 }

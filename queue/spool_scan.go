@@ -60,7 +60,7 @@ func (s *Spool) scan() error {
 			s.quarantine(id, err)
 			continue
 		}
-		s.entries[id] = &spoolEntry{id: id, next: env.NextAttempt, index: -1}
+		s.entries[id] = &spoolEntry{id: id, next: dueAt(env), index: -1}
 	}
 	for _, e := range s.entries {
 		s.due = append(s.due, e)
