@@ -1,0 +1,358 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/kelseyhightower/envconfig"
+)
+
+// Config is edgerelay's whole configuration, read from RELAY_* environment
+// variables once at start and validated once. The README's configuration
+// table lists every field (config_test.go keeps the two in step).
+type Config struct {
+	// Identity and listeners.
+	Hostname        string `envconfig:"HOSTNAME" desc:"name in the banner, EHLO, Received, Message-ID; default: the host name"`
+	SubmissionAddr  string `envconfig:"SUBMISSION_ADDR" default:":587" desc:"STARTTLS submission listener; empty disables it"`
+	SubmissionsAddr string `envconfig:"SUBMISSIONS_ADDR" default:":465" desc:"implicit-TLS submission listener; empty disables it"`
+	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz and /readyz; empty disables it"`
+	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
+	TLSKeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM private key for RELAY_TLS_CERT_FILE"`
+	InsecureAuth    bool   `envconfig:"INSECURE_AUTH" default:"false" desc:"allow AUTH without TLS (development only; WARN at start)"`
+	Role            string `envconfig:"ROLE" default:"all" desc:"all, submission (front end only) or worker (delivery only); the spool needs all"`
+
+	// Queue.
+	DataDir     string `envconfig:"DATA_DIR" default:"./data" desc:"where the local spool (and the default bounce store and users file) live"`
+	Queue       string `envconfig:"QUEUE" default:"spool" desc:"spool (local disk) or sqs (SQS + S3)"`
+	SQSQueueURL string `envconfig:"SQS_QUEUE_URL" desc:"SQS queue URL (RELAY_QUEUE=sqs)"`
+	S3Bucket    string `envconfig:"S3_BUCKET" desc:"S3 bucket for message bodies (RELAY_QUEUE=sqs)"`
+	S3Prefix    string `envconfig:"S3_PREFIX" default:"queue/" desc:"key prefix for message bodies"`
+	S3SSE       string `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
+	S3KMSKeyID  string `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms"`
+
+	// Identity store.
+	Auth              string        `envconfig:"AUTH" default:"file" desc:"identity backends, comma-separated, tried in order: file, ldap, oidc"`
+	AuthFile          string        `envconfig:"AUTH_FILE" desc:"users file; default $RELAY_DATA_DIR/users"`
+	AuthMaxFailures   int           `envconfig:"AUTH_MAX_FAILURES" default:"5" desc:"failed AUTH attempts per client IP or user name within the window before 454 4.7.0"`
+	AuthFailureWindow time.Duration `envconfig:"AUTH_FAILURE_WINDOW" default:"10m" desc:"window for RELAY_AUTH_MAX_FAILURES"`
+	AuthCacheTTL      time.Duration `envconfig:"AUTH_CACHE_TTL" default:"60s" desc:"how long a successful password check is remembered; 0 disables"`
+
+	LDAPURL              string        `envconfig:"LDAP_URL" desc:"ldap://host:389 or ldaps://host:636"`
+	LDAPStartTLS         bool          `envconfig:"LDAP_STARTTLS" default:"false" desc:"StartTLS on an ldap:// URL"`
+	LDAPCAFile           string        `envconfig:"LDAP_CA_FILE" desc:"PEM CA bundle for the directory's certificate"`
+	LDAPBindDN           string        `envconfig:"LDAP_BIND_DN" desc:"service account for searches; empty = anonymous search"`
+	LDAPBindPassword     string        `envconfig:"LDAP_BIND_PASSWORD" desc:"service account password"`
+	LDAPBindPasswordFile string        `envconfig:"LDAP_BIND_PASSWORD_FILE" desc:"file holding the service account password (Docker/Kubernetes secrets)"`
+	LDAPBaseDN           string        `envconfig:"LDAP_BASE_DN" desc:"search base, e.g. ou=people,dc=example,dc=org"`
+	LDAPFilter           string        `envconfig:"LDAP_FILTER" default:"(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))" desc:"search filter; {user} is replaced, escaped per RFC 4515"`
+	LDAPAddressAttrs     string        `envconfig:"LDAP_ADDRESS_ATTRS" default:"mail,mailAlternateAddress" desc:"attributes whose values are the user's sender addresses"`
+	LDAPTimeout          time.Duration `envconfig:"LDAP_TIMEOUT" default:"5s" desc:"timeout for every directory operation"`
+
+	OIDCIssuer           string `envconfig:"OIDC_ISSUER" desc:"issuer URL (discovery and JWKS)"`
+	OIDCAudience         string `envconfig:"OIDC_AUDIENCE" desc:"required aud of bearer tokens"`
+	OIDCUserClaim        string `envconfig:"OIDC_USER_CLAIM" default:"email" desc:"claim holding the identity, also an allowed sender"`
+	OIDCAddressClaim     string `envconfig:"OIDC_ADDRESS_CLAIM" desc:"optional claim holding more sender addresses"`
+	OIDCPasswordGrant    bool   `envconfig:"OIDC_PASSWORD_GRANT" default:"false" desc:"check PLAIN/LOGIN passwords with the provider's token endpoint"`
+	OIDCClientID         string `envconfig:"OIDC_CLIENT_ID" desc:"client for the password grant"`
+	OIDCClientSecret     string `envconfig:"OIDC_CLIENT_SECRET" desc:"client secret for the password grant"`
+	OIDCClientSecretFile string `envconfig:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret"`
+
+	// Submission policy and limits.
+	CheckHeaderFrom     bool          `envconfig:"CHECK_HEADER_FROM" default:"true" desc:"require the header From to be one of the user's addresses (550 5.7.1)"`
+	MaxMessageBytes     int64         `envconfig:"MAX_MESSAGE_BYTES" default:"26214400" desc:"advertised in SIZE and enforced (552 5.3.4)"`
+	MaxRecipients       int           `envconfig:"MAX_RECIPIENTS" default:"100" desc:"recipients per message (452 4.5.3)"`
+	IdleTimeout         time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long is disconnected (RFC 5321 4.5.3.2)"`
+	MaxSession          time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
+	MaxConnections      int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
+	MaxConnectionsPerIP int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
+
+	// Delivery.
+	Gateway              string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
+	GatewayTLS           string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
+	GatewayUsername      string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH PLAIN user for the gateway"`
+	GatewayPassword      string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH PLAIN password for the gateway"`
+	GatewayPasswordFile  string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
+	GatewayTLSVerify     bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
+	GatewayCAFile        string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
+	DeliveryConcurrency  int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
+	RetrySchedule        string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
+	QueueLifetime        time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`
+	DelayWarning         time.Duration `envconfig:"DELAY_WARNING" default:"4h" desc:"age at which one delayed DSN is sent; 0 disables"`
+	BounceStore          string        `envconfig:"BOUNCE_STORE" desc:"maildir:PATH or s3://bucket/prefix; default maildir:$RELAY_DATA_DIR/bounces"`
+	BounceFrom           string        `envconfig:"BOUNCE_FROM" desc:"From of reports; default MAILER-DAEMON@$RELAY_HOSTNAME"`
+	BounceToSender       bool          `envconfig:"BOUNCE_TO_SENDER" default:"true" desc:"also send each report to the original sender"`
+	ShutdownGrace        time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
+
+	// Logging.
+	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text or json"`
+	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
+
+	// Derived at validation.
+	backends      []string
+	retrySchedule []time.Duration
+}
+
+// envPrefix is the prefix of every variable.
+const envPrefix = "RELAY"
+
+// loadConfig reads the environment and validates it. Every problem is
+// reported, one line per variable, naming it.
+func loadConfig() (*Config, error) {
+	var c Config
+	if err := envconfig.Process(envPrefix, &c); err != nil {
+		var pe *envconfig.ParseError
+		if errors.As(err, &pe) {
+			return nil, fmt.Errorf("%s: cannot use %q: %s", pe.KeyName, pe.Value, conversionHint(pe))
+		}
+		return nil, err
+	}
+	if err := c.validate(); err != nil {
+		return nil, err
+	}
+	return &c, nil
+}
+
+func conversionHint(pe *envconfig.ParseError) string {
+	switch pe.TypeName {
+	case "bool":
+		return "want true or false"
+	case "int", "int64":
+		return "want a whole number"
+	case "Duration":
+		return "want a duration such as 90s, 5m or 120h"
+	}
+	return "want a " + pe.TypeName
+}
+
+// validate checks values and fills in derived defaults.
+func (c *Config) validate() error {
+	var errs []string
+	bad := func(name, format string, args ...any) {
+		errs = append(errs, fmt.Sprintf("%s_%s: %s", envPrefix, name, fmt.Sprintf(format, args...)))
+	}
+	if c.Hostname == "" {
+		h, err := os.Hostname()
+		if err != nil || h == "" {
+			bad("HOSTNAME", "not set and the host name is unknown")
+		}
+		c.Hostname = h
+	}
+	if strings.ContainsAny(c.Hostname, " \t\r\n<>@()[]") {
+		bad("HOSTNAME", "%q is not a host name", c.Hostname)
+	}
+	for name, addr := range map[string]string{"SUBMISSION_ADDR": c.SubmissionAddr, "SUBMISSIONS_ADDR": c.SubmissionsAddr, "HTTP_ADDR": c.HTTPAddr} {
+		if addr == "" {
+			continue
+		}
+		if _, _, err := net.SplitHostPort(addr); err != nil {
+			bad(name, "%q is not host:port or :port", addr)
+		}
+	}
+	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
+		bad("TLS_CERT_FILE", "RELAY_TLS_CERT_FILE and RELAY_TLS_KEY_FILE go together")
+	}
+	switch c.Role {
+	case "all", "submission", "worker":
+	default:
+		bad("ROLE", "%q: want all, submission or worker", c.Role)
+	}
+	switch c.Queue {
+	case "spool":
+		if c.Role != "all" {
+			bad("ROLE", "%q needs a shared queue (RELAY_QUEUE=sqs); the local spool works only with RELAY_ROLE=all", c.Role)
+		}
+	case "sqs":
+		if c.SQSQueueURL == "" {
+			bad("SQS_QUEUE_URL", "required with RELAY_QUEUE=sqs")
+		}
+		if c.S3Bucket == "" {
+			bad("S3_BUCKET", "required with RELAY_QUEUE=sqs")
+		}
+		switch c.S3SSE {
+		case "", "AES256":
+		case "aws:kms":
+			if c.S3KMSKeyID == "" {
+				bad("S3_KMS_KEY_ID", "required with RELAY_S3_SSE=aws:kms")
+			}
+		default:
+			bad("S3_SSE", "%q: want AES256 or aws:kms", c.S3SSE)
+		}
+	default:
+		bad("QUEUE", "%q: want spool or sqs", c.Queue)
+	}
+	if c.DataDir == "" {
+		bad("DATA_DIR", "must not be empty")
+	} else if abs, err := filepath.Abs(c.DataDir); err == nil {
+		c.DataDir = abs
+	}
+	if c.AuthFile == "" {
+		c.AuthFile = filepath.Join(c.DataDir, "users")
+	}
+	if c.BounceStore == "" {
+		c.BounceStore = "maildir:" + filepath.Join(c.DataDir, "bounces")
+	}
+	if !strings.HasPrefix(c.BounceStore, "maildir:") && !strings.HasPrefix(c.BounceStore, "s3://") {
+		bad("BOUNCE_STORE", "%q: want maildir:PATH or s3://bucket/prefix", c.BounceStore)
+	}
+
+	c.backends = nil
+	for _, b := range strings.Split(c.Auth, ",") {
+		b = strings.TrimSpace(strings.ToLower(b))
+		switch b {
+		case "file", "ldap", "oidc":
+			if slices.Contains(c.backends, b) {
+				bad("AUTH", "%q is listed twice", b)
+			}
+			c.backends = append(c.backends, b)
+		case "":
+		default:
+			bad("AUTH", "unknown backend %q: want file, ldap or oidc", b)
+		}
+	}
+	if len(c.backends) == 0 {
+		bad("AUTH", "at least one backend is needed")
+	}
+	if slices.Contains(c.backends, "ldap") {
+		if !strings.HasPrefix(c.LDAPURL, "ldap://") && !strings.HasPrefix(c.LDAPURL, "ldaps://") {
+			bad("LDAP_URL", "%q: want ldap://host[:port] or ldaps://host[:port]", c.LDAPURL)
+		}
+		if c.LDAPBaseDN == "" {
+			bad("LDAP_BASE_DN", "required with RELAY_AUTH=ldap")
+		}
+		if !strings.Contains(c.LDAPFilter, "{user}") {
+			bad("LDAP_FILTER", "must contain {user}")
+		}
+	}
+	if slices.Contains(c.backends, "oidc") {
+		if !strings.HasPrefix(c.OIDCIssuer, "https://") && !strings.HasPrefix(c.OIDCIssuer, "http://") {
+			bad("OIDC_ISSUER", "%q: want the issuer URL", c.OIDCIssuer)
+		}
+		if c.OIDCAudience == "" {
+			bad("OIDC_AUDIENCE", "required with RELAY_AUTH=oidc")
+		}
+		if c.OIDCPasswordGrant && c.OIDCClientID == "" {
+			bad("OIDC_CLIENT_ID", "required with RELAY_OIDC_PASSWORD_GRANT=true")
+		}
+	}
+	for name, v := range map[string]*string{
+		"LDAP_BIND_PASSWORD_FILE": &c.LDAPBindPassword,
+		"OIDC_CLIENT_SECRET_FILE": &c.OIDCClientSecret,
+		"GATEWAY_PASSWORD_FILE":   &c.GatewayPassword,
+	} {
+		file := map[string]string{
+			"LDAP_BIND_PASSWORD_FILE": c.LDAPBindPasswordFile,
+			"OIDC_CLIENT_SECRET_FILE": c.OIDCClientSecretFile,
+			"GATEWAY_PASSWORD_FILE":   c.GatewayPasswordFile,
+		}[name]
+		if file == "" {
+			continue
+		}
+		if *v != "" {
+			bad(name, "set both the value and the _FILE variable; use one")
+			continue
+		}
+		b, err := os.ReadFile(file)
+		if err != nil {
+			bad(name, "%v", err)
+			continue
+		}
+		*v = strings.TrimRight(string(b), "\r\n")
+	}
+	if c.AuthMaxFailures < 1 {
+		bad("AUTH_MAX_FAILURES", "must be at least 1")
+	}
+	if c.AuthFailureWindow <= 0 {
+		bad("AUTH_FAILURE_WINDOW", "must be positive")
+	}
+	if c.AuthCacheTTL < 0 {
+		bad("AUTH_CACHE_TTL", "must not be negative")
+	}
+	if c.MaxMessageBytes < 1024 {
+		bad("MAX_MESSAGE_BYTES", "%d is too small", c.MaxMessageBytes)
+	}
+	if c.MaxRecipients < 1 {
+		bad("MAX_RECIPIENTS", "must be at least 1")
+	}
+	if c.IdleTimeout < time.Second {
+		bad("IDLE_TIMEOUT", "must be at least 1s")
+	}
+	if c.MaxSession < c.IdleTimeout {
+		bad("MAX_SESSION", "must be at least RELAY_IDLE_TIMEOUT")
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+		bad("MAX_CONNECTIONS", "must not be negative")
+	}
+	switch c.GatewayTLS {
+	case "starttls", "tls", "none":
+	default:
+		bad("GATEWAY_TLS", "%q: want starttls, tls or none", c.GatewayTLS)
+	}
+	if c.Gateway != "" {
+		if _, _, err := net.SplitHostPort(c.Gateway); err != nil {
+			bad("GATEWAY", "%q is not host:port", c.Gateway)
+		}
+	}
+	if c.GatewayUsername != "" && c.GatewayPassword == "" {
+		bad("GATEWAY_PASSWORD", "required with RELAY_GATEWAY_USERNAME")
+	}
+	if c.GatewayUsername != "" && c.GatewayTLS == "none" {
+		bad("GATEWAY_TLS", "none would send the gateway password in clear; use starttls or tls")
+	}
+	if c.DeliveryConcurrency < 1 {
+		bad("DELIVERY_CONCURRENCY", "must be at least 1")
+	}
+	if s, err := parseSchedule(c.RetrySchedule); err != nil {
+		bad("RETRY_SCHEDULE", "%v", err)
+	} else {
+		c.retrySchedule = s
+	}
+	if c.QueueLifetime < time.Minute {
+		bad("QUEUE_LIFETIME", "must be at least 1m")
+	}
+	if c.DelayWarning < 0 || c.DelayWarning >= c.QueueLifetime && c.DelayWarning != 0 {
+		bad("DELAY_WARNING", "must be 0 (off) or less than RELAY_QUEUE_LIFETIME")
+	}
+	if c.BounceFrom != "" && !strings.Contains(c.BounceFrom, "@") {
+		bad("BOUNCE_FROM", "%q is not an address", c.BounceFrom)
+	}
+	if c.ShutdownGrace < 0 {
+		bad("SHUTDOWN_GRACE", "must not be negative")
+	}
+	switch c.LogFormat {
+	case "auto", "text", "json":
+	default:
+		bad("LOG_FORMAT", "%q: want auto, text or json", c.LogFormat)
+	}
+	switch strings.ToLower(c.LogLevel) {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
+	}
+	if c.Role != "worker" && c.SubmissionAddr == "" && c.SubmissionsAddr == "" {
+		bad("SUBMISSION_ADDR", "both submission listeners are disabled; nothing would accept mail")
+	}
+	if len(errs) > 0 {
+		return errors.New(strings.Join(errs, "\n"))
+	}
+	return nil
+}
+
+// parseSchedule parses "5m,10m,1h" into delays, each positive.
+func parseSchedule(s string) ([]time.Duration, error) {
+	var out []time.Duration
+	for _, f := range strings.Split(s, ",") {
+		f = strings.TrimSpace(f)
+		d, err := time.ParseDuration(f)
+		if err != nil || d <= 0 {
+			return nil, fmt.Errorf("%q is not a positive duration (want a list such as 5m,10m,1h)", f)
+		}
+		out = append(out, d)
+	}
+	return out, nil
+}

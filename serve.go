@@ -1,0 +1,279 @@
+package main
+
+import (
+	"context"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/outbound"
+	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/relay"
+)
+
+// serve wires the parts for cfg.Role and runs them until ctx is cancelled
+// (SIGTERM/SIGINT), then drains: listeners stop, sessions in progress get
+// up to RELAY_SHUTDOWN_GRACE, deliveries in flight finish or stay queued.
+func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
+	log.Info("edgerelay starting", "version", versionString(), "hostname", cfg.Hostname, "role", cfg.Role, "queue", cfg.Queue)
+
+	q, queueDirs, closeQueue, err := openQueue(ctx, cfg, log)
+	if err != nil {
+		return err
+	}
+	defer closeQueue()
+
+	var (
+		srv    *relay.Server
+		worker *outbound.Worker
+	)
+	if cfg.Role == "all" || cfg.Role == "worker" {
+		worker, err = newWorker(ctx, cfg, q, queueDirs, log)
+		if err != nil {
+			return err
+		}
+	}
+	if cfg.Role == "all" || cfg.Role == "submission" {
+		srv, err = newSubmission(ctx, cfg, q, log)
+		if err != nil {
+			return err
+		}
+		for _, l := range []struct {
+			addr     string
+			implicit bool
+			name     string
+		}{{cfg.SubmissionAddr, false, "RELAY_SUBMISSION_ADDR"}, {cfg.SubmissionsAddr, true, "RELAY_SUBMISSIONS_ADDR"}} {
+			if l.addr == "" {
+				continue
+			}
+			if _, err := srv.Listen(l.addr, l.implicit); err != nil {
+				srv.Shutdown(context.Background())
+				return fmt.Errorf("%s: %w", l.name, err)
+			}
+		}
+	}
+
+	var draining bool
+	var mu sync.Mutex
+	var httpSrv *http.Server
+	if cfg.HTTPAddr != "" {
+		mux := http.NewServeMux()
+		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+			fmt.Fprintln(w, "ok")
+		})
+		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+			mu.Lock()
+			d := draining
+			mu.Unlock()
+			if d {
+				http.Error(w, "draining", http.StatusServiceUnavailable)
+				return
+			}
+			fmt.Fprintln(w, "ready")
+		})
+		ln, err := net.Listen("tcp", cfg.HTTPAddr)
+		if err != nil {
+			if srv != nil {
+				srv.Shutdown(context.Background())
+			}
+			return fmt.Errorf("RELAY_HTTP_ADDR: %w", err)
+		}
+		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+		go httpSrv.Serve(ln)
+		log.Info("http listening", "addr", ln.Addr().String())
+	}
+
+	workerDone := make(chan error, 1)
+	workCtx, stopWork := context.WithCancel(context.Background())
+	defer stopWork()
+	if worker != nil {
+		go func() { workerDone <- worker.Run(workCtx) }()
+	} else {
+		workerDone <- nil
+	}
+
+	log.Info("edgerelay ready")
+	select {
+	case <-ctx.Done():
+		log.Info("shutting down", "grace", cfg.ShutdownGrace.String())
+	case err := <-workerDone:
+		// The worker only stops on its own when something is badly wrong.
+		if srv != nil {
+			srv.Shutdown(context.Background())
+		}
+		return fmt.Errorf("delivery worker stopped: %w", err)
+	}
+	mu.Lock()
+	draining = true
+	mu.Unlock()
+
+	// Drain the front end and the worker in parallel, both bounded.
+	var wg sync.WaitGroup
+	if srv != nil {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			sctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownGrace)
+			defer cancel()
+			if err := srv.Shutdown(sctx); err != nil {
+				log.Warn("submission shutdown", "err", err)
+			}
+		}()
+	}
+	stopWork()
+	wg.Wait()
+	if err := <-workerDone; err != nil && !errors.Is(err, context.Canceled) {
+		log.Warn("delivery worker shutdown", "err", err)
+	}
+	if httpSrv != nil {
+		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		httpSrv.Shutdown(hctx)
+		cancel()
+	}
+	log.Info("edgerelay stopped")
+	return nil
+}
+
+// openQueue opens the configured queue backend. It returns the local
+// directories the queue owns (for the bounce store's dedication check).
+func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (queue.Queue, []string, func(), error) {
+	switch cfg.Queue {
+	case "sqs":
+		return openSQS(ctx, cfg, log)
+	default:
+		dir := cfg.DataDir + "/spool"
+		sp, err := queue.OpenSpool(dir, queue.SpoolOptions{Logger: log.With("part", "queue")})
+		if err != nil {
+			return nil, nil, nil, fmt.Errorf("RELAY_DATA_DIR: spool %s: %w", dir, err)
+		}
+		return sp, []string{dir}, func() { sp.Close() }, nil
+	}
+}
+
+func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, error) {
+	tlsCfg, selfSigned, err := relay.TLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Hostname)
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
+	}
+	if selfSigned {
+		log.Warn("no RELAY_TLS_CERT_FILE: using a self-signed certificate made at start; clients will warn", "hostname", cfg.Hostname)
+	}
+	if cfg.InsecureAuth {
+		log.Warn("RELAY_INSECURE_AUTH=true: passwords may be sent without TLS; development only")
+	}
+	a, err := newAuthenticator(ctx, cfg, log)
+	if err != nil {
+		return nil, err
+	}
+	return relay.New(relay.Options{
+		Hostname:            cfg.Hostname,
+		TLSConfig:           tlsCfg,
+		InsecureAuth:        cfg.InsecureAuth,
+		Auth:                a,
+		Queue:               q,
+		MaxMessageBytes:     cfg.MaxMessageBytes,
+		MaxRecipients:       cfg.MaxRecipients,
+		CheckHeaderFrom:     cfg.CheckHeaderFrom,
+		IdleTimeout:         cfg.IdleTimeout,
+		MaxSessionDuration:  cfg.MaxSession,
+		MaxConnections:      cfg.MaxConnections,
+		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		Logger:              log.With("part", "submission"),
+	})
+}
+
+func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth.Authenticator, error) {
+	o := auth.Options{
+		Logger:        log.With("part", "auth"),
+		MaxFailures:   cfg.AuthMaxFailures,
+		FailureWindow: cfg.AuthFailureWindow,
+		CacheTTL:      cfg.AuthCacheTTL,
+	}
+	for _, b := range cfg.backends {
+		switch b {
+		case "file":
+			fb, err := auth.NewFileBackend(cfg.AuthFile, log.With("part", "auth", "backend", "file"))
+			if err != nil {
+				return nil, fmt.Errorf("RELAY_AUTH_FILE: %w", err)
+			}
+			o.Password = append(o.Password, fb)
+		case "ldap":
+			lb, err := newLDAPBackend(cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			o.Password = append(o.Password, lb)
+		case "oidc":
+			ob, err := newOIDCBackend(ctx, cfg, log)
+			if err != nil {
+				return nil, err
+			}
+			o.Token = append(o.Token, ob)
+			if cfg.OIDCPasswordGrant {
+				o.Password = append(o.Password, ob)
+			}
+		}
+	}
+	return auth.New(o), nil
+}
+
+func newWorker(ctx context.Context, cfg *Config, q queue.Queue, queueDirs []string, log *slog.Logger) (*outbound.Worker, error) {
+	store, err := openBounceStore(ctx, cfg, queueDirs)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("bounce store opened", "store", store.String())
+	rep, err := outbound.NewReporter(outbound.ReporterOptions{
+		Hostname: cfg.Hostname,
+		From:     cfg.BounceFrom,
+		Store:    store,
+		Queue:    q,
+		ToSender: cfg.BounceToSender,
+		Logger:   log.With("part", "reports"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_BOUNCE_FROM: %w", err)
+	}
+	var roots *x509.CertPool
+	if cfg.GatewayCAFile != "" {
+		pem, err := os.ReadFile(cfg.GatewayCAFile)
+		if err != nil {
+			return nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %w", err)
+		}
+		roots, err = x509.SystemCertPool()
+		if err != nil || roots == nil {
+			roots = x509.NewCertPool()
+		}
+		if !roots.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
+		}
+	}
+	delayWarning := cfg.DelayWarning
+	if delayWarning == 0 {
+		delayWarning = -1 // outbound: negative disables
+	}
+	return outbound.New(outbound.Options{
+		Queue:            q,
+		Hostname:         cfg.Hostname,
+		Gateway:          cfg.Gateway,
+		GatewayTLS:       cfg.GatewayTLS,
+		GatewayUsername:  cfg.GatewayUsername,
+		GatewayPassword:  cfg.GatewayPassword,
+		GatewayTLSVerify: cfg.GatewayTLSVerify,
+		GatewayRootCAs:   roots,
+		Concurrency:      cfg.DeliveryConcurrency,
+		RetrySchedule:    cfg.retrySchedule,
+		QueueLifetime:    cfg.QueueLifetime,
+		DelayWarning:     delayWarning,
+		ShutdownGrace:    cfg.ShutdownGrace,
+		Reporter:         rep,
+		Logger:           log.With("part", "delivery"),
+	})
+}
