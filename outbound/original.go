@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"net/mail"
+	"unicode/utf8"
 )
 
 // original is what a report returns of the original message.
@@ -14,6 +15,9 @@ type original struct {
 	// tooBig is set when the whole message was asked for (RET=FULL) but
 	// was larger than the limit, so only the header section is returned.
 	tooBig bool
+	// longLines is set when the whole message was asked for but has lines
+	// longer than RFC 5322 allows, which a report cannot carry unchanged.
+	longLines bool
 	// headersCut is set when the header section itself was longer than
 	// the limit and is returned cut at a line end.
 	headersCut bool
@@ -35,11 +39,15 @@ func readOriginal(r io.Reader, full bool, limit int64) (original, error) {
 			return o, err
 		}
 		if int64(len(b)) <= limit {
-			o.ret, o.content = ReturnFull, crlf(string(b))
-			o.messageID = headerMessageID(headerSection(b))
-			return o, nil
+			if content, ok := normalizeLines(b, false); ok {
+				o.ret, o.content = ReturnFull, content
+				o.messageID = headerMessageID(headerSection(b))
+				return o, nil
+			}
+			o.longLines = true
+		} else {
+			o.tooBig = true
 		}
-		o.tooBig = true
 		buf = b
 	} else {
 		// Read line by line up to the blank line that ends the header
@@ -76,7 +84,8 @@ func readOriginal(r io.Reader, full bool, limit int64) (original, error) {
 		}
 		o.headersCut = true
 	}
-	o.ret, o.content = ReturnHeaders, crlf(string(hdr))
+	content, _ := normalizeLines(hdr, true) // folding always succeeds
+	o.ret, o.content = ReturnHeaders, content
 	o.messageID = headerMessageID(hdr)
 	return o, nil
 }
@@ -110,4 +119,42 @@ func headerMessageID(hdr []byte) string {
 		return ""
 	}
 	return messageID(m.Header.Get("Message-Id"))
+}
+
+// normalizeLines returns b with CRLF line endings (a bare LF or CR ends a
+// line too). A line longer than maxLine cannot be carried unchanged: in a
+// header section (fold set) it is folded with CRLF + space, which keeps it
+// one field (RFC 5322 §2.2.3); otherwise normalizeLines reports false.
+func normalizeLines(b []byte, fold bool) ([]byte, bool) {
+	out := make([]byte, 0, len(b)+len(b)/32)
+	for len(b) > 0 {
+		i := bytes.IndexAny(b, "\r\n")
+		line := b
+		if i >= 0 {
+			line = b[:i]
+			if b[i] == '\r' && i+1 < len(b) && b[i+1] == '\n' {
+				i++
+			}
+			b = b[i+1:]
+		} else {
+			b = nil
+		}
+		width := maxLine
+		for len(line) > width {
+			if !fold {
+				return nil, false
+			}
+			n := width
+			for n > 1 && !utf8.RuneStart(line[n]) {
+				n--
+			}
+			out = append(out, line[:n]...)
+			out = append(out, "\r\n "...)
+			line = line[n:]
+			width = maxLine - 1 // the continuation starts with the space
+		}
+		out = append(out, line...)
+		out = append(out, "\r\n"...)
+	}
+	return out, true
 }

@@ -54,6 +54,8 @@ func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, o
 		b.WriteString("Your message is attached.\n")
 	case orig.tooBig:
 		fmt.Fprintf(&b, "Your message was larger than %d bytes, so only its header section is\nattached.\n", limit)
+	case orig.longLines:
+		b.WriteString("Your message has lines too long to return unchanged, so only its header\nsection is attached.\n")
 	case orig.ret == ReturnHeaders && orig.headersCut:
 		fmt.Fprintf(&b, "The header section of your message is attached, cut at %d bytes.\n", limit)
 	case orig.ret == ReturnHeaders:
