@@ -217,6 +217,12 @@ func TestLDAPReconnectAfterRestart(t *testing.T) {
 	if _, err := b.CheckPassword(ctx, "alice", "wrong"); !errors.Is(err, ErrBadCredentials) {
 		t.Fatalf("after restart, wrong password: %v", err)
 	}
+	// Half-dead pooled connections fail on first use and are retried once
+	// on a fresh connection.
+	d.sever()
+	if _, err := b.CheckPassword(ctx, "alice", "alicepw"); err != nil {
+		t.Fatalf("after sever: %v", err)
+	}
 }
 
 func TestLDAPTLS(t *testing.T) {

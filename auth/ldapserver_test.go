@@ -7,6 +7,7 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -154,6 +155,16 @@ func (d *testDirectory) stop() {
 	}
 }
 
+// sever makes every open connection half-dead: the server side is gone, the
+// client notices only when it next writes (a directory restarted behind a
+// firewall that dropped the state, or an idle timeout it did not announce).
+func (d *testDirectory) sever() {
+	d.mu.Lock()
+	p := d.proxy
+	d.mu.Unlock()
+	p.cutUpstream()
+}
+
 // restart stops the directory and starts it again on the same address:
 // every connection the client had pooled is now dead.
 func (d *testDirectory) restart() {
@@ -175,8 +186,22 @@ type tcpProxy struct {
 	ln     net.Listener
 	target string
 	mu     sync.Mutex
-	conns  map[net.Conn]bool
+	conns  map[net.Conn]bool // value: upstream side
 	closed bool
+	lazy   atomic.Bool // cutUpstream: client sides stay open until used
+}
+
+// cutUpstream closes the server side of every connection only.
+func (p *tcpProxy) cutUpstream() {
+	p.lazy.Store(true)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for c, up := range p.conns {
+		if up {
+			c.Close()
+			delete(p.conns, c)
+		}
+	}
 }
 
 func (p *tcpProxy) serve() {
@@ -197,10 +222,18 @@ func (p *tcpProxy) serve() {
 			up.Close()
 			return
 		}
-		p.conns[c], p.conns[up] = true, true
+		p.conns[c], p.conns[up] = false, true
 		p.mu.Unlock()
 		go func() { _, _ = io.Copy(up, c); up.Close(); c.Close() }()
-		go func() { _, _ = io.Copy(c, up); up.Close(); c.Close() }()
+		go func() {
+			_, _ = io.Copy(c, up)
+			up.Close()
+			// A half-dead connection: the client learns that the server
+			// is gone only when it next sends a request.
+			if !p.lazy.Load() {
+				c.Close()
+			}
+		}()
 	}
 }
 
