@@ -1,0 +1,219 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/emersion/go-smtp"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// result is the outcome of one attempt for one recipient.
+type result struct {
+	status queue.RcptStatus // StatusPending when the failure is temporary
+	reply  *queue.Reply
+	remote string
+}
+
+// txResult is the outcome of one SMTP transaction (RFC 5321 §3.3) for the
+// recipients given to transact.
+type txResult struct {
+	results map[int]result
+	// reusable is set when the connection is between transactions and can
+	// carry another message.
+	reusable bool
+	// early is set when the connection failed before any recipient was
+	// tried (at MAIL), so the same recipients can be tried on another
+	// connection at once.
+	early bool
+}
+
+func resultOf(v verdict, remote string) result {
+	st := queue.StatusFailed
+	if v.Temporary {
+		st = queue.StatusPending
+	}
+	return result{status: st, reply: v.Reply, remote: remote}
+}
+
+// errBodyRead marks a failure to read the queued body (not the remote's).
+type errBodyRead struct{ err error }
+
+func (e *errBodyRead) Error() string { return "reading queued body: " + e.err.Error() }
+func (e *errBodyRead) Unwrap() error { return e.err }
+
+type bodyReader struct{ r io.Reader }
+
+func (b bodyReader) Read(p []byte) (int, error) {
+	n, err := b.r.Read(p)
+	if err != nil && err != io.EOF {
+		err = &errBodyRead{err}
+	}
+	return n, err
+}
+
+// transact sends message m to the recipients idx over sc: MAIL, one RCPT
+// per recipient, DATA with the body streamed from the queue. Each RCPT
+// reply decides its recipient (4xx pending, 5xx failed, RFC 5321 §4.2.1);
+// the reply to the final dot decides every accepted recipient.
+func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, idx []int) txResult {
+	env := m.Envelope
+	c := sc.c
+	tr := txResult{results: make(map[int]result, len(idx))}
+	all := func(v verdict, which []int) {
+		for _, i := range which {
+			tr.results[i] = resultOf(v, sc.remote)
+		}
+	}
+
+	// RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server
+	// that does not offer it; the recipient fails with 5.6.7.
+	if ok, _ := c.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
+		all(classify(permLocal(553, "5.6.7", "host does not support SMTPUTF8, which this message needs (RFC 6531)")), idx)
+		tr.reusable = true
+		return tr
+	}
+	// RFC 1870 §6: a message larger than the advertised fixed maximum
+	// would be refused with 552 5.3.4 anyway.
+	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && env.Size > int64(limit) {
+		all(classify(permLocal(552, "5.3.4", fmt.Sprintf("message size %d exceeds the limit of host (%d bytes)", env.Size, limit))), idx)
+		tr.reusable = true
+		return tr
+	}
+	dsn, _ := c.Extension("DSN")
+
+	body, err := w.q.Body(ctx, m)
+	if err != nil {
+		w.log.Error("cannot open queued body", "id", env.ID, "err", err)
+		all(classify(tempLocal(451, "4.3.0", "local error: cannot read the queued message")), idx)
+		tr.reusable = true
+		return tr
+	}
+	defer body.Close()
+
+	if err := c.Mail(env.From, mailOptions(env, dsn)); err != nil {
+		v := classify(err)
+		all(v, idx)
+		tr.early, tr.reusable = v.Broken, !v.Broken
+		return tr
+	}
+	var accepted []int
+	for n, i := range idx {
+		r := &env.Recipients[i]
+		err := c.Rcpt(r.Addr, rcptOptions(r, dsn))
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		v := classify(err)
+		if v.Broken {
+			// The connection is gone: this recipient, those not tried yet
+			// and those already accepted all stay pending.
+			all(v, idx[n:])
+			all(v, accepted)
+			return tr
+		}
+		tr.results[i] = resultOf(v, sc.remote)
+	}
+	if len(accepted) == 0 {
+		tr.reusable = c.Reset() == nil
+		return tr
+	}
+	wc, err := c.Data()
+	if err != nil {
+		v := classify(err)
+		all(v, accepted)
+		tr.reusable = !v.Broken && c.Reset() == nil
+		return tr
+	}
+	if _, err := io.Copy(wc, bodyReader{body}); err != nil {
+		// Never send the final dot after a short body: drop the connection
+		// so that the remote discards the transaction (RFC 5321 §4.1.1.4).
+		var be *errBodyRead
+		v := classify(err)
+		if errors.As(err, &be) {
+			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
+			v = classify(&localError{reply: mkReply(451, "4.3.0", "local error: cannot read the queued message"), temporary: true, broken: true})
+		}
+		all(v, accepted)
+		return tr
+	}
+	resp, err := wc.CloseWithResponse()
+	if err != nil {
+		v := classify(err)
+		all(v, accepted)
+		tr.reusable = !v.Broken
+		return tr
+	}
+	// RFC 3461 §4.3/§6.2.2: a hop that speaks DSN took over the duty to
+	// report; one that does not leaves "relayed" for us to report.
+	st := queue.StatusRelayed
+	if dsn {
+		st = queue.StatusDelivered
+	}
+	reply := replyFromText(250, resp.StatusText)
+	for _, i := range accepted {
+		tr.results[i] = result{status: st, reply: reply, remote: sc.remote}
+	}
+	tr.reusable = true
+	return tr
+}
+
+// mailOptions are the MAIL FROM parameters for env. go-smtp adds
+// BODY=8BITMIME and SIZE when the server offers them, SMTPUTF8 when asked
+// (checked above), and RET/ENVID only when the server offers DSN.
+func mailOptions(env *queue.Envelope, dsn bool) *smtp.MailOptions {
+	o := &smtp.MailOptions{Size: env.Size, UTF8: env.SMTPUTF8}
+	if env.Body8Bit {
+		o.Body = smtp.Body8BitMIME
+	}
+	if !dsn {
+		return o
+	}
+	switch strings.ToUpper(env.RET) {
+	case "FULL":
+		o.Return = smtp.DSNReturnFull
+	case "HDRS":
+		o.Return = smtp.DSNReturnHeaders
+	}
+	if env.EnvID != "" && printableASCII(env.EnvID) {
+		o.EnvelopeID = env.EnvID
+	}
+	return o
+}
+
+// rcptOptions are the RCPT TO parameters for r: NOTIFY and ORCPT
+// (RFC 3461 §4.1, §4.2), only when the server offers DSN.
+func rcptOptions(r *queue.Recipient, dsn bool) *smtp.RcptOptions {
+	if !dsn {
+		return nil
+	}
+	o := &smtp.RcptOptions{}
+	for _, n := range r.Notify {
+		o.Notify = append(o.Notify, smtp.DSNNotify(strings.ToUpper(n)))
+	}
+	if typ, addr, ok := strings.Cut(r.ORCPT, ";"); ok && addr != "" {
+		switch strings.ToUpper(typ) {
+		case "RFC822":
+			if printableASCII(addr) {
+				o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeRFC822, addr
+			}
+		case "UTF-8":
+			o.OriginalRecipientType, o.OriginalRecipient = smtp.DSNAddressTypeUTF8, addr
+		}
+	}
+	return o
+}
+
+func printableASCII(s string) bool {
+	for i := 0; i < len(s); i++ {
+		if s[i] < 33 || s[i] > 126 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,279 @@
+package outbound
+
+import (
+	"bufio"
+	"context"
+	"crypto/tls"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/textproto"
+	"strings"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// tlsPolicy says how a connection is protected.
+type tlsPolicy int
+
+const (
+	// tlsNone: plaintext, STARTTLS is not attempted.
+	tlsNone tlsPolicy = iota
+	// tlsOpportunistic: STARTTLS when the host offers it, without
+	// certificate checks; plaintext when it does not, and plaintext again
+	// on a new connection when the handshake fails (Postfix's "may" level;
+	// RFC 7435 opportunistic security).
+	tlsOpportunistic
+	// tlsRequired: STARTTLS must be offered and must succeed (RFC 3207).
+	tlsRequired
+	// tlsImplicit: TLS from the first byte (RFC 8314 §3.3).
+	tlsImplicit
+)
+
+// errTLSFallback reports that an opportunistic TLS handshake failed, so
+// the caller should connect again without TLS.
+var errTLSFallback = errors.New("outbound: opportunistic TLS handshake failed")
+
+// target is one host to connect to.
+type target struct {
+	// addr is what is dialed: "192.0.2.1:25" (MX) or "smtp.example.net:587".
+	addr string
+	// host is the host's name: TLS server name and the RemoteMTA text.
+	host string
+	// ip is the address being dialed when it is known before dialing (MX).
+	ip     string
+	policy tlsPolicy
+	tls    *tls.Config
+	// auth is set for the gateway when credentials are configured.
+	auth sasl.Client
+}
+
+// smtpConn is one SMTP connection, ready for MAIL.
+type smtpConn struct {
+	c      *smtp.Client
+	raw    net.Conn
+	remote string // RemoteMTA: "mx1.example.net [192.0.2.1]"
+	tls    bool
+	stop   func() bool // stops the context.AfterFunc that closes raw
+	idle   *time.Timer // set while the connection waits in the pool
+	uses   int
+}
+
+// close drops the connection without QUIT.
+func (s *smtpConn) close() {
+	s.stop()
+	s.raw.Close()
+}
+
+// quit ends the session politely (QUIT, RFC 5321 §4.1.1.10) and closes it.
+func (s *smtpConn) quit() {
+	s.stop()
+	_ = s.c.Quit()
+	s.raw.Close()
+}
+
+// timedConn sets a write deadline before every write, so that writing the
+// message body (which the go-smtp client does without a deadline) cannot
+// stall forever: RFC 5321 §4.5.3.2.5, "Data block: 3 minutes".
+type timedConn struct {
+	net.Conn
+	write time.Duration
+}
+
+func (c *timedConn) Write(p []byte) (int, error) {
+	if c.write > 0 {
+		_ = c.Conn.SetWriteDeadline(time.Now().Add(c.write))
+	}
+	return c.Conn.Write(p)
+}
+
+// replayConn hands the go-smtp client a synthetic greeting: the real one was
+// already read (together with EHLO and STARTTLS) before the client took over,
+// and the client insists on reading one before its EHLO.
+type replayConn struct {
+	net.Conn
+	r io.Reader
+}
+
+func (c *replayConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+
+func withGreeting(c net.Conn) net.Conn {
+	return &replayConn{Conn: c, r: io.MultiReader(strings.NewReader("220 greeting already received\r\n"), c)}
+}
+
+// connect dials t and brings the session to the point where MAIL can be
+// sent: greeting, EHLO, TLS as t.policy says, EHLO again, AUTH. Failures
+// are SMTP errors from the host, network errors, *localError or
+// errTLSFallback; all are for classify.
+func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
+	to := w.o.Timeouts
+	dctx, cancel := context.WithTimeout(ctx, to.Connect)
+	defer cancel()
+	raw, err := w.dial(dctx, "tcp", t.addr)
+	if err != nil {
+		return nil, err
+	}
+	sc := &smtpConn{raw: raw}
+	sc.stop = context.AfterFunc(ctx, func() { raw.Close() })
+	ok := false
+	defer func() {
+		if !ok {
+			sc.close()
+		}
+	}()
+	ip := t.ip
+	if ip == "" {
+		if ta, isTCP := raw.RemoteAddr().(*net.TCPAddr); isTCP {
+			ip = ta.IP.String()
+		} else {
+			ip = raw.RemoteAddr().String()
+		}
+	}
+	sc.remote = fmt.Sprintf("%s [%s]", t.host, ip)
+
+	var conn net.Conn = &timedConn{Conn: raw, write: to.DataBlock}
+	replay := false
+	switch t.policy {
+	case tlsImplicit:
+		tc := tls.Client(conn, t.tls)
+		_ = raw.SetDeadline(time.Now().Add(to.Connect))
+		if err := tc.HandshakeContext(dctx); err != nil {
+			return nil, &localError{reply: *networkReply(err), temporary: true, broken: true}
+		}
+		_ = raw.SetDeadline(time.Time{})
+		conn, sc.tls = tc, true
+	case tlsOpportunistic, tlsRequired:
+		tc, err := w.startTLS(ctx, conn, t)
+		if err != nil {
+			return nil, err
+		}
+		if tc != nil {
+			conn, sc.tls = tc, true
+		}
+		replay = true
+	}
+	if replay {
+		conn = withGreeting(conn)
+	}
+	c := smtp.NewClient(conn)
+	c.CommandTimeout = to.Command
+	c.SubmissionTimeout = to.Final
+	sc.c = c
+	if err := c.Hello(w.o.Hostname); err != nil {
+		return nil, err
+	}
+	if t.auth != nil {
+		if err := authenticate(c, t.auth); err != nil {
+			return nil, err
+		}
+	}
+	ok = true
+	return sc, nil
+}
+
+// startTLS reads the greeting, sends EHLO and, when the host offers it,
+// STARTTLS (RFC 3207), then does the TLS handshake. It returns nil and no
+// error when the session stays in plaintext (opportunistic policy, STARTTLS
+// not offered or refused).
+func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Conn, error) {
+	to := w.o.Timeouts
+	br := bufio.NewReader(conn)
+	tp := textproto.NewConn(struct {
+		io.Reader
+		io.WriteCloser
+	}{br, conn})
+	read := func(expect int) (string, error) {
+		_ = conn.SetDeadline(time.Now().Add(to.Command))
+		_, msg, err := tp.ReadResponse(expect)
+		var te *textproto.Error
+		if errors.As(err, &te) {
+			return "", smtpErrorFromText(te.Code, te.Msg)
+		}
+		return msg, err
+	}
+	cmd := func(expect int, line string) (string, error) {
+		_ = conn.SetDeadline(time.Now().Add(to.Command))
+		if err := tp.PrintfLine("%s", line); err != nil {
+			return "", err
+		}
+		return read(expect)
+	}
+	if _, err := read(220); err != nil {
+		return nil, err
+	}
+	ehlo, err := cmd(250, "EHLO "+w.o.Hostname)
+	if err != nil {
+		var se *smtp.SMTPError
+		if t.policy == tlsOpportunistic && errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
+			// No ESMTP: the client falls back to HELO in plaintext.
+			return nil, nil
+		}
+		return nil, err
+	}
+	if !hasExtension(ehlo, "STARTTLS") {
+		if t.policy == tlsRequired {
+			return nil, &localError{reply: mkReply(451, "4.7.4",
+				"TLS is required for this host, but it did not offer STARTTLS"), temporary: true, broken: true}
+		}
+		return nil, nil
+	}
+	if _, err := cmd(220, "STARTTLS"); err != nil {
+		var se *smtp.SMTPError
+		if !errors.As(err, &se) || se.Code == 421 {
+			return nil, err
+		}
+		if t.policy == tlsRequired {
+			// The remote's refusal is kept, but it is not a verdict on the
+			// recipients: retry later.
+			v := classify(err)
+			return nil, &localError{reply: *v.Reply, temporary: true, broken: true}
+		}
+		return nil, nil
+	}
+	if br.Buffered() > 0 {
+		return nil, &localError{reply: mkReply(451, "4.7.5", "host sent data before the TLS handshake"), temporary: true, broken: true}
+	}
+	tc := tls.Client(conn, t.tls)
+	hctx, cancel := context.WithTimeout(ctx, to.Connect)
+	defer cancel()
+	_ = conn.SetDeadline(time.Now().Add(to.Connect))
+	if err := tc.HandshakeContext(hctx); err != nil {
+		if t.policy == tlsOpportunistic {
+			return nil, fmt.Errorf("%w: %v", errTLSFallback, err)
+		}
+		return nil, &localError{reply: *networkReply(err), temporary: true, broken: true}
+	}
+	_ = conn.SetDeadline(time.Time{})
+	return tc, nil
+}
+
+// hasExtension reports whether an EHLO reply text (first line the greeting,
+// then one keyword per line) lists ext.
+func hasExtension(ehlo, ext string) bool {
+	lines := strings.Split(ehlo, "\n")
+	for _, l := range lines[min(1, len(lines)):] {
+		kw, _, _ := strings.Cut(strings.TrimSpace(l), " ")
+		if strings.EqualFold(kw, ext) {
+			return true
+		}
+	}
+	return false
+}
+
+// authenticate runs AUTH with the gateway credentials. A refusal is not a
+// verdict on the recipients (it is this relay's configuration that is
+// wrong), so it is temporary whatever the code; the remote's reply is kept.
+func authenticate(c *smtp.Client, a sasl.Client) error {
+	if !c.SupportsAuth("PLAIN") {
+		return &localError{reply: mkReply(451, "4.7.4",
+			"credentials are configured for this host, but it does not offer AUTH PLAIN"), temporary: true, broken: true}
+	}
+	if err := c.Auth(a); err != nil {
+		v := classify(err)
+		return &localError{reply: *v.Reply, temporary: true, broken: true}
+	}
+	return nil
+}

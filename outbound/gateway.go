@@ -1,0 +1,75 @@
+package outbound
+
+import (
+	"context"
+	"net"
+
+	"github.com/emersion/go-sasl"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// gatewayTarget is the configured smarthost.
+func (w *Worker) gatewayTarget() target {
+	host, _, _ := net.SplitHostPort(w.o.Gateway)
+	t := target{addr: w.o.Gateway, host: host, tls: w.gatewayTLS}
+	switch w.o.GatewayTLS {
+	case GatewayTLSImplicit:
+		t.policy = tlsImplicit
+	case GatewayTLSNone:
+		t.policy = tlsNone
+	default:
+		t.policy = tlsRequired
+	}
+	if w.o.GatewayUsername != "" {
+		t.auth = sasl.NewPlainClient("", w.o.GatewayUsername, w.o.GatewayPassword)
+	}
+	return t
+}
+
+// deliverGateway sends m to the pending recipients idx through the gateway,
+// in one transaction, on a pooled connection when one is idle. A pooled
+// connection that turns out dead at MAIL is replaced once by a fresh one.
+func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int) map[int]result {
+	sc := w.pool.get()
+	reused := sc != nil
+	for {
+		if sc == nil {
+			var err error
+			sc, err = w.connect(ctx, w.gatewayTarget())
+			if err != nil {
+				// Nothing the gateway says before MAIL is a verdict on the
+				// recipients (a 554 greeting means "no service here",
+				// RFC 5321 §3.1): they stay pending.
+				v := classify(err)
+				v.Temporary = true
+				res := make(map[int]result, len(idx))
+				for _, i := range idx {
+					res[i] = resultOf(v, w.gatewayHost())
+				}
+				return res
+			}
+		}
+		sc.uses++
+		tr := w.transact(ctx, sc, m, idx)
+		if !tr.reusable {
+			sc.close()
+		} else {
+			w.pool.put(sc)
+		}
+		if tr.early && reused {
+			w.log.Debug("pooled gateway connection failed, retrying on a new one", "id", m.Envelope.ID)
+			sc, reused = nil, false
+			continue
+		}
+		return tr.results
+	}
+}
+
+func (w *Worker) gatewayHost() string {
+	host, _, err := net.SplitHostPort(w.o.Gateway)
+	if err != nil {
+		return w.o.Gateway
+	}
+	return host
+}
