@@ -33,7 +33,8 @@ func DefaultRetrySchedule() []time.Duration {
 //
 // jitter spreads the delay uniformly over ±jitter of its value (0.1 = ±10%)
 // so that messages deferred together do not come back together; rnd returns
-// a number in [0, 1) and may be nil (no jitter). jitter is clamped to [0, 1].
+// a number in [0, 1) and may be nil (no jitter). jitter is clamped to
+// [0, 0.5], so a retry never comes sooner than half its scheduled delay.
 func Backoff(schedule []time.Duration, attempt int, jitter float64, rnd func() float64) time.Duration {
 	if len(schedule) == 0 {
 		schedule = DefaultRetrySchedule()
@@ -43,7 +44,7 @@ func Backoff(schedule []time.Duration, attempt int, jitter float64, rnd func() f
 	if rnd == nil || jitter <= 0 {
 		return d
 	}
-	jitter = min(jitter, 1)
+	jitter = min(jitter, 0.5)
 	f := 1 + jitter*(2*rnd()-1)
 	return time.Duration(float64(d) * f)
 }
