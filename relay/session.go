@@ -314,7 +314,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return fail(err, "enqueue")
 	}
-	log.Info("queued", "id", id, "from", ss.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
+	log.Info("queued", "from", ss.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }
 
