@@ -73,21 +73,21 @@ type Config struct {
 	MaxConnectionsPerIP int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
 
 	// Delivery.
-	Gateway              string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
-	GatewayTLS           string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
-	GatewayUsername      string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH PLAIN user for the gateway"`
-	GatewayPassword      string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH PLAIN password for the gateway"`
-	GatewayPasswordFile  string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
-	GatewayTLSVerify     bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
-	GatewayCAFile        string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
-	DeliveryConcurrency  int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
-	RetrySchedule        string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
-	QueueLifetime        time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`
-	DelayWarning         time.Duration `envconfig:"DELAY_WARNING" default:"4h" desc:"age at which one delayed DSN is sent; 0 disables"`
-	BounceStore          string        `envconfig:"BOUNCE_STORE" desc:"maildir:PATH or s3://bucket/prefix; default maildir:$RELAY_DATA_DIR/bounces"`
-	BounceFrom           string        `envconfig:"BOUNCE_FROM" desc:"From of reports; default MAILER-DAEMON@$RELAY_HOSTNAME"`
-	BounceToSender       bool          `envconfig:"BOUNCE_TO_SENDER" default:"true" desc:"also send each report to the original sender"`
-	ShutdownGrace        time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
+	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
+	GatewayTLS          string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
+	GatewayUsername     string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH PLAIN user for the gateway"`
+	GatewayPassword     string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH PLAIN password for the gateway"`
+	GatewayPasswordFile string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
+	GatewayTLSVerify    bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
+	GatewayCAFile       string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
+	DeliveryConcurrency int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
+	RetrySchedule       string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
+	QueueLifetime       time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`
+	DelayWarning        time.Duration `envconfig:"DELAY_WARNING" default:"4h" desc:"age at which one delayed DSN is sent; 0 disables"`
+	BounceStore         string        `envconfig:"BOUNCE_STORE" desc:"maildir:PATH or s3://bucket/prefix; default maildir:$RELAY_DATA_DIR/bounces"`
+	BounceFrom          string        `envconfig:"BOUNCE_FROM" desc:"From of reports; default MAILER-DAEMON@$RELAY_HOSTNAME"`
+	BounceToSender      bool          `envconfig:"BOUNCE_TO_SENDER" default:"true" desc:"also send each report to the original sender"`
+	ShutdownGrace       time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
 
 	// Logging.
 	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text or json"`
