@@ -323,3 +323,43 @@ func TestReportTwice(t *testing.T) {
 		}
 	}
 }
+
+// TestReportHostileReply: a remote reply with line breaks, control
+// characters, invalid UTF-8 and a very long word cannot break the report's
+// structure: no injected fields, CRLF lines of at most 998 characters, an
+// ASCII delivery-status part.
+func TestReportHostileReply(t *testing.T) {
+	r, st := ndrReporter(t, nil, 0)
+	env := ndrEnvelope()
+	env.Recipients[0].Reply = &queue.Reply{Code: 550, Enhanced: "5.7.1\r\nX-Injected: 1", Lines: []string{
+		"no\r\nX-Injected: 2\r\n\r\n--boundary",
+		"bad \xff\xfe bytes \x00\x1b[31m and ümlauts",
+		strings.Repeat("W", 3000),
+	}}
+	if err := r.Report(context.Background(), ReportRequest{
+		Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
+	}); err != nil {
+		t.Fatal(err)
+	}
+	_, msg := st.only(t)
+	checkLines(t, msg)
+	d, err := ParseDSN(bytes.NewReader(msg))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(msg), "\r\nX-Injected") {
+		t.Errorf("a reply line became a field:\n%s", msg)
+	}
+	rc := d.Recipients[0]
+	if rc.Status != "5.0.0" {
+		t.Errorf("Status = %q, want 5.0.0 (the enhanced code was not valid)", rc.Status)
+	}
+	if !isASCII([]byte(rc.DiagnosticCode)) || !strings.Contains(rc.DiagnosticCode, "bad ?? bytes") {
+		t.Errorf("Diagnostic-Code = %q", rc.DiagnosticCode)
+	}
+	if !utf8Valid(d.Text) {
+		t.Errorf("text part is not valid UTF-8")
+	}
+}
+
+func utf8Valid(s string) bool { return strings.ToValidUTF8(s, "") == s }
