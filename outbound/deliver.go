@@ -56,6 +56,41 @@ func (b bodyReader) Read(p []byte) (int, error) {
 	return n, err
 }
 
+// maxBatches bounds the transactions one attempt makes on one connection
+// for recipients refused with 452 "too many recipients".
+const maxBatches = 10
+
+// transactBatches runs transact and, while the host accepts some
+// recipients and answers 452 for the rest (its recipient limit, RFC 5321
+// §4.5.3.1.10), sends the rest in further transactions on the same
+// connection instead of waiting for the next attempt.
+func (w *Worker) transactBatches(ctx context.Context, sc *smtpConn, m *queue.Message, idx []int) txResult {
+	tr := w.transact(ctx, sc, m, idx)
+	for range maxBatches - 1 {
+		var again []int
+		progress := false
+		for _, i := range idx {
+			r := tr.results[i]
+			switch {
+			case r.status == queue.StatusPending && r.reply != nil && r.reply.Code == 452:
+				again = append(again, i)
+			case r.status != queue.StatusPending:
+				progress = true
+			}
+		}
+		if len(again) == 0 || !progress || !tr.reusable {
+			break
+		}
+		next := w.transact(ctx, sc, m, again)
+		for i, r := range next.results {
+			tr.results[i] = r
+		}
+		tr.reusable = next.reusable
+		idx = again
+	}
+	return tr
+}
+
 // transact sends message m to the recipients idx over sc: MAIL, one RCPT
 // per recipient, DATA with the body streamed from the queue. Each RCPT
 // reply decides its recipient (4xx pending, 5xx failed, RFC 5321 §4.2.1);

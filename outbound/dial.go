@@ -163,6 +163,12 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 	c.SubmissionTimeout = to.Final
 	sc.c = c
 	if err := c.Hello(w.o.Hostname); err != nil {
+		var se *smtp.SMTPError
+		if t.policy == tlsOpportunistic && sc.tls && !errors.As(err, &se) {
+			// With TLS 1.3 a failed handshake can surface only at the
+			// first exchange over it (a certificate the host wanted).
+			return nil, fmt.Errorf("%w: %v", errTLSFallback, err)
+		}
 		return nil, err
 	}
 	if t.auth != nil {

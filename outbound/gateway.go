@@ -51,7 +51,7 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 			}
 		}
 		sc.uses++
-		tr := w.transact(ctx, sc, m, idx)
+		tr := w.transactBatches(ctx, sc, m, idx)
 		if !tr.reusable {
 			sc.close()
 		} else {

@@ -417,3 +417,27 @@ func (nopQueue) Lease(ctx context.Context) (*queue.Message, error) {
 	<-ctx.Done()
 	return nil, ctx.Err()
 }
+
+func TestGatewayRecipientLimitBatches(t *testing.T) {
+	// The gateway takes one recipient per transaction and answers 452 to
+	// the others (RFC 5321 §4.5.3.1.10): the worker sends them in further
+	// transactions on the same connection, in the same attempt.
+	srv := newScriptServer(t,
+		withRcpt(carol, replyStep(452, "4.5.3", "too many recipients"), stepOK),
+		withRcpt("dave@example.net", replyStep(452, "4.5.3", "too many recipients"), replyStep(452, "4.5.3", "too many recipients"), stepOK))
+	h := newHarness(t, gatewayOpts(srv, GatewayTLSNone))
+	h.enqueue(nil, bob, carol, "dave@example.net")
+	env := h.attempt()
+	for _, r := range env.Recipients {
+		if r.Status != queue.StatusRelayed || r.Attempts != 1 {
+			t.Errorf("%s: %s after %d attempts (%v)", r.Addr, r.Status, r.Attempts, r.Reply)
+		}
+	}
+	got := srv.Received()
+	if len(got) != 3 || got[0].rcptList() != bob || got[1].rcptList() != carol || got[2].rcptList() != "dave@example.net" {
+		t.Fatalf("received %+v, want three transactions", got)
+	}
+	if srv.Conns() != 1 || h.q.Len() != 0 {
+		t.Fatalf("conns %d, queued %d", srv.Conns(), h.q.Len())
+	}
+}

@@ -189,7 +189,7 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 				w.log.Debug("mail host failed", "id", m.Envelope.ID, "remote", lastRemote, "reply", last.Reply.String())
 				continue
 			}
-			tr := w.transact(ctx, sc, m, idx)
+			tr := w.transactBatches(ctx, sc, m, idx)
 			if tr.reusable {
 				sc.quit()
 			} else {

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"crypto/tls"
 	"errors"
 	"net"
 	"slices"
@@ -213,5 +214,25 @@ func TestGroupByDomain(t *testing.T) {
 	domains, groups := groupByDomain(env, []int{0, 1, 2})
 	if !slices.Equal(domains, []string{"x.test", "y.test"}) || !slices.Equal(groups["x.test"], []int{0, 2}) || !slices.Equal(groups["y.test"], []int{1}) {
 		t.Fatalf("domains %v groups %v", domains, groups)
+	}
+}
+
+func TestMXTLSHandshakeFailureFallsBackToPlaintext(t *testing.T) {
+	// The host offers STARTTLS but its handshake fails (it wants a client
+	// certificate): as Postfix's "may" level does, the worker connects
+	// again without TLS.
+	srv := newScriptServer(t, withTLS(), func(s *scriptServer) { s.srv.TLSConfig.ClientAuth = tls.RequireAnyClientCert })
+	r := &fakeResolver{ips: map[string][]string{"example.net": {"192.0.2.9"}}}
+	h := mxHarness(t, r, nil)
+	h.route("192.0.2.9", srv)
+	h.enqueue(nil, bob)
+	if rc := rcpt(t, h.attempt(), bob); rc.Status != queue.StatusRelayed {
+		t.Fatalf("status %s reply %v", rc.Status, rc.Reply)
+	}
+	if m := srv.Received(); len(m) != 1 || m[0].TLS {
+		t.Fatalf("received %+v, want one message in plaintext", m)
+	}
+	if n := srv.Conns(); n != 2 {
+		t.Fatalf("connections = %d, want 2 (TLS, then plaintext)", n)
 	}
 }

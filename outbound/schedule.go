@@ -84,14 +84,15 @@ func (w *Worker) reportDelay(ctx context.Context, m *queue.Message, now, expiry 
 	if w.o.DelayWarning <= 0 || env.DelayWarned || now.Sub(env.Arrival) < w.o.DelayWarning {
 		return true
 	}
+	pending := env.Pending()
+	if len(pending) == 0 {
+		return true
+	}
 	var idx []int
-	for _, i := range env.Pending() {
+	for _, i := range pending {
 		if r := &env.Recipients[i]; r.Wants(queue.NotifyDelay) && !r.DelayReported {
 			idx = append(idx, i)
 		}
-	}
-	if len(env.Pending()) == 0 {
-		return true
 	}
 	if len(idx) > 0 {
 		if !w.report(ctx, m, ReportDelayed, idx, expiry) {

@@ -100,7 +100,7 @@ func TestDelayWarningOnce(t *testing.T) {
 }
 
 func TestCompleteOnlyWhenNothingPending(t *testing.T) {
-	srv := newScriptServer(t, withRcpt(carol, replyStep(452, "4.2.2", "mailbox full"), stepOK))
+	srv := newScriptServer(t, withRcpt(carol, replyStep(450, "4.2.0", "mailbox busy"), stepOK))
 	h := newHarness(t, gatewayOpts(srv, GatewayTLSNone))
 	h.enqueue(nil, bob, carol)
 	env := h.attempt()
