@@ -499,3 +499,51 @@ func FuzzParseDSN(f *testing.F) {
 		}
 	})
 }
+
+// TestDSNMediaTypes: the part types for each combination of SMTPUTF8
+// (RFC 6533 §6) and returned content.
+func TestDSNMediaTypes(t *testing.T) {
+	tests := []struct {
+		global bool
+		ret    ReturnContent
+		want   []string
+	}{
+		{false, ReturnNone, []string{"text/plain", ctDeliveryStatus}},
+		{false, ReturnHeaders, []string{"text/plain", ctDeliveryStatus, ctHeaders}},
+		{false, ReturnFull, []string{"text/plain", ctDeliveryStatus, ctMessage}},
+		{true, ReturnHeaders, []string{"text/plain", ctGlobalDeliveryStatus, ctGlobalHeaders}},
+		{true, ReturnFull, []string{"text/plain", ctGlobalDeliveryStatus, ctGlobalMessage}},
+	}
+	for _, tt := range tests {
+		d := &DSN{
+			From: "MAILER-DAEMON@h.example", Date: ndrNow, ReportingMTA: "h.example", SMTPUTF8: tt.global,
+			Recipients: []DSNRecipient{{FinalRecipient: "a@example.net", Action: ReportFailed, Status: "5.0.0"}},
+			Return:     tt.ret, Original: []byte("Subject: s\r\n\r\nbody\r\n"),
+		}
+		if tt.ret == ReturnHeaders {
+			d.Original = []byte("Subject: s\r\n")
+		}
+		var b bytes.Buffer
+		if err := d.Compose(&b); err != nil {
+			t.Fatal(err)
+		}
+		m, _ := mail.ReadMessage(&b)
+		_, params, _ := mime.ParseMediaType(m.Header.Get("Content-Type"))
+		mr := multipart.NewReader(m.Body, params["boundary"])
+		var types []string
+		for {
+			p, err := mr.NextPart()
+			if err != nil {
+				break
+			}
+			ct, _, _ := mime.ParseMediaType(p.Header.Get("Content-Type"))
+			types = append(types, ct)
+		}
+		if !reflect.DeepEqual(types, tt.want) {
+			t.Errorf("global=%v ret=%v: types %q, want %q", tt.global, tt.ret, types, tt.want)
+		}
+	}
+	if err := (&DSN{ReportingMTA: "h"}).Compose(io.Discard); err == nil {
+		t.Errorf("Compose without recipients succeeded")
+	}
+}
