@@ -110,8 +110,8 @@ type Options struct {
 	// recipients fail with 4.4.7 (default DefaultQueueLifetime).
 	QueueLifetime time.Duration
 	// DelayWarning is the age at which a "delayed" DSN is sent once for
-	// recipients still pending (default DefaultDelayWarning; negative
-	// disables).
+	// recipients still pending; 0 (or negative) disables it. Configuration
+	// passes DefaultDelayWarning unless told otherwise.
 	DelayWarning time.Duration
 	// ReportRetry is how soon a message is tried again when a report could
 	// not be produced (default 1m).
@@ -223,10 +223,7 @@ func New(o Options) (*Worker, error) {
 	if o.QueueLifetime <= 0 {
 		o.QueueLifetime = DefaultQueueLifetime
 	}
-	switch {
-	case o.DelayWarning == 0:
-		o.DelayWarning = DefaultDelayWarning
-	case o.DelayWarning < 0:
+	if o.DelayWarning < 0 {
 		o.DelayWarning = 0
 	}
 	if o.ReportRetry <= 0 {
