@@ -1,0 +1,29 @@
+# syntax=docker/dockerfile:1
+# edgerelay: a static binary on an empty image, running as nobody.
+#   docker build -t edgerelay .
+#   docker run -p 587:587 -p 465:465 -v edgerelay-data:/data edgerelay
+FROM golang:1.26-bookworm AS build
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN go mod download
+COPY . .
+ARG VERSION=dev
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}" -o /out/edgerelay . \
+ && mkdir -p /out/data \
+ && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
+
+# ---- runtime (scripts/image-test.sh builds this stage from a local binary)
+FROM scratch
+COPY --from=build /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
+COPY --from=build /out/edgerelay /edgerelay
+COPY --from=build --chown=65534:65534 /out/data /data
+# Docker lets unprivileged processes bind ports below 1024 inside a
+# container (net.ipv4.ip_unprivileged_port_start=0), so nobody can listen
+# on 587 and 465.
+USER 65534:65534
+ENV RELAY_DATA_DIR=/data
+VOLUME /data
+EXPOSE 587 465 8080
+HEALTHCHECK --interval=30s --timeout=5s CMD ["/edgerelay", "healthcheck"]
+STOPSIGNAL SIGTERM
+ENTRYPOINT ["/edgerelay"]
