@@ -199,7 +199,7 @@ func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth
 	for _, b := range cfg.backends {
 		switch b {
 		case "file":
-			fb, err := auth.NewFileBackend(cfg.AuthFile, log.With("part", "auth", "backend", "file"))
+			fb, err := auth.NewFileBackend(cfg.AuthFile, log.With("part", "auth"))
 			if err != nil {
 				return nil, fmt.Errorf("RELAY_AUTH_FILE: %w", err)
 			}

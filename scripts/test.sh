@@ -19,7 +19,7 @@ fi
 cleanup=()
 trap 'for c in "${cleanup[@]}"; do eval "$c" || true; done' EXIT
 
-if command -v slapd >/dev/null 2>&1 && [ -x scripts/ldap-test.sh ]; then
+if { command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ]; } && [ -x scripts/ldap-test.sh ]; then
   echo "== starting a private slapd"
   eval "$(scripts/ldap-test.sh start)"
   cleanup+=("scripts/ldap-test.sh stop")
