@@ -31,22 +31,31 @@ import (
 // Region is the region the test clients sign for.
 const Region = "us-east-1"
 
-// Server is a running emulator.
+// Server is a handle on the running emulator with clients of its own.
 type Server struct {
 	// URL is the endpoint, "http://127.0.0.1:port".
 	URL string
 
-	srv  *kumo.Server
 	mu   sync.Mutex
 	down map[string]bool
 }
 
-// Start starts an emulator for the duration of the test.
+// The emulator's services keep their state in process-wide singletons
+// (registered at init), so one process runs one emulator, started on first
+// use and left running until the process exits.
+var (
+	shared     *kumo.Server
+	sharedOnce sync.Once
+)
+
+// Start returns a handle on the process's emulator, starting it on first
+// use. Every handle sees the same queues and buckets: give each test
+// names of its own. SetDown affects only the clients of this handle.
+// (The emulator must run without KUMO_DATA_DIR, i.e. in memory.)
 func Start(tb testing.TB) *Server {
 	tb.Helper()
-	k := kumo.NewServer()
-	tb.Cleanup(k.Close)
-	return &Server{URL: k.URL, srv: k, down: make(map[string]bool)}
+	sharedOnce.Do(func() { shared = kumo.NewServer() })
+	return &Server{URL: shared.URL, down: make(map[string]bool)}
 }
 
 // ErrDown is the transport error of a request to a service that SetDown

@@ -1,0 +1,273 @@
+package queue
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
+// sqsLease is the Token of a Message leased from an SQSQueue.
+type sqsLease struct {
+	messageID string
+	handle    string // the receipt handle of this receive
+	key       string // body object
+	received  time.Time
+
+	stop context.CancelFunc // stops the heartbeat
+	hb   chan struct{}      // closed when the heartbeat has stopped
+
+	mu    sync.Mutex
+	ended bool
+}
+
+func leaseOf(m *Message) (*sqsLease, error) {
+	if m == nil {
+		return nil, errors.New("sqs queue: nil message")
+	}
+	l, ok := m.Token.(*sqsLease)
+	if !ok || l == nil {
+		return nil, fmt.Errorf("sqs queue: message %s was not leased from an SQS queue", idOf(m))
+	}
+	return l, nil
+}
+
+func idOf(m *Message) string {
+	if m == nil || m.Envelope == nil {
+		return "?"
+	}
+	return m.Envelope.ID
+}
+
+// end stops the heartbeat and marks the lease ended; it fails when the
+// lease had already ended (a second Reschedule or Complete).
+func (l *sqsLease) end() error {
+	l.mu.Lock()
+	ended := l.ended
+	l.ended = true
+	l.mu.Unlock()
+	l.stop()
+	<-l.hb
+	if ended {
+		return errors.New("lease already ended (Reschedule or Complete was called before)")
+	}
+	return nil
+}
+
+// Lease receives the next due message (ReceiveMessage long poll, one
+// message at a time, so that no received message waits in a buffer while
+// its visibility clock runs) and hands it out with Attempts incremented.
+// While the lease is held, a heartbeat extends the message's visibility
+// every third of VisibilityTimeout, so a long delivery (a 25 MB message to a
+// slow gateway) is not received a second time.
+//
+// Received messages that must not be handed out:
+//   - a body that is not an edgerelay envelope is logged at ERROR and left
+//     alone: it reappears after the visibility timeout until the queue's
+//     redrive policy moves it to the dead-letter queue. It is never deleted.
+//   - an envelope whose NextAttempt is still ahead (a retry delay longer than
+//     the 15 min SQS DelaySeconds allows) is made invisible for the rest of
+//     the delay, at most 12 h at a time: longer delays re-arm.
+//   - an envelope whose body object is gone is a copy of a completed message
+//     (SQS delivers at least once; Complete deletes the body; a failed
+//     Enqueue deletes it too): its SQS message is deleted and it is skipped.
+//
+// Attempts: SQS cannot update a message in place, so the attempt count
+// travels in the envelope and is persisted when Reschedule re-sends it.
+// The claim made here is the receive itself: a crash mid-delivery shows in
+// ApproximateReceiveCount, and Attempts is max(sent Attempts + 1, sent
+// Attempts + receives - re-arms), so a redelivery after a crash counts
+// both tries.
+func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
+	backoff := time.Second
+	for {
+		if q.closed() {
+			return nil, ErrClosed
+		}
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rctx, cancel := q.withClose(ctx)
+		out, err := q.o.SQS.ReceiveMessage(rctx, &sqs.ReceiveMessageInput{
+			QueueUrl:            aws.String(q.o.QueueURL),
+			MaxNumberOfMessages: 1,
+			WaitTimeSeconds:     int32(q.o.WaitTime / time.Second),
+			VisibilityTimeout:   seconds(q.o.VisibilityTimeout),
+			MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{
+				sqstypes.MessageSystemAttributeNameApproximateReceiveCount,
+				sqstypes.MessageSystemAttributeNameSentTimestamp,
+			},
+		})
+		cancel()
+		if err != nil {
+			if q.closed() {
+				return nil, ErrClosed
+			}
+			if cerr := ctx.Err(); cerr != nil {
+				return nil, cerr
+			}
+			q.log.Warn("sqs queue: receive failed; retrying", "err", err, "retry_in", backoff)
+			select {
+			case <-time.After(backoff):
+			case <-ctx.Done():
+				return nil, ctx.Err()
+			case <-q.base.Done():
+				return nil, ErrClosed
+			}
+			backoff = min(2*backoff, 30*time.Second)
+			continue
+		}
+		backoff = time.Second
+		for _, sm := range out.Messages {
+			if m := q.accept(ctx, sm); m != nil {
+				return m, nil
+			}
+		}
+	}
+}
+
+// accept turns a received SQS message into a lease, or deals with it and
+// returns nil (see Lease).
+func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
+	msgID, handle := aws.ToString(sm.MessageId), aws.ToString(sm.ReceiptHandle)
+	receives := attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameApproximateReceiveCount)
+	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
+	if err != nil {
+		q.log.Error("sqs queue: unreadable message left for the dead-letter queue (not deleted, not delivered)",
+			"sqs_message_id", msgID, "receive_count", receives, "err", err)
+		return nil
+	}
+	env, key := w.Envelope, w.Key
+	log := q.log.With("id", env.ID, "sqs_message_id", msgID)
+	now := q.o.Now()
+
+	if vis, ok := rearmFor(env.NextAttempt, now); ok {
+		if _, err := q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle), VisibilityTimeout: seconds(vis),
+		}); err != nil {
+			log.Warn("sqs queue: could not re-arm a message that is not due; it is received again after the visibility timeout", "next_attempt", env.NextAttempt, "err", err)
+		} else {
+			log.Debug("sqs queue: not due yet; re-armed", "next_attempt", env.NextAttempt, "invisible_for", vis)
+		}
+		return nil
+	}
+
+	exists, err := q.bodyExists(ctx, key)
+	switch {
+	case err != nil:
+		// Hand it out anyway: Body will fail and the worker reschedules,
+		// which costs no receive count, unlike leaving it to expire.
+		log.Warn("sqs queue: could not check the body object", "key", key, "err", err)
+	case !exists:
+		log.Warn("sqs queue: body object gone: a copy of a completed message; deleting it", "key", key, "receive_count", receives)
+		if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle)}); err != nil {
+			log.Warn("sqs queue: could not delete the copy; it will be received again", "err", err)
+		}
+		return nil
+	}
+
+	sent := time.UnixMilli(int64(attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameSentTimestamp)))
+	env.Attempts = claimAttempts(env.Attempts, receives, rearms(sent, time.Duration(w.Delay)*time.Second, env.NextAttempt))
+
+	hctx, stop := context.WithCancel(q.base)
+	l := &sqsLease{messageID: msgID, handle: handle, key: key, received: now, stop: stop, hb: make(chan struct{})}
+	q.leases.Add(1)
+	go q.heartbeat(hctx, l, log)
+	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives)
+	return &Message{Envelope: env, Token: l}
+}
+
+// rearmFor says whether a message due at next is not yet due at now, and
+// for how long to make it invisible: the rest of the delay, at most the
+// SQS maximum of 12 h (longer delays re-arm again).
+func rearmFor(next, now time.Time) (time.Duration, bool) {
+	wait := next.Sub(now)
+	if next.IsZero() || wait <= dueSlack {
+		return 0, false
+	}
+	return min(wait, maxVisibility), true
+}
+
+// claimAttempts is the attempt count of a lease: the count the envelope
+// was sent with plus this attempt, plus the receives that ended without a
+// Reschedule or Complete (a crash) beyond those that re-armed a delay.
+func claimAttempts(sent, receives, rearms int) int {
+	attempts := sent + 1
+	if crashes := receives - 1 - rearms; crashes > 0 {
+		attempts += crashes
+	}
+	return attempts
+}
+
+// rearms estimates how many receives only re-armed the delay of a message
+// sent at sent with DelaySeconds delay to be due at next: each re-arm covers
+// at most 12 h of what the delay did not.
+func rearms(sent time.Time, delay time.Duration, next time.Time) int {
+	if sent.IsZero() || next.IsZero() {
+		return 0
+	}
+	rest := next.Sub(sent) - delay - dueSlack
+	if rest <= 0 {
+		return 0
+	}
+	return int(math.Ceil(float64(rest) / float64(maxVisibility)))
+}
+
+// heartbeat extends the visibility of a leased message until the lease
+// ends, the queue closes, or SQS refuses (12 h after the receive, or a lost
+// receipt handle).
+func (q *SQSQueue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
+	defer q.leases.Done()
+	defer close(l.hb)
+	every := max(q.o.VisibilityTimeout/3, 200*time.Millisecond)
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		if q.o.Now().Sub(l.received)+q.o.VisibilityTimeout > maxVisibility {
+			log.Warn("sqs queue: lease held for 12 h, the SQS limit; the message becomes visible again")
+			return
+		}
+		_, err := q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(l.handle), VisibilityTimeout: seconds(q.o.VisibilityTimeout),
+		})
+		switch {
+		case err == nil, ctx.Err() != nil:
+		case isLostReceipt(err):
+			log.Warn("sqs queue: lease lost (receipt handle no longer valid); another worker may deliver the message too", "err", err)
+			return
+		default:
+			log.Warn("sqs queue: could not extend the lease; will retry", "err", err)
+		}
+	}
+}
+
+// isLostReceipt reports whether SQS refused a receipt handle because the
+// message is no longer in flight under it.
+func isLostReceipt(err error) bool {
+	var inv *sqstypes.ReceiptHandleIsInvalid
+	var nif *sqstypes.MessageNotInflight
+	return errors.As(err, &inv) || errors.As(err, &nif) || apiCode(err) == "InvalidParameterValue"
+}
+
+func attrInt(attrs map[string]string, name sqstypes.MessageSystemAttributeName) int {
+	n, _ := strconv.Atoi(attrs[string(name)])
+	return n
+}
+
+// seconds rounds d up to whole seconds for SQS.
+func seconds(d time.Duration) int32 {
+	return int32((d + time.Second - 1) / time.Second)
+}
