@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"slices"
@@ -71,6 +72,7 @@ type Config struct {
 	MaxSession          time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
 	MaxConnections      int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
 	MaxConnectionsPerIP int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
+	ProxyProtocolFrom   string        `envconfig:"PROXY_PROTOCOL_FROM" desc:"comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header (required from them)"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
@@ -96,6 +98,7 @@ type Config struct {
 	// Derived at validation.
 	backends      []string
 	retrySchedule []time.Duration
+	proxies       []netip.Prefix
 }
 
 // envPrefix is the prefix of every variable.
@@ -284,6 +287,18 @@ func (c *Config) validate() error {
 	}
 	if c.MaxSession < c.IdleTimeout {
 		bad("MAX_SESSION", "must be at least RELAY_IDLE_TIMEOUT")
+	}
+	c.proxies = nil
+	for _, p := range strings.Split(c.ProxyProtocolFrom, ",") {
+		if p = strings.TrimSpace(p); p == "" {
+			continue
+		}
+		pfx, err := netip.ParsePrefix(p)
+		if err != nil {
+			bad("PROXY_PROTOCOL_FROM", "%q is not a CIDR prefix such as 10.0.0.0/8", p)
+			continue
+		}
+		c.proxies = append(c.proxies, pfx.Masked())
 	}
 	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
 		bad("MAX_CONNECTIONS", "must not be negative")

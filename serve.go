@@ -185,6 +185,7 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		MaxSessionDuration:  cfg.MaxSession,
 		MaxConnections:      cfg.MaxConnections,
 		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
+		ProxyProtocolFrom:   cfg.proxies,
 		Logger:              log.With("part", "submission"),
 	})
 }

@@ -3,6 +3,7 @@ package relay
 import (
 	"crypto/tls"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -111,47 +112,115 @@ type listener struct {
 	maxConns   int
 	maxPerIP   int
 
+	// proxies are the peers whose PROXY protocol header is read.
+	proxies []netip.Prefix
+
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
 	perIP map[string]int
 	log   func(msg string, args ...any)
+
+	proxyOnce sync.Once
+	ready     chan net.Conn
+	done      chan struct{}
+	acceptErr error
 }
 
 func (l *listener) Accept() (net.Conn, error) {
+	if len(l.proxies) > 0 {
+		return l.acceptProxied()
+	}
 	for {
 		nc, err := l.Listener.Accept()
 		if err != nil {
 			return nil, err
 		}
-		ip := remoteIP(nc.RemoteAddr())
-		l.mu.Lock()
-		over := l.maxConns > 0 && len(l.conns) >= l.maxConns
-		overIP := l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP
-		if over || overIP {
-			l.mu.Unlock()
-			l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP)
-			if l.tlsConfig == nil {
-				nc.SetWriteDeadline(time.Now().Add(time.Second))
-				nc.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
-			}
-			nc.Close()
-			continue
+		if c := l.admit(nc); c != nil {
+			return c, nil
 		}
-		tc := &trackedConn{Conn: nc, l: l, idle: l.idle}
-		if l.maxSession > 0 {
-			tc.deadline = time.Now().Add(l.maxSession)
-		}
-		l.conns[tc] = struct{}{}
-		l.perIP[ip]++
-		l.mu.Unlock()
-		if l.tlsConfig != nil {
-			t := tls.Server(tc, l.tlsConfig)
-			tc.top = t
-			return t, nil
-		}
-		tc.top = tc
-		return tc, nil
 	}
+}
+
+// acceptProxied hands out connections whose PROXY header has been read.
+// Headers are read in a goroutine per connection, so a slow or silent peer
+// never holds up the others.
+func (l *listener) acceptProxied() (net.Conn, error) {
+	l.proxyOnce.Do(func() {
+		l.ready = make(chan net.Conn)
+		l.done = make(chan struct{})
+		go l.proxyLoop()
+	})
+	select {
+	case c := <-l.ready:
+		return c, nil
+	case <-l.done:
+		return nil, l.acceptErr
+	}
+}
+
+func (l *listener) proxyLoop() {
+	for {
+		nc, err := l.Listener.Accept()
+		if err != nil {
+			l.acceptErr = err
+			close(l.done)
+			return
+		}
+		go func() {
+			conn := nc
+			if trustedProxy(l.proxies, nc.RemoteAddr()) {
+				pc, err := acceptProxy(nc, 10*time.Second)
+				if err != nil {
+					l.log("PROXY header missing or malformed from a trusted proxy; connection dropped", "peer", nc.RemoteAddr().String(), "err", err)
+					nc.Close()
+					return
+				}
+				conn = pc
+			}
+			c := l.admit(conn)
+			if c == nil {
+				return
+			}
+			select {
+			case l.ready <- c:
+			case <-l.done:
+				c.Close()
+			}
+		}()
+	}
+}
+
+// admit applies the connection limits and wraps an accepted connection; nil
+// means it was refused (and closed).
+func (l *listener) admit(nc net.Conn) net.Conn {
+	ip := remoteIP(nc.RemoteAddr())
+	l.mu.Lock()
+	over := l.maxConns > 0 && len(l.conns) >= l.maxConns
+	overIP := l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP
+	if over || overIP {
+		l.mu.Unlock()
+		l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP)
+		if l.tlsConfig == nil {
+			nc.SetWriteDeadline(time.Now().Add(time.Second))
+			nc.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
+		}
+		nc.Close()
+		return nil
+	}
+	tc := &trackedConn{Conn: nc, l: l, idle: l.idle}
+	if l.maxSession > 0 {
+		tc.deadline = time.Now().Add(l.maxSession)
+	}
+	l.conns[tc] = struct{}{}
+	l.perIP[ip]++
+	l.mu.Unlock()
+	if l.tlsConfig != nil {
+		t := tls.Server(tc, l.tlsConfig)
+		tc.top = t
+		return t
+	}
+	tc.top = tc
+	return tc
 }
 
 func (l *listener) forget(c *trackedConn) {

@@ -146,6 +146,11 @@ func (e *env) dial() *client {
 	return cl
 }
 
+func wrapClient(t *testing.T, c net.Conn) *client {
+	t.Cleanup(func() { c.Close() })
+	return &client{t: t, conn: c, tp: textproto.NewConn(c)}
+}
+
 func (e *env) dialTLS() *client {
 	e.t.Helper()
 	c, err := tls.Dial("tcp", e.addr465, &tls.Config{InsecureSkipVerify: true})

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/netip"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -59,6 +60,10 @@ type Options struct {
 	// (0: no limit).
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// ProxyProtocolFrom lists the load balancers whose PROXY protocol
+	// header (v1 or v2) carries the real client address. Connections from
+	// them must start with one; other peers are served directly.
+	ProxyProtocolFrom []netip.Prefix
 	// Logger receives the session events. Never a secret.
 	Logger *slog.Logger
 	// Now is the clock (nil: time.Now).
@@ -153,6 +158,7 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 		maxSession: s.opts.MaxSessionDuration,
 		maxConns:   s.opts.MaxConnections,
 		maxPerIP:   s.opts.MaxConnectionsPerIP,
+		proxies:    s.opts.ProxyProtocolFrom,
 		conns:      map[*trackedConn]struct{}{},
 		perIP:      map[string]int{},
 		log:        s.log.Warn,
