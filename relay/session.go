@@ -305,7 +305,7 @@ func (ss *session) Data(r io.Reader) error {
 		User:       ss.id.User,
 		RET:        string(ss.mailOpts.Return),
 		EnvID:      ss.mailOpts.EnvelopeID,
-		SMTPUTF8:   ss.mailOpts.UTF8,
+		SMTPUTF8:   ss.mailOpts.UTF8 && needsSMTPUTF8(ss.from, rcptAddrs, h.raw),
 		Body8Bit:   ss.mailOpts.Body == smtp.Body8BitMIME,
 		MessageID:  msgID,
 		Arrival:    now,
@@ -334,6 +334,23 @@ func (ss *session) Reset() { ss.endTxn() }
 func (ss *session) Logout() error {
 	ss.log.Debug("session ended")
 	return nil
+}
+
+// needsSMTPUTF8 reports whether a message submitted with the SMTPUTF8
+// parameter really needs it downstream: RFC 6531 concerns the envelope and
+// the header section, so an all-ASCII envelope and header can go to a next
+// hop without SMTPUTF8 (as Postfix's smtputf8_autodetect does). Clients
+// such as Go's net/smtp send SMTPUTF8 whenever it is offered.
+func needsSMTPUTF8(from string, rcpts []string, header []byte) bool {
+	if !isASCII(from) || !isASCII(string(header)) {
+		return true
+	}
+	for _, r := range rcpts {
+		if !isASCII(r) {
+			return true
+		}
+	}
+	return false
 }
 
 func isASCII(s string) bool {

@@ -402,3 +402,52 @@ func TestShutdownSays421(t *testing.T) {
 		t.Fatal("listener still open after shutdown")
 	}
 }
+
+// TestSMTPUTF8OnlyWhenNeeded: a client that sends SMTPUTF8 on an all-ASCII
+// message (Go's net/smtp always does) must not make the message
+// undeliverable to next hops without SMTPUTF8.
+func TestSMTPUTF8OnlyWhenNeeded(t *testing.T) {
+	e := newEnv(t)
+	c := e.authed(alice, alicePW)
+	c.must(250, "", "MAIL FROM:<%s> SMTPUTF8", alice)
+	c.must(250, "", "RCPT TO:<r@example.net>")
+	if code, _ := c.data(message(alice, "r@example.net", "")); code != 250 {
+		t.Fatal(code)
+	}
+	c.must(250, "", "MAIL FROM:<%s> SMTPUTF8", alice)
+	c.must(250, "", "RCPT TO:<jürgen@example.net>")
+	if code, _ := c.data(message(alice, "jürgen@example.net", "")); code != 250 {
+		t.Fatal(code)
+	}
+	c.must(250, "", "MAIL FROM:<%s> SMTPUTF8", alice)
+	c.must(250, "", "RCPT TO:<r@example.net>")
+	if code, _ := c.data(message(alice, "r@example.net", "Subject: Grüße\r\n")); code != 250 {
+		t.Fatal(code)
+	}
+	want := map[int]bool{0: false, 1: true, 2: true}
+	got := map[int]bool{}
+	for i := 0; i < 3; i++ {
+		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+		m, err := e.q.Lease(ctx)
+		cancel()
+		if err != nil {
+			t.Fatal(err)
+		}
+		rc, _ := e.q.Body(context.Background(), m)
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		switch {
+		case strings.Contains(string(b), "Grüße"):
+			got[2] = m.Envelope.SMTPUTF8
+		case strings.Contains(m.Envelope.Recipients[0].Addr, "ü"):
+			got[1] = m.Envelope.SMTPUTF8
+		default:
+			got[0] = m.Envelope.SMTPUTF8
+		}
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("message %d: SMTPUTF8=%v, want %v", i, got[i], want[i])
+		}
+	}
+}
