@@ -198,23 +198,29 @@ func sqsBody(t testing.TB, q queue.Queue, m *queue.Message) []byte {
 }
 
 // TestSQSContract runs the backend-agnostic queue contract suite against
-// the SQS + S3 backend on the emulator. A restart closes the queue (its
-// heartbeats stop) and opens a new one; the leases end when the 1s
-// visibility timeout does.
+// the SQS + S3 backend on the emulator, with plain and with batched sends.
+// A restart closes the queue (its heartbeats stop) and opens a new one; the
+// leases end when the 1s visibility timeout does.
 func TestSQSContract(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	queuetest.RunConfig(t, queuetest.Config{
-		Open: func(t *testing.T) (queue.Queue, func() queue.Queue) {
-			f := newSQSFixture(t, srv, nil)
-			q := f.open(t, nil)
-			return q, func() queue.Queue {
-				q.Close()
-				return f.open(t, nil)
-			}
-		},
-		QuietWait: 500 * time.Millisecond,
-	})
+	for _, batch := range []bool{false, true} {
+		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
+			t.Parallel()
+			mod := func(o *queue.SQSOptions) { o.BatchSends = batch }
+			queuetest.RunConfig(t, queuetest.Config{
+				Open: func(t *testing.T) (queue.Queue, func() queue.Queue) {
+					f := newSQSFixture(t, srv, nil)
+					q := f.open(t, mod)
+					return q, func() queue.Queue {
+						q.Close()
+						return f.open(t, mod)
+					}
+				},
+				QuietWait: 500 * time.Millisecond,
+			})
+		})
+	}
 }
 
 // genReader generates n deterministic bytes while it is read, so a large
