@@ -60,7 +60,10 @@ func (q *SQSQueue) setSSE(in *s3.PutObjectInput) {
 
 // openBody opens a body object for reading.
 func (q *SQSQueue) openBody(ctx context.Context, key string) (io.ReadCloser, error) {
-	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
+	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)},
+		// Multipart objects have no whole-object checksum to validate; the
+		// SDK would log that on every read.
+		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	if err != nil {
 		if isS3NotFound(err) {
 			return nil, fmt.Errorf("queue: body s3://%s/%s is gone (message completed elsewhere?): %w", q.o.Bucket, key, err)

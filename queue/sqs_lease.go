@@ -126,6 +126,9 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 			continue
 		}
 		backoff = time.Second
+		if err := q.giveBackIfDone(ctx, out.Messages); err != nil {
+			return nil, err
+		}
 		for _, sm := range out.Messages {
 			if m := q.accept(ctx, sm); m != nil {
 				return m, nil
@@ -134,9 +137,35 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 	}
 }
 
+// giveBackIfDone makes received messages visible again at once when the
+// caller gave up (or the queue closed) while the receive was answered, so
+// they do not wait out a visibility timeout, and returns the reason.
+func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) error {
+	err := ctx.Err()
+	if q.closed() {
+		err = ErrClosed
+	}
+	if err == nil {
+		return nil
+	}
+	cctx, cancel := cleanupCtx(ctx)
+	defer cancel()
+	for _, sm := range msgs {
+		if _, cerr := q.o.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
+			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: sm.ReceiptHandle, VisibilityTimeout: 0,
+		}); cerr != nil {
+			q.log.Warn("sqs queue: could not give back a message received after Lease was abandoned; it is due again after the visibility timeout", "sqs_message_id", aws.ToString(sm.MessageId), "err", cerr)
+		}
+	}
+	return err
+}
+
 // accept turns a received SQS message into a lease, or deals with it and
 // returns nil (see Lease).
 func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
+	// The message is received: finish with it even if ctx ends now.
+	ctx, cancel := cleanupCtx(ctx)
+	defer cancel()
 	msgID, handle := aws.ToString(sm.MessageId), aws.ToString(sm.ReceiptHandle)
 	receives := attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameApproximateReceiveCount)
 	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
