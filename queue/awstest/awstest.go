@@ -14,9 +14,11 @@ package awstest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -56,6 +58,14 @@ func Start(tb testing.TB) *Server {
 	tb.Helper()
 	sharedOnce.Do(func() { shared = kumo.NewServer() })
 	return &Server{URL: shared.URL, down: make(map[string]bool)}
+}
+
+var nameSeq atomic.Int64
+
+// UniqueName returns prefix-N, a queue or bucket name not used before in
+// this process (the emulator's state outlives a test, also across -count).
+func UniqueName(prefix string) string {
+	return fmt.Sprintf("%s-%d", prefix, nameSeq.Add(1))
 }
 
 // ErrDown is the transport error of a request to a service that SetDown

@@ -17,7 +17,8 @@ import (
 func TestEmulator(t *testing.T) {
 	s := Start(t)
 	c := ctx(t)
-	url := s.CreateQueue(t, "awstest-q", map[string]string{"VisibilityTimeout": "30"})
+	bucket := UniqueName("awstest-b")
+	url := s.CreateQueue(t, UniqueName("awstest-q"), map[string]string{"VisibilityTimeout": "30"})
 	q := s.SQS()
 	if _, err := q.SendMessage(c, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String(`{"x":1}`)}); err != nil {
 		t.Fatal(err)
@@ -38,13 +39,13 @@ func TestEmulator(t *testing.T) {
 		t.Error(err)
 	}
 
-	s.CreateBucket(t, "awstest-b")
+	s.CreateBucket(t, bucket)
 	b := s.S3()
 	big := bytes.Repeat([]byte("0123456789abcdef"), 1<<20) // 16 MiB
-	if _, err := b.PutObject(c, &s3.PutObjectInput{Bucket: aws.String("awstest-b"), Key: aws.String("k"), Body: bytes.NewReader(big)}); err != nil {
+	if _, err := b.PutObject(c, &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String("k"), Body: bytes.NewReader(big)}); err != nil {
 		t.Fatal(err)
 	}
-	g, err := b.GetObject(c, &s3.GetObjectInput{Bucket: aws.String("awstest-b"), Key: aws.String("k")})
+	g, err := b.GetObject(c, &s3.GetObjectInput{Bucket: aws.String(bucket), Key: aws.String("k")})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +59,7 @@ func TestEmulator(t *testing.T) {
 	if _, err := q.SendMessage(c, &sqs.SendMessageInput{QueueUrl: &url, MessageBody: aws.String("x")}); !errors.Is(err, ErrDown) {
 		t.Errorf("SendMessage while down: %v, want ErrDown", err)
 	}
-	if _, err := b.HeadBucket(c, &s3.HeadBucketInput{Bucket: aws.String("awstest-b")}); err != nil {
+	if _, err := b.HeadBucket(c, &s3.HeadBucketInput{Bucket: aws.String(bucket)}); err != nil {
 		t.Errorf("S3 while only SQS is down: %v", err)
 	}
 }
@@ -68,9 +69,10 @@ func TestEmulator(t *testing.T) {
 // the binary needs no path-style switch for the standalone emulator.
 func TestVirtualHostedLoopback(t *testing.T) {
 	s := Start(t)
-	s.CreateBucket(t, "awstest-vh")
+	vh := UniqueName("awstest-vh")
+	s.CreateBucket(t, vh)
 	c := s3.NewFromConfig(s.Config())
-	if _, err := c.HeadBucket(ctx(t), &s3.HeadBucketInput{Bucket: aws.String("awstest-vh")}); err != nil {
+	if _, err := c.HeadBucket(ctx(t), &s3.HeadBucketInput{Bucket: aws.String(vh)}); err != nil {
 		t.Fatalf("HeadBucket without UsePathStyle: %v", err)
 	}
 }
