@@ -68,13 +68,14 @@ type Options struct {
 // the user name's count but not the client's: a client that owns one valid
 // account must not be able to reset its counter between guesses at others.
 type Authenticator struct {
-	opts  Options
-	log   *slog.Logger
-	now   func() time.Time
-	fails *failureTable                        // nil: throttling disabled
-	cache *successCache                        // nil: cache disabled
-	delay time.Duration                        // per-failure delay step, 0: none
-	sleep func(context.Context, time.Duration) // for tests
+	opts   Options
+	log    *slog.Logger
+	now    func() time.Time
+	fails  *failureTable                        // nil: throttling disabled
+	cache  *successCache                        // nil: cache disabled
+	flight flight                               // shares concurrent identical password checks
+	delay  time.Duration                        // per-failure delay step, 0: none
+	sleep  func(context.Context, time.Duration) // for tests
 }
 
 // New returns an Authenticator over the given backends.
@@ -136,33 +137,64 @@ func (a *Authenticator) Password(ctx context.Context, remoteIP, user, password s
 		a.log.Debug("auth success (cached)", "user", user, "ip", remoteIP, "backend", id.Backend)
 		return id, nil
 	}
-	var unavailable error
-	var names, reasons []string
+	var r checkResult
+	if a.cache != nil {
+		// Concurrent logins with the same user and password share one
+		// backend call. The key is the cache's HMAC: no password is kept.
+		r = a.flight.do(a.cache.key(user, password), func() checkResult {
+			return a.checkPassword(context.WithoutCancel(ctx), user, password, remoteIP)
+		})
+	} else {
+		r = a.checkPassword(ctx, user, password, remoteIP)
+	}
+	switch {
+	case r.id != nil:
+		a.fails.resetIf(uk)
+		return r.id, nil
+	case r.unavailable != nil:
+		return nil, r.unavailable
+	case len(r.names) == 0:
+		return nil, a.failed(ctx, ipk, uk, remoteIP, user, "", "no password backend configured")
+	}
+	return nil, a.failed(ctx, ipk, uk, remoteIP, user, strings.Join(r.names, ","), strings.Join(r.reasons, "; "))
+}
+
+// checkResult is the outcome of asking the password backends once.
+type checkResult struct {
+	id             *Identity
+	unavailable    error
+	names, reasons []string
+}
+
+func (r checkResult) clone() checkResult {
+	if r.id != nil {
+		r.id = cloneIdentity(r.id)
+	}
+	return r
+}
+
+// checkPassword asks the backends in order and caches a success.
+func (a *Authenticator) checkPassword(ctx context.Context, user, password, remoteIP string) checkResult {
+	var r checkResult
 	for _, b := range a.opts.Password {
 		id, err := b.CheckPassword(ctx, user, password)
 		if err == nil {
 			a.cache.put(user, password, id, a.now())
-			a.fails.resetIf(uk)
 			a.log.Debug("auth success", "user", user, "ip", remoteIP, "backend", b.Name())
-			return id, nil
+			r.id = id
+			return r
 		}
 		if errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrBadCredentials) {
 			a.log.Warn("auth backend unavailable", "backend", b.Name(), "user", user, "ip", remoteIP, "err", err)
-			if unavailable == nil {
-				unavailable = fmt.Errorf("%w: %s: %v", ErrUnavailable, b.Name(), err)
+			if r.unavailable == nil {
+				r.unavailable = fmt.Errorf("%w: %s: %v", ErrUnavailable, b.Name(), err)
 			}
 			continue
 		}
-		names = append(names, b.Name())
-		reasons = append(reasons, b.Name()+": "+err.Error())
+		r.names = append(r.names, b.Name())
+		r.reasons = append(r.reasons, b.Name()+": "+err.Error())
 	}
-	if unavailable != nil {
-		return nil, unavailable
-	}
-	if len(names) == 0 {
-		return nil, a.failed(ctx, ipk, uk, remoteIP, user, "", "no password backend configured")
-	}
-	return nil, a.failed(ctx, ipk, uk, remoteIP, user, strings.Join(names, ","), strings.Join(reasons, "; "))
+	return r
 }
 
 // Token authenticates a bearer token. authzid is the user name the client

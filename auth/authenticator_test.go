@@ -385,3 +385,68 @@ func TestCacheBounded(t *testing.T) {
 		t.Errorf("cache grew to %d", n)
 	}
 }
+
+// slowBackend counts calls and blocks each until released.
+type slowBackend struct {
+	mu      sync.Mutex
+	calls   int
+	release chan struct{}
+}
+
+func (b *slowBackend) Name() string { return "slow" }
+func (b *slowBackend) CheckPassword(ctx context.Context, user, password string) (*Identity, error) {
+	b.mu.Lock()
+	b.calls++
+	b.mu.Unlock()
+	<-b.release
+	if password != "right" {
+		return nil, ErrBadCredentials
+	}
+	return &Identity{User: user, Addresses: []string{user}, Backend: "slow"}, nil
+}
+
+// TestConcurrentLoginsShareOneCheck: a burst of logins with the same user
+// and password costs one backend call, not one per connection.
+func TestConcurrentLoginsShareOneCheck(t *testing.T) {
+	b := &slowBackend{release: make(chan struct{})}
+	a := New(Options{Password: []PasswordBackend{b}, CacheTTL: time.Minute, FailureDelay: -1})
+	var wg sync.WaitGroup
+	errs := make(chan error, 20)
+	for range 20 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			id, err := a.Password(context.Background(), "192.0.2.1", "u@example.org", "right")
+			if err == nil && id.User != "u@example.org" {
+				err = errors.New("wrong identity")
+			}
+			errs <- err
+		}()
+	}
+	// Let the goroutines pile up on the one call in flight, then release it.
+	for {
+		b.mu.Lock()
+		n := b.calls
+		b.mu.Unlock()
+		if n > 0 {
+			break
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond)
+	close(b.release)
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if b.calls != 1 {
+		t.Fatalf("%d backend calls for 20 concurrent identical logins, want 1", b.calls)
+	}
+	// A different password is not shared with, nor served from, the cache.
+	if _, err := a.Password(context.Background(), "192.0.2.1", "u@example.org", "wrong"); !errors.Is(err, ErrBadCredentials) {
+		t.Fatalf("wrong password: %v", err)
+	}
+}
