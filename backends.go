@@ -8,6 +8,10 @@ import (
 	"strings"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/outbound"
 	"github.com/edgerelay/edgerelay/queue"
@@ -69,10 +73,54 @@ func newOIDCBackend(ctx context.Context, cfg *Config, log *slog.Logger) (oidcBac
 	return b, nil
 }
 
-func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (queue.Queue, []string, func(), error) {
-	return nil, nil, nil, errors.New("RELAY_QUEUE: sqs is not available in this build yet")
+// openSQS opens the SQS + S3 queue with the AWS SDK's standard
+// configuration and checks, before anything is accepted, that the queue and
+// the bucket are there and usable.
+func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, error) {
+	awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_QUEUE=sqs: AWS configuration: %w", err)
+	}
+	if awsCfg.Region == "" {
+		return nil, errors.New("RELAY_QUEUE=sqs: AWS_REGION is not set")
+	}
+	s3c := s3.NewFromConfig(awsCfg)
+	q, err := queue.OpenSQS(ctx, queue.SQSOptions{
+		SQS:               sqs.NewFromConfig(awsCfg),
+		S3:                s3c,
+		QueueURL:          cfg.SQSQueueURL,
+		Bucket:            cfg.S3Bucket,
+		Prefix:            cfg.S3Prefix,
+		SSE:               cfg.S3SSE,
+		KMSKeyID:          cfg.S3KMSKeyID,
+		BatchSends:        true,
+		VisibilityTimeout: cfg.SQSVisibilityTimeout,
+		MinRetention:      cfg.QueueLifetime,
+		Logger:            log.With("part", "queue"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_SQS_QUEUE_URL/RELAY_S3_*: %w", err)
+	}
+	cctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if err := q.Check(cctx); err != nil {
+		q.Close()
+		return nil, fmt.Errorf("RELAY_QUEUE=sqs: %w", err)
+	}
+	log.Info("queue ready", "queue", q.String())
+	return &queueParts{
+		q:     q,
+		close: func() { q.Close() },
+		s3Bounce: func(bucket, prefix string) (outbound.BounceStore, error) {
+			return outbound.NewS3BounceStore(ctx, s3c, bucket, prefix, cfg.S3Bucket, cfg.S3Prefix)
+		},
+	}, nil
 }
 
-func openBounceStore(ctx context.Context, cfg *Config, queueDirs []string) (outbound.BounceStore, error) {
-	return outbound.OpenBounceStore(cfg.BounceStore, outbound.BounceStoreOptions{QueueDirs: queueDirs})
+func openBounceStore(cfg *Config, qp *queueParts) (outbound.BounceStore, error) {
+	st, err := outbound.OpenBounceStore(cfg.BounceStore, outbound.BounceStoreOptions{QueueDirs: qp.dirs, S3: qp.s3Bounce})
+	if err != nil && !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
+		err = fmt.Errorf("RELAY_BOUNCE_STORE: %w", err)
+	}
+	return st, err
 }

@@ -29,13 +29,14 @@ type Config struct {
 	Role            string `envconfig:"ROLE" default:"all" desc:"all, submission (front end only) or worker (delivery only); the spool needs all"`
 
 	// Queue.
-	DataDir     string `envconfig:"DATA_DIR" default:"./data" desc:"where the local spool (and the default bounce store and users file) live"`
-	Queue       string `envconfig:"QUEUE" default:"spool" desc:"spool (local disk) or sqs (SQS + S3)"`
-	SQSQueueURL string `envconfig:"SQS_QUEUE_URL" desc:"SQS queue URL (RELAY_QUEUE=sqs)"`
-	S3Bucket    string `envconfig:"S3_BUCKET" desc:"S3 bucket for message bodies (RELAY_QUEUE=sqs)"`
-	S3Prefix    string `envconfig:"S3_PREFIX" default:"queue/" desc:"key prefix for message bodies"`
-	S3SSE       string `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
-	S3KMSKeyID  string `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms"`
+	DataDir              string        `envconfig:"DATA_DIR" default:"./data" desc:"where the local spool (and the default bounce store and users file) live"`
+	Queue                string        `envconfig:"QUEUE" default:"spool" desc:"spool (local disk) or sqs (SQS + S3)"`
+	SQSQueueURL          string        `envconfig:"SQS_QUEUE_URL" desc:"SQS queue URL (RELAY_QUEUE=sqs)"`
+	S3Bucket             string        `envconfig:"S3_BUCKET" desc:"S3 bucket for message bodies (RELAY_QUEUE=sqs)"`
+	S3Prefix             string        `envconfig:"S3_PREFIX" default:"queue/" desc:"key prefix for message bodies"`
+	S3SSE                string        `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
+	SQSVisibilityTimeout time.Duration `envconfig:"SQS_VISIBILITY_TIMEOUT" default:"5m" desc:"how long a received message stays hidden from other workers; extended while a delivery runs"`
+	S3KMSKeyID           string        `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms; empty = the AWS managed key aws/s3"`
 
 	// Identity store.
 	Auth              string        `envconfig:"AUTH" default:"file" desc:"identity backends, comma-separated, tried in order: file, ldap, oidc"`
@@ -177,12 +178,12 @@ func (c *Config) validate() error {
 		if c.S3Bucket == "" {
 			bad("S3_BUCKET", "required with RELAY_QUEUE=sqs")
 		}
+		if c.SQSVisibilityTimeout < 3*time.Second || c.SQSVisibilityTimeout > 12*time.Hour {
+			bad("SQS_VISIBILITY_TIMEOUT", "must be between 3s and 12h (the SQS maximum)")
+		}
 		switch c.S3SSE {
 		case "", "AES256":
 		case "aws:kms":
-			if c.S3KMSKeyID == "" {
-				bad("S3_KMS_KEY_ID", "required with RELAY_S3_SSE=aws:kms")
-			}
 		default:
 			bad("S3_SSE", "%q: want AES256 or aws:kms", c.S3SSE)
 		}

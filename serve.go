@@ -24,18 +24,19 @@ import (
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	log.Info("edgerelay starting", "version", versionString(), "hostname", cfg.Hostname, "role", cfg.Role, "queue", cfg.Queue)
 
-	q, queueDirs, closeQueue, err := openQueue(ctx, cfg, log)
+	qp, err := openQueue(ctx, cfg, log)
 	if err != nil {
 		return err
 	}
-	defer closeQueue()
+	defer qp.close()
+	q := qp.q
 
 	var (
 		srv    *relay.Server
 		worker *outbound.Worker
 	)
 	if cfg.Role == "all" || cfg.Role == "worker" {
-		worker, err = newWorker(ctx, cfg, q, queueDirs, log)
+		worker, err = newWorker(cfg, qp, log)
 		if err != nil {
 			return err
 		}
@@ -90,13 +91,13 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
-	workerDone := make(chan error, 1)
+	// workerDone stays nil (never ready) without a worker.
+	var workerDone chan error
 	workCtx, stopWork := context.WithCancel(context.Background())
 	defer stopWork()
 	if worker != nil {
+		workerDone = make(chan error, 1)
 		go func() { workerDone <- worker.Run(workCtx) }()
-	} else {
-		workerDone <- nil
 	}
 
 	log.Info("edgerelay ready")
@@ -129,8 +130,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	stopWork()
 	wg.Wait()
-	if err := <-workerDone; err != nil && !errors.Is(err, context.Canceled) {
-		log.Warn("delivery worker shutdown", "err", err)
+	if workerDone != nil {
+		if err := <-workerDone; err != nil && !errors.Is(err, context.Canceled) {
+			log.Warn("delivery worker shutdown", "err", err)
+		}
 	}
 	if httpSrv != nil {
 		hctx, cancel := context.WithTimeout(context.Background(), time.Second)
@@ -141,20 +144,30 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	return nil
 }
 
-// openQueue opens the configured queue backend. It returns the local
-// directories the queue owns (for the bounce store's dedication check).
-func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (queue.Queue, []string, func(), error) {
-	switch cfg.Queue {
-	case "sqs":
+// queueParts is the opened queue and what the bounce store needs to know
+// about it.
+type queueParts struct {
+	q     queue.Queue
+	close func()
+	// dirs are the local directories the queue owns (the bounce store may
+	// be none of them, in none of them, and contain none of them).
+	dirs []string
+	// s3Bounce opens an s3:// bounce store with the queue's S3 client (nil
+	// without RELAY_QUEUE=sqs).
+	s3Bounce func(bucket, prefix string) (outbound.BounceStore, error)
+}
+
+// openQueue opens the configured queue backend.
+func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, error) {
+	if cfg.Queue == "sqs" {
 		return openSQS(ctx, cfg, log)
-	default:
-		dir := cfg.DataDir + "/spool"
-		sp, err := queue.OpenSpool(dir, queue.SpoolOptions{Logger: log.With("part", "queue")})
-		if err != nil {
-			return nil, nil, nil, fmt.Errorf("RELAY_DATA_DIR: spool %s: %w", dir, err)
-		}
-		return sp, []string{dir}, func() { sp.Close() }, nil
 	}
+	dir := cfg.DataDir + "/spool"
+	sp, err := queue.OpenSpool(dir, queue.SpoolOptions{Logger: log.With("part", "queue")})
+	if err != nil {
+		return nil, fmt.Errorf("RELAY_DATA_DIR: spool %s: %w", dir, err)
+	}
+	return &queueParts{q: sp, dirs: []string{dir}, close: func() { sp.Close() }}, nil
 }
 
 func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, error) {
@@ -225,8 +238,9 @@ func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth
 	return auth.New(o), nil
 }
 
-func newWorker(ctx context.Context, cfg *Config, q queue.Queue, queueDirs []string, log *slog.Logger) (*outbound.Worker, error) {
-	store, err := openBounceStore(ctx, cfg, queueDirs)
+func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, error) {
+	q := qp.q
+	store, err := openBounceStore(cfg, qp)
 	if err != nil {
 		return nil, err
 	}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-smtp"
 )
@@ -26,6 +27,10 @@ type sink struct {
 	mu   sync.Mutex
 	msgs []sinkMsg
 	got  chan struct{}
+	// reject, when set, answers RCPT for the addresses it returns an error for.
+	reject func(rcpt string) error
+	// delay, when set, slows the reply to each message's final dot.
+	delay time.Duration
 }
 
 func newSink(t *testing.T, addr string) *sink {
@@ -67,6 +72,11 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
+	if ss.s.reject != nil {
+		if err := ss.s.reject(to); err != nil {
+			return err
+		}
+	}
 	ss.to = append(ss.to, to)
 	return nil
 }
@@ -75,6 +85,7 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if _, err := io.Copy(&b, r); err != nil {
 		return err
 	}
+	time.Sleep(ss.s.delay)
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, sinkMsg{From: ss.from, To: ss.to, Data: b.Bytes()})
 	ss.s.mu.Unlock()
