@@ -23,6 +23,8 @@ if { command -v slapd >/dev/null 2>&1 || [ -x /usr/sbin/slapd ]; } && [ -x scrip
   echo "== starting a private slapd"
   eval "$(scripts/ldap-test.sh start)"
   cleanup+=("scripts/ldap-test.sh stop")
+elif [ "${EDGERELAY_REQUIRE_SLAPD:-}" = 1 ]; then
+  echo "slapd is not installed (apt-get install slapd ldap-utils)"; exit 1
 else
   echo "== slapd not installed: real-OpenLDAP tests will be skipped"
 fi
