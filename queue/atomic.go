@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sync"
 )
 
 // This file holds the write-temp-fsync-rename helpers the spool is built on.
@@ -15,7 +16,7 @@ import (
 // commitFile makes the temporary file f durable under the name path:
 // fsync f, close it, rename it to path and fsync the directory of path.
 // f is closed and, on error, removed.
-func commitFile(f *os.File, path string) error {
+func commitFile(ds *dirSyncer, f *os.File, path string) error {
 	tmp := f.Name()
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -28,7 +29,7 @@ func commitFile(f *os.File, path string) error {
 		os.Remove(tmp)
 		return err
 	}
-	return syncDir(filepath.Dir(path))
+	return ds.sync(filepath.Dir(path))
 }
 
 // writeFileAtomic replaces path with data: the data is written to a
@@ -36,7 +37,7 @@ func commitFile(f *os.File, path string) error {
 // fsync'd, renamed over path, and the directory of path is fsync'd. Readers
 // see either the old content or the new one, never a mix; after a crash the
 // same holds. The rename is the commit point.
-func writeFileAtomic(tmpDir, path string, data []byte) error {
+func writeFileAtomic(ds *dirSyncer, tmpDir, path string, data []byte) error {
 	f, err := os.CreateTemp(tmpDir, filepath.Base(path)+".*.tmp")
 	if err != nil {
 		return err
@@ -46,7 +47,7 @@ func writeFileAtomic(tmpDir, path string, data []byte) error {
 		os.Remove(f.Name())
 		return err
 	}
-	return commitFile(f, path)
+	return commitFile(ds, f, path)
 }
 
 // syncDir fsyncs a directory so that entries created, renamed or removed in
@@ -64,6 +65,80 @@ func syncDir(dir string) error {
 		return fmt.Errorf("fsync directory %s: %w", dir, err)
 	}
 	return nil
+}
+
+// dirSyncer batches directory fsyncs (group commit). One fsync of a
+// directory makes durable every entry change made in it before the fsync
+// started, so concurrent writers that each need "my rename is durable" can
+// share one: a caller whose change came before a running fsync started
+// waits for the next one, and every caller that arrived while that one ran
+// is covered by the next single fsync. Under load this turns N directory
+// fsyncs into a few, which is where a spool spends most of its time.
+type dirSyncer struct {
+	mu   sync.Mutex
+	dirs map[string]*dirSyncState
+}
+
+type dirSyncState struct {
+	cond    *sync.Cond
+	issued  uint64 // tickets handed out
+	done    uint64 // every ticket <= done was covered by a finished fsync
+	running bool
+	failed  []failedSync // recent fsyncs that failed (rare), newest last
+}
+
+// failedSync is an fsync that failed: tickets in (from, to] are not durable.
+type failedSync struct {
+	from, to uint64
+	err      error
+}
+
+// sync returns once a directory fsync that started after the caller's
+// change has completed.
+func (d *dirSyncer) sync(dir string) error {
+	if d == nil {
+		return syncDir(dir)
+	}
+	d.mu.Lock()
+	if d.dirs == nil {
+		d.dirs = map[string]*dirSyncState{}
+	}
+	st := d.dirs[dir]
+	if st == nil {
+		st = &dirSyncState{cond: sync.NewCond(&d.mu)}
+		d.dirs[dir] = st
+	}
+	st.issued++
+	ticket := st.issued
+	for st.done < ticket {
+		if st.running {
+			st.cond.Wait()
+			continue
+		}
+		// Lead one fsync for every ticket issued so far.
+		st.running = true
+		from, target := st.done, st.issued
+		d.mu.Unlock()
+		err := syncDir(dir)
+		d.mu.Lock()
+		st.running = false
+		st.done = target
+		if err != nil {
+			st.failed = append(st.failed, failedSync{from: from, to: target, err: err})
+			if len(st.failed) > 64 {
+				st.failed = st.failed[1:]
+			}
+		}
+		st.cond.Broadcast()
+	}
+	var err error
+	for _, f := range st.failed {
+		if ticket > f.from && ticket <= f.to {
+			err = f.err // the fsync that covered this change failed
+		}
+	}
+	d.mu.Unlock()
+	return err
 }
 
 // removeIfExists removes path; a missing file is not an error.

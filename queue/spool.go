@@ -69,6 +69,7 @@ type Spool struct {
 	now                       func() time.Time
 	poll                      time.Duration
 	unlock                    func() error
+	dirs                      dirSyncer // group commit of directory fsyncs
 
 	mu        sync.Mutex
 	entries   map[string]*spoolEntry // every committed message, leased or not
@@ -216,21 +217,21 @@ func (s *Spool) write(ctx context.Context, env *Envelope, body io.Reader) error 
 	}
 	// Body first, durable, under its final name: an envelope must never
 	// point at a body that a crash could lose.
-	if err := commitFile(f, bodyPath); err != nil {
+	if err := commitFile(&s.dirs, f, bodyPath); err != nil {
 		os.Remove(bodyPath)
 		return fmt.Errorf("commit body: %w", err)
 	}
 	env.Size = n
 	data, err := json.Marshal(env)
 	if err == nil {
-		err = writeFileAtomic(s.tmpDir, envPath, append(data, '\n'))
+		err = writeFileAtomic(&s.dirs, s.tmpDir, envPath, append(data, '\n'))
 	}
 	if err != nil {
 		// The rename may have happened before the failing directory fsync;
 		// remove both so that nothing half-committed stays.
 		os.Remove(envPath)
 		os.Remove(bodyPath)
-		syncDir(s.msgDir)
+		s.dirs.sync(s.msgDir)
 		return fmt.Errorf("commit envelope: %w", err)
 	}
 	return nil

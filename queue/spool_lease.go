@@ -198,7 +198,7 @@ func (s *Spool) writeEnvelope(env *Envelope) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.tmpDir, s.envelopePath(env.ID), append(data, '\n'))
+	return writeFileAtomic(&s.dirs, s.tmpDir, s.envelopePath(env.ID), append(data, '\n'))
 }
 
 // endLease checks that m still holds its lease and ends the lease's token,
@@ -274,7 +274,7 @@ func (s *Spool) Complete(ctx context.Context, m *Message) error {
 		// Harmless: the next OpenSpool removes it as an orphan.
 		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
 	}
-	if err := syncDir(s.msgDir); err != nil {
+	if err := s.dirs.sync(s.msgDir); err != nil {
 		return fmt.Errorf("spool: complete %s: %w", e.id, err)
 	}
 	return nil
