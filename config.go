@@ -22,7 +22,7 @@ type Config struct {
 	Hostname        string `envconfig:"HOSTNAME" desc:"name in the banner, EHLO, Received, Message-ID; default: the host name"`
 	SubmissionAddr  string `envconfig:"SUBMISSION_ADDR" default:":587" desc:"STARTTLS submission listener; empty disables it"`
 	SubmissionsAddr string `envconfig:"SUBMISSIONS_ADDR" default:":465" desc:"implicit-TLS submission listener; empty disables it"`
-	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz and /readyz; empty disables it"`
+	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz, /readyz and /metrics (Prometheus); empty disables it"`
 	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
 	TLSKeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM private key for RELAY_TLS_CERT_FILE"`
 	InsecureAuth    bool   `envconfig:"INSECURE_AUTH" default:"false" desc:"allow AUTH without TLS (development only; WARN at start)"`

@@ -79,6 +79,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			}
 			fmt.Fprintln(w, "ready")
 		})
+		var queueLen func() int
+		if sp, ok := q.(*queue.Spool); ok {
+			queueLen = sp.Len
+		}
+		mux.Handle("GET /metrics", metricsHandler(srv, worker, queueLen))
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			if srv != nil {

@@ -262,6 +262,24 @@ func TestBinarySubmitAndDeliver(t *testing.T) {
 	if !strings.Contains(logs, `"msg":"queued"`) || strings.Contains(logs, "alice-pw") {
 		t.Fatalf("logs:\n%s", logs)
 	}
+	// The counters agree.
+	resp, err := http.Get("http://" + p.http + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	for _, want := range []string{
+		`edgerelay_messages_total{result="queued"} 1`,
+		`edgerelay_auth_total{result="ok"} 1`,
+		`edgerelay_auth_total{result="failed"} 1`,
+		`edgerelay_delivery_attempts_total{result="delivered"} 1`,
+		"edgerelay_queue_messages 0",
+	} {
+		if !strings.Contains(string(mb), want) {
+			t.Errorf("/metrics lacks %q:\n%s", want, mb)
+		}
+	}
 	p.stop()
 }
 

@@ -156,10 +156,12 @@ func (w *Worker) report(ctx context.Context, m *queue.Message, kind ReportKind, 
 		WillRetryUntil: until,
 	}
 	if err := w.o.Reporter.Report(ctx, req); err != nil {
+		w.stats.reportErrors.Add(1)
 		w.log.Error("cannot produce report; message kept for another try", "id", env.ID, "kind", string(kind),
 			"rcpts", rcpts, "err", err)
 		return false
 	}
+	w.stats.reports.Add(1)
 	w.log.Info("report produced", "id", env.ID, "kind", string(kind), "rcpts", rcpts)
 	return true
 }

@@ -142,6 +142,7 @@ type Worker struct {
 	gatewayTLS *tls.Config
 	pool       *connPool
 	domains    *limiter
+	stats      counters
 }
 
 // New checks o, fills in defaults and returns a Worker.
@@ -321,6 +322,8 @@ func (w *Worker) loop(ctx, work context.Context) {
 // process makes one delivery attempt for m's pending recipients, then
 // reports, reschedules or completes it.
 func (w *Worker) process(ctx context.Context, m *queue.Message) {
+	w.stats.inFlight.Add(1)
+	defer w.stats.inFlight.Add(-1)
 	env := m.Envelope
 	if idx := env.Pending(); len(idx) > 0 {
 		var res map[int]result
@@ -359,8 +362,14 @@ func (w *Worker) apply(env *queue.Envelope, idx []int, res map[int]result) {
 			queue.StatusDelivered: "delivered", queue.StatusRelayed: "delivered",
 		}[out.status]
 		lvl := slog.LevelInfo
-		if out.status == queue.StatusFailed {
+		switch out.status {
+		case queue.StatusFailed:
 			lvl = slog.LevelWarn
+			w.stats.failed.Add(1)
+		case queue.StatusPending:
+			w.stats.deferred.Add(1)
+		default:
+			w.stats.delivered.Add(1)
 		}
 		w.log.Log(context.Background(), lvl, verb, "id", env.ID, "rcpt", r.Addr, "status", string(out.status),
 			"remote", r.RemoteMTA, "reply", r.Reply.String(), "attempt", env.Attempts,

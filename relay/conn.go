@@ -119,6 +119,7 @@ type listener struct {
 	conns map[*trackedConn]struct{}
 	perIP map[string]int
 	log   func(msg string, args ...any)
+	stats *counters
 
 	proxyOnce sync.Once
 	ready     chan net.Conn
@@ -199,6 +200,7 @@ func (l *listener) admit(nc net.Conn) net.Conn {
 	overIP := l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP
 	if over || overIP {
 		l.mu.Unlock()
+		l.stats.connsRefused.Add(1)
 		l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP)
 		if l.tlsConfig == nil {
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
@@ -214,6 +216,7 @@ func (l *listener) admit(nc net.Conn) net.Conn {
 	l.conns[tc] = struct{}{}
 	l.perIP[ip]++
 	l.mu.Unlock()
+	l.stats.conns.Add(1)
 	if l.tlsConfig != nil {
 		t := tls.Server(tc, l.tlsConfig)
 		tc.top = t

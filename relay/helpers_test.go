@@ -48,7 +48,7 @@ func (b tokenBackend) CheckToken(_ context.Context, tok string) (*auth.Identity,
 
 // env is a running submission server on loopback with a real spool behind it.
 type env struct {
-	t        *testing.T
+	t        testing.TB
 	srv      *Server
 	q        *queue.Spool
 	addr587  string
@@ -58,7 +58,7 @@ type env struct {
 
 type envOpt func(*Options)
 
-func newEnv(t *testing.T, opts ...envOpt) *env {
+func newEnv(t testing.TB, opts ...envOpt) *env {
 	t.Helper()
 	dir := t.TempDir()
 	users := filepath.Join(dir, "users")
@@ -129,7 +129,7 @@ func newEnv(t *testing.T, opts ...envOpt) *env {
 // tests see every reply code, and can send what a well-behaved library
 // never would.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	conn net.Conn
 	tp   *textproto.Conn
 }
@@ -146,7 +146,7 @@ func (e *env) dial() *client {
 	return cl
 }
 
-func wrapClient(t *testing.T, c net.Conn) *client {
+func wrapClient(t testing.TB, c net.Conn) *client {
 	t.Cleanup(func() { c.Close() })
 	return &client{t: t, conn: c, tp: textproto.NewConn(c)}
 }

@@ -79,6 +79,7 @@ type Server struct {
 	ctx      context.Context
 	cancel   context.CancelFunc
 	draining atomic.Bool
+	stats    counters
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -162,6 +163,7 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 		conns:      map[*trackedConn]struct{}{},
 		perIP:      map[string]int{},
 		log:        s.log.Warn,
+		stats:      &s.stats,
 	}
 	if implicitTLS {
 		l.tlsConfig = s.opts.TLSConfig

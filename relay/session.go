@@ -158,6 +158,7 @@ func (o *saslOutcome) Next(resp []byte) ([]byte, bool, error) {
 	}
 	ss := o.ss
 	if err == nil && ss.id != nil {
+		ss.srv.stats.authOK.Add(1)
 		ss.log = ss.log.With("user", ss.id.User)
 		ss.log.Info("auth ok", "mech", o.mech, "backend", ss.id.Backend)
 		return nil, true, nil
@@ -165,6 +166,11 @@ func (o *saslOutcome) Next(resp []byte) ([]byte, bool, error) {
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) {
 		se = errAuthSyntax // a malformed exchange from the SASL library
+	}
+	if se.Code == 454 {
+		ss.srv.stats.authTemp.Add(1)
+	} else {
+		ss.srv.stats.authFailed.Add(1)
 	}
 	ss.authFails++
 	ss.log.Warn("auth failed", "mech", o.mech, "user", *o.user, "reply", se.Code, "failures", ss.authFails)
@@ -263,6 +269,11 @@ func (ss *session) Data(r io.Reader) error {
 			err = cr.err // the client's data was at fault, not the queue
 		}
 		rep := dataErrorReply(err)
+		if rep.Code/100 == 4 {
+			ss.srv.stats.queueErrors.Add(1)
+		} else {
+			ss.srv.stats.refused.Add(1)
+		}
 		if rep == errQueue {
 			log.Error("message not queued", "stage", what, "err", err)
 		} else {
@@ -282,6 +293,7 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		for _, a := range addrs {
 			if !ss.id.MaySend(a) {
+				ss.srv.stats.refused.Add(1)
 				log.Warn("message refused: header From not allowed", "header_from", a)
 				return errHeaderFrom
 			}
@@ -314,6 +326,8 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return fail(err, "enqueue")
 	}
+	ss.srv.stats.queued.Add(1)
+	ss.srv.stats.queuedBytes.Add(uint64(env.Size))
 	log.Info("queued", "from", ss.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }

@@ -1,0 +1,27 @@
+package outbound
+
+import "sync/atomic"
+
+// Stats are the worker's counters since start, for /metrics.
+type Stats struct {
+	// Per recipient and attempt.
+	Delivered, Deferred, Failed uint64
+	// Reports produced, and attempts to produce one that failed.
+	Reports, ReportErrors uint64
+	// InFlight is the number of messages being delivered now.
+	InFlight int64
+}
+
+type counters struct {
+	delivered, deferred, failed, reports, reportErrors atomic.Uint64
+	inFlight                                           atomic.Int64
+}
+
+// Stats returns a snapshot of the counters.
+func (w *Worker) Stats() Stats {
+	c := &w.stats
+	return Stats{
+		Delivered: c.delivered.Load(), Deferred: c.deferred.Load(), Failed: c.failed.Load(),
+		Reports: c.reports.Load(), ReportErrors: c.reportErrors.Load(), InFlight: c.inFlight.Load(),
+	}
+}
