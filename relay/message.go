@@ -6,6 +6,7 @@ import (
 	"crypto/tls"
 	"fmt"
 	"io"
+	"mime"
 	"net/mail"
 	"net/textproto"
 	"strings"
@@ -74,6 +75,14 @@ func readHeader(br *bufio.Reader) (*header, error) {
 	return h, nil
 }
 
+// fromParser parses From fields for their addresses only. Display names in
+// any charset are accepted as they are (Outlook sends windows-1252, others
+// iso-2022-jp…): the default decoder knows only UTF-8 and Latin-1 and would
+// reject the whole field over a name edgerelay does not look at.
+var fromParser = &mail.AddressParser{WordDecoder: &mime.WordDecoder{
+	CharsetReader: func(_ string, input io.Reader) (io.Reader, error) { return input, nil },
+}}
+
 // fromAddresses returns the addresses in the From field(s). RFC 5322 §3.6
 // allows exactly one From field; more than one is malformed.
 func (h *header) fromAddresses() ([]string, error) {
@@ -81,7 +90,7 @@ func (h *header) fromAddresses() ([]string, error) {
 	if len(vals) != 1 {
 		return nil, errNoFrom
 	}
-	list, err := (&mail.AddressParser{WordDecoder: nil}).ParseList(vals[0])
+	list, err := fromParser.ParseList(vals[0])
 	if err != nil || len(list) == 0 {
 		return nil, errNoFrom
 	}
@@ -129,8 +138,12 @@ func receivedField(t traceInfo) string {
 }
 
 // sanitizeComment keeps the client-supplied HELO name from breaking the
-// field: no control characters, parentheses or brackets.
+// field: no control characters, parentheses or brackets (except around an
+// address literal such as [192.0.2.1], RFC 5321 §4.1.3).
 func sanitizeComment(s string) string {
+	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' && strings.Trim(s[1:len(s)-1], "0123456789abcdefABCDEF:.IPv6") == "" {
+		return s
+	}
 	s = strings.Map(func(r rune) rune {
 		if r < 0x21 || r == 0x7f || r == '(' || r == ')' || r == '[' || r == ']' || r == '\\' {
 			return '_'

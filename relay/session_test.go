@@ -451,3 +451,28 @@ func TestSMTPUTF8OnlyWhenNeeded(t *testing.T) {
 		}
 	}
 }
+
+// TestHeaderFromAnyCharset: a display name in a charset Go does not decode
+// (Outlook's windows-1252) must not make the From field "invalid".
+func TestHeaderFromAnyCharset(t *testing.T) {
+	e := newEnv(t)
+	c := e.authed(alice, alicePW)
+	for _, from := range []string{
+		"=?windows-1252?Q?J=F6rg_M=FCller?= <" + alice + ">",
+		"=?iso-2022-jp?B?GyRCJTUlcyVXJWsbKEI=?= <" + alice + ">",
+		"\"Alice, Example\" <" + alias + ">",
+	} {
+		c.must(250, "", "MAIL FROM:<%s>", alice)
+		c.must(250, "", "RCPT TO:<r@example.net>")
+		if code, msg := c.data("From: " + from + "\r\nSubject: x\r\n\r\nbody\r\n"); code != 250 {
+			t.Errorf("From: %s: %d %s", from, code, msg)
+		}
+	}
+	// An address literal as EHLO name stays readable in Received.
+	if got := sanitizeComment("[192.0.2.1]"); got != "[192.0.2.1]" {
+		t.Errorf("address literal HELO: %q", got)
+	}
+	if got := sanitizeComment("[evil) (x]"); strings.ContainsAny(got, "()") {
+		t.Errorf("HELO not sanitized: %q", got)
+	}
+}
