@@ -10,11 +10,13 @@ mkdir -p "$W/ctx/out/data"
 CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -X main.version=image-test' -o "$W/ctx/out/edgerelay" .
 cp /etc/ssl/certs/ca-certificates.crt "$W/ctx/out/ca-certificates.crt"
 { echo 'FROM scratch AS build'; echo 'COPY out/ /out/'; sed -n '/^# ---- runtime/,$p' Dockerfile; } > "$W/ctx/Dockerfile"
-buildah $ST bud --isolation chroot -q -t localhost/edgerelay:test "$W/ctx" >/dev/null
+buildah $ST bud --format docker --isolation chroot -q -t localhost/edgerelay:test "$W/ctx" >/dev/null
 CID=$(buildah $ST from localhost/edgerelay:test)
 out=$(buildah $ST run --isolation chroot "$CID" /edgerelay version)
 echo "$out"
 [ "$out" = "edgerelay image-test" ]
-buildah $ST inspect --format '{{.OCIv1.Config.User}} {{.OCIv1.Config.Entrypoint}}' localhost/edgerelay:test
+hc=$(buildah $ST inspect --format "{{.Docker.Config.User}} {{.Docker.Config.Entrypoint}} {{.Docker.Config.Healthcheck.Test}}" localhost/edgerelay:test)
+echo "$hc"
+case "$hc" in "65534:65534 [/edgerelay] [CMD /edgerelay healthcheck]") ;; *) echo "image config unexpected"; exit 1 ;; esac
 buildah $ST rm "$CID" >/dev/null
 echo "image ok"
