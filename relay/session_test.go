@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"fmt"
 	"io"
 	"strings"
 	"testing"
@@ -474,5 +475,32 @@ func TestHeaderFromAnyCharset(t *testing.T) {
 	}
 	if got := sanitizeComment("[evil) (x]"); strings.ContainsAny(got, "()") {
 		t.Errorf("HELO not sanitized: %q", got)
+	}
+}
+
+// TestBDAT: CHUNKING (RFC 3030) goes through the same checks and queue as
+// DATA, bare LF included.
+func TestBDAT(t *testing.T) {
+	e := newEnv(t)
+	c := e.authed(alice, alicePW)
+	msg := message(alice, "r@example.net", "")
+	c.must(250, "", "MAIL FROM:<%s>", alice)
+	c.must(250, "", "RCPT TO:<r@example.net>")
+	half := len(msg) / 2
+	io.WriteString(c.conn, fmt.Sprintf("BDAT %d\r\n%s", half, msg[:half]))
+	c.expect(250)
+	io.WriteString(c.conn, fmt.Sprintf("BDAT %d LAST\r\n%s", len(msg)-half, msg[half:]))
+	if msg := c.expect(250); !strings.Contains(msg, "queued as") {
+		t.Fatalf("BDAT LAST: %s", msg)
+	}
+	bad := "From: <" + alice + ">\r\n\r\nbare\nLF\r\n"
+	c.must(250, "", "MAIL FROM:<%s>", alice)
+	c.must(250, "", "RCPT TO:<r@example.net>")
+	io.WriteString(c.conn, fmt.Sprintf("BDAT %d LAST\r\n%s", len(bad), bad))
+	if code, _ := c.read(); code != 550 {
+		t.Fatalf("BDAT with a bare LF: %d", code)
+	}
+	if n := len(e.queued()); n != 1 {
+		t.Fatalf("%d queued, want 1", n)
 	}
 }
