@@ -1,6 +1,8 @@
 package outbound
 
 import (
+	"golang.org/x/net/idna"
+
 	"context"
 	"crypto/tls"
 	"errors"
@@ -66,9 +68,13 @@ func (w *Worker) mxHosts(ctx context.Context, domain string) ([]mxHost, error) {
 	}
 	name := domain
 	if !isASCIIName(name) {
-		// IDNA (RFC 5891) conversion is not implemented: say so clearly
-		// instead of retrying for days.
-		return nil, permLocal(550, "5.1.2", fmt.Sprintf("cannot route to internationalized domain %s: IDNA not supported", domain))
+		// An internationalized domain (SMTPUTF8 mail) is looked up by its
+		// A-label (RFC 5891 §5: IDNA2008 lookup rules).
+		a, err := idna.Lookup.ToASCII(name)
+		if err != nil {
+			return nil, permLocal(550, "5.1.2", fmt.Sprintf("%s is not a valid internationalized domain name", domain))
+		}
+		name = a
 	}
 	mxs, err := w.o.Resolver.LookupMX(ctx, name)
 	if err != nil && len(mxs) == 0 {

@@ -236,3 +236,21 @@ func TestMXTLSHandshakeFailureFallsBackToPlaintext(t *testing.T) {
 		t.Fatalf("connections = %d, want 2 (TLS, then plaintext)", n)
 	}
 }
+
+// TestMXInternationalizedDomain: an IDN recipient domain (SMTPUTF8 mail) is
+// looked up by its A-label (RFC 5891 §5) and delivered.
+func TestMXInternationalizedDomain(t *testing.T) {
+	srv := newScriptServer(t, withSMTPUTF8())
+	r := &fakeResolver{
+		mx:  map[string][]*net.MX{"xn--bcher-kva.example": {{Host: "mx.xn--bcher-kva.example", Pref: 10}}},
+		ips: map[string][]string{"mx.xn--bcher-kva.example": {"192.0.2.20"}},
+	}
+	h := mxHarness(t, r, nil)
+	h.route("192.0.2.20", srv)
+	const to = "jörg@bücher.example"
+	h.enqueue(func(e *queue.Envelope) { e.SMTPUTF8 = true }, to)
+	rc := rcpt(t, h.attempt(), to)
+	if rc.Status != queue.StatusRelayed && rc.Status != queue.StatusDelivered {
+		t.Fatalf("status %s reply %v (resolver asked %v)", rc.Status, rc.Reply, r.calls)
+	}
+}
