@@ -24,6 +24,8 @@ import (
 	"syscall"
 	"time"
 
+	"golang.org/x/term"
+
 	"github.com/edgerelay/edgerelay/auth"
 )
 
@@ -118,12 +120,25 @@ func healthcheck(stderr io.Writer) int {
 // hashPassword reads one password line from stdin and prints its bcrypt
 // hash for the users file.
 func hashPassword(stdin io.Reader, stdout, stderr io.Writer) int {
-	line, err := bufio.NewReader(stdin).ReadString('\n')
-	if err != nil && err != io.EOF {
-		fmt.Fprintf(stderr, "hash-password: %v\n", err)
-		return 1
+	var pw string
+	if f, ok := stdin.(*os.File); ok && term.IsTerminal(int(f.Fd())) {
+		// At a terminal: prompt, and do not echo the password.
+		fmt.Fprint(stderr, "Password: ")
+		b, err := term.ReadPassword(int(f.Fd()))
+		fmt.Fprintln(stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "hash-password: %v\n", err)
+			return 1
+		}
+		pw = string(b)
+	} else {
+		line, err := bufio.NewReader(stdin).ReadString('\n')
+		if err != nil && err != io.EOF {
+			fmt.Fprintf(stderr, "hash-password: %v\n", err)
+			return 1
+		}
+		pw = strings.TrimRight(line, "\r\n")
 	}
-	pw := strings.TrimRight(line, "\r\n")
 	if pw == "" {
 		fmt.Fprintln(stderr, "hash-password: empty password on stdin")
 		return 1
