@@ -38,6 +38,9 @@ func newLDAPBackend(cfg *Config, log *slog.Logger) (auth.PasswordBackend, error)
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_LDAP_*: %w", err)
 	}
+	if strings.HasPrefix(cfg.LDAPURL, "ldap://") && !cfg.LDAPStartTLS {
+		log.Warn("RELAY_LDAP_URL is ldap:// without RELAY_LDAP_STARTTLS: user passwords go to the directory unencrypted", "url", cfg.LDAPURL)
+	}
 	// Say at start whether the directory answers; an outage is not fatal
 	// (clients get 454 4.7.0 until it is back).
 	pctx, cancel := context.WithTimeout(context.Background(), cfg.LDAPTimeout)
