@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
@@ -23,6 +24,11 @@ import (
 // up to RELAY_SHUTDOWN_GRACE, deliveries in flight finish or stay queued.
 func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	log.Info("edgerelay starting", "version", versionString(), "hostname", cfg.Hostname, "role", cfg.Role, "queue", cfg.Queue)
+	if !strings.Contains(cfg.Hostname, ".") {
+		// In a container the host name is a random ID: next hops may refuse
+		// it in EHLO, and reports and Message-IDs would carry it.
+		log.Warn("RELAY_HOSTNAME is not a fully qualified domain name; set it to this service's public name", "hostname", cfg.Hostname)
+	}
 
 	qp, err := openQueue(ctx, cfg, log)
 	if err != nil {
