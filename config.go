@@ -66,14 +66,15 @@ type Config struct {
 	OIDCClientSecretFile string `envconfig:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret"`
 
 	// Submission policy and limits.
-	CheckHeaderFrom     bool          `envconfig:"CHECK_HEADER_FROM" default:"true" desc:"require the header From to be one of the user's addresses (550 5.7.1)"`
-	MaxMessageBytes     int64         `envconfig:"MAX_MESSAGE_BYTES" default:"26214400" desc:"advertised in SIZE and enforced (552 5.3.4)"`
-	MaxRecipients       int           `envconfig:"MAX_RECIPIENTS" default:"100" desc:"recipients per message (452 4.5.3)"`
-	IdleTimeout         time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long is disconnected (RFC 5321 4.5.3.2)"`
-	MaxSession          time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
-	MaxConnections      int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
-	MaxConnectionsPerIP int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
-	ProxyProtocolFrom   string        `envconfig:"PROXY_PROTOCOL_FROM" desc:"comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header (required from them)"`
+	CheckHeaderFrom      bool          `envconfig:"CHECK_HEADER_FROM" default:"true" desc:"require the header From to be one of the user's addresses (550 5.7.1)"`
+	MaxMessageBytes      int64         `envconfig:"MAX_MESSAGE_BYTES" default:"26214400" desc:"advertised in SIZE and enforced (552 5.3.4)"`
+	MaxRecipients        int           `envconfig:"MAX_RECIPIENTS" default:"100" desc:"recipients per message (452 4.5.3)"`
+	MaxRecipientsPerHour int           `envconfig:"MAX_RECIPIENTS_PER_HOUR" default:"0" desc:"recipients one user may submit per hour, per front end (450 4.7.1 past it); bounds a stolen password's damage; 0 = no limit"`
+	IdleTimeout          time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long is disconnected (RFC 5321 4.5.3.2)"`
+	MaxSession           time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
+	MaxConnections       int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
+	MaxConnectionsPerIP  int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
+	ProxyProtocolFrom    string        `envconfig:"PROXY_PROTOCOL_FROM" desc:"comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header (required from them)"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
@@ -279,6 +280,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxMessageBytes < 1024 {
 		bad("MAX_MESSAGE_BYTES", "%d is too small", c.MaxMessageBytes)
+	}
+	if c.MaxRecipientsPerHour < 0 {
+		bad("MAX_RECIPIENTS_PER_HOUR", "must not be negative")
 	}
 	if c.MaxRecipients < 1 {
 		bad("MAX_RECIPIENTS", "must be at least 1")

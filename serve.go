@@ -197,20 +197,21 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		return nil, err
 	}
 	return relay.New(relay.Options{
-		Hostname:            cfg.Hostname,
-		TLSConfig:           tlsCfg,
-		InsecureAuth:        cfg.InsecureAuth,
-		Auth:                a,
-		Queue:               q,
-		MaxMessageBytes:     cfg.MaxMessageBytes,
-		MaxRecipients:       cfg.MaxRecipients,
-		CheckHeaderFrom:     cfg.CheckHeaderFrom,
-		IdleTimeout:         cfg.IdleTimeout,
-		MaxSessionDuration:  cfg.MaxSession,
-		MaxConnections:      cfg.MaxConnections,
-		MaxConnectionsPerIP: cfg.MaxConnectionsPerIP,
-		ProxyProtocolFrom:   cfg.proxies,
-		Logger:              log.With("part", "submission"),
+		Hostname:             cfg.Hostname,
+		TLSConfig:            tlsCfg,
+		InsecureAuth:         cfg.InsecureAuth,
+		Auth:                 a,
+		Queue:                q,
+		MaxMessageBytes:      cfg.MaxMessageBytes,
+		MaxRecipients:        cfg.MaxRecipients,
+		MaxRecipientsPerHour: cfg.MaxRecipientsPerHour,
+		CheckHeaderFrom:      cfg.CheckHeaderFrom,
+		IdleTimeout:          cfg.IdleTimeout,
+		MaxSessionDuration:   cfg.MaxSession,
+		MaxConnections:       cfg.MaxConnections,
+		MaxConnectionsPerIP:  cfg.MaxConnectionsPerIP,
+		ProxyProtocolFrom:    cfg.proxies,
+		Logger:               log.With("part", "submission"),
 	})
 }
 

@@ -33,6 +33,7 @@ var (
 	errNoRecipients = reply(554, 5, 5, 1, "No valid recipients")
 	errRcptSyntax   = reply(501, 5, 1, 3, "Bad recipient address syntax")
 	errUTF8         = reply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8 (RFC 6531)")
+	errRateLimited  = reply(450, 4, 7, 1, "Sending rate limit reached for this account, try again later")
 	errMechUnknown  = smtp.ErrAuthUnknownMechanism
 )
 

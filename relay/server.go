@@ -60,6 +60,9 @@ type Options struct {
 	// (0: no limit).
 	MaxConnections      int
 	MaxConnectionsPerIP int
+	// MaxRecipientsPerHour limits the recipients one user may submit per
+	// hour (token bucket; 450 4.7.1 past it). 0 means no limit.
+	MaxRecipientsPerHour int
 	// ProxyProtocolFrom lists the load balancers whose PROXY protocol
 	// header (v1 or v2) carries the real client address. Connections from
 	// them must start with one; other peers are served directly.
@@ -80,6 +83,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	draining atomic.Bool
 	stats    counters
+	rate     *rateLimiter
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -105,6 +109,7 @@ func New(o Options) (*Server, error) {
 		o.Logger = slog.New(slog.DiscardHandler)
 	}
 	s := &Server{opts: o, log: o.Logger}
+	s.rate = newRateLimiter(o.MaxRecipientsPerHour, s.now)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	be := smtp.BackendFunc(s.newSession)

@@ -231,6 +231,10 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !isASCII(to) && !ss.mailOpts.UTF8 {
 		return errUTF8
 	}
+	if !ss.srv.rate.allow(ss.id.User) {
+		ss.log.Warn("recipient refused: hourly rate limit reached", "rcpt", to, "limit", ss.srv.opts.MaxRecipientsPerHour)
+		return errRateLimited
+	}
 	r := queue.Recipient{Addr: to, Status: queue.StatusPending}
 	if opts != nil {
 		for _, n := range opts.Notify {
