@@ -11,7 +11,6 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -87,7 +86,7 @@ func NewS3BounceStore(ctx context.Context, client S3BounceClient, bucket, prefix
 	switch {
 	case err == nil:
 		// Ours already.
-	case isS3NotFound(err):
+	case queue.IsS3NotFound(err):
 		foreign, err := st.foreignObjects(ctx)
 		if err != nil {
 			return fail("list the prefix: %v", err)
@@ -161,7 +160,7 @@ func (st *S3BounceStore) Put(ctx context.Context, key string, msg io.Reader) err
 	switch {
 	case err == nil:
 		return nil
-	case !isS3NotFound(err):
+	case !queue.IsS3NotFound(err):
 		return fmt.Errorf("bounce store %s: check %s: %w", st, obj, err)
 	}
 	_, err = st.uploader.Upload(ctx, &s3.PutObjectInput{
@@ -177,22 +176,6 @@ func (st *S3BounceStore) Put(ctx context.Context, key string, msg io.Reader) err
 
 // String names the store for logs: "s3://bucket/prefix".
 func (st *S3BounceStore) String() string { return "s3://" + st.bucket + "/" + st.prefix }
-
-// isS3NotFound reports whether an S3 error says the object does not exist
-// (NoSuchKey, or a 404 to a HEAD, which has no error body).
-func isS3NotFound(err error) bool {
-	var nsk *s3types.NoSuchKey
-	var nf *s3types.NotFound
-	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
-		return false
-	}
-	var re interface{ HTTPStatusCode() int }
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
-}
 
 // isS3PreconditionFailed reports whether a conditional write found the
 // object already there (412).

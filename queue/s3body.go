@@ -65,7 +65,7 @@ func (q *SQSQueue) openBody(ctx context.Context, key string) (io.ReadCloser, err
 		// SDK would log that on every read.
 		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	if err != nil {
-		if isS3NotFound(err) {
+		if IsS3NotFound(err) {
 			return nil, fmt.Errorf("queue: body s3://%s/%s is gone (message completed elsewhere?): %w", q.o.Bucket, key, err)
 		}
 		return nil, fmt.Errorf("queue: read body s3://%s/%s: %w", q.o.Bucket, key, err)
@@ -83,7 +83,7 @@ func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if !isS3NotFound(err) {
+	if !IsS3NotFound(err) {
 		return false, err
 	}
 	if _, berr := q.o.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(q.o.Bucket)}); berr != nil {
@@ -95,17 +95,17 @@ func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
 // deleteBody removes a body object; a missing object is not an error.
 func (q *SQSQueue) deleteBody(ctx context.Context, key string) error {
 	_, err := q.o.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
-	if err != nil && !isS3NotFound(err) {
+	if err != nil && !IsS3NotFound(err) {
 		return fmt.Errorf("delete s3://%s/%s: %w", q.o.Bucket, key, err)
 	}
 	return nil
 }
 
-// isS3NotFound reports whether err says that an object does not exist:
+// IsS3NotFound reports whether err says that an object does not exist:
 // NoSuchKey from GetObject, or a 404 from HeadObject. Without s3:ListBucket,
 // S3 answers 403 instead of 404 for a missing key; Check verifies that it
 // does not. NoSuchBucket is not "not found" here.
-func isS3NotFound(err error) bool {
+func IsS3NotFound(err error) bool {
 	var nsk *s3types.NoSuchKey
 	var nf *s3types.NotFound
 	if errors.As(err, &nsk) || errors.As(err, &nf) {
