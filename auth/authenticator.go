@@ -125,12 +125,13 @@ func (a *Authenticator) HasToken() bool { return len(a.opts.Token) > 0 }
 // backend authenticated and at least one was unavailable, the answer is
 // ErrUnavailable, so an outage never looks like a wrong password.
 func (a *Authenticator) Password(ctx context.Context, remoteIP, user, password string) (*Identity, error) {
+	start := a.now()
 	ipk, uk := ipKey(remoteIP), userKey(user)
 	if err := a.throttled(ipk, uk, remoteIP, user); err != nil {
 		return nil, err
 	}
 	if user == "" || password == "" {
-		return nil, a.failed(ctx, ipk, uk, remoteIP, user, "", "empty user name or password")
+		return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, "", "empty user name or password")
 	}
 	if id := a.cache.get(user, password, a.now()); id != nil {
 		a.fails.resetIf(uk)
@@ -154,9 +155,9 @@ func (a *Authenticator) Password(ctx context.Context, remoteIP, user, password s
 	case r.unavailable != nil:
 		return nil, r.unavailable
 	case len(r.names) == 0:
-		return nil, a.failed(ctx, ipk, uk, remoteIP, user, "", "no password backend configured")
+		return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, "", "no password backend configured")
 	}
-	return nil, a.failed(ctx, ipk, uk, remoteIP, user, strings.Join(r.names, ","), strings.Join(r.reasons, "; "))
+	return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, strings.Join(r.names, ","), strings.Join(r.reasons, "; "))
 }
 
 // checkResult is the outcome of asking the password backends once.
@@ -202,12 +203,13 @@ func (a *Authenticator) checkPassword(ctx context.Context, user, password, remot
 // token's identity. Failures are throttled like passwords (per client
 // network, and per authzid when one was given); results are not cached.
 func (a *Authenticator) Token(ctx context.Context, remoteIP, authzid, token string) (*Identity, error) {
+	start := a.now()
 	ipk, uk := ipKey(remoteIP), userKey(authzid)
 	if err := a.throttled(ipk, uk, remoteIP, authzid); err != nil {
 		return nil, err
 	}
 	if token == "" {
-		return nil, a.failed(ctx, ipk, uk, remoteIP, authzid, "", "empty token")
+		return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, "", "empty token")
 	}
 	var unavailable error
 	var names, reasons []string
@@ -215,7 +217,7 @@ func (a *Authenticator) Token(ctx context.Context, remoteIP, authzid, token stri
 		id, err := b.CheckToken(ctx, token)
 		if err == nil {
 			if authzid != "" && !strings.EqualFold(authzid, id.User) {
-				return nil, a.failed(ctx, ipk, uk, remoteIP, authzid, b.Name(),
+				return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, b.Name(),
 					fmt.Sprintf("SASL user %q does not match the token's %q", authzid, id.User))
 			}
 			a.fails.resetIf(userKey(id.User))
@@ -236,9 +238,9 @@ func (a *Authenticator) Token(ctx context.Context, remoteIP, authzid, token stri
 		return nil, unavailable
 	}
 	if len(names) == 0 {
-		return nil, a.failed(ctx, ipk, uk, remoteIP, authzid, "", "no token backend configured")
+		return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, "", "no token backend configured")
 	}
-	return nil, a.failed(ctx, ipk, uk, remoteIP, authzid, strings.Join(names, ","), strings.Join(reasons, "; "))
+	return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, strings.Join(names, ","), strings.Join(reasons, "; "))
 }
 
 // throttled returns ErrThrottled when the client network or the user name
@@ -263,15 +265,21 @@ func (a *Authenticator) throttled(ipk, uk, remoteIP, user string) error {
 
 // failed records a failure, logs it, waits the failure delay and returns the
 // error for the caller. reason must never contain a secret.
-func (a *Authenticator) failed(ctx context.Context, ipk, uk, remoteIP, user, backend, reason string) error {
+func (a *Authenticator) failed(ctx context.Context, start time.Time, ipk, uk, remoteIP, user, backend, reason string) error {
 	n := 1
 	if a.fails != nil {
 		now := a.now()
 		n = max(a.fails.fail(ipk, now), a.fails.fail(uk, now), 1)
 	}
 	a.log.Info("auth failed", "user", user, "ip", remoteIP, "backend", backend, "reason", reason, "recent_failures", n)
+	// The delay is a floor measured from the start of the attempt, not an
+	// addition: a fast "no such user" and a slower "wrong password" (one
+	// more directory round trip, a bcrypt comparison) answer at the same
+	// moment, so timing does not tell which user names exist.
 	if a.delay > 0 {
-		a.sleep(ctx, a.delay*time.Duration(min(n, maxDelaySteps)))
+		if d := a.delay*time.Duration(min(n, maxDelaySteps)) - a.now().Sub(start); d > 0 {
+			a.sleep(ctx, d)
+		}
 	}
 	return fmt.Errorf("%w: %s", ErrBadCredentials, reason)
 }

@@ -450,3 +450,32 @@ func TestConcurrentLoginsShareOneCheck(t *testing.T) {
 		t.Fatalf("wrong password: %v", err)
 	}
 }
+
+// clockBackend takes `cost` of (fake) time to answer, like a directory
+// bind or a bcrypt comparison.
+type clockBackend struct {
+	clock *fakeClock
+	cost  time.Duration
+}
+
+func (b *clockBackend) Name() string { return "slowdir" }
+func (b *clockBackend) CheckPassword(_ context.Context, user, _ string) (*Identity, error) {
+	b.clock.Advance(b.cost)
+	return nil, fmt.Errorf("%w: wrong password for %s", ErrBadCredentials, user)
+}
+
+// TestFailureDelayIsAFloor: a failure is answered FailureDelay after the
+// attempt started, however long the backend took (up to that), so a fast
+// "unknown user" and a slow "wrong password" cannot be told apart by time.
+func TestFailureDelayIsAFloor(t *testing.T) {
+	for _, cost := range []time.Duration{0, 40 * time.Millisecond, 90 * time.Millisecond} {
+		f := newAuthFixture(t, Options{FailureDelay: 100 * time.Millisecond, MaxFailures: 100})
+		f.a.opts.Password = []PasswordBackend{&clockBackend{clock: f.clock, cost: cost}}
+		if _, err := f.a.Password(context.Background(), "192.0.2.1", "u"+cost.String(), "x"); !errors.Is(err, ErrBadCredentials) {
+			t.Fatal(err)
+		}
+		if d := *f.delays; len(d) != 1 || cost+d[0] != 100*time.Millisecond {
+			t.Errorf("backend took %v: slept %v, want the answer at 100ms", cost, d)
+		}
+	}
+}
