@@ -37,7 +37,7 @@ func (w *Worker) finish(ctx context.Context, m *queue.Message) {
 		w.reschedule(ctx, m, at, "retry")
 	default:
 		if err := w.q.Complete(ctx, m); err != nil {
-			w.log.Error("cannot complete message; it stays leased until restart", "id", env.ID, "err", err)
+			w.log.Error("cannot complete message; the queue offers it again later (a duplicate delivery is possible)", "id", env.ID, "err", err)
 			return
 		}
 		w.log.Info("message done", "id", env.ID, "attempts", env.Attempts,
@@ -48,7 +48,7 @@ func (w *Worker) finish(ctx context.Context, m *queue.Message) {
 func (w *Worker) reschedule(ctx context.Context, m *queue.Message, at time.Time, why string) {
 	env := m.Envelope
 	if err := w.q.Reschedule(ctx, m, at); err != nil {
-		w.log.Error("cannot reschedule message; it stays leased until restart", "id", env.ID, "err", err)
+		w.log.Error("cannot reschedule message; the queue offers it again with its last saved state", "id", env.ID, "err", err)
 		return
 	}
 	w.log.Info("message rescheduled", "id", env.ID, "why", why, "next", at.UTC().Format(time.RFC3339),
