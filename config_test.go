@@ -146,3 +146,32 @@ func TestSecretFromFile(t *testing.T) {
 		t.Fatalf("password %q", c.GatewayPassword)
 	}
 }
+
+// TestFlyTomlConfig: the variables fly.toml sets exist and, with the
+// secret it documents, make a valid configuration.
+func TestFlyTomlConfig(t *testing.T) {
+	raw, err := os.ReadFile("fly.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	known := map[string]bool{}
+	for _, m := range regexp.MustCompile("`(RELAY_[A-Z0-9_]+)`").FindAllStringSubmatch(configTable(), -1) {
+		known[m[1]] = true
+	}
+	n := 0
+	for _, m := range regexp.MustCompile(`(?m)^\s*(RELAY_[A-Z0-9_]+)\s*=\s*"([^"]*)"`).FindAllStringSubmatch(string(raw), -1) {
+		if !known[m[1]] {
+			t.Errorf("fly.toml sets %s, which Config does not have", m[1])
+		}
+		t.Setenv(m[1], m[2])
+		n++
+	}
+	if n == 0 {
+		t.Fatal("no RELAY_ variables found in fly.toml")
+	}
+	t.Setenv("RELAY_GATEWAY_PASSWORD", "from fly secrets")
+	t.Setenv("RELAY_DATA_DIR", t.TempDir())
+	if _, err := loadConfig(); err != nil {
+		t.Fatalf("fly.toml's configuration does not validate: %v", err)
+	}
+}
