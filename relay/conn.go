@@ -119,6 +119,7 @@ type listener struct {
 	conns map[*trackedConn]struct{}
 	perIP map[string]int
 	log   func(msg string, args ...any)
+	info  func(msg string, args ...any)
 	stats *counters
 
 	proxyOnce sync.Once
@@ -217,6 +218,7 @@ func (l *listener) admit(nc net.Conn) net.Conn {
 	l.perIP[ip]++
 	l.mu.Unlock()
 	l.stats.conns.Add(1)
+	l.info("connect", "remote", ip, "listener", nc.LocalAddr().String(), "implicit_tls", l.tlsConfig != nil)
 	if l.tlsConfig != nil {
 		t := tls.Server(tc, l.tlsConfig)
 		tc.top = t

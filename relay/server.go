@@ -168,6 +168,7 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 		conns:      map[*trackedConn]struct{}{},
 		perIP:      map[string]int{},
 		log:        s.log.Warn,
+		info:       s.log.Info,
 		stats:      &s.stats,
 	}
 	if implicitTLS {

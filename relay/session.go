@@ -350,7 +350,7 @@ func (ss *session) Reset() { ss.endTxn() }
 
 // Logout ends the session.
 func (ss *session) Logout() error {
-	ss.log.Debug("session ended")
+	ss.log.Debug("session ended") // also after STARTTLS, when go-smtp starts a new session
 	return nil
 }
 
