@@ -188,14 +188,19 @@ func BenchmarkSpoolEnqueue(b *testing.B) {
 	body := strings.Repeat("0123456789abcdef", 640) // 10 KiB
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(8)
+	var lat latencies
 	b.ResetTimer()
 	b.RunParallel(func(pb *testing.PB) {
 		for pb.Next() {
-			if _, err := s.Enqueue(context.Background(), envelope("bob@example.net"), strings.NewReader(body)); err != nil {
+			if err := lat.time(func() error {
+				_, err := s.Enqueue(context.Background(), envelope("bob@example.net"), strings.NewReader(body))
+				return err
+			}); err != nil {
 				b.Error(err)
 				return
 			}
 		}
 	})
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
+	lat.report(b)
 }
