@@ -564,24 +564,7 @@ func BenchmarkSQSEnqueue(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newSQSFixture(b, nil, nil)
 			q := f.open(b, func(o *queue.SQSOptions) { o.BatchSends = bc.batch; o.Logger = nil })
-			body := strings.Repeat("0123456789abcdef", 640) // 10 KiB
-			b.SetBytes(int64(len(body)))
-			b.SetParallelism(8)
-			var lat latencies
-			b.ResetTimer()
-			b.RunParallel(func(pb *testing.PB) {
-				for pb.Next() {
-					if err := lat.time(func() error {
-						_, err := q.Enqueue(context.Background(), sqsEnvelope("bob@example.net"), strings.NewReader(body))
-						return err
-					}); err != nil {
-						b.Error(err)
-						return
-					}
-				}
-			})
-			b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "msgs/s")
-			lat.report(b)
+			benchEnqueue(b, q, func() *queue.Envelope { return sqsEnvelope("bob@example.net") })
 		})
 	}
 }
