@@ -67,4 +67,15 @@ func TestQuickstart(t *testing.T) {
 	if !strings.Contains(logs.String(), "=== sink: message 1") {
 		t.Errorf("the sink did not print the message")
 	}
+	// The README's swaks line too, where swaks can do TLS (Debian: swaks and libnet-ssleay-perl).
+	if swaks, err := exec.LookPath("swaks"); err == nil {
+		out, err := exec.Command(swaks, "-s", "127.0.0.1", "-p", "10587", "--tls", "-a", "PLAIN",
+			"-au", "you@example.com", "-ap", "change-me", "-f", "you@example.com", "-t", "friend@example.net").CombinedOutput()
+		switch {
+		case strings.Contains(string(out), "requires Net::SSLeay"):
+			t.Log("swaks without TLS support (libnet-ssleay-perl missing): skipped")
+		case err != nil || !strings.Contains(string(out), "250 2.0.0 Ok: queued as"):
+			t.Errorf("swaks: %v\n%s", err, out)
+		}
+	}
 }
