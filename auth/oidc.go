@@ -207,6 +207,20 @@ type fetchErrKey struct{}
 
 func (k *jwksKeySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error) {
 	payload, err := k.remote.VerifySignature(ctx, jwt)
+	if err != nil && !strings.HasPrefix(err.Error(), "fetching keys") {
+		// go-oidc wakes the callers of a key refetch before it clears its
+		// in-flight marker, so a lookup for a new key ID that starts in that
+		// moment is handed the finished fetch's (old) keys instead of
+		// fetching: a token signed with a just-rotated key would fail as a
+		// bad signature, or an unreachable JWKS look like one. Ask once more
+		// a moment later, when the marker is gone.
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(20 * time.Millisecond):
+		}
+		payload, err = k.remote.VerifySignature(ctx, jwt)
+	}
 	// RemoteKeySet says "fetching keys ..." exactly when the JWKS request
 	// failed (network error, non-200, undecodable body).
 	if err != nil && strings.HasPrefix(err.Error(), "fetching keys") {
