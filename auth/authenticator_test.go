@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // countingBackend is an in-memory password and token backend that counts
@@ -46,22 +48,7 @@ func (b *countingBackend) CheckToken(_ context.Context, token string) (*Identity
 }
 
 // fakeClock is a settable clock.
-type fakeClock struct {
-	mu sync.Mutex
-	t  time.Time
-}
-
-func (c *fakeClock) Now() time.Time {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.t
-}
-
-func (c *fakeClock) Advance(d time.Duration) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	c.t = c.t.Add(d)
-}
+type fakeClock = testutil.Clock
 
 type authFixture struct {
 	a      *Authenticator
@@ -74,7 +61,7 @@ type authFixture struct {
 func newAuthFixture(t *testing.T, o Options) *authFixture {
 	t.Helper()
 	b := &countingBackend{name: "mem", users: map[string]string{"alice": "apw", "bob": "bpw", "carol": "cpw"}}
-	clock := &fakeClock{t: time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)}
+	clock := testutil.NewClock(time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC))
 	log, lb := newTestLogger()
 	if o.Password == nil {
 		o.Password = []PasswordBackend{b}

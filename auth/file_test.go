@@ -8,10 +8,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // testHash returns a cheap bcrypt hash of pw (tests use the minimum cost).
@@ -25,26 +26,11 @@ func testHash(t testing.TB, pw string) string {
 }
 
 // logBuffer is a slog handler target tests can read concurrently.
-type logBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *logBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *logBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
+type logBuffer = testutil.LogBuffer
 
 func newTestLogger() (*slog.Logger, *logBuffer) {
 	lb := &logBuffer{}
-	return slog.New(slog.NewTextHandler(lb, &slog.HandlerOptions{Level: slog.LevelDebug})), lb
+	return lb.Logger(), lb
 }
 
 // writeFileAtomic replaces path like an editor that writes and renames.

@@ -9,13 +9,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
 // TestSpoolLeaseOrder: due messages are handed out oldest due time (the
 // NextAttempt, else the Arrival) first, and one that is not due yet becomes due when the clock reaches it.
 func TestSpoolLeaseOrder(t *testing.T) {
-	clock := &fakeClock{t: time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)}
+	clock := testutil.NewClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
 	s := openSpool(t, t.TempDir(), queue.SpoolOptions{Now: clock.Now, PollInterval: 5 * time.Millisecond})
 	base := clock.Now()
 	offsets := []time.Duration{-time.Minute, time.Hour, -time.Hour, 0, -time.Second}
@@ -41,7 +42,7 @@ func TestSpoolLeaseOrder(t *testing.T) {
 	// through its poll interval.
 	go func() {
 		time.Sleep(20 * time.Millisecond)
-		clock.Add(time.Hour)
+		clock.Advance(time.Hour)
 	}()
 	if m := mustLease(t, s); m.Envelope.ID != byOffset[time.Hour] {
 		t.Fatalf("leased %s, want the one due in an hour", m.Envelope.ID)
@@ -143,7 +144,7 @@ func TestSpoolStaleLease(t *testing.T) {
 func TestSpoolCorruptAtLease(t *testing.T) {
 	dir := t.TempDir()
 	var logs logBuffer
-	s := openSpool(t, dir, queue.SpoolOptions{Logger: logs.logger()})
+	s := openSpool(t, dir, queue.SpoolOptions{Logger: logs.Logger()})
 	bad := mustEnqueue(t, s, envelope("bob@example.net"), "bad")
 	good := mustEnqueue(t, s, envelope("bob@example.net"), "good")
 	if err := os.WriteFile(filepath.Join(dir, "msg", bad+".env"), []byte("{garbage"), 0o600); err != nil {

@@ -133,7 +133,7 @@ func TestSpoolRescan(t *testing.T) {
 			tc.damage(t, dir)
 
 			var logs logBuffer
-			s = openSpool(t, dir, queue.SpoolOptions{Logger: logs.logger()})
+			s = openSpool(t, dir, queue.SpoolOptions{Logger: logs.Logger()})
 			if s.Len() != tc.wantLen {
 				t.Errorf("Len = %d, want %d", s.Len(), tc.wantLen)
 			}
