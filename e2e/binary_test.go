@@ -223,7 +223,7 @@ func TestBinarySubmitAndDeliver(t *testing.T) {
 	if err := p.submit("alice@example.org", "alice-pw", "alice@example.org", []string{"bob@example.net"}, msg("alice@example.org", "bob@example.net", "first")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery to the sink", 20*time.Second, func() bool { return len(sk.messages()) == 1 })
+	waitFor(t, "delivery to the sink", 60*time.Second, func() bool { return len(sk.messages()) == 1 })
 	m := sk.messages()[0]
 	if m.From != "alice@example.org" || len(m.To) != 1 || m.To[0] != "bob@example.net" {
 		t.Fatalf("sink got %+v", m)
@@ -282,7 +282,7 @@ func TestBinaryRestartDeliversSpool(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	waitFor(t, "a failed attempt", 10*time.Second, func() bool { return strings.Contains(p.logs.String(), "deferred") })
+	waitFor(t, "a failed attempt", 60*time.Second, func() bool { return strings.Contains(p.logs.String(), "deferred") })
 	p.stop()
 	entries, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*.env"))
 	if len(entries) != 3 {
@@ -290,8 +290,8 @@ func TestBinaryRestartDeliversSpool(t *testing.T) {
 	}
 	sk := newSink(t, gw)
 	p2 := start(t, env)
-	waitFor(t, "delivery after restart", 30*time.Second, func() bool { return len(sk.messages()) == 3 })
-	waitFor(t, "the spool to empty", 10*time.Second, func() bool {
+	waitFor(t, "delivery after restart", 60*time.Second, func() bool { return len(sk.messages()) == 3 })
+	waitFor(t, "the spool to empty", 60*time.Second, func() bool {
 		entries, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*"))
 		return len(entries) == 0
 	})

@@ -29,7 +29,7 @@ func TestBinaryBounce(t *testing.T) {
 		msg("alice@example.org", "bob@example.net", "partly undeliverable")); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "delivery and the report", 20*time.Second, func() bool { return len(sk.messages()) == 2 })
+	waitFor(t, "delivery and the report", 60*time.Second, func() bool { return len(sk.messages()) == 2 })
 	var report *sinkMsg
 	for _, m := range sk.messages() {
 		if m.From == "" {
@@ -66,7 +66,7 @@ func TestBinaryBounce(t *testing.T) {
 	if !strings.Contains(string(b), "Final-Recipient: rfc822; nobody@example.net") {
 		t.Fatalf("stored report:\n%s", b)
 	}
-	waitFor(t, "the spool to empty", 10*time.Second, func() bool {
+	waitFor(t, "the spool to empty", 60*time.Second, func() bool {
 		left, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*"))
 		return len(left) == 0
 	})

@@ -61,7 +61,7 @@ func TestBinaryKill9DuringLoad(t *testing.T) {
 			}
 		}()
 	}
-	waitFor(t, "load to build up", 30*time.Second, func() bool {
+	waitFor(t, "load to build up", 90*time.Second, func() bool {
 		mu.Lock()
 		defer mu.Unlock()
 		return len(accepted) >= 200 && len(sk.messages()) >= 50

@@ -4,6 +4,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 )
 
 // TestBinaryLDAP runs the binary with RELAY_AUTH=ldap against a real
@@ -55,7 +56,7 @@ func TestBinaryLDAP(t *testing.T) {
 			if err := p.submit("alice", "alicepw", "bob@example.org", []string{"x@example.net"}, msg("bob@example.org", "x@example.net", "x")); err == nil || !strings.Contains(err.Error(), "553") {
 				t.Fatalf("alice as bob: %v", err)
 			}
-			waitFor(t, "two deliveries", 20e9, func() bool { return len(sk.messages()) == 2 })
+			waitFor(t, "two deliveries", 60*time.Second, func() bool { return len(sk.messages()) == 2 })
 			p.stop()
 		})
 	}

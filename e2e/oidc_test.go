@@ -105,6 +105,6 @@ func TestBinaryOIDCWithCurl(t *testing.T) {
 			t.Fatalf("%s token: %v\n%s", name, err, out)
 		}
 	}
-	waitFor(t, "delivery", 20*time.Second, func() bool { return len(sk.messages()) == 1 })
+	waitFor(t, "delivery", 60*time.Second, func() bool { return len(sk.messages()) == 1 })
 	p.stop()
 }

@@ -55,7 +55,7 @@ func TestQuickstart(t *testing.T) {
 		t.Fatalf("curl: %v\n%s", err, out)
 	}
 	var got []byte
-	waitFor(t, "the sink to print the message", 20*time.Second, func() bool {
+	waitFor(t, "the sink to print the message", 60*time.Second, func() bool {
 		got, _ = os.ReadFile(filepath.Join(qs, "sink", "1.eml"))
 		return len(got) > 0
 	})

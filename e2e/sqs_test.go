@@ -136,7 +136,7 @@ func TestBinarySQSScaleOut(t *testing.T) {
 		}()
 	}
 	// Kill one worker with SIGKILL once deliveries are under way.
-	waitFor(t, "deliveries to start", 60*time.Second, func() bool { return len(sk.messages()) >= 150 })
+	waitFor(t, "deliveries to start", 120*time.Second, func() bool { return len(sk.messages()) >= 150 })
 	w1.cmd.Process.Signal(syscall.SIGKILL)
 	<-w1.done
 	wg.Wait()

@@ -8,9 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"log/slog"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -30,7 +28,7 @@ type sqsFixture struct {
 	srv      *awstest.Server
 	queueURL string
 	bucket   string
-	logs     *sqsLogs
+	logs     *logBuffer
 }
 
 var sqsFixtureSeq atomic.Int64
@@ -41,7 +39,7 @@ func newSQSFixture(t testing.TB, srv *awstest.Server, queueAttrs map[string]stri
 		srv = awstest.Start(t)
 	}
 	n := sqsFixtureSeq.Add(1)
-	f := &sqsFixture{srv: srv, bucket: fmt.Sprintf("relay-%d", n), logs: &sqsLogs{}}
+	f := &sqsFixture{srv: srv, bucket: fmt.Sprintf("relay-%d", n), logs: &logBuffer{}}
 	f.queueURL = srv.CreateQueue(t, fmt.Sprintf("relay-%d", n), queueAttrs)
 	srv.CreateBucket(t, f.bucket)
 	return f
@@ -55,7 +53,7 @@ func (f *sqsFixture) open(t testing.TB, mod func(*queue.SQSOptions)) *queue.SQSQ
 		SQS: f.srv.SQS(), S3: f.srv.S3(),
 		QueueURL: f.queueURL, Bucket: f.bucket,
 		VisibilityTimeout: time.Second, WaitTime: time.Second,
-		Logger: f.logs.logger(),
+		Logger: f.logs.Logger(),
 	}
 	if mod != nil {
 		mod(&o)
@@ -126,27 +124,6 @@ func (f *sqsFixture) rawRelease(t testing.TB, m *sqstypes.Message) {
 	if _, err := f.srv.SQS().ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{QueueUrl: &f.queueURL, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
 		t.Fatalf("ChangeMessageVisibility: %v", err)
 	}
-}
-
-type sqsLogs struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *sqsLogs) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *sqsLogs) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
-func (l *sqsLogs) logger() *slog.Logger {
-	return slog.New(slog.NewTextHandler(l, &slog.HandlerOptions{Level: slog.LevelDebug}))
 }
 
 func sqsEnvelope(rcpts ...string) *queue.Envelope {
