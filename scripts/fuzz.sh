@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Runs every fuzz target in the tree for a bounded time each (FUZZTIME, default 15s).
+# The plain test run (scripts/test.sh) already replays each target's seed corpus
+# (f.Add and testdata/fuzz/<Target>/); this searches beyond it.
+#   ./scripts/fuzz.sh                      every target
+#   FUZZTIME=60s ./scripts/fuzz.sh relay   only the targets of ./relay
+# A finding fails the run; go test writes the failing input under the package's
+# testdata/fuzz/<Target>/: commit it as a regression seed with the fix.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+fuzztime=${FUZZTIME:-15s}
+pkgs=("$@")
+if [ ${#pkgs[@]} -eq 0 ]; then
+  mapfile -t pkgs < <(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u)
+fi
+total=0
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+for pkg in "${pkgs[@]}"; do
+  pkg=./${pkg#./}
+  for target in $(cat "$pkg"/*_test.go | grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/^func //' | sort -u); do
+    echo "== fuzz $pkg $target ($fuzztime)"
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$out" 2>&1; then
+      cat "$out"; echo "fuzz target $target in $pkg failed"; exit 1
+    fi
+    grep -E 'elapsed|^ok' "$out" | tail -n 2
+    total=$((total + 1))
+  done
+done
+echo "fuzzed $total targets for $fuzztime each"
