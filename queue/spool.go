@@ -159,6 +159,9 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 	if env == nil {
 		return "", errors.New("spool: enqueue: nil envelope")
 	}
+	if err := env.Validate(); err != nil {
+		return "", fmt.Errorf("spool: enqueue: %w", err)
+	}
 	if env.ID == "" {
 		env.ID = NewID()
 	} else if !ValidID(env.ID) {

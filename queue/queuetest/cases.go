@@ -261,3 +261,29 @@ func (s *suite) testFailedBody(t *testing.T) {
 	q = reopen()
 	s.noneDue(t, q, "after a failed Enqueue and a restart")
 }
+
+// testInvalidEnvelope: Enqueue refuses, with an error wrapping
+// queue.ErrInvalidEnvelope, an envelope without recipients or with a NUL
+// or another control character in an address, ORCPT or ENVID, and stores
+// nothing (issue 8 items 1 and 6).
+func (s *suite) testInvalidEnvelope(t *testing.T) {
+	q, reopen := s.Open(t)
+	bad := map[string]func(e *queue.Envelope){
+		"no recipients": func(e *queue.Envelope) { e.Recipients = nil },
+		"NUL in rcpt":   func(e *queue.Envelope) { e.Recipients[1].Addr = "a@b.example\x00@evil.example" },
+		"CRLF in from":  func(e *queue.Envelope) { e.From = "a@b.example\r\nRCPT TO:<x@evil.example>" },
+		"DEL in ORCPT":  func(e *queue.Envelope) { e.Recipients[0].ORCPT = "rfc822;bob\x7f@example.net" },
+		"NUL in ENVID":  func(e *queue.Envelope) { e.EnvID = "QQ\x00" },
+	}
+	for name, mod := range bad {
+		env := testEnvelope()
+		mod(env)
+		id, err := q.Enqueue(s.ctx(t), env, newBody(100, 3))
+		if !errors.Is(err, queue.ErrInvalidEnvelope) {
+			t.Errorf("%s: Enqueue = %q, %v; want an error wrapping queue.ErrInvalidEnvelope", name, id, err)
+		}
+	}
+	s.noneDue(t, q, "after refused Enqueues")
+	q = reopen()
+	s.noneDue(t, q, "after refused Enqueues and a restart")
+}

@@ -87,6 +87,7 @@ func RunConfig(t *testing.T, c Config) {
 		{"LeaseRespectsContext", s.testLeaseContext},
 		{"CloseUnblocksLease", s.testClose},
 		{"FailedBodyLeavesNothing", s.testFailedBody},
+		{"RefusesInvalidEnvelope", s.testInvalidEnvelope},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, tc.fn)
