@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 
@@ -28,8 +27,11 @@ import (
 // delivers again. A failed Enqueue never deletes a body that existed before
 // it, so a retry cannot break the copy already queued.
 func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
-	if env == nil {
-		return "", errors.New("sqs queue: enqueue: nil envelope")
+	// Issue 8 item 1: an envelope with no recipients (or control characters)
+	// would be "delivered" by completing it: refuse it before anything is
+	// stored.
+	if err := env.Validate(); err != nil {
+		return "", fmt.Errorf("sqs queue: enqueue: %w", err)
 	}
 	if q.closed() {
 		return "", ErrClosed

@@ -1,0 +1,14 @@
+package queue
+
+// Limits on what a recipient's recorded state may hold. The outbound worker
+// bounds what it records to them; the SQS backend sizes envelopes against
+// them (an SQS message holds at most 256 KiB, and per-recipient state grows
+// after the first attempt: issue 8 item 3).
+const (
+	// MaxReplyText is the most bytes of reply text (Reply.Lines joined by
+	// "\n") recorded on one recipient.
+	MaxReplyText = 512
+	// MaxRemoteMTA is the most bytes of a recorded Recipient.RemoteMTA: a
+	// host name (RFC 1035: 255 octets) plus the bracketed address.
+	MaxRemoteMTA = 320
+)
