@@ -33,6 +33,59 @@ type Identity struct {
 	Addresses []string
 	// Backend names the backend that authenticated the user ("file", "ldap", "oidc").
 	Backend string
+	// Canonical names the account whatever spelling the client logged in
+	// with: "ldap:" and the entry's DN, "file:" and the users file's name,
+	// "oidc:" and the token's issuer and subject. Limits are keyed on it
+	// (issue 8 item 12), so "alice" and "alice@example.org" share them.
+	Canonical string
+}
+
+// LimitKey is the key for per-user limits: Canonical, or the lowercased
+// User when a backend gave no canonical name.
+func (id *Identity) LimitKey() string {
+	if id.Canonical != "" {
+		return strings.ToLower(id.Canonical)
+	}
+	return "user:" + strings.ToLower(id.User)
+}
+
+// RefusedEntryError is a refusal (it wraps ErrBadCredentials) by a backend
+// that had resolved the user's entry: the failure counts against Canonical
+// too, not only against the spelling the client used.
+type RefusedEntryError struct {
+	Canonical string
+	Err       error
+}
+
+func (e *RefusedEntryError) Error() string { return e.Err.Error() }
+func (e *RefusedEntryError) Unwrap() error { return e.Err }
+
+// refusedCanonical returns the canonical identity a refusal names, or "".
+func refusedCanonical(err error) string {
+	var re *RefusedEntryError
+	if errors.As(err, &re) {
+		return re.Canonical
+	}
+	return ""
+}
+
+// entryGateKey carries the Authenticator's entry gate in a context.
+type entryGateKey struct{}
+
+func withEntryGate(ctx context.Context, g func(context.Context, string) error) context.Context {
+	return context.WithValue(ctx, entryGateKey{}, g)
+}
+
+// CheckEntry is for a backend that resolved the user's entry before checking
+// the password (an LDAP search found the DN): it asks the Authenticator's
+// throttle whether canonical may be tried now. An error wraps ErrThrottled;
+// the backend must then return it without checking the password. Without an
+// Authenticator in ctx it allows everything.
+func CheckEntry(ctx context.Context, canonical string) error {
+	if g, ok := ctx.Value(entryGateKey{}).(func(context.Context, string) error); ok {
+		return g(ctx, canonical)
+	}
+	return nil
 }
 
 // MaySend reports whether addr is one of the identity's addresses. The local

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"time"
 )
@@ -60,19 +61,29 @@ type Options struct {
 // Authenticator chains the configured backends, throttles repeated failures
 // and caches recent successes. It is safe for concurrent use.
 //
-// Throttling: failures (wrong password, unknown user, invalid token — not
-// backend outages) are counted per client network (the IPv4 address or the
-// IPv6 /64) and per lowercased user name. Past MaxFailures either key is
-// refused with ErrThrottled for the rest of the window; a correct password is
-// refused too while locked, so that the lock is no oracle. A success clears
-// the user name's count but not the client's: a client that owns one valid
-// account must not be able to reset its counter between guesses at others.
+// Throttling: failures (wrong password, unknown user, invalid token) are
+// counted per client network (the IPv4 address or the IPv6 /64), per
+// lowercased user name and, when a backend resolved the user's entry, per
+// canonical identity (Identity.Canonical: the LDAP entry's DN, ...), so that
+// "alice" and "alice@example.org" share one count. An attempt that no backend
+// accepted while one was unavailable counts too (issue 8 item 10: the others
+// still answer, so guessing must stay limited during a partial outage); it is
+// answered ErrUnavailable (454), never as a wrong password.
+//
+// Every attempt reserves its keys before any backend is asked (see
+// failureTable.reserve), so past MaxFailures no request reaches a backend,
+// whatever the concurrency. A locked key is refused with ErrThrottled for the
+// rest of the window; a correct password is refused too while locked, so that
+// the lock is no oracle. A success clears the user name's and the identity's
+// counts but not the client's: a client that owns one valid account must not
+// be able to reset its counter between guesses at others.
 type Authenticator struct {
 	opts   Options
 	log    *slog.Logger
 	now    func() time.Time
 	fails  *failureTable                        // nil: throttling disabled
 	cache  *successCache                        // nil: cache disabled
+	keys   *credKeyer                           // keys for the cache and the flight
 	flight flight                               // shares concurrent identical password checks
 	delay  time.Duration                        // per-failure delay step, 0: none
 	sleep  func(context.Context, time.Duration) // for tests
@@ -84,7 +95,7 @@ func New(o Options) *Authenticator {
 	if l == nil {
 		l = slog.New(slog.DiscardHandler)
 	}
-	a := &Authenticator{opts: o, log: l, now: o.Now, sleep: sleepCtx}
+	a := &Authenticator{opts: o, log: l, now: o.Now, sleep: sleepCtx, keys: newCredKeyer()}
 	if a.now == nil {
 		a.now = time.Now
 	}
@@ -105,7 +116,7 @@ func New(o Options) *Authenticator {
 		a.delay = o.FailureDelay
 	}
 	if o.CacheTTL > 0 {
-		a.cache = newSuccessCache(o.CacheTTL)
+		a.cache = newSuccessCacheKeyed(o.CacheTTL, a.keys)
 	}
 	return a
 }
@@ -116,6 +127,14 @@ func (a *Authenticator) HasPassword() bool { return len(a.opts.Password) > 0 }
 // HasToken reports whether a bearer-token mechanism (OAUTHBEARER, XOAUTH2) can work.
 func (a *Authenticator) HasToken() bool { return len(a.opts.Token) > 0 }
 
+// attempt is one Password or Token call's throttling state.
+type attempt struct {
+	start          time.Time
+	ipk, uk        string
+	remoteIP, user string
+	res            *reservation // nil: not reserved (throttling off, or joined another call)
+}
+
 // Password authenticates user with password. remoteIP is the client address
 // (with or without a port), for throttling. The error wraps
 // ErrBadCredentials, ErrUnavailable or ErrThrottled.
@@ -124,46 +143,46 @@ func (a *Authenticator) HasToken() bool { return len(a.opts.Token) > 0 }
 // that does not know the user (ErrBadCredentials) passes to the next; when no
 // backend authenticated and at least one was unavailable, the answer is
 // ErrUnavailable, so an outage never looks like a wrong password.
+//
+// A user name with leading or trailing white space is refused as bad
+// credentials without asking a backend: directories trim or ignore it, so it
+// would be one more spelling of the same account.
 func (a *Authenticator) Password(ctx context.Context, remoteIP, user, password string) (*Identity, error) {
-	start := a.now()
-	ipk, uk := ipKey(remoteIP), userKey(user)
-	if err := a.throttled(ipk, uk, remoteIP, user); err != nil {
+	at := &attempt{start: a.now(), ipk: ipKey(remoteIP), uk: userKey(strings.TrimSpace(user)), remoteIP: remoteIP, user: user}
+	if err := a.throttled(at); err != nil {
 		return nil, err
 	}
 	if user == "" || password == "" {
-		return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, "", "empty user name or password")
+		return nil, a.failed(ctx, at, "", "empty user name or password")
+	}
+	if user != strings.TrimSpace(user) {
+		return nil, a.failed(ctx, at, "", "white space around the user name")
 	}
 	if id := a.cache.get(user, password, a.now()); id != nil {
-		a.fails.resetIf(uk)
+		a.resetIdentity(at, id)
 		a.log.Debug("auth success (cached)", "user", user, "ip", remoteIP, "backend", id.Backend)
 		return id, nil
 	}
-	var r checkResult
-	if a.cache != nil {
-		// Concurrent logins with the same user and password share one
-		// backend call. The key is the cache's HMAC: no password is kept.
-		r = a.flight.do(a.cache.key(user, password), func() checkResult {
-			return a.checkPassword(context.WithoutCancel(ctx), user, password, remoteIP)
-		})
-	} else {
-		r = a.checkPassword(ctx, user, password, remoteIP)
-	}
-	switch {
-	case r.id != nil:
-		a.fails.resetIf(uk)
-		return r.id, nil
-	case r.unavailable != nil:
-		return nil, r.unavailable
-	case len(r.names) == 0:
-		return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, "", "no password backend configured")
-	}
-	return nil, a.failed(ctx, start, ipk, uk, remoteIP, user, strings.Join(r.names, ","), strings.Join(r.reasons, "; "))
+	// Concurrent logins with the same user and password share one backend
+	// call (the key is an HMAC: no password is kept). Only the caller that
+	// makes the call reserves an attempt; the others wait for its answer.
+	// A cancelled ctx of that caller (its session shut down) ends the
+	// shared call: the others get ErrUnavailable and may retry.
+	r := a.flight.do(a.keys.key(user, password), func() checkResult {
+		if err := a.reserve(ctx, at); err != nil {
+			return checkResult{throttled: err}
+		}
+		return a.checkPassword(withEntryGate(ctx, a.gate(at)), user, password, remoteIP)
+	})
+	return a.outcome(ctx, at, r)
 }
 
-// checkResult is the outcome of asking the password backends once.
+// checkResult is the outcome of asking the backends once.
 type checkResult struct {
 	id             *Identity
 	unavailable    error
+	throttled      error
+	canonical      []string // identities the refusing backends resolved
 	names, reasons []string
 }
 
@@ -171,7 +190,30 @@ func (r checkResult) clone() checkResult {
 	if r.id != nil {
 		r.id = cloneIdentity(r.id)
 	}
+	r.canonical = slices.Clone(r.canonical)
 	return r
+}
+
+// note records a backend's refusal or outage.
+func (r *checkResult) note(a *Authenticator, name string, err error, user, remoteIP string) {
+	if k := refusedCanonical(err); k != "" {
+		r.canonical = append(r.canonical, k)
+	}
+	if errors.Is(err, ErrThrottled) { // the entry gate said no
+		if r.throttled == nil {
+			r.throttled = err
+		}
+		return
+	}
+	if errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrBadCredentials) {
+		a.log.Warn("auth backend unavailable", "backend", name, "user", user, "ip", remoteIP, "err", err)
+		if r.unavailable == nil {
+			r.unavailable = fmt.Errorf("%w: %s: %v", ErrUnavailable, name, err)
+		}
+		return
+	}
+	r.names = append(r.names, name)
+	r.reasons = append(r.reasons, name+": "+err.Error())
 }
 
 // checkPassword asks the backends in order and caches a success.
@@ -185,15 +227,10 @@ func (a *Authenticator) checkPassword(ctx context.Context, user, password, remot
 			r.id = id
 			return r
 		}
-		if errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrBadCredentials) {
-			a.log.Warn("auth backend unavailable", "backend", b.Name(), "user", user, "ip", remoteIP, "err", err)
-			if r.unavailable == nil {
-				r.unavailable = fmt.Errorf("%w: %s: %v", ErrUnavailable, b.Name(), err)
-			}
-			continue
+		r.note(a, b.Name(), err, user, remoteIP)
+		if r.throttled != nil {
+			return r
 		}
-		r.names = append(r.names, b.Name())
-		r.reasons = append(r.reasons, b.Name()+": "+err.Error())
 	}
 	return r
 }
@@ -203,81 +240,180 @@ func (a *Authenticator) checkPassword(ctx context.Context, user, password, remot
 // token's identity. Failures are throttled like passwords (per client
 // network, and per authzid when one was given); results are not cached.
 func (a *Authenticator) Token(ctx context.Context, remoteIP, authzid, token string) (*Identity, error) {
-	start := a.now()
-	ipk, uk := ipKey(remoteIP), userKey(authzid)
-	if err := a.throttled(ipk, uk, remoteIP, authzid); err != nil {
+	at := &attempt{start: a.now(), ipk: ipKey(remoteIP), uk: userKey(strings.TrimSpace(authzid)), remoteIP: remoteIP, user: authzid}
+	if err := a.throttled(at); err != nil {
 		return nil, err
 	}
 	if token == "" {
-		return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, "", "empty token")
+		return nil, a.failed(ctx, at, "", "empty token")
 	}
-	var unavailable error
-	var names, reasons []string
+	if err := a.reserve(ctx, at); err != nil {
+		return nil, err
+	}
+	var r checkResult
 	for _, b := range a.opts.Token {
 		id, err := b.CheckToken(ctx, token)
 		if err == nil {
 			if authzid != "" && !strings.EqualFold(authzid, id.User) {
-				return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, b.Name(),
-					fmt.Sprintf("SASL user %q does not match the token's %q", authzid, id.User))
+				r.names = append(r.names, b.Name())
+				r.reasons = append(r.reasons, fmt.Sprintf("SASL user %q does not match the token's %q", authzid, id.User))
+				r.canonical = append(r.canonical, id.Canonical)
+				break
 			}
-			a.fails.resetIf(userKey(id.User))
 			a.log.Debug("auth success", "user", id.User, "ip", remoteIP, "backend", b.Name())
-			return id, nil
+			r.id = id
+			break
 		}
-		if errors.Is(err, ErrUnavailable) || !errors.Is(err, ErrBadCredentials) {
-			a.log.Warn("auth backend unavailable", "backend", b.Name(), "ip", remoteIP, "err", err)
-			if unavailable == nil {
-				unavailable = fmt.Errorf("%w: %s: %v", ErrUnavailable, b.Name(), err)
-			}
-			continue
+		r.note(a, b.Name(), err, "", remoteIP)
+	}
+	return a.outcome(ctx, at, r)
+}
+
+// outcome settles the attempt's reservation and maps the result to the
+// answer. Everything but a success counts as a failure and is delayed:
+// wrong credentials, and an outage of some backend while none accepted.
+func (a *Authenticator) outcome(ctx context.Context, at *attempt, r checkResult) (*Identity, error) {
+	switch {
+	case r.throttled != nil:
+		if at.res != nil {
+			// The entry gate refused: no password was checked. The
+			// attempt counts against the client only (it did cost a
+			// directory search), not against the names it tried.
+			at.res.release()
+			at.res = nil
+			a.fails.fail(at.ipk, a.now())
 		}
-		names = append(names, b.Name())
-		reasons = append(reasons, b.Name()+": "+err.Error())
+		a.log.Warn("auth throttled", "user", at.user, "ip", at.remoteIP, "key", throttledWhich(r.throttled))
+		return nil, r.throttled
+	case r.id != nil:
+		a.resetIdentity(at, r.id)
+		return r.id, nil
+	case r.unavailable != nil:
+		a.failed(ctx, at, "", "no backend accepted while one was unavailable", r.canonical...)
+		return nil, r.unavailable
+	case len(r.names) == 0:
+		return nil, a.failed(ctx, at, "", "no backend configured", r.canonical...)
 	}
-	if unavailable != nil {
-		return nil, unavailable
+	return nil, a.failed(ctx, at, strings.Join(r.names, ","), strings.Join(r.reasons, "; "), r.canonical...)
+}
+
+// resetIdentity settles a success: the user name's and the identity's
+// counts are cleared, the client's are not.
+func (a *Authenticator) resetIdentity(at *attempt, id *Identity) {
+	if at.res != nil {
+		at.res.succeed()
+		at.res = nil
 	}
-	if len(names) == 0 {
-		return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, "", "no token backend configured")
+	a.fails.resetIf(at.uk)
+	a.fails.resetIf(userKey(id.User))
+	a.fails.resetIf(idKey(id.Canonical))
+}
+
+// reserve claims an attempt on the client's and the user name's keys before
+// any backend is asked (see failureTable.reserve). It returns ErrThrottled
+// when either is locked, or when ctx ends while waiting for room.
+func (a *Authenticator) reserve(ctx context.Context, at *attempt) error {
+	if a.fails == nil {
+		return nil
 	}
-	return nil, a.failed(ctx, start, ipk, uk, remoteIP, authzid, strings.Join(names, ","), strings.Join(reasons, "; "))
+	res, err := a.fails.reserve(ctx, a.now, throttleKey{key: at.ipk}, throttleKey{key: at.uk, reset: true})
+	if err != nil {
+		return a.throttleErr(at, err)
+	}
+	at.res = res
+	return nil
+}
+
+// gate is the entry gate for at: a backend that resolved the user's entry
+// (an LDAP search found the DN) asks it before checking the password, so
+// that a locked identity is refused whatever spelling the client used.
+func (a *Authenticator) gate(at *attempt) func(context.Context, string) error {
+	return func(ctx context.Context, canonical string) error {
+		if a.fails == nil || at.res == nil || canonical == "" {
+			return nil
+		}
+		if err := a.fails.add(ctx, at.res, throttleKey{key: idKey(canonical), reset: true}); err != nil {
+			return a.throttleErr(at, err)
+		}
+		return nil
+	}
+}
+
+func (a *Authenticator) throttleErr(at *attempt, err error) error {
+	var b *errBlocked
+	if errors.As(err, &b) {
+		return fmt.Errorf("%w: %s", ErrThrottled, keyKind(b.key))
+	}
+	return fmt.Errorf("%w: attempts in flight (%v)", ErrThrottled, err)
+}
+
+// keyKind names a throttling key's kind for logs, without its value.
+func keyKind(k string) string {
+	switch {
+	case strings.HasPrefix(k, "ip:"):
+		return "client"
+	case strings.HasPrefix(k, "id:"):
+		return "identity"
+	}
+	return "user"
+}
+
+func throttledWhich(err error) string {
+	_, after, _ := strings.Cut(err.Error(), ": ")
+	return after
 }
 
 // throttled returns ErrThrottled when the client network or the user name
-// is locked out.
-func (a *Authenticator) throttled(ipk, uk, remoteIP, user string) error {
+// is locked out: the quick check before anything else (a cached success
+// too) is looked at.
+func (a *Authenticator) throttled(at *attempt) error {
 	if a.fails == nil {
 		return nil
 	}
 	now := a.now()
 	var which string
 	switch {
-	case a.fails.blocked(ipk, now):
+	case a.fails.blocked(at.ipk, now):
 		which = "client"
-	case a.fails.blocked(uk, now):
+	case a.fails.blocked(at.uk, now):
 		which = "user"
 	default:
 		return nil
 	}
-	a.log.Warn("auth throttled", "user", user, "ip", remoteIP, "key", which)
+	a.log.Warn("auth throttled", "user", at.user, "ip", at.remoteIP, "key", which)
 	return fmt.Errorf("%w: %s", ErrThrottled, which)
 }
 
-// failed records a failure, logs it, waits the failure delay and returns the
-// error for the caller. reason must never contain a secret.
-func (a *Authenticator) failed(ctx context.Context, start time.Time, ipk, uk, remoteIP, user, backend, reason string) error {
+// failed records a failure (settling the attempt's reservation, and
+// counting the identities in extra too), logs it, waits the failure delay
+// and returns the error for the caller. reason must never contain a secret.
+func (a *Authenticator) failed(ctx context.Context, at *attempt, backend, reason string, extra ...string) error {
 	n := 1
 	if a.fails != nil {
-		now := a.now()
-		n = max(a.fails.fail(ipk, now), a.fails.fail(uk, now), 1)
+		ids := make([]string, 0, len(extra))
+		for _, k := range extra {
+			if k != "" {
+				ids = append(ids, idKey(k))
+			}
+		}
+		if at.res != nil {
+			n = max(at.res.fail(ids...), 1)
+			at.res = nil
+		} else {
+			now := a.now()
+			n = max(a.fails.fail(at.ipk, now), a.fails.fail(at.uk, now), 1)
+			for _, k := range ids {
+				n = max(n, a.fails.fail(k, now))
+			}
+		}
 	}
-	a.log.Info("auth failed", "user", user, "ip", remoteIP, "backend", backend, "reason", reason, "recent_failures", n)
+	a.log.Info("auth failed", "user", at.user, "ip", at.remoteIP, "backend", backend, "reason", reason, "recent_failures", n)
 	// The delay is a floor measured from the start of the attempt, not an
 	// addition: a fast "no such user" and a slower "wrong password" (one
 	// more directory round trip, a bcrypt comparison) answer at the same
 	// moment, so timing does not tell which user names exist.
 	if a.delay > 0 {
-		if d := a.delay*time.Duration(min(n, maxDelaySteps)) - a.now().Sub(start); d > 0 {
+		if d := a.delay*time.Duration(min(n, maxDelaySteps)) - a.now().Sub(at.start); d > 0 {
 			a.sleep(ctx, d)
 		}
 	}

@@ -22,11 +22,20 @@ const maxCached = 10_000
 // key that exists only in this process's memory, over the user name and the
 // password. A different password gives a different key and misses.
 type successCache struct {
-	ttl time.Duration
+	ttl  time.Duration
+	keys *credKeyer
 
+	mu sync.Mutex
+	m  map[[sha256.Size]byte]cacheEntry
+}
+
+// credKeyer derives the key under which a user name and password are
+// remembered (the success cache) or shared (the flight of concurrent
+// checks): HMAC-SHA256 under a random key that exists only in this
+// process's memory.
+type credKeyer struct {
 	mu  sync.Mutex
 	mac hash.Hash // keyed HMAC, reset before each use; guarded by mu
-	m   map[[sha256.Size]byte]cacheEntry
 }
 
 type cacheEntry struct {
@@ -35,16 +44,26 @@ type cacheEntry struct {
 }
 
 func newSuccessCache(ttl time.Duration) *successCache {
+	return newSuccessCacheKeyed(ttl, newCredKeyer())
+}
+
+func newSuccessCacheKeyed(ttl time.Duration, k *credKeyer) *successCache {
+	return &successCache{ttl: ttl, keys: k, m: make(map[[sha256.Size]byte]cacheEntry)}
+}
+
+func newCredKeyer() *credKeyer {
 	var k [32]byte
 	if _, err := rand.Read(k[:]); err != nil {
 		panic("auth: no randomness for the cache key: " + err.Error())
 	}
-	return &successCache{ttl: ttl, mac: hmac.New(sha256.New, k[:]), m: make(map[[sha256.Size]byte]cacheEntry)}
+	return &credKeyer{mac: hmac.New(sha256.New, k[:])}
 }
 
-// keyLocked computes the entry key. Lengths are prefixed so that
-// ("ab","c") and ("a","bc") differ. Caller holds mu.
-func (c *successCache) keyLocked(user, password string) [sha256.Size]byte {
+// key computes the entry key. Lengths are prefixed so that ("ab","c") and
+// ("a","bc") differ.
+func (c *credKeyer) key(user, password string) [sha256.Size]byte {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	var n [8]byte
 	c.mac.Reset()
 	binary.BigEndian.PutUint64(n[:], uint64(len(user)))
@@ -63,9 +82,9 @@ func (c *successCache) get(user, password string, now time.Time) *Identity {
 	if c == nil {
 		return nil
 	}
+	k := c.keys.key(user, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := c.keyLocked(user, password)
 	e, ok := c.m[k]
 	if !ok {
 		return nil
@@ -82,9 +101,9 @@ func (c *successCache) put(user, password string, id *Identity, now time.Time) {
 	if c == nil {
 		return
 	}
+	k := c.keys.key(user, password)
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	k := c.keyLocked(user, password)
 	if _, ok := c.m[k]; !ok && len(c.m) >= maxCached {
 		for k, e := range c.m {
 			if !now.Before(e.exp) {

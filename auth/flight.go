@@ -43,10 +43,3 @@ func (f *flight) do(key [sha256.Size]byte, fn func() checkResult) checkResult {
 	close(c.done)
 	return c.res.clone()
 }
-
-// key returns the HMAC key for user and password (see successCache).
-func (c *successCache) key(user, password string) [sha256.Size]byte {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.keyLocked(user, password)
-}
