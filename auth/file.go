@@ -136,7 +136,8 @@ func (f *FileBackend) CheckPassword(ctx context.Context, user, password string) 
 		// any more than the SMTP reply does.
 		return nil, fmt.Errorf("%w: unknown user or wrong password", ErrBadCredentials)
 	}
-	return &Identity{User: u.name, Addresses: append([]string(nil), u.addresses...), Backend: f.Name()}, nil
+	return &Identity{User: u.name, Addresses: append([]string(nil), u.addresses...), Backend: f.Name(),
+		Canonical: "file:" + strings.ToLower(u.name)}, nil
 }
 
 // maybeReload re-reads the file when its metadata changed, at most once per

@@ -225,6 +225,12 @@ func (b *LDAPBackend) CheckPassword(ctx context.Context, user, password string) 
 	if err != nil {
 		return nil, err
 	}
+	// The entry is the account, whatever spelling found it: ask the
+	// throttle about it before its password is tried (issue 8 item 12).
+	canonical := ldapCanonical(entry.DN)
+	if err := CheckEntry(ctx, canonical); err != nil {
+		return nil, err
+	}
 	err = b.bind.with(ctx, func(c *ldapConn) error {
 		return c.do(ctx, b.cfg.Timeout, func(l *ldap.Conn) error { return l.Bind(entry.DN, password) })
 	})
@@ -233,11 +239,23 @@ func (b *LDAPBackend) CheckPassword(ctx context.Context, user, password string) 
 		// unwillingToPerform is what some servers say for a disabled or
 		// locked account: a refusal, not an outage.
 		if ldap.IsErrorAnyOf(err, ldap.LDAPResultInvalidCredentials, ldap.LDAPResultUnwillingToPerform) {
-			return nil, fmt.Errorf("%w: bind as %s refused: %s", ErrBadCredentials, entry.DN, ldapErrText(err))
+			return nil, &RefusedEntryError{Canonical: canonical,
+				Err: fmt.Errorf("%w: bind as %s refused: %s", ErrBadCredentials, entry.DN, ldapErrText(err))}
 		}
 		return nil, b.unavailable("user bind", err)
 	}
-	return &Identity{User: user, Addresses: entryAddresses(entry, b.attrs), Backend: b.Name()}, nil
+	return &Identity{User: user, Addresses: entryAddresses(entry, b.attrs), Backend: b.Name(), Canonical: canonical}, nil
+}
+
+// ldapCanonical is the canonical identity of the entry at dn: "ldap:" and
+// the DN in go-ldap's normal form (RFC 4514 string, attribute types and
+// values compared without regard to case by every directory for the
+// naming attributes in use: uid, cn, ou, dc), lowercased.
+func ldapCanonical(dn string) string {
+	if d, err := ldap.ParseDN(dn); err == nil {
+		dn = d.String()
+	}
+	return "ldap:" + strings.ToLower(dn)
 }
 
 // find returns the one entry the filter matches for user.

@@ -292,7 +292,13 @@ func (b *OIDCBackend) verify(ctx context.Context, s *oidcState, token string) (*
 			}
 		}
 	}
-	return &Identity{User: user, Addresses: addrs, Backend: b.Name()}, nil
+	// The account is the issuer's subject (OpenID Connect Core 1.0 §2:
+	// iss and sub together are the only stable identifier).
+	sub := idt.Subject
+	if sub == "" {
+		sub = strings.ToLower(user)
+	}
+	return &Identity{User: user, Addresses: addrs, Backend: b.Name(), Canonical: "oidc:" + idt.Issuer + "#" + sub}, nil
 }
 
 // isFalse reports whether a claim is false: the JSON boolean, or the string
