@@ -26,6 +26,9 @@ type trackedConn struct {
 	// (after a 421).
 	closeAfterWrite atomic.Bool
 
+	// limitKey is what the per-IP limit counted this connection as.
+	limitKey string
+
 	mu  sync.Mutex
 	top net.Conn // what go-smtp reads and writes: itself, or the TLS conn on it
 
@@ -83,11 +86,16 @@ func (c *trackedConn) idleFor(d time.Duration) bool {
 		time.Since(time.Unix(0, c.readSince.Load())) >= d
 }
 
+// topConn is what go-smtp reads and writes now (it changes at STARTTLS).
+func (c *trackedConn) topConn() net.Conn {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.top
+}
+
 // say421 writes a final 421 reply (best effort, bounded) and closes.
 func (c *trackedConn) say421(text string) {
-	c.mu.Lock()
-	top := c.top
-	c.mu.Unlock()
+	top := c.topConn()
 	if top != nil {
 		ok := true
 		if tc, isTLS := top.(*tls.Conn); isTLS {
@@ -109,15 +117,15 @@ type listener struct {
 	tlsConfig  *tls.Config // non-nil: implicit TLS
 	idle       time.Duration
 	maxSession time.Duration
-	maxConns   int
-	maxPerIP   int
+	// limits are the Server's connection limits, shared by all its
+	// listeners (the totals are per process, not per port).
+	limits *connLimits
 
 	// proxies are the peers whose PROXY protocol header is read.
 	proxies []netip.Prefix
 
 	mu    sync.Mutex
 	conns map[*trackedConn]struct{}
-	perIP map[string]int
 	log   func(msg string, args ...any)
 	info  func(msg string, args ...any)
 	stats *counters
@@ -196,13 +204,10 @@ func (l *listener) proxyLoop() {
 // means it was refused (and closed).
 func (l *listener) admit(nc net.Conn) net.Conn {
 	ip := remoteIP(nc.RemoteAddr())
-	l.mu.Lock()
-	over := l.maxConns > 0 && len(l.conns) >= l.maxConns
-	overIP := l.maxPerIP > 0 && l.perIP[ip] >= l.maxPerIP
-	if over || overIP {
-		l.mu.Unlock()
+	key := limitKey(nc.RemoteAddr())
+	if over, overIP := l.limits.acquire(key); over || overIP {
 		l.stats.connsRefused.Add(1)
-		l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP)
+		l.log("connection refused: limit reached", "remote", ip, "per_ip", overIP, "key", key)
 		if l.tlsConfig == nil {
 			nc.SetWriteDeadline(time.Now().Add(time.Second))
 			nc.Write([]byte("421 4.7.0 Too many connections, try again later\r\n"))
@@ -210,34 +215,33 @@ func (l *listener) admit(nc net.Conn) net.Conn {
 		nc.Close()
 		return nil
 	}
-	tc := &trackedConn{Conn: nc, l: l, idle: l.idle}
+	tc := &trackedConn{Conn: nc, l: l, idle: l.idle, limitKey: key}
 	if l.maxSession > 0 {
 		tc.deadline = time.Now().Add(l.maxSession)
 	}
+	// top is set before the connection is published in l.conns, where
+	// Shutdown's say421 reads it (under tc.mu).
+	var top net.Conn = tc
+	if l.tlsConfig != nil {
+		top = tls.Server(tc, l.tlsConfig)
+	}
+	tc.setTop(top)
+	l.mu.Lock()
 	l.conns[tc] = struct{}{}
-	l.perIP[ip]++
 	l.mu.Unlock()
 	l.stats.conns.Add(1)
 	l.info("connect", "remote", ip, "listener", nc.LocalAddr().String(), "implicit_tls", l.tlsConfig != nil)
-	if l.tlsConfig != nil {
-		t := tls.Server(tc, l.tlsConfig)
-		tc.top = t
-		return t
-	}
-	tc.top = tc
-	return tc
+	return top
 }
 
 func (l *listener) forget(c *trackedConn) {
-	ip := remoteIP(c.RemoteAddr())
 	l.mu.Lock()
-	if _, ok := l.conns[c]; ok {
-		delete(l.conns, c)
-		if l.perIP[ip]--; l.perIP[ip] <= 0 {
-			delete(l.perIP, ip)
-		}
-	}
+	_, ok := l.conns[c]
+	delete(l.conns, c)
 	l.mu.Unlock()
+	if ok {
+		l.limits.release(c.limitKey)
+	}
 }
 
 func (l *listener) snapshot() []*trackedConn {

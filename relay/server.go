@@ -57,7 +57,8 @@ type Options struct {
 	IdleTimeout        time.Duration
 	MaxSessionDuration time.Duration
 	// MaxConnections and MaxConnectionsPerIP limit concurrent connections
-	// (0: no limit).
+	// (0: no limit). Both count every listener of the Server together;
+	// "per IP" is per IPv4 address and per IPv6 /64 (see limitKey).
 	MaxConnections      int
 	MaxConnectionsPerIP int
 	// MaxRecipientsPerHour limits the recipients one user may submit per
@@ -84,6 +85,7 @@ type Server struct {
 	draining atomic.Bool
 	stats    counters
 	rate     *rateLimiter
+	limits   *connLimits
 
 	mu        sync.Mutex
 	listeners []*listener
@@ -110,6 +112,7 @@ func New(o Options) (*Server, error) {
 	}
 	s := &Server{opts: o, log: o.Logger}
 	s.rate = newRateLimiter(o.MaxRecipientsPerHour, s.now)
+	s.limits = newConnLimits(o.MaxConnections, o.MaxConnectionsPerIP)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
 	be := smtp.BackendFunc(s.newSession)
@@ -162,11 +165,9 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 		Listener:   nl,
 		idle:       s.opts.IdleTimeout,
 		maxSession: s.opts.MaxSessionDuration,
-		maxConns:   s.opts.MaxConnections,
-		maxPerIP:   s.opts.MaxConnectionsPerIP,
+		limits:     s.limits,
 		proxies:    s.opts.ProxyProtocolFrom,
 		conns:      map[*trackedConn]struct{}{},
-		perIP:      map[string]int{},
 		log:        s.log.Warn,
 		info:       s.log.Info,
 		stats:      &s.stats,

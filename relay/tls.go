@@ -45,6 +45,8 @@ func TLSConfig(certFile, keyFile, hostname string) (cfg *tls.Config, selfSigned 
 // change, checking at most every few seconds.
 type certReloader struct {
 	certFile, keyFile string
+	// readPair reads the key pair (tls.LoadX509KeyPair; a test seam).
+	readPair func(certFile, keyFile string) (tls.Certificate, error)
 
 	mu      sync.Mutex
 	cert    *tls.Certificate
@@ -62,12 +64,21 @@ func (r *certReloader) stampNow() string {
 	return s
 }
 
+// load reads the key pair. The stamp is taken BEFORE the files are read: a
+// renewal written during the read then leaves a stamp that differs from
+// the files' at the next check, which loads it. (Taken after, the new
+// files' stamp would be recorded for the old pair and the renewal missed.)
 func (r *certReloader) load() error {
-	cert, err := tls.LoadX509KeyPair(r.certFile, r.keyFile)
+	read := r.readPair
+	if read == nil {
+		read = tls.LoadX509KeyPair
+	}
+	stamp := r.stampNow()
+	cert, err := read(r.certFile, r.keyFile)
 	if err != nil {
 		return err
 	}
-	r.cert, r.stamp, r.checked = &cert, r.stampNow(), time.Now()
+	r.cert, r.stamp, r.checked = &cert, stamp, time.Now()
 	return nil
 }
 
