@@ -48,6 +48,46 @@ func (q *SQSQueue) putBody(ctx context.Context, key string, body io.Reader) (int
 	return cr.n, nil
 }
 
+// putBodyIfAbsent writes the body object only if no object has the key
+// (If-None-Match: *), and returns the size of the object that is there
+// afterwards: the body just written, or the one another Enqueue of the same
+// ID wrote first, which is kept unchanged.
+func (q *SQSQueue) putBodyIfAbsent(ctx context.Context, key string, body io.Reader) (int64, error) {
+	cr := &countingReader{r: body}
+	in := &s3.PutObjectInput{
+		Bucket:      aws.String(q.o.Bucket),
+		Key:         aws.String(key),
+		Body:        cr,
+		ContentType: aws.String("message/rfc822"),
+		IfNoneMatch: aws.String("*"),
+	}
+	q.setSSE(in)
+	_, err := q.uploader.Upload(ctx, in)
+	if err == nil {
+		return cr.n, nil
+	}
+	if !isPreconditionFailed(err) {
+		return cr.n, fmt.Errorf("store body in s3://%s/%s: %w", q.o.Bucket, key, err)
+	}
+	head, herr := q.o.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
+	if herr != nil {
+		return 0, fmt.Errorf("body s3://%s/%s exists but cannot be read: %w", q.o.Bucket, key, herr)
+	}
+	return aws.ToInt64(head.ContentLength), nil
+}
+
+// isPreconditionFailed reports whether a conditional write found the key
+// taken (412 PreconditionFailed; 409 ConditionalRequestConflict when
+// another conditional write to the key is in progress).
+func isPreconditionFailed(err error) bool {
+	switch apiCode(err) {
+	case "PreconditionFailed", "ConditionalRequestConflict":
+		return true
+	}
+	s := httpStatus(err)
+	return s == http.StatusPreconditionFailed || s == http.StatusConflict
+}
+
 func (q *SQSQueue) setSSE(in *s3.PutObjectInput) {
 	if q.o.SSE == SSENone {
 		return

@@ -12,20 +12,26 @@ import (
 // Enqueue streams the body to S3 at <prefix><id>.eml, then sends the
 // envelope as an SQS message (claim-check), and returns only when both are
 // acknowledged: the message is durable on return. It sets env.ID (when
-// empty), env.Arrival (when zero) and env.Size.
+// empty), env.Arrival (when zero) and env.Size. An envelope too large for
+// an SQS message is stored as an S3 object next to the body (see sqsWire).
 //
 // When either step fails it returns the error (the relay answers 451 4.3.0)
-// and deletes the body object, best effort; the bucket's lifecycle rule
+// and deletes what it stored, best effort; the bucket's lifecycle rule
 // removes what a crash or a failed delete leaves (docs/aws.md). An envelope
-// that cannot fit in an SQS message fails before any upload, with
-// ErrEnvelopeTooLarge.
+// refused by Validate, or one that could outgrow an envelope object once
+// every recipient holds a reply (ErrEnvelopeTooLarge), fails before any
+// upload.
 //
-// With a preset env.ID the body key uses it, and idempotency is best
-// effort: enqueueing an ID that is already queued overwrites its body with
-// (presumably) the same bytes and queues a second envelope, which Lease
-// drops if the first copy completes first (its body is gone) and otherwise
-// delivers again. A failed Enqueue never deletes a body that existed before
-// it, so a retry cannot break the copy already queued.
+// With a preset env.ID (edgerelay's own reports) the body key uses it, and
+// two Enqueues of one ID may race: two workers can hold one message after
+// its visibility ran out, and both queue its report (issue 8 item 29d). So
+// the body is written only if absent (If-None-Match: *, RFC 9110 §13.1.2):
+// the first writer's bytes stay, later ones queue another envelope for
+// them (Lease drops it if the first copy completes first, otherwise it is
+// delivered again: a rare duplicate, never a loss). And a failed Enqueue
+// of a preset ID never deletes the body, which another Enqueue of the same
+// ID may have queued an envelope for; the lifecycle rule removes it if
+// nothing refers to it.
 func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
 	// Issue 8 item 1: an envelope with no recipients (or control characters)
 	// would be "delivered" by completing it: refuse it before anything is
@@ -46,22 +52,16 @@ func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (
 		env.Arrival = q.o.Now()
 	}
 	id, key := env.ID, q.bodyKey(env.ID)
-	if err := checkWireSize(env, key); err != nil {
+	if err := checkWorstCase(env); err != nil {
 		return "", fmt.Errorf("sqs queue: enqueue %s: %w", id, err)
 	}
 
-	existed := false
-	if preset {
-		ok, err := q.bodyExists(ctx, key)
-		if err != nil {
-			return "", fmt.Errorf("sqs queue: enqueue %s: check for an earlier copy: %w", id, err)
-		}
-		existed = ok
-	}
+	envKey := ""
 	fail := func(err error) (string, error) {
-		if !existed {
-			cctx, cancel := cleanupCtx(ctx)
-			defer cancel()
+		cctx, cancel := cleanupCtx(ctx)
+		defer cancel()
+		q.deleteEnvObject(cctx, envKey, id)
+		if !preset {
 			if derr := q.deleteBody(cctx, key); derr != nil {
 				q.log.Warn("sqs queue: body of a failed enqueue left behind; the lifecycle rule removes it", "id", id, "err", derr)
 			}
@@ -69,19 +69,26 @@ func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (
 		return "", fmt.Errorf("sqs queue: enqueue %s: %w", id, err)
 	}
 
-	n, err := q.putBody(ctx, key, body)
+	var n int64
+	var err error
+	if preset {
+		n, err = q.putBodyIfAbsent(ctx, key, body)
+	} else {
+		n, err = q.putBody(ctx, key, body)
+	}
 	if err != nil {
 		return fail(err)
 	}
 	env.Size = n
-	data, err := encodeWire(env, key, 0)
+	data, ek, err := q.encode(ctx, env, key, 0)
+	envKey = ek
 	if err != nil {
 		return fail(err)
 	}
 	if err := q.send(ctx, data); err != nil {
 		return fail(err)
 	}
-	q.log.Debug("sqs queue: enqueued", "id", id, "size", n, "rcpts", len(env.Recipients))
+	q.log.Debug("sqs queue: enqueued", "id", id, "size", n, "rcpts", len(env.Recipients), "envelope_object", envKey)
 	return id, nil
 }
 

@@ -37,21 +37,28 @@ func (q *SQSQueue) Reschedule(ctx context.Context, m *Message, at time.Time) err
 	}
 	m.Envelope.NextAttempt = at
 	delay := min(max(at.Sub(now), 0), maxDelay)
-	data, err := encodeWire(m.Envelope, l.key, seconds(delay))
+	data, envKey, err := q.encode(ctx, m.Envelope, l.key, seconds(delay))
 	if err != nil {
 		return fmt.Errorf("sqs queue: reschedule %s: %w", idOf(m), err)
 	}
 	if err := q.sendDelayed(ctx, data, seconds(delay)); err != nil {
+		cctx, cancel := cleanupCtx(ctx)
+		q.deleteEnvObject(cctx, envKey, idOf(m))
+		cancel()
 		return fmt.Errorf("sqs queue: reschedule %s: %w", idOf(m), err)
 	}
 	if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(l.handle)}); err != nil {
 		q.log.Warn("sqs queue: rescheduled, but the old copy could not be deleted; it may be delivered again", "id", idOf(m), "sqs_message_id", l.messageID, "err", err)
 	}
+	// The old copy's envelope object goes once the new copy is sent: a
+	// copy that was not deleted then finds it gone and is dropped as stale.
+	q.deleteEnvObject(ctx, l.envKey, idOf(m))
 	q.log.Debug("sqs queue: rescheduled", "id", idOf(m), "next_attempt", at, "delay", delay)
 	return nil
 }
 
-// Complete removes the message: the SQS message, then the body object.
+// Complete removes the message: the SQS message, then the body object (and
+// the envelope object of a large envelope).
 // Either delete alone is enough to retire the message (a copy whose body
 // is gone is dropped by Lease), so Complete fails only when both fail. A
 // body left behind by a failed delete is removed by the lifecycle rule.
@@ -65,6 +72,7 @@ func (q *SQSQueue) Complete(ctx context.Context, m *Message) error {
 	}
 	_, qerr := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(l.handle)})
 	berr := q.deleteBody(ctx, l.key)
+	q.deleteEnvObject(ctx, l.envKey, idOf(m))
 	switch {
 	case qerr != nil && berr != nil:
 		return fmt.Errorf("sqs queue: complete %s: %w", idOf(m), errors.Join(qerr, berr))

@@ -28,45 +28,73 @@ func wireEnvelope(nrcpt int, replyLines int) *Envelope {
 
 func TestEncodeWire(t *testing.T) {
 	key := func(id string) string { return "queue/" + id + ".eml" }
-	tests := []struct {
-		name       string
-		env        *Envelope
-		wantErr    bool
-		wantLines1 bool // replies cut to one line
-	}{
-		{"small", wireEnvelope(2, 3), false, false},
-		{"replies trimmed to fit", wireEnvelope(100, 10), false, true},
-		{"too many recipients", wireEnvelope(10000, 0), true, false},
+	// Inline: fits in one SQS message and round-trips.
+	env := wireEnvelope(2, 3)
+	data, err := encodeWire(env, key(env.ID), 900)
+	if err != nil {
+		t.Fatal(err)
 	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			data, err := encodeWire(tt.env, key(tt.env.ID), 900)
-			if tt.wantErr {
-				if !errors.Is(err, ErrEnvelopeTooLarge) {
-					t.Fatalf("encodeWire: %v, want ErrEnvelopeTooLarge", err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(data) > MaxSQSMessageSize {
-				t.Fatalf("%d bytes, over the limit", len(data))
-			}
-			w, err := decodeWire(string(data), key)
-			if err != nil {
-				t.Fatalf("decodeWire of encodeWire: %v", err)
-			}
-			if w.Delay != 900 || w.Envelope.ID != tt.env.ID || len(w.Envelope.Recipients) != len(tt.env.Recipients) {
-				t.Fatalf("round trip lost data: %+v", w)
-			}
-			if got := len(w.Envelope.Recipients[0].Reply.Lines); (got == 1) != tt.wantLines1 {
-				t.Errorf("reply lines = %d (trimmed: %v)", got, tt.wantLines1)
-			}
-			if len(tt.env.Recipients[0].Reply.Lines) != 3 && len(tt.env.Recipients[0].Reply.Lines) != 10 {
-				t.Error("encodeWire changed the caller's envelope")
-			}
-		})
+	w, err := decodeWire(string(data), key)
+	if err != nil {
+		t.Fatalf("decodeWire of encodeWire: %v", err)
+	}
+	if w.Delay != 900 || w.Envelope.ID != env.ID || len(w.Envelope.Recipients) != 2 || len(w.Envelope.Recipients[0].Reply.Lines) != 3 {
+		t.Fatalf("round trip lost data: %+v", w)
+	}
+	// Too large inline: the queue keeps it as an envelope object, whole.
+	big := wireEnvelope(100, 10)
+	if _, err := encodeWire(big, key(big.ID), 0); !errors.Is(err, ErrEnvelopeTooLarge) {
+		t.Fatalf("encodeWire of %d recipients with long replies: %v, want ErrEnvelopeTooLarge", len(big.Recipients), err)
+	}
+	obj, err := encodeEnvelopeObject(big)
+	if err != nil {
+		t.Fatalf("encodeEnvelopeObject: %v", err)
+	}
+	var back Envelope
+	if err := json.Unmarshal(obj, &back); err != nil || len(back.Recipients[99].Reply.Lines) != 10 {
+		t.Fatalf("envelope object did not round-trip: %v", err)
+	}
+	// The pointer message names the object and checks its key.
+	envKey := envKeyPrefix(key(big.ID)) + NewID() + ".json"
+	ptr, err := encodePointer(big.ID, key(big.ID), envKey, 60)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w, err := decodeWire(string(ptr), key); err != nil || w.EnvKey != envKey || w.Envelope != nil || w.Delay != 60 {
+		t.Fatalf("decodeWire(pointer) = %+v, %v", w, err)
+	}
+	// An envelope that could outgrow an envelope object is refused up front.
+	if err := checkWorstCase(wireEnvelope(10000, 0)); !errors.Is(err, ErrEnvelopeTooLarge) {
+		t.Fatalf("checkWorstCase(10000 recipients): %v, want ErrEnvelopeTooLarge", err)
+	}
+	if err := checkWorstCase(wireEnvelope(2000, 0)); err != nil {
+		t.Fatalf("checkWorstCase(2000 recipients): %v", err)
+	}
+}
+
+// TestWorstCaseSize: the worst case computed at enqueue is not below what
+// the worker can really make of the envelope.
+func TestWorstCaseSize(t *testing.T) {
+	env := wireEnvelope(50, 0)
+	worst, err := worstCaseSize(env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full := env.Clone()
+	for i := range full.Recipients {
+		r := &full.Recipients[i]
+		r.Status, r.Attempts, r.LastAttempt = StatusFailed, 1<<30, time.Now()
+		r.Reply = &Reply{Code: 554, Enhanced: "5.7.1", Lines: []string{strings.Repeat("\uFFFE", MaxReplyText/3)}}
+		r.RemoteMTA = strings.Repeat("\x7f", MaxRemoteMTA)
+		r.Reported, r.DelayReported = true, true
+	}
+	full.Size, full.Attempts, full.NextAttempt, full.DelayWarned = 1<<60, 1<<30, time.Now(), true
+	data, err := marshalSQS(full)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(data) > worst {
+		t.Fatalf("an envelope at the recorded limits encodes to %d bytes, over the worst case %d", len(data), worst)
 	}
 }
 
@@ -111,10 +139,17 @@ func FuzzDecodeWire(f *testing.F) {
 	b, _ := encodeWire(wireEnvelope(2, 1), "queue/06H2FSST3XFMJ0DAC53T.eml", 0)
 	f.Add(string(b))
 	f.Add(`{"v":1}`)
+	f.Add(`{"v":1,"key":"queue/06H2FSST3XFMJ0DAC53T.eml","id":"06H2FSST3XFMJ0DAC53T","env_key":"queue/06H2FSST3XFMJ0DAC53T.env-06H2FSST3XFMJ0DAC53U.json"}`)
 	key := func(id string) string { return "queue/" + id + ".eml" }
 	f.Fuzz(func(t *testing.T, body string) {
 		w, err := decodeWire(body, key)
 		if err != nil {
+			return
+		}
+		if w.EnvKey != "" {
+			if w.Envelope != nil || !ValidID(w.ID) || w.Key != key(w.ID) || !validEnvKey(w.EnvKey, w.Key) {
+				t.Fatalf("accepted an invalid pointer message: %q", body)
+			}
 			return
 		}
 		if !ValidID(w.Envelope.ID) || len(w.Envelope.Recipients) == 0 || w.Key != key(w.Envelope.ID) {

@@ -20,6 +20,7 @@ type sqsLease struct {
 	messageID string
 	handle    string // the receipt handle of this receive
 	key       string // body object
+	envKey    string // envelope object, "" when the envelope was inline
 	received  time.Time
 
 	stop context.CancelFunc // stops the heartbeat
@@ -174,6 +175,28 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 			"sqs_message_id", msgID, "receive_count", receives, "err", err)
 		return nil
 	}
+	if w.EnvKey != "" {
+		log := q.log.With("id", w.ID, "sqs_message_id", msgID)
+		err := q.loadEnvelope(ctx, w)
+		var bad *badEnvelopeError
+		switch {
+		case errors.Is(err, errEnvGone):
+			// Reschedule deletes the envelope object it replaces once the
+			// new message is sent, Complete deletes it too: this copy is
+			// stale.
+			log.Warn("sqs queue: envelope object gone: a stale copy of a rescheduled or completed message; deleting it", "key", w.EnvKey, "receive_count", receives)
+			if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle)}); err != nil {
+				log.Warn("sqs queue: could not delete the stale copy; it will be received again", "err", err)
+			}
+			return nil
+		case errors.As(err, &bad):
+			log.Error("sqs queue: unreadable envelope object; message left for the dead-letter queue (not deleted, not delivered)", "receive_count", receives, "err", err)
+			return nil
+		case err != nil:
+			log.Warn("sqs queue: could not read the envelope object; the message is received again after the visibility timeout", "err", err)
+			return nil
+		}
+	}
 	env, key := w.Envelope, w.Key
 	log := q.log.With("id", env.ID, "sqs_message_id", msgID)
 	now := q.o.Now()
@@ -207,7 +230,7 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 	env.Attempts = claimAttempts(env.Attempts, receives, rearms(sent, time.Duration(w.Delay)*time.Second, env.NextAttempt))
 
 	hctx, stop := context.WithCancel(q.base)
-	l := &sqsLease{messageID: msgID, handle: handle, key: key, received: now, stop: stop, hb: make(chan struct{})}
+	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, stop: stop, hb: make(chan struct{})}
 	q.leases.Add(1)
 	go q.heartbeat(hctx, l, log)
 	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives)

@@ -286,14 +286,16 @@ func TestSQSEnqueueFailure(t *testing.T) {
 	}
 }
 
-// TestSQSEnvelopeTooLarge: an envelope that cannot fit in an SQS message
-// is refused before anything is uploaded.
+// TestSQSEnvelopeTooLarge: an envelope that could outgrow the largest
+// envelope object once every recipient holds a recorded reply is refused
+// before anything is uploaded (about 3,000 recipients; see
+// TestSQSLargeEnvelopeReschedule for what fits).
 func TestSQSEnvelopeTooLarge(t *testing.T) {
 	t.Parallel()
 	f := newSQSFixture(t, nil, nil)
 	q := f.open(t, nil)
 	env := sqsEnvelope()
-	for i := range 3000 {
+	for i := range 5000 {
 		env.Recipients = append(env.Recipients, queue.Recipient{Addr: fmt.Sprintf("%s%d@example.net", strings.Repeat("r", 80), i), Status: queue.StatusPending})
 	}
 	if _, err := q.Enqueue(context.Background(), env, strings.NewReader("x")); !errors.Is(err, queue.ErrEnvelopeTooLarge) {

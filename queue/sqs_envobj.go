@@ -1,0 +1,176 @@
+package queue
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+)
+
+// Envelopes too large for an SQS message (issue 8 item 3). SQS holds at most
+// 256 KiB per message, and an envelope grows after the first attempt: every
+// recipient gains a reply, a remote MTA and times. 700 recipients fit at
+// enqueue and did not at Reschedule, so the message was redelivered forever.
+// Such envelopes are kept as S3 objects next to the body (see sqsWire), and
+// Enqueue checks that the envelope stays storable when every recipient
+// holds the largest state the worker records (MaxReplyText,
+// MaxRemoteMTA): nothing accepted can become unstorable later.
+
+// errEnvGone: the envelope object a message points to is gone, so the
+// message is a stale copy (rescheduled or completed since).
+var errEnvGone = errors.New("envelope object gone")
+
+// encode returns the SQS message body for env sent with delay: the
+// envelope inline when it fits, else written to a new envelope object,
+// whose key is returned ("" for inline).
+func (q *SQSQueue) encode(ctx context.Context, env *Envelope, key string, delay int32) (data []byte, envKey string, err error) {
+	data, err = encodeWire(env, key, delay)
+	if !errors.Is(err, ErrEnvelopeTooLarge) {
+		return data, "", err
+	}
+	obj, err := encodeEnvelopeObject(env)
+	if err != nil {
+		return nil, "", err
+	}
+	envKey = envKeyPrefix(key) + NewID() + ".json"
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(q.o.Bucket), Key: aws.String(envKey),
+		Body: bytes.NewReader(obj), ContentType: aws.String("application/json"),
+	}
+	q.setSSE(in)
+	if _, err := q.o.S3.PutObject(ctx, in); err != nil {
+		return nil, "", fmt.Errorf("store envelope in s3://%s/%s: %w", q.o.Bucket, envKey, err)
+	}
+	data, err = encodePointer(env.ID, key, envKey, delay)
+	return data, envKey, err
+}
+
+// encodeEnvelopeObject is the content of an envelope object. An envelope
+// over maxEnvelopeObject (only possible when replies were recorded longer
+// than MaxReplyText) has its replies cut to MaxReplyText bytes of their
+// first line rather than become unstorable.
+func encodeEnvelopeObject(env *Envelope) ([]byte, error) {
+	data, err := marshalSQS(env)
+	if err != nil || len(data) <= maxEnvelopeObject {
+		return data, err
+	}
+	short := env.Clone()
+	for i := range short.Recipients {
+		if r := short.Recipients[i].Reply; r != nil && len(r.Lines) > 0 {
+			r.Lines = []string{truncUTF8(r.Lines[0], MaxReplyText)}
+		}
+		short.Recipients[i].RemoteMTA = truncUTF8(short.Recipients[i].RemoteMTA, MaxRemoteMTA)
+	}
+	if data, err = marshalSQS(short); err != nil || len(data) <= maxEnvelopeObject {
+		return data, err
+	}
+	return nil, fmt.Errorf("%w: %d bytes with %d recipients, the limit is %d", ErrEnvelopeTooLarge, len(data), len(env.Recipients), maxEnvelopeObject)
+}
+
+// truncUTF8 cuts s to at most n bytes on a character boundary.
+func truncUTF8(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	s = s[:n]
+	return strings.ToValidUTF8(s, "")
+}
+
+// worstCaseSize is the size env's JSON can reach once every recipient holds
+// the largest state the worker records: a reply of MaxReplyText bytes and a
+// remote MTA of MaxRemoteMTA bytes, each of characters that JSON escapes
+// (6 bytes each), every flag set and every time stamped.
+func worstCaseSize(env *Envelope) (int, error) {
+	base := *env
+	base.Recipients = nil
+	base.Size = math.MaxInt64
+	base.Attempts = math.MaxInt32
+	base.NextAttempt = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -12*3600))
+	base.DelayWarned = true
+	data, err := json.Marshal(&base)
+	if err != nil {
+		return 0, err
+	}
+	size := len(data)
+	reply := &Reply{Code: 999, Enhanced: "5.999.999", Lines: []string{strings.Repeat("\x01", MaxReplyText)}}
+	for _, r := range env.Recipients {
+		r.Status, r.Attempts, r.LastAttempt = StatusDelivered, math.MaxInt32, base.NextAttempt
+		r.Reply, r.RemoteMTA = reply, strings.Repeat("\x01", MaxRemoteMTA)
+		r.Reported, r.DelayReported = true, true
+		d, err := json.Marshal(&r)
+		if err != nil {
+			return 0, err
+		}
+		size += len(d) + 1
+	}
+	return size, nil
+}
+
+// checkWorstCase refuses, before anything is stored, an envelope that could
+// outgrow an envelope object.
+func checkWorstCase(env *Envelope) error {
+	n, err := worstCaseSize(env)
+	if err != nil {
+		return err
+	}
+	if n > maxEnvelopeObject {
+		return fmt.Errorf("%w: %d recipients could need %d bytes of state, the limit is %d", ErrEnvelopeTooLarge, len(env.Recipients), n, maxEnvelopeObject)
+	}
+	return nil
+}
+
+// loadEnvelope reads the envelope object of a pointer message into
+// w.Envelope and checks it. errEnvGone: the object does not exist.
+func (q *SQSQueue) loadEnvelope(ctx context.Context, w *sqsWire) error {
+	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(w.EnvKey)})
+	if err != nil {
+		if IsS3NotFound(err) {
+			return fmt.Errorf("%w: s3://%s/%s: %w", errEnvGone, q.o.Bucket, w.EnvKey, err)
+		}
+		return fmt.Errorf("read envelope s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, maxEnvelopeObject+1))
+	if err != nil {
+		return fmt.Errorf("read envelope s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)
+	}
+	if len(data) > maxEnvelopeObject {
+		return &badEnvelopeError{fmt.Errorf("envelope object s3://%s/%s is over %d bytes", q.o.Bucket, w.EnvKey, maxEnvelopeObject)}
+	}
+	var env Envelope
+	if err := json.Unmarshal(data, &env); err != nil {
+		return &badEnvelopeError{fmt.Errorf("envelope object s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)}
+	}
+	w.Envelope = &env
+	if err := checkWireEnvelope(w, q.bodyKey); err != nil {
+		w.Envelope = nil
+		return &badEnvelopeError{fmt.Errorf("envelope object s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)}
+	}
+	return nil
+}
+
+// badEnvelopeError: an envelope object that exists and is not a valid
+// envelope (as opposed to one S3 could not read just now).
+type badEnvelopeError struct{ err error }
+
+func (e *badEnvelopeError) Error() string { return e.err.Error() }
+func (e *badEnvelopeError) Unwrap() error { return e.err }
+
+// deleteEnvObject removes an envelope object, best effort: the lifecycle
+// rule on the prefix removes one left behind.
+func (q *SQSQueue) deleteEnvObject(ctx context.Context, envKey, id string) {
+	if envKey == "" {
+		return
+	}
+	if err := q.deleteBody(ctx, envKey); err != nil {
+		q.log.Warn("sqs queue: envelope object left behind; the lifecycle rule removes it", "id", id, "key", envKey, "err", err)
+	}
+}
