@@ -80,6 +80,7 @@ type LDAPBackend struct {
 	log    *slog.Logger
 	search *ldapPool
 	bind   *ldapPool
+	health *ldapHealth
 }
 
 // NewLDAPBackend validates cfg and returns the backend. It does not connect:
@@ -94,6 +95,7 @@ func NewLDAPBackend(cfg LDAPConfig, logger *slog.Logger) (*LDAPBackend, error) {
 		return nil, fmt.Errorf("auth: LDAP URL %q: want ldap://host[:port] or ldaps://host[:port]", cfg.URL)
 	}
 	b := &LDAPBackend{cfg: cfg, log: logger.With("backend", "ldap")}
+	b.health = newLDAPHealth(b.log)
 	switch strings.ToLower(u.Scheme) {
 	case "ldap":
 		b.host = hostPort(u, "389")
@@ -150,6 +152,7 @@ func NewLDAPBackend(cfg LDAPConfig, logger *slog.Logger) (*LDAPBackend, error) {
 		return c, nil
 	})
 	b.bind = newLDAPPool(b.cfg.PoolSize, b.dial)
+	b.search.abort, b.bind.abort = b.health.downSignal, b.health.downSignal
 	return b, nil
 }
 
@@ -211,6 +214,10 @@ func (b *LDAPBackend) Ping(ctx context.Context) error {
 }
 
 // CheckPassword implements PasswordBackend.
+//
+// One deadline, the configured Timeout, bounds the whole check: the wait
+// for a pool slot, the search and the bind (issue 8 item 15). While the
+// directory is known not to answer, checks fail fast (see ldapHealth).
 func (b *LDAPBackend) CheckPassword(ctx context.Context, user, password string) (*Identity, error) {
 	// RFC 4513 §5.1.2: a simple bind with a DN and an empty password is an
 	// "unauthenticated bind" that many servers answer with success. Refuse
@@ -221,6 +228,21 @@ func (b *LDAPBackend) CheckPassword(ctx context.Context, user, password string) 
 	if user == "" || len(user) > maxLoginLen {
 		return nil, fmt.Errorf("%w: empty or overlong user name", ErrBadCredentials)
 	}
+	probe, retry, ok := b.health.admit()
+	if !ok {
+		return nil, fmt.Errorf("%w: ldap %s not answering; next try in %v", ErrUnavailable, b.host, retry.Round(time.Millisecond))
+	}
+	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
+	defer cancel()
+	id, err := b.check(cctx, user, password)
+	// A caller that gave up (its session shut down) says nothing about
+	// the directory.
+	b.health.done(probe, errors.Is(err, errNoAnswer) && ctx.Err() == nil)
+	return id, err
+}
+
+// check is search-then-bind under ctx's deadline.
+func (b *LDAPBackend) check(ctx context.Context, user, password string) (*Identity, error) {
 	entry, err := b.find(ctx, user)
 	if err != nil {
 		return nil, err
@@ -295,8 +317,20 @@ func (b *LDAPBackend) filterFor(user string) string {
 	return strings.ReplaceAll(b.cfg.Filter, "{user}", ldap.EscapeFilter(user))
 }
 
+// unavailable wraps err as ErrUnavailable, and as errNoAnswer too when the
+// directory did not answer at all.
 func (b *LDAPBackend) unavailable(op string, err error) error {
+	if noAnswer(err) {
+		return fmt.Errorf("%w: ldap %s %s: %w: %s", ErrUnavailable, b.host, op, errNoAnswer, ldapErrText(err))
+	}
 	return fmt.Errorf("%w: ldap %s %s: %s", ErrUnavailable, b.host, op, ldapErrText(err))
+}
+
+// noAnswer reports whether err means that the directory did not answer:
+// a network error or a timeout, not an LDAP result code.
+func noAnswer(err error) bool {
+	var ne net.Error
+	return ldap.IsErrorWithCode(err, ldap.ErrorNetwork) || errors.As(err, &ne) || isTimeout(err)
 }
 
 // ldapErrText is an error's text without go-ldap's packet dumps.

@@ -66,6 +66,9 @@ type ldapPool struct {
 	idle  chan *ldapConn
 	slots chan struct{}
 	dial  func(context.Context) (*ldapConn, error)
+	// abort, if set, gives a channel that closes when waiting for a slot
+	// is pointless (the directory was found not answering).
+	abort func() <-chan struct{}
 }
 
 func newLDAPPool(size int, dial func(context.Context) (*ldapConn, error)) *ldapPool {
@@ -78,10 +81,16 @@ func newLDAPPool(size int, dial func(context.Context) (*ldapConn, error)) *ldapP
 // a fresh connection. A timeout is not retried, nor is any error on a fresh
 // connection.
 func (p *ldapPool) with(ctx context.Context, fn func(*ldapConn) error) error {
+	var abort <-chan struct{}
+	if p.abort != nil {
+		abort = p.abort()
+	}
 	select {
 	case p.slots <- struct{}{}:
 	case <-ctx.Done():
 		return ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("waiting for a connection: %w", ctx.Err()))
+	case <-abort:
+		return ldap.NewError(ldap.ErrorNetwork, errors.New("waiting for a connection: the directory is not answering"))
 	}
 	defer func() { <-p.slots }()
 
