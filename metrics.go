@@ -32,6 +32,7 @@ func metricsHandler(srv *relay.Server, worker *outbound.Worker, queueLen func() 
 				[]string{"delivered", "deferred", "failed"}, []uint64{s.Delivered, s.Deferred, s.Failed})
 			m.counter("edgerelay_reports_total", "Delivery status notifications produced.", s.Reports)
 			m.counter("edgerelay_report_errors_total", "Attempts to produce a report that failed (retried).", s.ReportErrors)
+			m.counter("edgerelay_delivery_panics_total", "Deliveries that panicked, were recovered and rescheduled.", s.Panics)
 			m.gauge("edgerelay_deliveries_in_flight", "Messages being delivered now.", s.InFlight)
 		}
 		if queueLen != nil {

@@ -312,9 +312,15 @@ func fold(s string) string {
 			line = 0
 		}
 		for line+len(tok) > maxLine {
-			n := max(maxLine-line, 1)
-			for n > 0 && !utf8.RuneStart(tok[n]) {
-				n--
+			// Progress: with line ≤ 1 the cut is at least 1 byte; a cut of 0
+			// (the character does not fit on a line already begun) only
+			// breaks the line, after which line is 1.
+			n := 0
+			if room := maxLine - line; room >= 1 {
+				n = cutAt(tok, room)
+				if !utf8.RuneStart(tok[n]) && line > 1 {
+					n = 0
+				}
 			}
 			b.WriteString(tok[:n])
 			b.WriteString("\r\n ")
@@ -328,8 +334,11 @@ func fold(s string) string {
 }
 
 // clean removes control characters (CR and LF included) that would break
-// the header structure; tabs become spaces.
+// the header structure; tabs become spaces. Bytes that are not UTF-8
+// become U+FFFD: every field Compose writes is valid UTF-8 (RFC 6532 §3.2
+// for the global types; ASCII fields are made so by asciiOnly).
 func clean(s string) string {
+	s = validUTF8(s)
 	if !strings.ContainsFunc(s, isCtl) {
 		return s
 	}
@@ -400,10 +409,7 @@ func crlf(s string) []byte {
 			s = ""
 		}
 		for len(line) > maxLine {
-			n := maxLine
-			for n > 0 && !utf8.RuneStart(line[n]) {
-				n--
-			}
+			n := cutAt(line, maxLine) // ≥ 1: the loop progresses
 			b.WriteString(line[:n] + "\r\n")
 			line = line[n:]
 		}

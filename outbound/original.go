@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"io"
 	"net/mail"
-	"unicode/utf8"
 )
 
 // original is what a report returns of the original message.
@@ -144,10 +143,7 @@ func normalizeLines(b []byte, fold bool) ([]byte, bool) {
 			if !fold {
 				return nil, false
 			}
-			n := width
-			for n > 1 && !utf8.RuneStart(line[n]) {
-				n--
-			}
+			n := cutAt(line, width) // ≥ 1: the loop progresses
 			out = append(out, line[:n]...)
 			out = append(out, "\r\n "...)
 			line = line[n:]

@@ -70,7 +70,7 @@ func (w *Worker) expire(env *queue.Envelope, pending []int, now time.Time) {
 			lines = append(lines, last)
 		}
 		r.Status = queue.StatusFailed
-		r.Reply = &queue.Reply{Code: 451, Enhanced: "4.4.7", Lines: lines}
+		r.Reply = recordable(&queue.Reply{Code: 451, Enhanced: "4.4.7", Lines: lines})
 		w.log.Warn("failed", "id", env.ID, "rcpt", r.Addr, "status", string(r.Status), "remote", r.RemoteMTA,
 			"reply", r.Reply.String(), "attempt", env.Attempts, "delay", now.Sub(env.Arrival).Round(time.Second).String())
 	}

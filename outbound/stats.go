@@ -8,13 +8,16 @@ type Stats struct {
 	Delivered, Deferred, Failed uint64
 	// Reports produced, and attempts to produce one that failed.
 	Reports, ReportErrors uint64
+	// Panics is the number of deliveries that panicked and were recovered
+	// (the message was rescheduled).
+	Panics uint64
 	// InFlight is the number of messages being delivered now.
 	InFlight int64
 }
 
 type counters struct {
-	delivered, deferred, failed, reports, reportErrors atomic.Uint64
-	inFlight                                           atomic.Int64
+	delivered, deferred, failed, reports, reportErrors, panics atomic.Uint64
+	inFlight                                                   atomic.Int64
 }
 
 // Stats returns a snapshot of the counters.
@@ -22,6 +25,7 @@ func (w *Worker) Stats() Stats {
 	c := &w.stats
 	return Stats{
 		Delivered: c.delivered.Load(), Deferred: c.deferred.Load(), Failed: c.failed.Load(),
-		Reports: c.reports.Load(), ReportErrors: c.reportErrors.Load(), InFlight: c.inFlight.Load(),
+		Reports: c.reports.Load(), ReportErrors: c.reportErrors.Load(), Panics: c.panics.Load(),
+		InFlight: c.inFlight.Load(),
 	}
 }

@@ -324,6 +324,7 @@ func (w *Worker) loop(ctx, work context.Context) {
 func (w *Worker) process(ctx context.Context, m *queue.Message) {
 	w.stats.inFlight.Add(1)
 	defer w.stats.inFlight.Add(-1)
+	defer w.recoverDelivery(ctx, m)
 	env := m.Envelope
 	if idx := env.Pending(); len(idx) > 0 {
 		var res map[int]result
@@ -353,9 +354,11 @@ func (w *Worker) apply(env *queue.Envelope, idx []int, res map[int]result) {
 		r.Attempts++
 		r.LastAttempt = now
 		r.Status = out.status
-		r.Reply = out.reply
+		// What a remote said is recorded valid and bounded (issue 8 item
+		// 4): it is stored with the envelope and read by every report.
+		r.Reply = recordable(out.reply)
 		if out.remote != "" {
-			r.RemoteMTA = out.remote
+			r.RemoteMTA = recordableRemote(out.remote)
 		}
 		verb := map[queue.RcptStatus]string{
 			queue.StatusPending: "deferred", queue.StatusFailed: "failed",
