@@ -26,9 +26,9 @@ type txResult struct {
 	// reusable is set when the connection is between transactions and can
 	// carry another message.
 	reusable bool
-	// early is set when the connection failed before any recipient was
-	// tried (at MAIL), so the same recipients can be tried on another
-	// connection at once.
+	// early is set when the connection failed before any recipient got a
+	// verdict (at MAIL or the first RCPT), so the same recipients can be
+	// tried on another connection at once.
 	early bool
 }
 
@@ -119,6 +119,21 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		tr.reusable = true
 		return tr
 	}
+	// RFC 6152 §3: no 8-bit body to a hop without 8BITMIME.
+	if ok, _ := c.Extension("8BITMIME"); !ok {
+		eight, err := w.has8BitBody(ctx, m)
+		if err != nil {
+			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
+			all(classify(tempLocal(451, "4.3.0", "local error: cannot read the queued message")), idx)
+			tr.reusable = true
+			return tr
+		}
+		if eight {
+			all(classify(errNeeds8BitMIME), idx)
+			tr.reusable = true
+			return tr
+		}
+	}
 	dsn, _ := c.Extension("DSN")
 
 	body, err := w.q.Body(ctx, m)
@@ -147,22 +162,26 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		v := classify(err)
 		if v.Broken {
 			// The connection is gone: this recipient, those not tried yet
-			// and those already accepted all stay pending.
+			// and those already accepted all stay pending. At the first
+			// RCPT no recipient got a verdict yet, so the caller may try
+			// them all on another connection at once (a pooled one that
+			// died while idle).
 			all(v, idx[n:])
 			all(v, accepted)
+			tr.early = n == 0
 			return tr
 		}
 		tr.results[i] = resultOf(v, sc.remote)
 	}
 	if len(accepted) == 0 {
-		tr.reusable = c.Reset() == nil
+		tr.reusable = sc.reset(w.o.Hostname) == nil
 		return tr
 	}
 	wc, err := c.Data()
 	if err != nil {
 		v := classify(err)
 		all(v, accepted)
-		tr.reusable = !v.Broken && c.Reset() == nil
+		tr.reusable = !v.Broken && sc.reset(w.o.Hostname) == nil
 		return tr
 	}
 	if _, err := io.Copy(wc, bodyReader{body}); err != nil {
@@ -199,7 +218,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 }
 
 // mailOptions are the MAIL FROM parameters for env. go-smtp adds
-// BODY=8BITMIME and SIZE when the server offers them, SMTPUTF8 when asked
+// BODY=8BITMIME (whatever Body says) and SIZE when the server offers them, SMTPUTF8 when asked
 // (checked above), and RET/ENVID only when the server offers DSN.
 func mailOptions(env *queue.Envelope, dsn bool) *smtp.MailOptions {
 	o := &smtp.MailOptions{Size: env.Size, UTF8: env.SMTPUTF8}

@@ -68,6 +68,19 @@ func (s *smtpConn) close() {
 	s.raw.Close()
 }
 
+// reset ends the transaction (RSET, RFC 5321 §4.1.1.5) and greets the host
+// again at once. go-smtp's Reset forgets the EHLO state, and its Extension
+// and MaxMessageSize then send EHLO themselves and swallow a failure as
+// "not offered": on a connection that died after RSET an SMTPUTF8 message
+// would fail for good with 5.6.7 (issue 8 item 23). A connection for which
+// reset returns an error is not reusable and must be closed, never pooled.
+func (s *smtpConn) reset(hostname string) error {
+	if err := s.c.Reset(); err != nil {
+		return err
+	}
+	return s.c.Hello(hostname)
+}
+
 // quit ends the session politely (QUIT, RFC 5321 §4.1.1.10) and closes it.
 func (s *smtpConn) quit() {
 	s.stop()

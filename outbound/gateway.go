@@ -29,10 +29,18 @@ func (w *Worker) gatewayTarget() target {
 
 // deliverGateway sends m to the pending recipients idx through the gateway,
 // in one transaction, on a pooled connection when one is idle. A pooled
-// connection that turns out dead at MAIL is replaced once by a fresh one.
+// connection that turns out dead before any recipient got a verdict (at
+// MAIL or the first RCPT) is replaced once by a fresh one.
 func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int) map[int]result {
 	sc := w.pool.get()
 	reused := sc != nil
+	defer func() {
+		// A panic in the transaction (recovered further up) must not leak
+		// the connection: it is neither pooled nor closed otherwise.
+		if sc != nil {
+			sc.close()
+		}
+	}()
 	for {
 		if sc == nil {
 			var err error
@@ -57,9 +65,10 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 		} else {
 			w.pool.put(sc)
 		}
+		sc = nil
 		if tr.early && reused {
 			w.log.Debug("pooled gateway connection failed, retrying on a new one", "id", m.Envelope.ID)
-			sc, reused = nil, false
+			reused = false
 			continue
 		}
 		return tr.results
