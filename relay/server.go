@@ -122,9 +122,11 @@ func New(o Options) (*Server, error) {
 	srv.AllowInsecureAuth = o.InsecureAuth
 	srv.MaxMessageBytes = o.MaxMessageBytes
 	srv.MaxRecipients = o.MaxRecipients
-	// Lines in mail data may exceed RFC 5322's 998 characters in sloppy
-	// mail; 4000 accepts those and still bounds memory per line.
-	srv.MaxLineLength = 4000
+	// go-smtp has one line limit for commands, SASL responses and DATA
+	// lines. It is what AUTH needs (see maxCommandLine): OAuth tokens from
+	// Entra ID and others often exceed the 4,000 octets this used to be.
+	// It still bounds memory per line; BDAT chunks have no line limit.
+	srv.MaxLineLength = maxCommandLine
 	srv.WriteTimeout = time.Minute
 	srv.ReadTimeout = o.IdleTimeout
 	srv.EnableSMTPUTF8 = true
@@ -133,6 +135,17 @@ func New(o Options) (*Server, error) {
 	s.smtp = srv
 	return s, nil
 }
+
+// maxSASLResponse is the longest base64 SASL response accepted, as the
+// initial response on the AUTH line or on its own line after a 334: RFC
+// 4954 §4 asks servers to accept 12,288 octets (Postfix's
+// smtpd_sasl_response_limit has the same default).
+const maxSASLResponse = 12288
+
+// maxCommandLine is the line limit given to go-smtp: an AUTH line with a
+// maxSASLResponse initial response ("AUTH OAUTHBEARER " + response + CRLF)
+// fits, with room. go-smtp counts the line's LF towards the next line.
+const maxCommandLine = maxSASLResponse + 64
 
 // slogPrinter adapts go-smtp's error log to slog.
 type slogPrinter struct{ l *slog.Logger }
