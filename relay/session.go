@@ -3,7 +3,6 @@ package relay
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -86,7 +85,10 @@ func (ss *session) Auth(mech string) (sasl.Server, error) {
 	if ss.id != nil {
 		return nil, reply(503, 5, 5, 1, "Already authenticated")
 	}
-	ctx := context.Background()
+	// The server's context: Shutdown cancels it, so a check against a
+	// directory that hangs does not hold the shutdown (issue 8 item 15).
+	// The backends bound each check with their own deadline.
+	ctx := ss.srv.ctx
 	user := ""
 	password := func(authzid, u, pw string) error {
 		user = u
@@ -231,7 +233,7 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	if !isASCII(to) && !ss.mailOpts.UTF8 {
 		return errUTF8
 	}
-	if !ss.srv.rate.allow(ss.id.User) {
+	if !ss.srv.rate.allow(ss.id.LimitKey()) {
 		ss.log.Warn("recipient refused: hourly rate limit reached", "rcpt", to, "limit", ss.srv.opts.MaxRecipientsPerHour)
 		return errRateLimited
 	}
