@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -17,18 +18,28 @@ import (
 const (
 	maxBatchEntries = 10
 	maxBatchBytes   = MaxSQSMessageSize
+	// maxBatchesInFlight bounds the batch requests sent at once: one slow or
+	// hung request must not hold up every other enqueue (issue 8 item 27),
+	// and a burst must not open unbounded connections.
+	maxBatchesInFlight = 4
+	// batchSendTimeout bounds one batch request; its callers get the error
+	// (451 to the client) if it has not been answered by then.
+	batchSendTimeout = 15 * time.Second
 )
 
 // sendBatcher lets concurrent Enqueue calls share SendMessageBatch
 // requests: one goroutine takes the first waiting envelope, collects more
-// for at most the window (or until the batch is full) and sends them
-// together. Each caller still returns only once its own entry is
+// for at most the window (or until the batch is full) and hands the batch
+// to a sender of its own, up to maxBatchesInFlight at once, each bounded by
+// batchSendTimeout. Each caller still returns only once its own entry is
 // acknowledged.
 type sendBatcher struct {
-	q      *SQSQueue
-	window time.Duration
-	reqs   chan *batchReq
-	done   chan struct{}
+	q        *SQSQueue
+	window   time.Duration
+	reqs     chan *batchReq
+	done     chan struct{}
+	inflight chan struct{} // a slot per batch request in flight
+	flushing sync.WaitGroup
 }
 
 type batchReq struct {
@@ -37,12 +48,18 @@ type batchReq struct {
 }
 
 func newSendBatcher(q *SQSQueue, window time.Duration) *sendBatcher {
-	b := &sendBatcher{q: q, window: window, reqs: make(chan *batchReq), done: make(chan struct{})}
+	b := &sendBatcher{q: q, window: window, reqs: make(chan *batchReq), done: make(chan struct{}),
+		inflight: make(chan struct{}, maxBatchesInFlight)}
 	go b.run()
 	return b
 }
 
-func (b *sendBatcher) close() { <-b.done }
+// close waits for the collector to stop (the queue's base context is
+// done) and for the batches in flight to be answered or time out.
+func (b *sendBatcher) close() {
+	<-b.done
+	b.flushing.Wait()
+}
 
 // send queues data for the next batch and waits for its result. If ctx
 // ends first the envelope may still be sent; the caller then deletes the
@@ -94,7 +111,12 @@ func (b *sendBatcher) run() {
 			}
 		}
 		timer.Stop()
-		b.flush(batch)
+		b.inflight <- struct{}{} // waits only while maxBatchesInFlight are out
+		b.flushing.Add(1)
+		go func() {
+			defer func() { <-b.inflight; b.flushing.Done() }()
+			b.flush(batch)
+		}()
 	}
 }
 
@@ -102,7 +124,7 @@ func (b *sendBatcher) run() {
 // request is not bound to any caller's context: a caller that gives up
 // cleans up after itself.
 func (b *sendBatcher) flush(batch []*batchReq) {
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), batchSendTimeout)
 	defer cancel()
 	if len(batch) == 1 {
 		batch[0].res <- b.q.sendDelayed(ctx, batch[0].data, 0)
