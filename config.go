@@ -84,6 +84,7 @@ type Config struct {
 	GatewayPasswordFile string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
 	GatewayTLSVerify    bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
 	GatewayCAFile       string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
+	MXAllowPrivate      bool          `envconfig:"MX_ALLOW_PRIVATE" default:"false" desc:"MX mode: also deliver to loopback, private, link-local and CGNAT addresses (internal mail hosts); by default such MX hosts and address literals fail with 5.4.4"`
 	DeliveryConcurrency int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
 	RetrySchedule       string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
 	QueueLifetime       time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`

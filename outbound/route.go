@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"net"
+	"net/netip"
 	"slices"
 	"strings"
 
@@ -167,6 +168,8 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 	last := verdict{Reply: &queue.Reply{Code: 451, Enhanced: "4.4.4", Lines: []string{"no usable address for any mail host of " + domain}}, Temporary: true}
 	lastRemote := ""
 	tried := 0
+	var refused []string // "host [ip] (why)", addresses not dialed
+	dnsFailed := false
 	for _, h := range hosts {
 		ips := h.ips
 		if ips == nil {
@@ -174,12 +177,18 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 			if err != nil {
 				last = classify(tempLocal(451, "4.4.3", fmt.Sprintf("DNS lookup of mail host %s failed: %s", h.name, errString(err))))
 				lastRemote = h.name
+				dnsFailed = true
 				continue
 			}
 		}
 		for _, ip := range ips {
 			if tried >= mxAddressLimit || ctx.Err() != nil {
 				break
+			}
+			if why, bad := w.refused(ip); bad {
+				refused = append(refused, fmt.Sprintf("%s [%s] (%s)", h.name, ip, why))
+				w.log.Warn("not connecting to an internal address", "id", m.Envelope.ID, "host", h.name, "ip", ip, "why", why)
+				continue
 			}
 			tried++
 			t := target{addr: net.JoinHostPort(ip, port), host: h.name, ip: ip, policy: tlsOpportunistic,
@@ -210,8 +219,28 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 			return tr.results
 		}
 	}
+	if tried == 0 && len(refused) > 0 && !dnsFailed {
+		// Every address of every host is internal: no later attempt can
+		// do better, so the recipients fail now (RFC 3463 §3.5, X.4.4
+		// "unable to route").
+		return fail(classify(permLocal(554, "5.4.4", "refusing to deliver to a private, loopback or link-local address: "+
+			strings.Join(refused, ", "))), "")
+	}
 	last.Temporary = true
 	return fail(last, lastRemote)
+}
+
+// refused says whether MX routing must not connect to ip (a string from
+// the resolver or an address literal), unless MXAllowPrivate is set.
+func (w *Worker) refused(ip string) (why string, refused bool) {
+	if w.o.MXAllowPrivate {
+		return "", false
+	}
+	a, err := netip.ParseAddr(ip)
+	if err != nil {
+		return "not an IP address", true
+	}
+	return refusedAddress(a)
 }
 
 // opportunisticTLS is the TLS configuration for MX hosts: encryption

@@ -92,6 +92,13 @@ type Options struct {
 	PerDomainConcurrency int
 	// MXPort is the port MX hosts are dialed on (default 25).
 	MXPort int
+	// MXAllowPrivate lets MX routing connect to loopback, private,
+	// link-local and other internal addresses (see refusedAddress), for
+	// networks whose mail hosts are meant to be internal. By default such
+	// an address is never dialed: a recipient domain (or an address
+	// literal) that leads only there fails with 5.4.4. The gateway is not
+	// affected: it is configured, not looked up.
+	MXAllowPrivate bool
 	// Resolver is used for MX routing (default net.DefaultResolver).
 	Resolver Resolver
 	// Dial opens connections (default a net.Dialer). In MX mode it is
