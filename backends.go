@@ -53,6 +53,17 @@ func newLDAPBackend(cfg *Config, log *slog.Logger) (auth.PasswordBackend, error)
 	return b, nil
 }
 
+// oidcList splits a comma-separated RELAY_OIDC_ALLOWED_* value.
+func oidcList(v string) []string {
+	var out []string
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 type oidcBackend interface {
 	auth.TokenBackend
 	auth.PasswordBackend
@@ -62,13 +73,15 @@ func newOIDCBackend(ctx context.Context, cfg *Config, log *slog.Logger) (oidcBac
 	dctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 	defer cancel()
 	b, err := auth.NewOIDCBackend(dctx, auth.OIDCConfig{
-		Issuer:        cfg.OIDCIssuer,
-		Audience:      cfg.OIDCAudience,
-		UserClaim:     cfg.OIDCUserClaim,
-		AddressClaim:  cfg.OIDCAddressClaim,
-		PasswordGrant: cfg.OIDCPasswordGrant,
-		ClientID:      cfg.OIDCClientID,
-		ClientSecret:  cfg.OIDCClientSecret,
+		Issuer:         cfg.OIDCIssuer,
+		Audience:       cfg.OIDCAudience,
+		UserClaim:      cfg.OIDCUserClaim,
+		AddressClaim:   cfg.OIDCAddressClaim,
+		PasswordGrant:  cfg.OIDCPasswordGrant,
+		ClientID:       cfg.OIDCClientID,
+		ClientSecret:   cfg.OIDCClientSecret,
+		AllowedDomains: oidcList(cfg.OIDCAllowedDomains),
+		AllowedTenants: oidcList(cfg.OIDCAllowedTenants),
 	}, log.With("part", "auth"))
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_OIDC_*: %w", err)

@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/edgerelay/edgerelay/auth"
 )
 
 // Config is edgerelay's whole configuration, read from RELAY_* environment
@@ -64,6 +66,8 @@ type Config struct {
 	OIDCClientID         string `envconfig:"OIDC_CLIENT_ID" desc:"client for the password grant"`
 	OIDCClientSecret     string `envconfig:"OIDC_CLIENT_SECRET" desc:"client secret for the password grant"`
 	OIDCClientSecretFile string `envconfig:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret"`
+	OIDCAllowedDomains   string `envconfig:"OIDC_ALLOWED_DOMAINS" desc:"comma-separated domains whose accounts are accepted (hd claim, else the verified email's domain; Google: hd only); required, or RELAY_OIDC_ALLOWED_TENANTS, with a shared issuer (Google, Entra ID common/organizations/consumers)"`
+	OIDCAllowedTenants   string `envconfig:"OIDC_ALLOWED_TENANTS" desc:"comma-separated Entra ID tenant IDs (tid claim) whose accounts are accepted"`
 
 	// Submission policy and limits.
 	CheckHeaderFrom      bool          `envconfig:"CHECK_HEADER_FROM" default:"true" desc:"require the header From to be one of the user's addresses (550 5.7.1)"`
@@ -244,6 +248,11 @@ func (c *Config) validate() error {
 		}
 		if c.OIDCPasswordGrant && c.OIDCClientID == "" {
 			bad("OIDC_CLIENT_ID", "required with RELAY_OIDC_PASSWORD_GRANT=true")
+		}
+		// A shared issuer signs tokens for any organisation's accounts
+		// (issue 8 item 19): without an allow-list, anyone could relay.
+		if auth.SharedIssuer(c.OIDCIssuer) && strings.TrimSpace(c.OIDCAllowedDomains+c.OIDCAllowedTenants) == "" {
+			bad("OIDC_ALLOWED_DOMAINS", "or RELAY_OIDC_ALLOWED_TENANTS is required: %s is a shared issuer that signs tokens for every organisation's accounts", c.OIDCIssuer)
 		}
 	}
 	for name, v := range map[string]*string{

@@ -69,6 +69,15 @@ type OIDCConfig struct {
 	// Scopes requested with the password grant. Empty means openid, email.
 	Scopes []string
 
+	// AllowedDomains, if set, admits only tokens whose "hd" claim (Google
+	// Workspace's hosted domain) is one of them or, without "hd" and for
+	// issuers other than Google, whose verified email's domain is.
+	// AllowedTenants, if set, admits only tokens whose "tid" claim (Entra
+	// ID's tenant) is one of them. With both, a token must pass both. A
+	// shared issuer (see SharedIssuer) needs at least one.
+	AllowedDomains []string
+	AllowedTenants []string
+
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
 }
@@ -88,6 +97,8 @@ type OIDCBackend struct {
 	client     *http.Client
 	now        func() time.Time
 	retryEvery time.Duration
+
+	allow      allowList
 
 	mu      sync.Mutex // guards the fields below; never held across I/O
 	state   *oidcState
@@ -120,6 +131,10 @@ func NewOIDCBackend(ctx context.Context, cfg OIDCConfig, logger *slog.Logger) (*
 	if cfg.PasswordGrant && cfg.ClientID == "" {
 		return nil, errors.New("auth: OIDC password grant needs a client ID")
 	}
+	allow := newAllowList(cfg.AllowedDomains, cfg.AllowedTenants)
+	if allow.empty() && SharedIssuer(cfg.Issuer) {
+		return nil, fmt.Errorf("auth: OIDC issuer %s: %w", cfg.Issuer, ErrSharedIssuer)
+	}
 	if cfg.UserClaim == "" {
 		cfg.UserClaim = "email"
 	}
@@ -128,6 +143,13 @@ func NewOIDCBackend(ctx context.Context, cfg OIDCConfig, logger *slog.Logger) (*
 	}
 	b := &OIDCBackend{cfg: cfg, log: logger.With("backend", "oidc"), client: cfg.HTTPClient,
 		now: cfg.Now, retryEvery: discoveryRetry}
+	b.allow = allow
+	if allow.empty() {
+		b.log.Info("OIDC: no allow-list; every account the issuer signs a token for this audience is accepted", "issuer", cfg.Issuer)
+	} else {
+		b.log.Info("OIDC: only allowed organisations are accepted", "issuer", cfg.Issuer, "shared_issuer", SharedIssuer(cfg.Issuer),
+			"allowed_domains", strings.Join(allow.domains, ","), "allowed_tenants", strings.Join(allow.tenants, ","))
+	}
 	if b.client == nil {
 		b.client = &http.Client{Timeout: defaultOIDCHTTPTimeout}
 	}
@@ -269,6 +291,9 @@ func (b *OIDCBackend) verify(ctx context.Context, s *oidcState, token string) (*
 	}
 	if b.cfg.UserClaim == "email" && isFalse(claims["email_verified"]) {
 		return nil, fmt.Errorf("%w: email %s not verified by the issuer", ErrBadCredentials, user)
+	}
+	if err := b.allow.check(b.cfg.Issuer, claims, user); err != nil {
+		return nil, fmt.Errorf("%w: %s: %v", ErrBadCredentials, user, err)
 	}
 	var addrs []string
 	seen := map[string]bool{}
