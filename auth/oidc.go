@@ -98,7 +98,7 @@ type OIDCBackend struct {
 	now        func() time.Time
 	retryEvery time.Duration
 
-	allow      allowList
+	allow allowList
 
 	mu      sync.Mutex // guards the fields below; never held across I/O
 	state   *oidcState
