@@ -37,7 +37,7 @@ type Config struct {
 	S3Bucket             string        `envconfig:"S3_BUCKET" desc:"S3 bucket for message bodies (RELAY_QUEUE=sqs)"`
 	S3Prefix             string        `envconfig:"S3_PREFIX" default:"queue/" desc:"key prefix for message bodies"`
 	S3SSE                string        `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
-	SQSVisibilityTimeout time.Duration `envconfig:"SQS_VISIBILITY_TIMEOUT" default:"5m" desc:"how long a received message stays hidden from other workers; extended while a delivery runs"`
+	SQSVisibilityTimeout time.Duration `envconfig:"SQS_VISIBILITY_TIMEOUT" default:"60s" desc:"how long a received message stays hidden from other workers; extended every third of it while a delivery runs, so a killed worker's messages are retried within it"`
 	S3KMSKeyID           string        `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms; empty = the AWS managed key aws/s3"`
 
 	// Identity store.

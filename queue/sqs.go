@@ -49,9 +49,10 @@ const (
 	// DefaultS3Prefix is the key prefix of the body objects.
 	DefaultS3Prefix = "queue/"
 	// DefaultVisibilityTimeout is how long a received message stays
-	// invisible before the heartbeat extends it (or, after a crash, before
-	// another worker gets it).
-	DefaultVisibilityTimeout = 5 * time.Minute
+	// invisible before the heartbeat extends it (every third of it), and so
+	// at most how long a killed worker's message waits before another
+	// worker gets it (issue 8 item 20; docs/aws.md has the measured figure).
+	DefaultVisibilityTimeout = 60 * time.Second
 	// DefaultWaitTime is the ReceiveMessage long-poll time (the SQS maximum).
 	DefaultWaitTime = 20 * time.Second
 	// DefaultPartSize is the multipart upload part size for bodies.

@@ -279,8 +279,7 @@ func rearms(sent time.Time, delay time.Duration, next time.Time) int {
 func (q *SQSQueue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
 	defer q.leases.Done()
 	defer close(l.hb)
-	every := max(q.o.VisibilityTimeout/3, 200*time.Millisecond)
-	t := time.NewTicker(every)
+	t := time.NewTicker(heartbeatEvery(q.o.VisibilityTimeout))
 	defer t.Stop()
 	for {
 		select {
@@ -304,6 +303,13 @@ func (q *SQSQueue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger)
 			log.Warn("sqs queue: could not extend the lease; will retry", "err", err)
 		}
 	}
+}
+
+// heartbeatEvery is how often a lease is extended: every third of the
+// visibility timeout, so two heartbeats can fail before the message
+// becomes visible again (20 s with the default 60 s).
+func heartbeatEvery(visibility time.Duration) time.Duration {
+	return max(visibility/3, 200*time.Millisecond)
 }
 
 // isLostReceipt reports whether SQS refused a receipt handle because the

@@ -1,0 +1,4 @@
+package queue
+
+// HeartbeatEvery is heartbeatEvery, for the external tests.
+var HeartbeatEvery = heartbeatEvery
