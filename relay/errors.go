@@ -35,6 +35,16 @@ var (
 	errUTF8         = reply(553, 5, 6, 7, "Non-ASCII address requires SMTPUTF8 (RFC 6531)")
 	errRateLimited  = reply(450, 4, 7, 1, "Sending rate limit reached for this account, try again later")
 	errMechUnknown  = smtp.ErrAuthUnknownMechanism
+	// errNestedMail: RFC 5321 §4.1.4, MAIL must not be sent while a
+	// transaction is open.
+	errNestedMail = reply(503, 5, 5, 1, "Nested MAIL command: a transaction is already open (RSET first)")
+	// errAborted answers the data of a transaction that RSET, EHLO or an
+	// oversized chunk aborted; the client already has its reply, so go-smtp
+	// discards this one.
+	errAborted = reply(451, 4, 3, 0, "Transaction aborted")
+	// errQueue421 closes a connection whose aborted transaction has not
+	// ended (a hung queue).
+	errQueue421 = reply(421, 4, 3, 0, "Temporary queue failure, closing connection")
 )
 
 func reply(code, c1, c2, c3 int, msg string) *smtp.SMTPError {

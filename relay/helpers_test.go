@@ -275,3 +275,54 @@ func (e *env) queued() map[string]string {
 func newAuthWith(tb auth.TokenBackend) *auth.Authenticator {
 	return auth.New(auth.Options{Token: []auth.TokenBackend{tb}, FailureDelay: -1, MaxFailures: 100})
 }
+
+// storedMsg is one message in the spool: its envelope and body.
+type storedMsg struct {
+	env  *queue.Envelope
+	body string
+}
+
+// stored returns every message in the spool with its envelope, leaving
+// them leased.
+func (e *env) stored() map[string]storedMsg {
+	e.t.Helper()
+	out := map[string]storedMsg{}
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+		m, err := e.q.Lease(ctx)
+		cancel()
+		if errors.Is(err, context.DeadlineExceeded) {
+			return out
+		}
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		rc, err := e.q.Body(context.Background(), m)
+		if err != nil {
+			e.t.Fatal(err)
+		}
+		b, _ := io.ReadAll(rc)
+		rc.Close()
+		out[m.Envelope.ID] = storedMsg{env: m.Envelope, body: string(b)}
+	}
+}
+
+// slowFailQueue makes a failed Enqueue return late, as a slow disk cleaning
+// up after an aborted body would: it widens the window in which an aborted
+// BDAT transaction's Data is still running while the next transaction
+// starts, so races between them show deterministically.
+type slowFailQueue struct {
+	queue.Queue
+	delay time.Duration
+}
+
+func (q slowFailQueue) Enqueue(ctx context.Context, env *queue.Envelope, r io.Reader) (string, error) {
+	id, err := q.Queue.Enqueue(ctx, env, r)
+	if err != nil {
+		time.Sleep(q.delay)
+	}
+	return id, err
+}
+
+// queueID returns the queue ID from a "250 … queued as ID" reply text.
+func queueID(msg string) string { return msg[strings.LastIndex(msg, " ")+1:] }

@@ -7,7 +7,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"slices"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -20,8 +22,15 @@ import (
 // before it is closed with 421 4.7.0.
 const maxAuthFailures = 3
 
+// settleTimeout bounds how long a new MAIL waits for an aborted BDAT
+// transaction's Data to end (see txnState.settle); it normally takes
+// microseconds, as the aborted Data's reads fail at once.
+const settleTimeout = 30 * time.Second
+
 // session is one SMTP connection's state, from EHLO to QUIT. go-smtp calls
-// its methods from the connection's goroutine only.
+// its methods from the connection's goroutine, except Data for BDAT, which
+// runs on a goroutine of its own: the transaction's state is therefore kept
+// in a *txn that Data captures (see txn.go), not in the session's fields.
 type session struct {
 	srv      *Server
 	conn     *smtp.Conn
@@ -33,9 +42,7 @@ type session struct {
 	id        *auth.Identity
 	authFails int
 
-	from     string
-	mailOpts smtp.MailOptions
-	rcpts    []queue.Recipient
+	txns txnState
 }
 
 func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
@@ -199,6 +206,18 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.log.Info("mail refused: not authenticated", "from", from)
 		return errAuthRequired
 	}
+	if ss.txns.current() != nil {
+		return errNestedMail
+	}
+	if !ss.txns.settle(settleTimeout) {
+		// The previous transaction's Data has not ended (a queue that
+		// does not return): start nothing new on this connection.
+		ss.log.Error("previous BDAT transaction did not end; closing the connection")
+		if ss.tc != nil {
+			ss.tc.closeAfterWrite.Store(true)
+		}
+		return errQueue421
+	}
 	if from == "" {
 		return errNullSender
 	}
@@ -211,9 +230,12 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.log.Warn("mail refused: sender not allowed", "from", from)
 		return errSenderDenied
 	}
-	ss.from = from
+	t := &txn{from: from, id: ss.id, helo: ss.conn.Hostname(), tls: ss.tls, log: ss.log}
 	if opts != nil {
-		ss.mailOpts = *opts
+		t.opts = *opts
+	}
+	if !ss.txns.begin(t) {
+		return errNestedMail
 	}
 	if ss.tc != nil {
 		ss.tc.inTxn.Store(true)
@@ -223,14 +245,15 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt adds a recipient with its DSN options (RFC 3461 §4).
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
-	if ss.id == nil || ss.from == "" {
+	t := ss.txns.current()
+	if ss.id == nil || t == nil {
 		return errAuthRequired
 	}
 	at := strings.LastIndexByte(to, '@')
 	if at <= 0 || at == len(to)-1 {
 		return errRcptSyntax
 	}
-	if !isASCII(to) && !ss.mailOpts.UTF8 {
+	if !isASCII(to) && !t.opts.UTF8 {
 		return errUTF8
 	}
 	if !ss.srv.rate.allow(ss.id.LimitKey()) {
@@ -250,29 +273,46 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 			r.ORCPT = typ + ";" + opts.OriginalRecipient
 		}
 	}
-	ss.rcpts = append(ss.rcpts, r)
+	ss.txns.mu.Lock()
+	t.rcpts = append(t.rcpts, r)
+	ss.txns.mu.Unlock()
 	return nil
 }
 
 // Data reads the message, checks it, adds the submission fix-ups and queues
 // it. The reply is 250 only once the queue says the message is durable.
+//
+// For BDAT it runs on its own goroutine (go-smtp): everything it needs comes
+// from the transaction t it captures at its start, and nothing it does
+// reaches a later transaction.
 func (ss *session) Data(r io.Reader) error {
-	defer ss.endTxn()
-	if ss.id == nil || ss.from == "" {
+	t := ss.txns.current()
+	if t == nil || t.id == nil || t.aborted.Load() {
 		return errAuthRequired
 	}
-	if len(ss.rcpts) == 0 {
+	defer ss.endTxn(t)
+	defer ss.txns.dataStarted(t, r)()
+	ss.txns.mu.Lock()
+	rcpts := slices.Clone(t.rcpts)
+	ss.txns.mu.Unlock()
+	if len(rcpts) == 0 {
 		return errNoRecipients
 	}
 	now := ss.srv.now()
 	qid := queue.NewID()
-	log := ss.log.With("id", qid)
+	log := t.log.With("id", qid)
 
-	cr := &crlfReader{r: r}
+	cr := &crlfReader{r: abortGuard{r: r, t: t}}
 	br := bufio.NewReaderSize(cr, 64<<10)
 	fail := func(err error, what string) error {
 		if cr.err != nil && !errors.Is(cr.err, io.EOF) {
 			err = cr.err // the client's data was at fault, not the queue
+		}
+		if t.aborted.Load() || errors.Is(err, smtp.ErrDataReset) {
+			// RSET, EHLO, an oversized chunk or a closed connection ended
+			// the transaction: the client has had its reply already.
+			log.Info("transaction aborted by the client", "stage", what)
+			return errAborted
 		}
 		rep := dataErrorReply(err)
 		if rep.Code/100 == 4 {
@@ -298,7 +338,7 @@ func (ss *session) Data(r io.Reader) error {
 			return fail(err, "header from")
 		}
 		for _, a := range addrs {
-			if !ss.id.MaySend(a) {
+			if !t.id.MaySend(a) {
 				ss.srv.stats.refused.Add(1)
 				log.Warn("message refused: header From not allowed", "header_from", a)
 				return errHeaderFrom
@@ -306,25 +346,27 @@ func (ss *session) Data(r io.Reader) error {
 		}
 	}
 	fix, msgID := fixups(h, qid, ss.srv.opts.Hostname, now)
-	rcptAddrs := make([]string, len(ss.rcpts))
-	for i, rc := range ss.rcpts {
+	rcptAddrs := make([]string, len(rcpts))
+	for i, rc := range rcpts {
 		rcptAddrs[i] = rc.Addr
 	}
 	trace := receivedField(traceInfo{
-		helo: ss.conn.Hostname(), remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname,
-		queueID: qid, tls: ss.tls, rcpts: rcptAddrs, now: now,
+		helo: t.helo, remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname,
+		queueID: qid, tls: t.tls, rcpts: rcptAddrs, now: now,
 	})
-	body := io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br)
+	// The guard again at the outside: whatever was buffered, the end of
+	// the body is not reached for an aborted transaction.
+	body := abortGuard{r: io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br), t: t}
 
 	env := &queue.Envelope{
 		ID:         qid,
-		From:       ss.from,
-		Recipients: ss.rcpts,
-		User:       ss.id.User,
-		RET:        string(ss.mailOpts.Return),
-		EnvID:      ss.mailOpts.EnvelopeID,
-		SMTPUTF8:   ss.mailOpts.UTF8 && needsSMTPUTF8(ss.from, rcptAddrs, h.raw),
-		Body8Bit:   ss.mailOpts.Body == smtp.Body8BitMIME,
+		From:       t.from,
+		Recipients: rcpts,
+		User:       t.id.User,
+		RET:        string(t.opts.Return),
+		EnvID:      t.opts.EnvelopeID,
+		SMTPUTF8:   t.opts.UTF8 && needsSMTPUTF8(t.from, rcptAddrs, h.raw),
+		Body8Bit:   t.opts.Body == smtp.Body8BitMIME,
 		MessageID:  msgID,
 		Arrival:    now,
 	}
@@ -334,24 +376,33 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.srv.stats.queued.Add(1)
 	ss.srv.stats.queuedBytes.Add(uint64(env.Size))
-	log.Info("queued", "from", ss.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
+	log.Info("queued", "from", t.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }
 
-func (ss *session) endTxn() {
-	ss.from = ""
-	ss.mailOpts = smtp.MailOptions{}
-	ss.rcpts = nil
+// endTxn ends t at the reply to its data, if t is still the session's
+// transaction (an aborted BDAT transaction's Data may end after the next
+// transaction began).
+func (ss *session) endTxn(t *txn) {
+	if ss.txns.end(t) && ss.tc != nil {
+		ss.tc.inTxn.Store(false)
+	}
+}
+
+// Reset discards the transaction in progress (RSET, a new EHLO, an
+// oversized BDAT chunk, or the end of DATA): a Data still reading it will
+// not queue it.
+func (ss *session) Reset() {
+	ss.txns.abort()
 	if ss.tc != nil {
 		ss.tc.inTxn.Store(false)
 	}
 }
 
-// Reset discards the transaction in progress (RSET, or a new EHLO).
-func (ss *session) Reset() { ss.endTxn() }
-
-// Logout ends the session.
+// Logout ends the session. A transaction still open is aborted (go-smtp
+// calls Logout before it closes a BDAT pipe on STARTTLS).
 func (ss *session) Logout() error {
+	ss.txns.abort()
 	ss.log.Debug("session ended") // also after STARTTLS, when go-smtp starts a new session
 	return nil
 }
