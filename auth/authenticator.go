@@ -276,12 +276,11 @@ func (a *Authenticator) outcome(ctx context.Context, at *attempt, r checkResult)
 	switch {
 	case r.throttled != nil:
 		if at.res != nil {
-			// The entry gate refused: no password was checked. The
-			// attempt counts against the client only (it did cost a
-			// directory search), not against the names it tried.
-			at.res.release()
+			// The entry gate refused: no password was checked, but the
+			// attempt cost a directory search and its identity is
+			// locked anyway: it counts against the client and the name.
+			at.res.fail()
 			at.res = nil
-			a.fails.fail(at.ipk, a.now())
 		}
 		a.log.Warn("auth throttled", "user", at.user, "ip", at.remoteIP, "key", throttledWhich(r.throttled))
 		return nil, r.throttled

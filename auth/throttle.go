@@ -215,17 +215,13 @@ func (t *failureTable) add(ctx context.Context, r *reservation, keys ...throttle
 
 // How a reservation is settled.
 const (
-	settleRelease = iota // nothing happened: the attempt is forgotten
-	settleSuccess        // released, and the resettable keys' failures cleared
+	settleSuccess = iota // released, and the resettable keys' failures cleared
 	settleFailure        // one failure on every key
 )
 
 // succeed releases the reservation and resets the failures of its
 // resettable keys.
 func (r *reservation) succeed() { r.settle(settleSuccess) }
-
-// release forgets the reservation without counting anything.
-func (r *reservation) release() { r.settle(settleRelease) }
 
 // fail turns the reservation into one failure on each key, and counts one
 // on each of extra that it did not hold. It returns the highest count.
