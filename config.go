@@ -76,6 +76,7 @@ type Config struct {
 	MaxRecipientsPerHour int           `envconfig:"MAX_RECIPIENTS_PER_HOUR" default:"0" desc:"recipients one user may submit per hour, per front end (450 4.7.1 past it); bounds a stolen password's damage; 0 = no limit"`
 	IdleTimeout          time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long is disconnected (RFC 5321 4.5.3.2)"`
 	MaxSession           time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
+	PreAuthTimeout       time.Duration `envconfig:"PREAUTH_TIMEOUT" default:"1m" desc:"time a connection has for EHLO, STARTTLS and AUTH together before it is closed (421 4.4.2)"`
 	MaxConnections       int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
 	MaxConnectionsPerIP  int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
 	ProxyProtocolFrom    string        `envconfig:"PROXY_PROTOCOL_FROM" desc:"comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header (required from them)"`
@@ -302,6 +303,9 @@ func (c *Config) validate() error {
 	}
 	if c.MaxSession < c.IdleTimeout {
 		bad("MAX_SESSION", "must be at least RELAY_IDLE_TIMEOUT")
+	}
+	if c.PreAuthTimeout < time.Second {
+		bad("PREAUTH_TIMEOUT", "must be at least 1s")
 	}
 	c.proxies = nil
 	for _, p := range strings.Split(c.ProxyProtocolFrom, ",") {

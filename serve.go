@@ -208,6 +208,7 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		CheckHeaderFrom:      cfg.CheckHeaderFrom,
 		IdleTimeout:          cfg.IdleTimeout,
 		MaxSessionDuration:   cfg.MaxSession,
+		PreAuthTimeout:       cfg.PreAuthTimeout,
 		MaxConnections:       cfg.MaxConnections,
 		MaxConnectionsPerIP:  cfg.MaxConnectionsPerIP,
 		ProxyProtocolFrom:    cfg.proxies,

@@ -2,17 +2,38 @@ package relay
 
 import (
 	"crypto/tls"
+	"errors"
 	"net"
 	"net/netip"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
 )
 
 // trackedConn is the TCP connection under everything else (go-smtp, TLS).
-// It gives every read a fresh idle deadline bounded by the session's
-// maximum duration, and lets the server find and close connections on
-// shutdown.
+// It decides every read's deadline, and lets the server find and close
+// connections on shutdown.
+//
+// Deadlines (RFC 5321 §4.5.3.2: a server timeout is for a whole command,
+// not for each packet of it):
+//   - a command line or SASL response must be complete within the command
+//     timeout (the idle timeout): go-smtp asks for it (SetReadDeadline)
+//     before every line;
+//   - in a message body (DATA or BDAT), the bytes must keep coming at the
+//     pace of at least one longest-allowed line (maxCommandLine octets)
+//     per command timeout, so no data line can take longer than that. The
+//     plaintext lines are not visible here (TLS is above, go-smtp's own
+//     after STARTTLS), so the pace is counted in bytes received;
+//   - until AUTH succeeds, everything (EHLO, STARTTLS, AUTH) shares one
+//     pre-authentication budget;
+//   - nothing outlives the session's maximum duration.
+//
+// A read past one of these fails with a timeout, and so does every read
+// after it: go-smtp then answers "421 4.4.2" to the next command (a line
+// cut short by the timeout is still answered first: bufio.Reader.ReadLine
+// hands out a partial line and drops the error), the session answers
+// "451 4.4.2" in a body, and the connection is closed.
 type trackedConn struct {
 	net.Conn
 	l        *listener
@@ -26,6 +47,18 @@ type trackedConn struct {
 	// (after a 421).
 	closeAfterWrite atomic.Bool
 
+	phase       atomic.Int32 // phaseCommand, phaseData or phaseBDAT
+	phaseGen    atomic.Int64 // which Data call set phaseBDAT
+	cmdDeadline atomic.Int64 // unix nanos: the current command line's end (0: none)
+	// In a body: the deadline for the next maxCommandLine bytes, and how
+	// many have come since it was set.
+	bodyDeadline atomic.Int64
+	bodyBytes    atomic.Int64
+	preauthEnd   atomic.Int64 // unix nanos: the pre-authentication budget's end (0: none)
+	// failReads makes every read fail once one timed out: go-smtp must not
+	// go on reading (the rest of a body would be read as commands).
+	failReads atomic.Bool
+
 	// limitKey is what the per-IP limit counted this connection as.
 	limitKey string
 
@@ -35,25 +68,103 @@ type trackedConn struct {
 	closeOnce sync.Once
 }
 
+// Read phases.
+const (
+	phaseCommand = iota
+	phaseData
+	phaseBDAT
+)
+
 func (c *trackedConn) Read(p []byte) (int, error) {
-	d := time.Now().Add(c.idle)
+	if c.failReads.Load() {
+		return 0, os.ErrDeadlineExceeded
+	}
+	now := time.Now()
+	d := now.Add(c.idle)
+	earlier := func(nanos int64) {
+		if nanos != 0 && nanos < d.UnixNano() {
+			d = time.Unix(0, nanos)
+		}
+	}
+	phase := c.phase.Load()
+	if phase == phaseCommand {
+		earlier(c.cmdDeadline.Load())
+	} else {
+		earlier(c.bodyDeadline.Load())
+	}
+	earlier(c.preauthEnd.Load())
 	if !c.deadline.IsZero() && c.deadline.Before(d) {
 		d = c.deadline
 	}
 	c.Conn.SetReadDeadline(d)
-	c.readSince.Store(time.Now().UnixNano())
+	c.readSince.Store(now.UnixNano())
 	c.reading.Store(true)
 	n, err := c.Conn.Read(p)
 	c.reading.Store(false)
+	if phase != phaseCommand && c.bodyBytes.Add(int64(n)) >= maxCommandLine {
+		c.restartBody()
+	}
+	if err != nil && errors.Is(err, os.ErrDeadlineExceeded) {
+		c.failReads.Store(true)
+		if phase != phaseCommand {
+			// The session answers 451 4.4.2; then the connection ends.
+			c.closeAfterWrite.Store(true)
+		}
+	}
 	return n, err
 }
 
-// SetReadDeadline is managed by Read; go-smtp's own per-command deadlines
-// are superseded by the idle timeout applied to every read.
-func (c *trackedConn) SetReadDeadline(time.Time) error { return nil }
+// SetReadDeadline is how go-smtp starts reading a command line or a SASL
+// response: it asks for now + its ReadTimeout, which is the command
+// timeout. The read that follows is a command read, unless a BDAT
+// transfer is in progress (its chunks follow their command at once).
+func (c *trackedConn) SetReadDeadline(t time.Time) error {
+	var nanos int64
+	if !t.IsZero() {
+		nanos = t.UnixNano()
+	}
+	c.cmdDeadline.Store(nanos)
+	if c.phase.Load() == phaseData {
+		c.phase.Store(phaseCommand)
+	}
+	return nil
+}
 
 // SetDeadline keeps the write half of what the caller asks.
 func (c *trackedConn) SetDeadline(t time.Time) error { return c.Conn.SetWriteDeadline(t) }
+
+// startData switches to body reads for DATA; the next command line
+// (SetReadDeadline) ends them.
+func (c *trackedConn) startData() {
+	c.restartBody()
+	c.phase.Store(phaseData)
+}
+
+// restartBody gives the body the command timeout for its next
+// maxCommandLine bytes.
+func (c *trackedConn) restartBody() {
+	c.bodyBytes.Store(0)
+	c.bodyDeadline.Store(time.Now().Add(c.idle).UnixNano())
+}
+
+// startBDAT switches to body reads until endBDAT with the returned token:
+// the BDAT commands between chunks are read at the body's pace too.
+func (c *trackedConn) startBDAT() int64 {
+	gen := c.phaseGen.Add(1)
+	c.restartBody()
+	c.phase.Store(phaseBDAT)
+	return gen
+}
+
+// endBDAT ends BDAT reads, unless a newer transaction has begun since.
+func (c *trackedConn) endBDAT(gen int64) {
+	if c.phaseGen.Load() == gen {
+		c.phase.CompareAndSwap(phaseBDAT, phaseCommand)
+	}
+}
+
+// authenticated lifts the pre-authentication budget.
+func (c *trackedConn) authenticated() { c.preauthEnd.Store(0) }
 
 func (c *trackedConn) Write(p []byte) (int, error) {
 	n, err := c.Conn.Write(p)
@@ -117,6 +228,7 @@ type listener struct {
 	tlsConfig  *tls.Config // non-nil: implicit TLS
 	idle       time.Duration
 	maxSession time.Duration
+	preauth    time.Duration // the pre-authentication budget (0: none)
 	// limits are the Server's connection limits, shared by all its
 	// listeners (the totals are per process, not per port).
 	limits *connLimits
@@ -218,6 +330,9 @@ func (l *listener) admit(nc net.Conn) net.Conn {
 	tc := &trackedConn{Conn: nc, l: l, idle: l.idle, limitKey: key}
 	if l.maxSession > 0 {
 		tc.deadline = time.Now().Add(l.maxSession)
+	}
+	if l.preauth > 0 {
+		tc.preauthEnd.Store(time.Now().Add(l.preauth).UnixNano())
 	}
 	// top is set before the connection is published in l.conns, where
 	// Shutdown's say421 reads it (under tc.mu).

@@ -51,11 +51,15 @@ type Options struct {
 	// CheckHeaderFrom requires every header From address to be one of the
 	// user's addresses (550 5.7.1).
 	CheckHeaderFrom bool
-	// IdleTimeout bounds how long a client may stay silent (RFC 5321
+	// IdleTimeout bounds how long a client may stay silent, and how long
+	// one command line or one data line may take to arrive (RFC 5321
 	// §4.5.3.2 suggests 5 minutes); MaxSessionDuration bounds a whole
 	// connection, so a slow client cannot hold one forever.
 	IdleTimeout        time.Duration
 	MaxSessionDuration time.Duration
+	// PreAuthTimeout is the total time a connection may take to
+	// authenticate (EHLO, STARTTLS and AUTH together); 0: no budget.
+	PreAuthTimeout time.Duration
 	// MaxConnections and MaxConnectionsPerIP limit concurrent connections
 	// (0: no limit). Both count every listener of the Server together;
 	// "per IP" is per IPv4 address and per IPv6 /64 (see limitKey).
@@ -115,7 +119,7 @@ func New(o Options) (*Server, error) {
 	s.limits = newConnLimits(o.MaxConnections, o.MaxConnectionsPerIP)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	be := smtp.BackendFunc(s.newSession)
+	be := smtp.BackendFunc(s.newPhasedSession)
 	srv := smtp.NewServer(be)
 	srv.Domain = o.Hostname
 	srv.TLSConfig = o.TLSConfig
@@ -178,6 +182,7 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 		Listener:   nl,
 		idle:       s.opts.IdleTimeout,
 		maxSession: s.opts.MaxSessionDuration,
+		preauth:    s.opts.PreAuthTimeout,
 		limits:     s.limits,
 		proxies:    s.opts.ProxyProtocolFrom,
 		conns:      map[*trackedConn]struct{}{},
