@@ -5,7 +5,11 @@ import (
 	"errors"
 	"net"
 	"net/http"
+	"net/url"
+	"slices"
+	"strings"
 	"testing"
+	"time"
 )
 
 // TestSharedIssuer (issue 8 item 19): which issuers serve any account of
@@ -117,4 +121,64 @@ func TestOIDCAllowListGoogleNeedsHD(t *testing.T) {
 	if err := al.check("https://accounts.google.com", claims, "alice@example.org"); err != nil {
 		t.Error(err)
 	}
+}
+
+// FuzzOIDCAllowList: the issuer decision and the allow-list check read
+// configuration and token claims (remote bytes). Invariants: SharedIssuer
+// is true only for Google's and Microsoft's login hosts; a token passes a
+// domain allow-list only if its hd, or (not Google) its email's domain, is
+// listed, and a tenant allow-list only if its tid is listed. Each case must
+// finish within 2 s.
+func FuzzOIDCAllowList(f *testing.F) {
+	f.Add("https://accounts.google.com", "example.org", "", "alice@example.org", "", "")
+	f.Add("https://login.microsoftonline.com/common/v2.0", "", "tid-1", "a@b", "", "tid-1")
+	f.Add("https://idp.example.org", "example.org", "", "a@evil.example", "example.org", "")
+	f.Add("https://login.microsoftonline.com/%7Btenantid%7D/v2.0", "x", "y", "@", "X", "Y")
+	f.Fuzz(func(t *testing.T, issuer, domain, tenant, email, hd, tid string) {
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			shared := SharedIssuer(issuer)
+			if shared {
+				u, err := url.Parse(issuer)
+				if !strings.Contains(issuer, "://") {
+					u, err = url.Parse("https://" + issuer)
+				}
+				host := ""
+				if err == nil {
+					host = strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
+				}
+				if !isGoogleHost(host) && !slices.Contains(microsoftHosts, host) {
+					t.Errorf("SharedIssuer(%q) for host %q", issuer, host)
+				}
+			}
+			al := newAllowList([]string{domain}, []string{tenant})
+			claims := map[string]any{"email": email, "email_verified": true}
+			if hd != "" {
+				claims["hd"] = hd
+			}
+			if tid != "" {
+				claims["tid"] = tid
+			}
+			if al.check(issuer, claims, email) != nil {
+				return
+			}
+			if len(al.tenants) > 0 && !slices.Contains(al.tenants, strings.ToLower(tid)) {
+				t.Errorf("tid %q passed tenants %q", tid, al.tenants)
+			}
+			if len(al.domains) > 0 {
+				at := strings.LastIndexByte(email, '@')
+				okHD := hd != "" && slices.Contains(al.domains, strings.ToLower(hd))
+				okMail := hd == "" && !isGoogleIssuer(issuer) && at >= 0 && slices.Contains(al.domains, strings.ToLower(email[at+1:]))
+				if !okHD && !okMail {
+					t.Errorf("hd %q / email %q passed domains %q (issuer %q)", hd, email, al.domains, issuer)
+				}
+			}
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("no answer within 2 s")
+		}
+	})
 }
