@@ -34,7 +34,7 @@ import (
 //     recorded.
 func FuzzReply(f *testing.F) {
 	f.Add(550, "5.1.1", []byte("user unknown"), []byte(ndrOriginal), uint8(0))
-	f.Add(550, "5.1.1", []byte(invalidRun), []byte(ndrOriginal), uint8(1))                    // the case
+	f.Add(550, "5.1.1", []byte(invalidRun), []byte(ndrOriginal), uint8(1)) // the case
 	f.Add(451, "4.7.1", []byte("try\r\nagain\x00later\n\n"), []byte("Subject: x\n\nbody"), uint8(2|4))
 	f.Add(250, "2.0.0", []byte("ok\xff\xfe queued \uFFFE"), []byte(strings.Repeat("A", 3000)+"\r\n\r\n"), uint8(8|1))
 	f.Add(421, "", []byte(strings.Repeat("x ", 600)), []byte("From: a@b\r\n\r\n\x80\x80"), uint8(16|2))
