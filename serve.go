@@ -97,8 +97,9 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			}
 			return fmt.Errorf("RELAY_HTTP_ADDR: %w", err)
 		}
-		httpSrv = &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
-		go httpSrv.Serve(ln)
+		var capped net.Listener
+		httpSrv, capped = newHTTPServer(mux, ln, defaultHTTPLimits)
+		go httpSrv.Serve(capped)
 		log.Info("http listening", "addr", ln.Addr().String())
 	}
 
