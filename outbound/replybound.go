@@ -11,15 +11,14 @@ import (
 // is recorded on a recipient. A remote may answer with any number of
 // continuation lines (RFC 5321 §4.2.1 sets no limit on their count), and
 // the reply travels on: into the envelope on every Reschedule (an SQS
-// message is limited to 256 KiB), into logs, and into reports. 512 bytes
-// keep every reply a person needs to read; the rest is cut and marked.
-//
-// queue.MaxReplyText, when the queue package gets one, replaces this.
-const maxReplyText = 512
+// message is limited to 256 KiB, and the SQS backend sizes envelopes
+// against this bound), into logs, and into reports. 512 bytes keep every
+// reply a person needs to read; the rest is cut and marked.
+const maxReplyText = queue.MaxReplyText
 
 // maxRemoteMTA bounds the recorded RemoteMTA: a host name (RFC 1035: 255
 // octets) plus the bracketed address.
-const maxRemoteMTA = 320
+const maxRemoteMTA = queue.MaxRemoteMTA
 
 // truncMark ends a reply text that was cut.
 const truncMark = " […]"
