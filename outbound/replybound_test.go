@@ -91,8 +91,14 @@ func TestReportInvalidUTF8ReplyTerminates(t *testing.T) {
 	if !utf8.Valid(msg) {
 		t.Errorf("an SMTPUTF8 report is not valid UTF-8")
 	}
-	if _, err := ParseDSN(bytes.NewReader(msg)); err != nil {
+	d, err := ParseDSN(bytes.NewReader(msg))
+	if err != nil {
 		t.Fatal(err)
+	}
+	// A reply stored unbounded (by an older version) is bounded in the
+	// report as it would have been when recorded.
+	if diag := d.Recipients[0].DiagnosticCode; len(diag) > len("550 5.1.1 ")+maxReplyText {
+		t.Errorf("Diagnostic-Code is %d bytes, want the reply bounded to %d", len(diag), maxReplyText)
 	}
 }
 

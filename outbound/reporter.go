@@ -224,11 +224,15 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 	}
 	for _, i := range idx {
 		rc := &env.Recipients[i]
+		// The worker records replies bounded and valid; an envelope written
+		// before it did (or by anything else) is made so here too, so that
+		// no stored reply can upset a report.
+		reply := recordable(rc.Reply)
 		dr := DSNRecipient{
 			OriginalRecipient: rc.ORCPT,
 			FinalRecipient:    rc.Addr,
 			Action:            req.Kind,
-			Status:            statusCode(req.Kind, rc.Reply),
+			Status:            statusCode(req.Kind, reply),
 			LastAttemptDate:   rc.LastAttempt,
 		}
 		// Remote-MTA and Diagnostic-Code describe a reply a remote server
@@ -236,9 +240,9 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 		// local decision (expiry, no such domain) has no Remote-MTA and is
 		// shown in the text only.
 		if rc.RemoteMTA != "" {
-			dr.RemoteMTA, _, _ = strings.Cut(strings.TrimSpace(rc.RemoteMTA), " ")
-			if rc.Reply != nil && rc.Reply.Code != 0 {
-				dr.DiagnosticCode = rc.Reply.String()
+			dr.RemoteMTA, _, _ = strings.Cut(strings.TrimSpace(recordableRemote(rc.RemoteMTA)), " ")
+			if reply != nil && reply.Code != 0 {
+				dr.DiagnosticCode = reply.String()
 			}
 		}
 		if req.Kind == ReportDelayed {

@@ -40,10 +40,10 @@ func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, o
 		switch {
 		case rc.Reply != nil && rc.RemoteMTA != "":
 			fmt.Fprintf(&b, "    The server %s answered:\n", rc.RemoteMTA)
-			wrapIndented(&b, rc.Reply.String(), "        ")
+			wrapIndented(&b, recordable(rc.Reply).String(), "        ")
 		case rc.Reply != nil:
 			b.WriteString("    Reason:\n")
-			wrapIndented(&b, rc.Reply.String(), "        ")
+			wrapIndented(&b, recordable(rc.Reply).String(), "        ")
 		case req.Kind == ReportFailed || req.Kind == ReportDelayed:
 			fmt.Fprintf(&b, "    Status %s (no reply was recorded).\n", statusCode(req.Kind, nil))
 		}

@@ -201,7 +201,7 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 			}
 			if err != nil {
 				last, lastRemote = classify(err), fmt.Sprintf("%s [%s]", h.name, ip)
-				w.log.Debug("mail host failed", "id", m.Envelope.ID, "remote", lastRemote, "reply", last.Reply.String())
+				w.log.Debug("mail host failed", "id", m.Envelope.ID, "remote", lastRemote, "reply", recordable(last.Reply).String())
 				continue
 			}
 			tr := w.transactBatches(ctx, sc, m, idx)
