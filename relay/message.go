@@ -1,79 +1,14 @@
 package relay
 
 import (
-	"bufio"
-	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
 	"mime"
 	"net/mail"
-	"net/textproto"
 	"strings"
 	"time"
 )
-
-// maxHeaderBytes bounds the header section that is held in memory while it
-// is checked. The body is streamed and never held whole.
-const maxHeaderBytes = 1 << 20
-
-// header is a message's header section as received, plus what the session
-// needs from it.
-type header struct {
-	raw    []byte // exactly as received, including the blank line if present
-	fields textproto.MIMEHeader
-}
-
-// readHeader reads the header section (RFC 5322 §2.1) from br: everything up
-// to and including the first empty line, or to the end when the message has
-// no body. Lines end with CRLF here (crlfReader guarantees it).
-func readHeader(br *bufio.Reader) (*header, error) {
-	var raw bytes.Buffer
-	for {
-		line, err := br.ReadSlice('\n')
-		if err == bufio.ErrBufferFull {
-			// A line longer than the buffer: keep reading it piecewise.
-			raw.Write(line)
-			if raw.Len() > maxHeaderBytes {
-				return nil, errHeaderTooBig
-			}
-			continue
-		}
-		raw.Write(line)
-		if raw.Len() > maxHeaderBytes {
-			return nil, errHeaderTooBig
-		}
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			return nil, err
-		}
-		if len(line) == 2 && line[0] == '\r' || len(line) == 1 {
-			break // the empty line that ends the header section
-		}
-	}
-	// textproto wants the terminating blank line; add one if the message
-	// ended inside the header section.
-	src := raw.Bytes()
-	if !bytes.HasSuffix(src, []byte("\r\n\r\n")) && !bytes.Equal(src, []byte("\r\n")) {
-		src = append(bytes.Clone(src), "\r\n"...)
-		if !bytes.HasSuffix(src, []byte("\r\n\r\n")) {
-			src = append(src, "\r\n"...)
-		}
-	}
-	h := &header{raw: raw.Bytes()}
-	if len(bytes.TrimSpace(src)) == 0 {
-		h.fields = textproto.MIMEHeader{}
-		return h, nil
-	}
-	fields, err := textproto.NewReader(bufio.NewReader(bytes.NewReader(src))).ReadMIMEHeader()
-	if err != nil {
-		return nil, errBadHeader
-	}
-	h.fields = fields
-	return h, nil
-}
 
 // fromParser parses From fields for their addresses only. Display names in
 // any charset are accepted as they are (Outlook sends windows-1252, others
@@ -82,24 +17,6 @@ func readHeader(br *bufio.Reader) (*header, error) {
 var fromParser = &mail.AddressParser{WordDecoder: &mime.WordDecoder{
 	CharsetReader: func(_ string, input io.Reader) (io.Reader, error) { return input, nil },
 }}
-
-// fromAddresses returns the addresses in the From field(s). RFC 5322 §3.6
-// allows exactly one From field; more than one is malformed.
-func (h *header) fromAddresses() ([]string, error) {
-	vals := h.fields.Values("From")
-	if len(vals) != 1 {
-		return nil, errNoFrom
-	}
-	list, err := fromParser.ParseList(vals[0])
-	if err != nil || len(list) == 0 {
-		return nil, errNoFrom
-	}
-	out := make([]string, len(list))
-	for i, a := range list {
-		out[i] = a.Address
-	}
-	return out, nil
-}
 
 // traceInfo is what the Received field records about a submission.
 type traceInfo struct {
@@ -164,10 +81,13 @@ func sanitizeComment(s string) string {
 // second result is the message's Message-ID (existing or new).
 func fixups(h *header, queueID, hostname string, now time.Time) (string, string) {
 	var b strings.Builder
-	if h.fields.Get("Date") == "" {
+	if len(h.values("Date")) == 0 {
 		fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	}
-	msgID := strings.TrimSpace(h.fields.Get("Message-Id"))
+	msgID := ""
+	if v := h.values("Message-ID"); len(v) > 0 {
+		msgID = v[0]
+	}
 	if msgID == "" {
 		msgID = "<" + queueID + "@" + hostname + ">"
 		fmt.Fprintf(&b, "Message-ID: %s\r\n", msgID)
