@@ -90,3 +90,22 @@ func TestPanicInDeliveryIsRecovered(t *testing.T) {
 		t.Fatal("message still queued after its report")
 	}
 }
+
+// TestRunSurvivesPanic: the same through Run, whose delivery goroutines a
+// panic would otherwise take down with the whole process.
+func TestRunSurvivesPanic(t *testing.T) {
+	srv := newScriptServer(t, withRcpt(bob, replyStep(550, "5.1.1", "no such user")))
+	pr := &panicReporter{}
+	h := newHarness(t, combine(gatewayOpts(srv, GatewayTLSNone), func(o *Options) { o.Reporter = pr; o.Concurrency = 1 }))
+	pr.id = h.enqueue(nil, bob)
+	h.enqueue(nil, carol)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.w.Run(ctx) }()
+	waitFor(t, func() bool { return len(srv.Received()) == 1 && h.q.Len() == 1 && h.w.Stats().Panics == 1 })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	h.noneDue() // rescheduled, not due again at once
+}
