@@ -221,6 +221,12 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if from == "" {
 		return errNullSender
 	}
+	if hasControl(from) {
+		return errAddrControl
+	}
+	if err := checkMailParams(opts); err != nil {
+		return err
+	}
 	if !isASCII(from) && (opts == nil || !opts.UTF8) {
 		return errUTF8
 	}
@@ -248,6 +254,12 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	t := ss.txns.current()
 	if ss.id == nil || t == nil {
 		return errAuthRequired
+	}
+	if hasControl(to) {
+		return errAddrControl
+	}
+	if err := checkRcptParams(opts); err != nil {
+		return err
 	}
 	at := strings.LastIndexByte(to, '@')
 	if at <= 0 || at == len(to)-1 {
