@@ -70,3 +70,53 @@ func TestSQSLargeEnvelopeReschedule(t *testing.T) {
 		})
 	}
 }
+
+// TestSQSLargeEnvelopeStaleCopy: a duplicate of a message whose envelope is
+// an S3 object, received after the message was rescheduled (which replaced
+// that object), is dropped as stale and deleted; the current copy is
+// delivered with its current state.
+func TestSQSLargeEnvelopeStaleCopy(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	env := sqsEnvelope()
+	for i := range 700 {
+		env.Recipients = append(env.Recipients, queue.Recipient{Addr: fmt.Sprintf("rcpt%04d@example.net", i), Status: queue.StatusPending})
+	}
+	mustEnqueueSQS(t, q, env, "x")
+	m := sqsLease(t, q)
+	setReplies := func(m *queue.Message, text string) {
+		for i := range m.Envelope.Recipients {
+			m.Envelope.Recipients[i].Reply = &queue.Reply{Code: 451, Lines: []string{text + strings.Repeat("z", 500)}}
+		}
+	}
+	setReplies(m, "first")
+	if err := q.Reschedule(context.Background(), m, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	raw := f.rawReceive(t, 60)
+	if raw == nil || !strings.Contains(*raw.Body, `"env_key"`) {
+		t.Fatalf("the rescheduled message does not point to an envelope object: %v", raw)
+	}
+	f.rawRelease(t, raw)
+	f.rawSend(t, *raw.Body) // a duplicate of the pointer message
+	m = sqsLease(t, q)
+	setReplies(m, "second")
+	if err := q.Reschedule(context.Background(), m, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m = sqsLease(t, q)
+	if got := m.Envelope.Recipients[0].Reply.Lines[0]; !strings.HasPrefix(got, "second") {
+		t.Fatalf("leased a copy with the old state %q", got[:10])
+	}
+	if err := q.Complete(context.Background(), m); err != nil {
+		t.Fatal(err)
+	}
+	sqsNothingDue(t, q, 2500*time.Millisecond, "after Complete")
+	if !strings.Contains(f.logs.String(), "stale copy") {
+		t.Errorf("the stale copy was not dropped:\n%s", f.logs.String())
+	}
+	if k := f.keys(t); len(k) != 0 {
+		t.Errorf("objects left: %v", k)
+	}
+}
