@@ -40,11 +40,20 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	var (
 		srv    *relay.Server
 		worker *outbound.Worker
+		// ready are the parts /readyz asks (issue 8 item 16).
+		ready []readyCheck
 	)
+	if r, ok := q.(readier); ok {
+		ready = append(ready, readyCheck{"queue", r.Ready})
+	}
 	if cfg.Role == "all" || cfg.Role == "worker" {
-		worker, err = newWorker(cfg, qp, log)
+		var store outbound.BounceStore
+		worker, store, err = newWorker(cfg, qp, log)
 		if err != nil {
 			return err
+		}
+		if r, ok := store.(readier); ok {
+			ready = append(ready, readyCheck{"bounce_store", r.Ready})
 		}
 	}
 	if cfg.Role == "all" || cfg.Role == "submission" {
@@ -75,16 +84,11 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 			fmt.Fprintln(w, "ok")
 		})
-		mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
+		mux.HandleFunc("GET /readyz", readyHandler(ready, func() bool {
 			mu.Lock()
-			d := draining
-			mu.Unlock()
-			if d {
-				http.Error(w, "draining", http.StatusServiceUnavailable)
-				return
-			}
-			fmt.Fprintln(w, "ready")
-		})
+			defer mu.Unlock()
+			return draining
+		}, readyTimeout))
 		var queueLen func() int
 		if sp, ok := q.(*queue.Spool); ok {
 			queueLen = sp.Len
@@ -252,11 +256,17 @@ func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth
 	return auth.New(o), nil
 }
 
-func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, error) {
+// readier is a part that can tell /readyz whether it can work now.
+type readier interface {
+	Ready(context.Context) error
+}
+
+// newWorker builds the delivery worker and returns it with its bounce store.
+func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, outbound.BounceStore, error) {
 	q := qp.q
 	store, err := openBounceStore(cfg, qp)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	log.Info("bounce store opened", "store", store.String())
 	rep, err := outbound.NewReporter(outbound.ReporterOptions{
@@ -268,27 +278,27 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker,
 		Logger:   log.With("part", "reports"),
 	})
 	if err != nil {
-		return nil, fmt.Errorf("RELAY_BOUNCE_FROM: %w", err)
+		return nil, nil, fmt.Errorf("RELAY_BOUNCE_FROM: %w", err)
 	}
 	var roots *x509.CertPool
 	if cfg.GatewayCAFile != "" {
 		pem, err := os.ReadFile(cfg.GatewayCAFile)
 		if err != nil {
-			return nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %w", err)
+			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %w", err)
 		}
 		roots, err = x509.SystemCertPool()
 		if err != nil || roots == nil {
 			roots = x509.NewCertPool()
 		}
 		if !roots.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
+			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
 		}
 	}
 	delayWarning := cfg.DelayWarning
 	if delayWarning == 0 {
 		delayWarning = -1 // outbound: negative disables
 	}
-	return outbound.New(outbound.Options{
+	w, err := outbound.New(outbound.Options{
 		Queue:            q,
 		Hostname:         cfg.Hostname,
 		Gateway:          cfg.Gateway,
@@ -306,4 +316,5 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker,
 		Reporter:         rep,
 		Logger:           log.With("part", "delivery"),
 	})
+	return w, store, err
 }
