@@ -81,6 +81,9 @@ type Config struct {
 	MaxConnectionsPerIP  int           `envconfig:"MAX_CONNECTIONS_PER_IP" default:"50" desc:"concurrent connections from one IP; 0 = no limit"`
 	ProxyProtocolFrom    string        `envconfig:"PROXY_PROTOCOL_FROM" desc:"comma-separated CIDRs of load balancers that send a PROXY protocol v1/v2 header (required from them)"`
 
+	// Header originator policy (RFC 5322 §3.6.2), with CHECK_HEADER_FROM.
+	FromDisplayNameAddress string `envconfig:"FROM_DISPLAY_NAME_ADDRESS" default:"refuse" desc:"refuse: a display name in From, Sender, Resent-From or Resent-Sender that contains an address not the user's is refused (550 5.7.1); allow: not checked"`
+
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
 	GatewayTLS          string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
@@ -288,6 +291,9 @@ func (c *Config) validate() error {
 	}
 	if c.AuthCacheTTL < 0 {
 		bad("AUTH_CACHE_TTL", "must not be negative")
+	}
+	if c.FromDisplayNameAddress != "refuse" && c.FromDisplayNameAddress != "allow" {
+		bad("FROM_DISPLAY_NAME_ADDRESS", "%q: want refuse or allow", c.FromDisplayNameAddress)
 	}
 	if c.MaxMessageBytes < 1024 {
 		bad("MAX_MESSAGE_BYTES", "%d is too small", c.MaxMessageBytes)

@@ -115,6 +115,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"RELAY_LOG_LEVEL": "loud"}, []string{"RELAY_LOG_LEVEL"}},
 		{map[string]string{"RELAY_PROXY_PROTOCOL_FROM": "10.0.0.0/8,fly"}, []string{"RELAY_PROXY_PROTOCOL_FROM", "fly"}},
 		{map[string]string{"RELAY_PREAUTH_TIMEOUT": "100ms"}, []string{"RELAY_PREAUTH_TIMEOUT"}},
+		{map[string]string{"RELAY_FROM_DISPLAY_NAME_ADDRESS": "warn"}, []string{"RELAY_FROM_DISPLAY_NAME_ADDRESS", "refuse or allow"}},
 		{map[string]string{"RELAY_GATEWAY_PASSWORD_FILE": "/nonexistent/secret"}, []string{"RELAY_GATEWAY_PASSWORD_FILE", "no such file"}},
 		{map[string]string{"RELAY_SUBMISSION_ADDR": "", "RELAY_SUBMISSIONS_ADDR": ""}, []string{"RELAY_SUBMISSION_ADDR"}},
 	}

@@ -57,10 +57,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		}
 	}
 	if cfg.Role == "all" || cfg.Role == "submission" {
-		srv, err = newSubmission(ctx, cfg, q, log)
+		var ids *auth.Authenticator
+		srv, ids, err = newSubmission(ctx, cfg, q, log)
 		if err != nil {
 			return err
 		}
+		ready = append(ready, readyCheck{"identity", ids.Ready})
 		for _, l := range []struct {
 			addr     string
 			implicit bool
@@ -186,10 +188,10 @@ func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts,
 	return &queueParts{q: sp, dirs: []string{dir}, close: func() { sp.Close() }}, nil
 }
 
-func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, error) {
+func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, *auth.Authenticator, error) {
 	tlsCfg, selfSigned, err := relay.TLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Hostname)
 	if err != nil {
-		return nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
+		return nil, nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
 	}
 	if selfSigned {
 		log.Warn("no RELAY_TLS_CERT_FILE: using a self-signed certificate made at start; clients will warn", "hostname", cfg.Hostname)
@@ -199,9 +201,9 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 	}
 	a, err := newAuthenticator(ctx, cfg, log)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	return relay.New(relay.Options{
+	srv, err := relay.New(relay.Options{
 		Hostname:             cfg.Hostname,
 		TLSConfig:            tlsCfg,
 		InsecureAuth:         cfg.InsecureAuth,
@@ -218,7 +220,10 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		MaxConnectionsPerIP:  cfg.MaxConnectionsPerIP,
 		ProxyProtocolFrom:    cfg.proxies,
 		Logger:               log.With("part", "submission"),
+
+		AllowAddressInDisplayName: cfg.FromDisplayNameAddress == "allow",
 	})
+	return srv, a, err
 }
 
 func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth.Authenticator, error) {

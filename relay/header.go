@@ -183,21 +183,3 @@ func fieldName(line []byte) ([]byte, bool) {
 	}
 	return n, true
 }
-
-// fromAddresses returns the addresses in the From field(s). RFC 5322 §3.6
-// allows exactly one From field; more than one is malformed.
-func (h *header) fromAddresses() ([]string, error) {
-	vals := h.values("From")
-	if len(vals) != 1 {
-		return nil, errNoFrom
-	}
-	list, err := fromParser.ParseList(vals[0])
-	if err != nil || len(list) == 0 {
-		return nil, errNoFrom
-	}
-	out := make([]string, len(list))
-	for i, a := range list {
-		out[i] = a.Address
-	}
-	return out, nil
-}

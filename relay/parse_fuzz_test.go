@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/auth"
 )
 
 // FuzzReadHeader: the header reader ends the header section only at a real
@@ -62,7 +64,7 @@ func FuzzReadHeader(f *testing.F) {
 		if got := len(h.values("From")); got != froms {
 			t.Fatalf("%d From fields in the header, %d seen: %q", froms, got, h.raw)
 		}
-		h.fromAddresses()
+		checkOriginators(h, &auth.Identity{User: "me@x", Addresses: []string{"me@x"}}, false)
 	})
 }
 

@@ -51,6 +51,9 @@ type Options struct {
 	// CheckHeaderFrom requires every header From address to be one of the
 	// user's addresses (550 5.7.1).
 	CheckHeaderFrom bool
+	// AllowAddressInDisplayName turns off the rule that refuses a display
+	// name containing an address that is not the user's (550 5.7.1).
+	AllowAddressInDisplayName bool
 	// IdleTimeout bounds how long a client may stay silent, and how long
 	// one command line or one data line may take to arrive (RFC 5321
 	// §4.5.3.2 suggests 5 minutes); MaxSessionDuration bounds a whole

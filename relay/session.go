@@ -345,16 +345,13 @@ func (ss *session) Data(r io.Reader) error {
 		return fail(err, "header")
 	}
 	if ss.srv.opts.CheckHeaderFrom {
-		addrs, err := h.fromAddresses()
-		if err != nil {
-			return fail(err, "header from")
-		}
-		for _, a := range addrs {
-			if !t.id.MaySend(a) {
-				ss.srv.stats.refused.Add(1)
-				log.Warn("message refused: header From not allowed", "header_from", a)
-				return errHeaderFrom
+		// From, Sender, Resent-From and Resent-Sender: only the user's
+		// addresses, in display names too unless that rule is off.
+		if rep, addr := checkOriginators(h, t.id, ss.srv.opts.AllowAddressInDisplayName); rep != nil {
+			if addr != "" {
+				log.Warn("header originator not allowed", "address", addr)
 			}
+			return fail(rep, "header originator")
 		}
 	}
 	fix, msgID := fixups(h, qid, ss.srv.opts.Hostname, now)
