@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -84,35 +85,50 @@ func truncUTF8(s string, n int) string {
 	return strings.ToValidUTF8(s, "")
 }
 
-// worstCaseSize is the size env's JSON can reach once every recipient holds
-// the largest state the worker records: a reply of MaxReplyText bytes and a
-// remote MTA of MaxRemoteMTA bytes, each of characters that JSON escapes
-// (6 bytes each), every flag set and every time stamped.
+// worstCaseSize bounds the size env's JSON can reach once every recipient
+// holds the largest state the worker records: a reply of MaxReplyText bytes
+// and a remote MTA of MaxRemoteMTA bytes, each of characters that JSON
+// escapes (6 bytes each), every flag set and every time stamped. The
+// recipient's own strings count 6 bytes a byte too: an upper bound, cheap
+// enough for every enqueue.
 func worstCaseSize(env *Envelope) (int, error) {
 	base := *env
 	base.Recipients = nil
 	base.Size = math.MaxInt64
 	base.Attempts = math.MaxInt32
-	base.NextAttempt = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -12*3600))
+	base.NextAttempt = worstTime
 	base.DelayWarned = true
 	data, err := json.Marshal(&base)
 	if err != nil {
 		return 0, err
 	}
 	size := len(data)
-	reply := &Reply{Code: 999, Enhanced: "5.999.999", Lines: []string{strings.Repeat("\x01", MaxReplyText)}}
 	for _, r := range env.Recipients {
-		r.Status, r.Attempts, r.LastAttempt = StatusDelivered, math.MaxInt32, base.NextAttempt
-		r.Reply, r.RemoteMTA = reply, strings.Repeat("\x01", MaxRemoteMTA)
-		r.Reported, r.DelayReported = true, true
-		d, err := json.Marshal(&r)
-		if err != nil {
-			return 0, err
+		size += worstRecipient() + 6*(len(r.Addr)+len(r.ORCPT)) + 1
+		for _, n := range r.Notify {
+			size += 6*len(n) + 3
 		}
-		size += len(d) + 1
 	}
 	return size, nil
 }
+
+// worstTime is the longest time stamp JSON holds.
+var worstTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -12*3600))
+
+// worstRecipient is the JSON size of a recipient with empty address, ORCPT
+// and NOTIFY and the largest recorded state.
+var worstRecipient = sync.OnceValue(func() int {
+	r := Recipient{
+		Status: StatusDelivered, Attempts: math.MaxInt32, LastAttempt: worstTime,
+		Reply:     &Reply{Code: 999, Enhanced: "5.999.999", Lines: []string{strings.Repeat("\x01", MaxReplyText)}},
+		RemoteMTA: strings.Repeat("\x01", MaxRemoteMTA), Reported: true, DelayReported: true,
+	}
+	d, err := json.Marshal(&r)
+	if err != nil {
+		panic(err)
+	}
+	return len(d)
+})
 
 // checkWorstCase refuses, before anything is stored, an envelope that could
 // outgrow an envelope object.

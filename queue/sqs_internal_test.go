@@ -76,6 +76,10 @@ func TestEncodeWire(t *testing.T) {
 // the worker can really make of the envelope.
 func TestWorstCaseSize(t *testing.T) {
 	env := wireEnvelope(50, 0)
+	for i := range env.Recipients {
+		env.Recipients[i].ORCPT = "rfc822;" + env.Recipients[i].Addr
+		env.Recipients[i].Notify = []string{NotifySuccess, NotifyFailure, NotifyDelay}
+	}
 	worst, err := worstCaseSize(env)
 	if err != nil {
 		t.Fatal(err)
