@@ -14,22 +14,48 @@ import (
 // crash the name either does not exist or points at complete, durable data.
 
 // commitFile makes the temporary file f durable under the name path:
-// fsync f, close it, rename it to path and fsync the directory of path.
-// f is closed and, on error, removed.
-func commitFile(ds *dirSyncer, f *os.File, path string) error {
+// fsync f, close it, rename it to path (replacing what was there) and fsync
+// the directory of path. f is closed and, on error, removed.
+func commitFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) error {
 	tmp := f.Name()
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
 	if err == nil {
-		err = os.Rename(tmp, path)
+		err = fsys.Rename(tmp, path)
 	}
 	if err != nil {
-		os.Remove(tmp)
+		fsys.Remove(tmp)
 		return err
 	}
 	return ds.sync(filepath.Dir(path))
+}
+
+// commitNewFile is commitFile for a name that must not exist yet: f gets
+// the name path with a hard link, which fails (errors.Is(err, fs.ErrExist))
+// when path exists, so it never replaces a file that another writer
+// committed; then the temporary name is removed and the directory of path
+// fsync'd. f is closed and its temporary name removed in every case.
+// created reports whether path was created (by this call), so that a caller
+// cleaning up after an error removes only what it made.
+func commitNewFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) (created bool, err error) {
+	tmp := f.Name()
+	err = f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = fsys.Link(tmp, path)
+		created = err == nil
+	}
+	// The temporary name is not needed any more; one left by a crash is
+	// removed at the next OpenSpool.
+	fsys.Remove(tmp)
+	if err != nil {
+		return created, err
+	}
+	return true, ds.sync(filepath.Dir(path))
 }
 
 // writeFileAtomic replaces path with data: the data is written to a
@@ -37,17 +63,27 @@ func commitFile(ds *dirSyncer, f *os.File, path string) error {
 // fsync'd, renamed over path, and the directory of path is fsync'd. Readers
 // see either the old content or the new one, never a mix; after a crash the
 // same holds. The rename is the commit point.
-func writeFileAtomic(ds *dirSyncer, tmpDir, path string, data []byte) error {
-	f, err := os.CreateTemp(tmpDir, filepath.Base(path)+".*.tmp")
+func writeFileAtomic(fsys fileSystem, ds *dirSyncer, tmpDir, path string, data []byte) error {
+	f, err := writeTemp(fsys, tmpDir, filepath.Base(path), data)
 	if err != nil {
 		return err
 	}
+	return commitFile(fsys, ds, f, path)
+}
+
+// writeTemp writes data to a new temporary file in tmpDir, named after name,
+// and returns it open (not yet fsync'd). On error nothing is left.
+func writeTemp(fsys fileSystem, tmpDir, name string, data []byte) (tempFile, error) {
+	f, err := fsys.CreateTemp(tmpDir, name+".*.tmp")
+	if err != nil {
+		return nil, err
+	}
 	if _, err := f.Write(data); err != nil {
 		f.Close()
-		os.Remove(f.Name())
-		return err
+		fsys.Remove(f.Name())
+		return nil, err
 	}
-	return commitFile(ds, f, path)
+	return f, nil
 }
 
 // syncDir fsyncs a directory so that entries created, renamed or removed in
@@ -75,6 +111,7 @@ func syncDir(dir string) error {
 // is covered by the next single fsync. Under load this turns N directory
 // fsyncs into a few, which is where a spool spends most of its time.
 type dirSyncer struct {
+	fsys fileSystem // nil means osFS
 	mu   sync.Mutex
 	dirs map[string]*dirSyncState
 }
@@ -99,6 +136,10 @@ func (d *dirSyncer) sync(dir string) error {
 	if d == nil {
 		return syncDir(dir)
 	}
+	fsys := d.fsys
+	if fsys == nil {
+		fsys = osFS{}
+	}
 	d.mu.Lock()
 	if d.dirs == nil {
 		d.dirs = map[string]*dirSyncState{}
@@ -119,7 +160,7 @@ func (d *dirSyncer) sync(dir string) error {
 		st.running = true
 		from, target := st.done, st.issued
 		d.mu.Unlock()
-		err := syncDir(dir)
+		err := fsys.SyncDir(dir)
 		d.mu.Lock()
 		st.running = false
 		st.done = target
@@ -142,8 +183,8 @@ func (d *dirSyncer) sync(dir string) error {
 }
 
 // removeIfExists removes path; a missing file is not an error.
-func removeIfExists(path string) error {
-	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+func removeIfExists(fsys fileSystem, path string) error {
+	if err := fsys.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}
 	return nil

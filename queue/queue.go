@@ -10,6 +10,13 @@ import (
 // ErrClosed is returned by a queue that has been closed.
 var ErrClosed = errors.New("queue: closed")
 
+// ErrInsufficientStorage is wrapped by Enqueue when the backend's storage is
+// full (spool: ENOSPC or EDQUOT). Nothing of the message is kept; a later
+// Enqueue may succeed once space is freed, without a restart. The front end
+// answers 452 4.3.1 (RFC 5321 §4.2.2 "insufficient system storage", RFC 3463
+// X.3.1 "mail system full").
+var ErrInsufficientStorage = errors.New("queue: insufficient storage")
+
 // Queue is the contract that both backends keep (see ARCHITECTURE.md).
 //
 //   - Enqueue is durable on return: the body and the envelope are on stable

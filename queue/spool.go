@@ -6,8 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
-	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -18,8 +18,11 @@ import (
 //	msg/<id>.eml         the message body, exactly as received
 //	msg/<id>.env         the envelope, JSON; its presence is the commit
 //	tmp/                 temporary files, removed at startup
-//	quarantine/          envelopes (and their bodies) that could not be read;
-//	                     kept for an operator, never deleted by edgerelay
+//	quarantine/          messages set aside: envelopes that cannot be used
+//	                     (unparseable, or failing Envelope.Validate) and
+//	                     messages whose deliveries crashed the process
+//	                     MaxDeliveryCrashes times; the body is moved first.
+//	                     Kept for an operator, never deleted by edgerelay
 //	lock                 flock'd while a process has the spool open
 const (
 	spoolMsgDir        = "msg"
@@ -34,6 +37,18 @@ const (
 // DefaultSpoolPollInterval is the longest an idle Lease sleeps before it
 // looks at the due times again when no Enqueue or Reschedule woke it.
 const DefaultSpoolPollInterval = 30 * time.Second
+
+// DefaultSpoolLeaseTimeout is how long a claimed message stays hidden after
+// a crash of the process that claimed it: a restarted spool makes it due
+// again only once this has passed since the claim (as an SQS visibility
+// timeout), so that a message whose delivery kills the process is not
+// retried in a tight crash loop.
+const DefaultSpoolLeaseTimeout = 5 * time.Minute
+
+// DefaultMaxDeliveryCrashes is how many claims of one message may end
+// without Reschedule or Complete (the process died during the delivery)
+// before the message is set aside in quarantine.
+const DefaultMaxDeliveryCrashes = 3
 
 // spoolErrorRetry is how long a message whose Reschedule or Complete could
 // not be written waits before it is handed out again.
@@ -51,6 +66,20 @@ type SpoolOptions struct {
 	// calls at once, so this only matters when the clock jumps (or a fake
 	// clock is advanced). Zero means DefaultSpoolPollInterval.
 	PollInterval time.Duration
+	// LeaseTimeout is written with every claim: after a crash the message
+	// is due again only when it has passed. Zero means
+	// DefaultSpoolLeaseTimeout. A live process holds its leases until
+	// Reschedule or Complete, however long the delivery takes.
+	LeaseTimeout time.Duration
+	// MaxDeliveryCrashes is how many claims of a message may end without
+	// Reschedule or Complete (crashed deliveries) before the message is
+	// moved to quarantine instead of being leased again, with an ERROR log
+	// and SpoolStats.CrashQuarantined counted. Zero means
+	// DefaultMaxDeliveryCrashes.
+	MaxDeliveryCrashes int
+
+	// fs replaces the real file system in tests (crash points).
+	fs fileSystem
 }
 
 // Spool is the local, file-based Queue backend: the embedded default. Every
@@ -68,14 +97,18 @@ type Spool struct {
 	log                       *slog.Logger
 	now                       func() time.Time
 	poll                      time.Duration
+	leaseTimeout              time.Duration
+	maxCrashes                int
 	unlock                    func() error
+	fs                        fileSystem
 	dirs                      dirSyncer // group commit of directory fsyncs
+	stats                     spoolStats
 
 	mu        sync.Mutex
-	entries   map[string]*spoolEntry // every committed message, leased or not
-	due       entryHeap              // the messages that are not leased
-	enqueuing map[string]bool        // preset IDs with an Enqueue in flight
-	kick      chan struct{}          // closed (and replaced) when due may change
+	entries   map[string]*spoolEntry   // every committed message, leased or not
+	due       entryHeap                // the messages that are not leased
+	enqueuing map[string]chan struct{} // IDs with an Enqueue in flight; closed when it ends
+	kick      chan struct{}            // closed (and replaced) when due may change
 	closed    bool
 	done      chan struct{}
 }
@@ -100,8 +133,9 @@ func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
 		log:       o.Logger,
 		now:       o.Now,
 		poll:      o.PollInterval,
+		fs:        o.fs,
 		entries:   make(map[string]*spoolEntry),
-		enqueuing: make(map[string]bool),
+		enqueuing: make(map[string]chan struct{}),
 		kick:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -114,8 +148,20 @@ func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
 	if s.poll <= 0 {
 		s.poll = DefaultSpoolPollInterval
 	}
+	s.leaseTimeout = o.LeaseTimeout
+	if s.leaseTimeout <= 0 {
+		s.leaseTimeout = DefaultSpoolLeaseTimeout
+	}
+	s.maxCrashes = o.MaxDeliveryCrashes
+	if s.maxCrashes <= 0 {
+		s.maxCrashes = DefaultMaxDeliveryCrashes
+	}
+	if s.fs == nil {
+		s.fs = osFS{}
+	}
+	s.dirs.fsys = s.fs
 	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
+		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
 	}
@@ -146,15 +192,22 @@ func (s *Spool) bodyPath(id string) string     { return filepath.Join(s.msgDir, 
 func (s *Spool) envelopePath(id string) string { return filepath.Join(s.msgDir, id+envelopeExt) }
 
 // Enqueue stores a message durably: the body is streamed to a temporary
-// file, fsync'd and renamed into place, the directory is fsync'd, and then
-// the envelope is written the same way; the envelope's rename is the
-// commit. On error everything written is removed again.
+// file, fsync'd and linked into place, the directory is fsync'd, and then
+// the envelope is written the same way; the envelope's link is the commit.
+// On error everything this call wrote is removed again, and nothing that
+// another Enqueue committed is ever replaced or removed.
+//
+// Enqueue refuses an envelope that fails Envelope.Validate
+// (ErrInvalidEnvelope), and reports a full file system or exhausted quota
+// as ErrInsufficientStorage (the next Enqueue tries again: nothing to
+// reset).
 //
 // Enqueue sets env.ID (a NewID when empty), env.Size and env.Arrival (when
 // zero). A zero NextAttempt makes the message due at once. When env.ID is
 // preset and that message is already in the spool, Enqueue writes nothing
 // and returns the ID, so that a retried Enqueue (of an NDR, say) after a
-// crash does not store the message twice.
+// crash does not store the message twice; while another Enqueue of the same
+// ID is in flight, it waits for that one's outcome (issue 8 item 29).
 func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
 	if env == nil {
 		return "", errors.New("spool: enqueue: nil envelope")
@@ -169,24 +222,35 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 	}
 	id := env.ID
 
-	s.mu.Lock()
-	switch {
-	case s.closed:
+	var mine chan struct{}
+	for mine == nil {
+		s.mu.Lock()
+		if s.closed {
+			s.mu.Unlock()
+			return "", ErrClosed
+		}
+		if s.entries[id] != nil {
+			s.mu.Unlock()
+			s.log.Info("spool: message already queued; enqueue skipped", "id", id)
+			return id, nil
+		}
+		if other := s.enqueuing[id]; other != nil {
+			s.mu.Unlock()
+			select {
+			case <-other: // look again: committed (no-op) or failed (our turn)
+			case <-ctx.Done():
+				return "", fmt.Errorf("spool: enqueue %s: %w", id, ctx.Err())
+			}
+			continue
+		}
+		mine = make(chan struct{})
+		s.enqueuing[id] = mine
 		s.mu.Unlock()
-		return "", ErrClosed
-	case s.entries[id] != nil:
-		s.mu.Unlock()
-		s.log.Info("spool: message already queued; enqueue skipped", "id", id)
-		return id, nil
-	case s.enqueuing[id]:
-		s.mu.Unlock()
-		return "", fmt.Errorf("spool: enqueue %s: already in progress", id)
 	}
-	s.enqueuing[id] = true
-	s.mu.Unlock()
 	defer func() {
 		s.mu.Lock()
 		delete(s.enqueuing, id)
+		close(mine)
 		s.mu.Unlock()
 	}()
 
@@ -194,6 +258,10 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 		env.Arrival = s.now()
 	}
 	if err := s.write(ctx, env, body); err != nil {
+		if isNoSpace(err) {
+			s.stats.noSpace.Add(1)
+			err = fmt.Errorf("%w: %w", ErrInsufficientStorage, err)
+		}
 		return "", fmt.Errorf("spool: enqueue %s: %w", id, err)
 	}
 
@@ -205,37 +273,75 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 	return id, nil
 }
 
-// write stores body and then env. It leaves nothing behind on error.
+// write stores body and then env. It leaves nothing of its own behind on
+// error, and never touches a file it did not create. The caller holds the
+// in-process claim on env.ID (s.enqueuing).
 func (s *Spool) write(ctx context.Context, env *Envelope, body io.Reader) error {
 	bodyPath, envPath := s.bodyPath(env.ID), s.envelopePath(env.ID)
-	f, err := os.CreateTemp(s.tmpDir, env.ID+bodyExt+".*.tmp")
+	f, err := s.fs.CreateTemp(s.tmpDir, env.ID+bodyExt+".*.tmp")
 	if err != nil {
 		return err
 	}
 	n, err := io.Copy(f, ctxReader{ctx, body})
 	if err != nil {
 		f.Close()
-		os.Remove(f.Name())
+		s.fs.Remove(f.Name())
 		return fmt.Errorf("write body: %w", err)
 	}
 	// Body first, durable, under its final name: an envelope must never
 	// point at a body that a crash could lose.
-	if err := commitFile(&s.dirs, f, bodyPath); err != nil {
-		os.Remove(bodyPath)
+	if err := s.commitBody(f, bodyPath, envPath); err != nil {
 		return fmt.Errorf("commit body: %w", err)
 	}
 	env.Size = n
-	data, err := json.Marshal(env)
+	rec := spoolRecord{Envelope: env}
+	data, err := json.Marshal(rec)
+	var created bool
 	if err == nil {
-		err = writeFileAtomic(&s.dirs, s.tmpDir, envPath, append(data, '\n'))
+		var tf tempFile
+		if tf, err = writeTemp(s.fs, s.tmpDir, filepath.Base(envPath), append(data, '\n')); err == nil {
+			created, err = commitNewFile(s.fs, &s.dirs, tf, envPath)
+		}
 	}
 	if err != nil {
-		// The rename may have happened before the failing directory fsync;
-		// remove both so that nothing half-committed stays.
-		os.Remove(envPath)
-		os.Remove(bodyPath)
+		// The link may have happened before the failing directory fsync;
+		// remove what this call made so that nothing half-committed stays.
+		if created {
+			s.fs.Remove(envPath)
+		}
+		s.fs.Remove(bodyPath)
 		s.dirs.sync(s.msgDir)
 		return fmt.Errorf("commit envelope: %w", err)
+	}
+	return nil
+}
+
+// commitBody links the written body f to bodyPath. A body already there
+// without an envelope is the leftover of an Enqueue whose cleanup failed
+// (only one Enqueue of an ID runs at a time): it is replaced. With an
+// envelope it belongs to a committed message and is never touched.
+func (s *Spool) commitBody(f tempFile, bodyPath, envPath string) error {
+	tmp := f.Name()
+	err := f.Sync()
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err == nil {
+		err = s.fs.Link(tmp, bodyPath)
+		if errors.Is(err, fs.ErrExist) {
+			if _, serr := s.fs.Lstat(envPath); errors.Is(serr, fs.ErrNotExist) {
+				s.log.Warn("spool: replacing a leftover body without envelope", "file", bodyPath)
+				err = s.fs.Rename(tmp, bodyPath)
+			}
+		}
+	}
+	s.fs.Remove(tmp)
+	if err != nil {
+		return err
+	}
+	if err := s.dirs.sync(s.msgDir); err != nil {
+		s.fs.Remove(bodyPath)
+		return err
 	}
 	return nil
 }
@@ -246,7 +352,7 @@ func (s *Spool) Body(ctx context.Context, m *Message) (io.ReadCloser, error) {
 	if err != nil {
 		return nil, err
 	}
-	f, err := os.Open(s.bodyPath(id))
+	f, err := s.fs.Open(s.bodyPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: body of %s: %w", id, err)
 	}

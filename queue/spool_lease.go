@@ -6,7 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"os"
+	"io/fs"
 	"time"
 )
 
@@ -18,13 +18,30 @@ var errLeaseLost = errors.New("spool: message is not leased (lease already ended
 // used; such a message is quarantined.
 var errCorruptEnvelope = errors.New("corrupt envelope")
 
+// spoolRecord is what an envelope file holds: the Envelope, and the
+// spool's own bookkeeping of claims next to it (never shown to the holder
+// of a lease, so a Reschedule cannot change it).
+type spoolRecord struct {
+	*Envelope
+	// LeaseUntil is written by a claim and cleared by Reschedule: found set
+	// at OpenSpool, the claim never ended (the process died during the
+	// delivery), and the message is due no earlier than this.
+	LeaseUntil time.Time `json:"lease_until,omitzero"`
+	// Crashes counts the claims of this message that never ended.
+	Crashes int `json:"crashes,omitempty"`
+}
+
 // spoolEntry is the in-memory index record of one committed message.
 type spoolEntry struct {
 	id     string
 	next   time.Time // due time, see dueAt
 	leased bool
-	seq    uint64 // lease generation; a Token is valid while it matches
-	index  int    // position in the due heap, -1 when not in it
+	// crashed: OpenSpool found a claim of this message that never ended;
+	// the next claim counts it in spoolRecord.Crashes.
+	crashed bool
+	crashes int    // spoolRecord.Crashes as last written
+	seq     uint64 // lease generation; a Token is valid while it matches
+	index   int    // position in the due heap, -1 when not in it
 }
 
 // entryHeap orders the messages that are not leased by due time (see
@@ -128,58 +145,102 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 	return nil, wait, s.kick, nil
 }
 
-// claim reads e's envelope, increments Attempts and writes it back. It
-// returns (nil, nil) when the envelope could not be read: the message has
-// then been quarantined (or had vanished) and left the index.
+// claim reads e's envelope, increments Attempts, writes the lease deadline
+// and, when OpenSpool found an unfinished earlier claim, the crash count,
+// and writes it back before the message is handed out (claim before
+// deliver). It returns (nil, nil) when the message was set aside instead
+// (unusable envelope, too many crashed deliveries, or vanished) and left
+// the index.
 func (s *Spool) claim(e *spoolEntry) (*Message, error) {
-	env, err := s.readEnvelope(e.id)
+	rec, err := s.readRecord(e.id)
 	switch {
 	case errors.Is(err, errCorruptEnvelope):
-		s.quarantine(e.id, err)
-	case errors.Is(err, os.ErrNotExist):
+		return nil, s.setAside(e, err, false)
+	case errors.Is(err, fs.ErrNotExist):
 		s.log.Error("spool: envelope vanished from the spool", "id", e.id, "err", err)
-	case err != nil:
-		// Perhaps transient (EMFILE, EIO): keep the message, retry later.
-		s.mu.Lock()
-		e.next = s.now().Add(spoolErrorRetry)
-		s.release(e)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
-	}
-	if err != nil {
 		s.mu.Lock()
 		delete(s.entries, e.id)
 		s.mu.Unlock()
 		return nil, nil
+	case err != nil:
+		// Perhaps transient (EMFILE, EIO, EACCES): keep the message, retry
+		// later.
+		s.retryLater(e)
+		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
 	}
-	env.Attempts++
-	if err := s.writeEnvelope(env); err != nil {
+	s.mu.Lock()
+	crashed := e.crashed
+	s.mu.Unlock()
+	if crashed {
+		rec.Crashes++
+		if rec.Crashes >= s.maxCrashes {
+			return nil, s.setAside(e, fmt.Errorf("%d deliveries of this message ended in a crash of the process (limit %d)",
+				rec.Crashes, s.maxCrashes), true)
+		}
+	}
+	rec.Attempts++
+	rec.LeaseUntil = s.now().Add(s.leaseTimeout)
+	if err := s.writeRecord(rec); err != nil {
 		s.mu.Lock()
 		s.release(e)
 		s.mu.Unlock()
 		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
 	}
 	s.mu.Lock()
+	e.crashed = false // counted, and on disk
+	e.crashes = rec.Crashes
 	seq := e.seq
 	s.mu.Unlock()
-	s.log.Debug("spool: leased", "id", e.id, "attempts", env.Attempts)
-	return &Message{Envelope: env, Token: &spoolLease{id: e.id, seq: seq}}, nil
+	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
+	return &Message{Envelope: rec.Envelope, Token: &spoolLease{id: e.id, seq: seq}}, nil
 }
 
-// readEnvelope loads and checks the envelope of message id.
-func (s *Spool) readEnvelope(id string) (*Envelope, error) {
-	data, err := os.ReadFile(s.envelopePath(id))
+// setAside quarantines the leased entry e and drops it from the index; when
+// the files cannot be moved (a transient error) the message stays and is
+// retried later. It returns nil when Lease should go on with the next
+// message.
+func (s *Spool) setAside(e *spoolEntry, reason error, crashes bool) error {
+	if err := s.quarantine(e.id, reason); err != nil {
+		s.retryLater(e)
+		return fmt.Errorf("spool: quarantine %s: %w", e.id, err)
+	}
+	if crashes {
+		s.stats.crashQuarantined.Add(1)
+	}
+	s.mu.Lock()
+	delete(s.entries, e.id)
+	s.mu.Unlock()
+	return nil
+}
+
+// retryLater makes the leased entry e due again after spoolErrorRetry.
+func (s *Spool) retryLater(e *spoolEntry) {
+	s.mu.Lock()
+	e.next = s.now().Add(spoolErrorRetry)
+	s.release(e)
+	s.mu.Unlock()
+}
+
+// readRecord loads and checks the envelope file of message id. An error
+// wrapping errCorruptEnvelope means the file was read and cannot be used
+// (not JSON, another ID, or an envelope failing Envelope.Validate); any
+// other error is the file system's and may be transient.
+func (s *Spool) readRecord(id string) (*spoolRecord, error) {
+	data, err := s.fs.ReadFile(s.envelopePath(id))
 	if err != nil {
 		return nil, err
 	}
-	var env Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
+	rec := spoolRecord{Envelope: new(Envelope)}
+	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
 	}
-	if env.ID != id {
-		return nil, fmt.Errorf("%w: ID %q does not match its file name", errCorruptEnvelope, env.ID)
+	if rec.ID != id {
+		return nil, fmt.Errorf("%w: ID %q does not match its file name", errCorruptEnvelope, rec.ID)
 	}
-	return &env, nil
+	if err := rec.Validate(); err != nil {
+		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
+	}
+	return &rec, nil
 }
 
 // dueAt is when env is due: its NextAttempt, or for a message never
@@ -192,13 +253,13 @@ func dueAt(env *Envelope) time.Time {
 	return env.NextAttempt
 }
 
-// writeEnvelope replaces the envelope file of env.ID atomically.
-func (s *Spool) writeEnvelope(env *Envelope) error {
-	data, err := json.Marshal(env)
+// writeRecord replaces the envelope file of rec.ID atomically.
+func (s *Spool) writeRecord(rec *spoolRecord) error {
+	data, err := json.Marshal(rec)
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(&s.dirs, s.tmpDir, s.envelopePath(env.ID), append(data, '\n'))
+	return writeFileAtomic(s.fs, &s.dirs, s.tmpDir, s.envelopePath(rec.ID), append(data, '\n'))
 }
 
 // endLease checks that m still holds its lease and ends the lease's token,
@@ -239,7 +300,11 @@ func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error 
 	env := m.Envelope.Clone()
 	env.ID = e.id
 	env.NextAttempt = at
-	werr := s.writeEnvelope(env)
+	s.mu.Lock()
+	crashes := e.crashes
+	s.mu.Unlock()
+	// The claim ends: LeaseUntil is cleared, the crash count kept.
+	werr := s.writeRecord(&spoolRecord{Envelope: env, Crashes: crashes})
 
 	s.mu.Lock()
 	e.next = at
@@ -260,7 +325,7 @@ func (s *Spool) Complete(ctx context.Context, m *Message) error {
 	if err != nil {
 		return err
 	}
-	if err := removeIfExists(s.envelopePath(e.id)); err != nil {
+	if err := removeIfExists(s.fs, s.envelopePath(e.id)); err != nil {
 		s.mu.Lock()
 		e.next = s.now().Add(spoolErrorRetry)
 		s.release(e)
@@ -270,7 +335,7 @@ func (s *Spool) Complete(ctx context.Context, m *Message) error {
 	s.mu.Lock()
 	delete(s.entries, e.id)
 	s.mu.Unlock()
-	if err := removeIfExists(s.bodyPath(e.id)); err != nil {
+	if err := removeIfExists(s.fs, s.bodyPath(e.id)); err != nil {
 		// Harmless: the next OpenSpool removes it as an orphan.
 		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"container/heap"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
@@ -11,14 +12,24 @@ import (
 )
 
 // scan rebuilds the index from the files at OpenSpool. It never deletes an
-// envelope: what cannot be read goes to quarantine for an operator. It
+// envelope: what cannot be used goes to quarantine for an operator. It
 // deletes only temporary files and bodies without an envelope (an Enqueue
-// that was interrupted before its commit, so never acknowledged).
+// that was interrupted before its commit, so never acknowledged) — but
+// never a body whose ID has files in quarantine: that is a quarantine that
+// was interrupted, and the body follows its envelope there.
+//
+// An envelope that cannot be read for a reason other than its content
+// (EIO, EMFILE, EACCES…) is left in place and indexed as due now: the
+// claim reads it again, and retries later if it still fails.
+//
+// A claim found unfinished (LeaseUntil set: the process died during the
+// delivery) makes the message due no earlier than LeaseUntil, and is
+// counted by the next claim (see MaxDeliveryCrashes).
 func (s *Spool) scan() error {
 	if err := s.cleanTmp(); err != nil {
 		return err
 	}
-	names, err := readDirNames(s.msgDir)
+	names, err := s.fs.ReadDirNames(s.msgDir)
 	if err != nil {
 		return err
 	}
@@ -37,30 +48,61 @@ func (s *Spool) scan() error {
 			s.log.Warn("spool: unexpected file in the message directory; left alone", "file", name)
 		}
 	}
+	quarantined, err := s.quarantinedIDs()
+	if err != nil {
+		return err
+	}
 
 	changed := false
 	for id := range bodies {
 		if envelopes[id] {
 			continue
 		}
+		if quarantined[id] {
+			// Its envelope went to quarantine and a crash (or an error)
+			// stopped the body from following: finish the move.
+			// On error the body stays where it is (logged), for the next start.
+			s.quarantine(id, errors.New("completing an interrupted quarantine"))
+			continue
+		}
 		// Body committed, envelope not: the Enqueue never returned success.
-		if err := os.Remove(s.bodyPath(id)); err != nil {
+		if err := s.fs.Remove(s.bodyPath(id)); err != nil {
 			return fmt.Errorf("remove orphan body: %w", err)
 		}
 		s.log.Info("spool: removed orphan body of an interrupted enqueue", "id", id)
 		changed = true
 	}
+	now := s.now()
 	for id := range envelopes {
 		if !bodies[id] {
+			// On error the envelope stays (logged), for the next start.
 			s.quarantine(id, errors.New("body file is missing"))
 			continue
 		}
-		env, err := s.readEnvelope(id)
-		if err != nil {
-			s.quarantine(id, err)
+		rec, err := s.readRecord(id)
+		switch {
+		case errors.Is(err, errCorruptEnvelope):
+			if s.quarantine(id, err) != nil {
+				// Left in place; its claim finds it corrupt and tries again.
+				s.entries[id] = &spoolEntry{id: id, next: now.Add(spoolErrorRetry), index: -1}
+			}
+			continue
+		case err != nil:
+			s.log.Warn("spool: cannot read envelope; left in place, retried at its claim", "id", id, "err", err)
+			s.entries[id] = &spoolEntry{id: id, next: now, index: -1}
 			continue
 		}
-		s.entries[id] = &spoolEntry{id: id, next: dueAt(env), index: -1}
+		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), crashes: rec.Crashes, index: -1}
+		if !rec.LeaseUntil.IsZero() {
+			e.crashed = true
+			s.stats.crashedClaims.Add(1)
+			if rec.LeaseUntil.After(e.next) {
+				e.next = rec.LeaseUntil
+			}
+			s.log.Warn("spool: a delivery of this message was interrupted by a crash; due again when its lease ends",
+				"id", id, "lease_until", rec.LeaseUntil, "earlier_crashes", rec.Crashes)
+		}
+		s.entries[id] = e
 	}
 	for _, e := range s.entries {
 		s.due = append(s.due, e)
@@ -68,20 +110,35 @@ func (s *Spool) scan() error {
 	}
 	heap.Init(&s.due)
 	if changed {
-		return syncDir(s.msgDir)
+		return s.fs.SyncDir(s.msgDir)
 	}
 	return nil
+}
+
+// quarantinedIDs returns the IDs that have a file in quarantine.
+func (s *Spool) quarantinedIDs() (map[string]bool, error) {
+	names, err := s.fs.ReadDirNames(s.qDir)
+	if err != nil {
+		return nil, err
+	}
+	ids := make(map[string]bool, len(names))
+	for _, name := range names {
+		if id, _ := splitName(name); ValidID(id) {
+			ids[id] = true
+		}
+	}
+	return ids, nil
 }
 
 // cleanTmp removes everything in the temporary directory: files of writes
 // that never reached their rename.
 func (s *Spool) cleanTmp() error {
-	names, err := readDirNames(s.tmpDir)
+	names, err := s.fs.ReadDirNames(s.tmpDir)
 	if err != nil {
 		return err
 	}
 	for _, name := range names {
-		if err := os.RemoveAll(filepath.Join(s.tmpDir, name)); err != nil {
+		if err := s.fs.RemoveAll(filepath.Join(s.tmpDir, name)); err != nil {
 			return fmt.Errorf("remove temporary file: %w", err)
 		}
 	}
@@ -91,29 +148,38 @@ func (s *Spool) cleanTmp() error {
 	return nil
 }
 
-// quarantine moves the envelope of id, and its body when there is one, to
-// the quarantine directory and logs why. It never deletes them.
-func (s *Spool) quarantine(id string, reason error) {
-	moved := 0
-	for _, src := range []string{s.envelopePath(id), s.bodyPath(id)} {
+// quarantine moves the files of message id to the quarantine directory and
+// logs why at ERROR. It never deletes them. The body goes first, and is
+// durable there before the envelope moves: while the envelope is in msg/
+// the message is still queued, and a body in msg/ without its envelope
+// would be taken for the orphan of an interrupted Enqueue. A missing file is
+// skipped; any other error stops the move (the message stays where it is,
+// to be tried again) and is returned.
+func (s *Spool) quarantine(id string, reason error) error {
+	for _, src := range []string{s.bodyPath(id), s.envelopePath(id)} {
 		dst := filepath.Join(s.qDir, filepath.Base(src))
-		if _, err := os.Lstat(dst); err == nil {
+		if _, err := s.fs.Lstat(dst); err == nil {
 			dst += "." + time.Now().UTC().Format("20060102T150405.000000000")
 		}
-		err := os.Rename(src, dst)
-		switch {
-		case err == nil:
-			moved++
-		case !errors.Is(err, os.ErrNotExist):
-			s.log.Error("spool: cannot move file to quarantine", "id", id, "file", src, "err", err)
+		err := s.fs.Rename(src, dst)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err == nil {
+			// The new name first, then the old one's removal.
+			if err = s.dirs.sync(s.qDir); err == nil {
+				err = s.dirs.sync(s.msgDir)
+			}
+		}
+		if err != nil {
+			s.log.Error("spool: cannot move file to quarantine; left in place", "id", id, "file", src, "err", err)
+			return err
 		}
 	}
-	if moved > 0 {
-		syncDir(s.qDir)
-		syncDir(s.msgDir)
-	}
-	s.log.Error("spool: message quarantined: its envelope cannot be used",
+	s.stats.quarantined.Add(1)
+	s.log.Error("spool: message quarantined",
 		"id", id, "reason", reason.Error(), "quarantine", s.qDir)
+	return nil
 }
 
 // splitName splits "<id>.<ext>" at the first dot.

@@ -1,10 +1,12 @@
 package queue_test
 
 import (
+	"context"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
 )
@@ -28,6 +30,7 @@ func TestSpoolRescan(t *testing.T) {
 		wantMsg        []string // files left in msg/
 		wantQuarantine []string
 		wantLog        string // a line with this level and text
+		unleasable     bool   // kept, but its claim fails (not due again at once)
 	}{
 		{
 			name:    "intact",
@@ -95,6 +98,9 @@ func TestSpoolRescan(t *testing.T) {
 			wantLog:        "level=ERROR",
 		},
 		{
+			// A read error that is not about the content (here EISDIR; in
+			// life EIO, EMFILE, EACCES) is not corruption: the message stays
+			// queued and its claim tries again (issue 8 item 2).
 			name: "envelope is a directory",
 			damage: func(t *testing.T, dir string) {
 				p := filepath.Join(dir, "msg", id+".env")
@@ -103,8 +109,39 @@ func TestSpoolRescan(t *testing.T) {
 					t.Fatal(err)
 				}
 			},
+			wantLen:    1,
+			wantMsg:    []string{id + ".eml", id + ".env"},
+			wantLog:    "level=WARN msg=\"spool: cannot read envelope; left in place",
+			unleasable: true,
+		},
+		{
+			name: "envelope without recipients",
+			damage: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","from":"a@b.example","recipients":[]}`)
+			},
 			wantQuarantine: []string{id + ".eml", id + ".env"},
-			wantLog:        "level=ERROR",
+			wantLog:        "level=ERROR msg=\"spool: message quarantined",
+		},
+		{
+			name: "envelope with a NUL in a recipient",
+			damage: func(t *testing.T, dir string) {
+				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","recipients":[{"addr":"a@b.example\u0000@evil.example"}]}`)
+			},
+			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantLog:        "level=ERROR msg=\"spool: message quarantined",
+		},
+		{
+			// A quarantine interrupted after the envelope moved (the order
+			// before issue 8 item 2): the body is not an orphan to delete,
+			// it follows its envelope.
+			name: "quarantine interrupted after the envelope",
+			damage: func(t *testing.T, dir string) {
+				if err := os.Rename(filepath.Join(dir, "msg", id+".env"), filepath.Join(dir, "quarantine", id+".env")); err != nil {
+					t.Fatal(err)
+				}
+			},
+			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
 			name:           "body missing",
@@ -149,7 +186,17 @@ func TestSpoolRescan(t *testing.T) {
 			if tc.wantLog != "" && !strings.Contains(logs.String(), tc.wantLog) {
 				t.Errorf("log lacks %q:\n%s", tc.wantLog, logs.String())
 			}
-			if tc.wantLen == 1 {
+			if tc.unleasable {
+				ctx, cancel := context.WithTimeout(t.Context(), 5*time.Second)
+				defer cancel()
+				if _, err := s.Lease(ctx); err == nil || !strings.Contains(err.Error(), id) {
+					t.Errorf("Lease error = %v, want one naming %s", err, id)
+				}
+				noLease(t, s)
+				if got := dirNames(t, filepath.Join(dir, "quarantine")); len(got) != 0 {
+					t.Errorf("quarantine/ after the claim = %v, want empty", got)
+				}
+			} else if tc.wantLen == 1 {
 				if m := mustLease(t, s); readBody(t, s, m) != "body" {
 					t.Error("the intact message lost its body")
 				}

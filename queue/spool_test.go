@@ -30,7 +30,10 @@ func openSpool(t testing.TB, dir string, o queue.SpoolOptions) *queue.Spool {
 func TestSpoolContract(t *testing.T) {
 	queuetest.Run(t, func(t *testing.T) (queue.Queue, func() queue.Queue) {
 		dir := t.TempDir()
-		s := openSpool(t, dir, queue.SpoolOptions{})
+		// A short lease: after the simulated crash the claimed message is
+		// due again once its lease (written with the claim) has ended.
+		o := queue.SpoolOptions{LeaseTimeout: 300 * time.Millisecond}
+		s := openSpool(t, dir, o)
 		t.Cleanup(func() {
 			// Whatever the case did, no temporary file may outlive it.
 			if names := dirNames(t, filepath.Join(dir, "tmp")); len(names) > 0 {
@@ -41,7 +44,7 @@ func TestSpoolContract(t *testing.T) {
 		// would, without touching the files, and releases the lock.
 		return s, func() queue.Queue {
 			s.Close()
-			s = openSpool(t, dir, queue.SpoolOptions{})
+			s = openSpool(t, dir, o)
 			return s
 		}
 	})
