@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"runtime/debug"
 	"slices"
 	"strings"
 	"time"
@@ -158,23 +159,63 @@ func (a *Authenticator) Password(ctx context.Context, remoteIP, user, password s
 	if user != strings.TrimSpace(user) {
 		return nil, a.failed(ctx, at, "", "white space around the user name")
 	}
-	if id := a.cache.get(user, password, a.now()); id != nil {
-		a.resetIdentity(at, id)
-		a.log.Debug("auth success (cached)", "user", user, "ip", remoteIP, "backend", id.Backend)
-		return id, nil
-	}
+	defer a.abandon(at)
 	// Concurrent logins with the same user and password share one backend
 	// call (the key is an HMAC: no password is kept). Only the caller that
 	// makes the call reserves an attempt; the others wait for its answer.
 	// A cancelled ctx of that caller (its session shut down) ends the
 	// shared call: the others get ErrUnavailable and may retry.
+	//
+	// The success cache is looked at only once the attempt is reserved:
+	// a cache lookup evaluates a guess like a backend does, and looked at
+	// first it let any number of concurrent guesses be tried against a
+	// recently used password while MaxFailures were in flight. A cached
+	// identity that is locked is refused like the directory refuses it.
 	r := a.flight.do(a.keys.key(user, password), func() checkResult {
 		if err := a.reserve(ctx, at); err != nil {
 			return checkResult{throttled: err}
 		}
+		if id := a.cache.get(user, password, a.now()); id != nil {
+			if err := a.gate(at)(ctx, id.Canonical); err != nil {
+				return checkResult{throttled: err}
+			}
+			a.log.Debug("auth success (cached)", "user", user, "ip", remoteIP, "backend", id.Backend)
+			return checkResult{id: id}
+		}
 		return a.checkPassword(withEntryGate(ctx, a.gate(at)), user, password, remoteIP)
 	})
 	return a.outcome(ctx, at, r)
+}
+
+// abandon settles a reservation that nothing settled (a panic on the way):
+// as a failure, so that it neither stays in flight for good (which would
+// lock the client and the user out once MaxFailures leaked) nor is free.
+func (a *Authenticator) abandon(at *attempt) {
+	if at.res != nil {
+		at.res.fail()
+		at.res = nil
+	}
+}
+
+// callPassword and callToken ask one backend. A backend that panics (a bug,
+// or a client library tripping over a malformed answer) is an outage for
+// this attempt: logged with its stack and answered ErrUnavailable, so that
+// the attempt is settled like any other and the session lives on.
+func (a *Authenticator) callPassword(ctx context.Context, b PasswordBackend, user, password string) (id *Identity, err error) {
+	defer a.recoverBackend(b.Name(), &id, &err)
+	return b.CheckPassword(ctx, user, password)
+}
+
+func (a *Authenticator) callToken(ctx context.Context, b TokenBackend, token string) (id *Identity, err error) {
+	defer a.recoverBackend(b.Name(), &id, &err)
+	return b.CheckToken(ctx, token)
+}
+
+func (a *Authenticator) recoverBackend(name string, id **Identity, err *error) {
+	if v := recover(); v != nil {
+		a.log.Error("auth backend panicked", "backend", name, "panic", fmt.Sprint(v), "stack", string(debug.Stack()))
+		*id, *err = nil, fmt.Errorf("%w: %s: internal error", ErrUnavailable, name)
+	}
 }
 
 // checkResult is the outcome of asking the backends once.
@@ -220,7 +261,7 @@ func (r *checkResult) note(a *Authenticator, name string, err error, user, remot
 func (a *Authenticator) checkPassword(ctx context.Context, user, password, remoteIP string) checkResult {
 	var r checkResult
 	for _, b := range a.opts.Password {
-		id, err := b.CheckPassword(ctx, user, password)
+		id, err := a.callPassword(ctx, b, user, password)
 		if err == nil {
 			a.cache.put(user, password, id, a.now())
 			a.log.Debug("auth success", "user", user, "ip", remoteIP, "backend", b.Name())
@@ -250,9 +291,10 @@ func (a *Authenticator) Token(ctx context.Context, remoteIP, authzid, token stri
 	if err := a.reserve(ctx, at); err != nil {
 		return nil, err
 	}
+	defer a.abandon(at)
 	var r checkResult
 	for _, b := range a.opts.Token {
-		id, err := b.CheckToken(ctx, token)
+		id, err := a.callToken(ctx, b, token)
 		if err == nil {
 			if authzid != "" && !strings.EqualFold(authzid, id.User) {
 				r.names = append(r.names, b.Name())

@@ -2,6 +2,7 @@ package auth
 
 import (
 	"crypto/sha256"
+	"fmt"
 	"sync"
 )
 
@@ -32,14 +33,22 @@ func (f *flight) do(key [sha256.Size]byte, fn func() checkResult) checkResult {
 		<-c.done
 		return c.res.clone()
 	}
-	c := &flightCall{done: make(chan struct{})}
+	// Until fn returns, the result is an outage: if fn panics, the callers
+	// waiting for it get that, and the key is free again (a call left in
+	// the map would make every later login with these credentials wait
+	// forever).
+	c := &flightCall{done: make(chan struct{}), res: checkResult{unavailable: errFlightAbandoned}}
 	f.calls[key] = c
 	f.mu.Unlock()
-
+	defer func() {
+		f.mu.Lock()
+		delete(f.calls, key)
+		f.mu.Unlock()
+		close(c.done)
+	}()
 	c.res = fn()
-	f.mu.Lock()
-	delete(f.calls, key)
-	f.mu.Unlock()
-	close(c.done)
 	return c.res.clone()
 }
+
+// errFlightAbandoned is what callers sharing a check get when it panicked.
+var errFlightAbandoned = fmt.Errorf("%w: the shared check did not finish", ErrUnavailable)
