@@ -1,11 +1,16 @@
 package relay
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"encoding/base64"
+	"errors"
+	"net"
+	"net/textproto"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -100,4 +105,71 @@ func TestAuthResponseLineLimit(t *testing.T) {
 	if code, msg := c2.cmd("NOOP %s", strings.Repeat("x", maxCommandLine)); code != 500 {
 		t.Fatalf("a %d-octet line: got %d %.80s, want 500 (too long)", maxCommandLine, code, msg)
 	}
+}
+
+// FuzzAuthResponseLength: SASL responses of any length and content, as the
+// initial response or after the 334, each get a reply within 2 s; one that
+// fits the RFC 4954 limit is never refused for its length (no "500 Too long
+// line", no "454 Invalid base64" from a cut line); a line longer than the
+// limit ends the connection with 500.
+func FuzzAuthResponseLength(f *testing.F) {
+	e := newEnv(f, func(o *Options) {
+		o.Auth = newAuthWith(longTokenBackend{})
+		o.InsecureAuth = true // plain 587: the line limit is the same under TLS
+	})
+	f.Add(uint16(100), true, []byte("x"))
+	f.Add(uint16(maxSASLResponse/4*3-60), false, []byte("abc"))
+	f.Add(uint16(maxSASLResponse/4*3+50), true, []byte("z"))
+	f.Add(uint16(9000), true, []byte{0})
+	f.Fuzz(func(t *testing.T, n uint16, ir bool, seed []byte) {
+		if len(seed) == 0 || n > 20000 {
+			return
+		}
+		pad := bytes.Repeat(seed, int(n)/len(seed)+1)[:n]
+		resp := append([]byte("user="+alice+"\x01auth=Bearer long~"+alice+"~"), pad...)
+		resp = append(resp, "\x01\x01"...)
+		enc := base64.StdEncoding.EncodeToString(resp)
+		nc, err := net.Dial("tcp", e.addr587)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer nc.Close()
+		tp := textproto.NewConn(nc)
+		read := func(what string) (int, string) {
+			nc.SetReadDeadline(time.Now().Add(2 * time.Second))
+			code, msg, err := tp.ReadResponse(0)
+			if err != nil && code == 0 {
+				var ne net.Error
+				if errors.As(err, &ne) && ne.Timeout() {
+					t.Fatalf("%s: no reply within 2 s", what)
+				}
+				return 0, err.Error() // closed
+			}
+			return code, msg
+		}
+		read("greeting")
+		tp.PrintfLine("EHLO fuzz.test")
+		read("EHLO")
+		line := enc
+		if ir {
+			line = "AUTH XOAUTH2 " + enc
+		} else {
+			tp.PrintfLine("AUTH XOAUTH2")
+			if code, msg := read("AUTH"); code != 334 {
+				t.Fatalf("AUTH XOAUTH2: %d %s", code, msg)
+			}
+		}
+		tp.PrintfLine("%s", line)
+		code, msg := read("response")
+		switch {
+		case len(enc) <= maxSASLResponse:
+			if code == 500 || code == 454 && strings.Contains(msg, "base64") {
+				t.Fatalf("a %d-octet response: %d %s", len(enc), code, msg)
+			}
+		case len(line)+2 > maxCommandLine:
+			if code != 500 && code != 0 {
+				t.Fatalf("a %d-octet line past the %d limit: %d %s", len(line), maxCommandLine, code, msg)
+			}
+		}
+	})
 }

@@ -92,3 +92,48 @@ func waitConns(t *testing.T, e *env, n int) {
 	}
 	t.Fatalf("server still tracks %d connections, want %d", len(e.srv.allConns()), n)
 }
+
+// FuzzLimitKey: every address gets a key in time; an IPv6 address shares
+// its key with every address of its /64 and with no address outside it;
+// an IPv4-mapped address shares the IPv4 address's key.
+func FuzzLimitKey(f *testing.F) {
+	f.Add([]byte(net.ParseIP("2001:db8:1:2::a")), byte(0))
+	f.Add([]byte(net.ParseIP("::ffff:192.0.2.1")), byte(9))
+	f.Add([]byte(net.IPv6loopback), byte(15))
+	f.Fuzz(func(t *testing.T, raw []byte, flip byte) {
+		if len(raw) != net.IPv6len {
+			return
+		}
+		done := make(chan [3]string, 1)
+		go func() {
+			other := append([]byte(nil), raw...)
+			other[flip%16] ^= 0x01
+			key := func(b []byte) string { return limitKey(&net.TCPAddr{IP: net.IP(b), Port: 1}) }
+			done <- [3]string{key(raw), key(other), key(raw[12:])}
+		}()
+		var k [3]string
+		select {
+		case k = <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("limitKey(%v) did not return within 2 s", net.IP(raw))
+		}
+		ip := net.IP(raw)
+		if ip.To4() != nil {
+			if k[0] != k[2] {
+				t.Fatalf("IPv4-mapped %v: key %q, IPv4 key %q", ip, k[0], k[2])
+			}
+			if flip%16 >= 12 && k[0] == k[1] {
+				t.Fatalf("IPv4 %v: another address shares its key %q", ip, k[0])
+			}
+			return
+		}
+		other := append([]byte(nil), raw...)
+		other[flip%16] ^= 0x01
+		if net.IP(other).To4() != nil {
+			return // the flip made it IPv4-mapped
+		}
+		if sameNet := flip%16 >= 8; sameNet != (k[0] == k[1]) {
+			t.Fatalf("%v and %v: keys %q and %q (same /64: %v)", ip, net.IP(other), k[0], k[1], sameNet)
+		}
+	})
+}

@@ -4,11 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"io"
 	"net"
 	"net/netip"
 	"strings"
 	"testing"
+	"time"
 )
 
 func v2Header(cmd, fam byte, addr []byte) []byte {
@@ -58,11 +60,47 @@ func TestReadProxyHeader(t *testing.T) {
 	}
 }
 
+// FuzzReadProxyHeader: any bytes from a trusted peer are read within a
+// time bound; an error is errProxyHeader; an address is only taken from a
+// header that starts with a PROXY signature, and is a real TCP address.
 func FuzzReadProxyHeader(f *testing.F) {
 	f.Add([]byte("PROXY TCP4 203.0.113.7 10.0.0.1 40000 587\r\n"))
+	f.Add([]byte("PROXY TCP6 2001:db8::7 2001:db8::1 40000 587\r\n"))
+	f.Add([]byte("PROXY UNKNOWN\r\n"))
 	f.Add(v2Header(1, 0x11, []byte{1, 2, 3, 4, 5, 6, 7, 8, 0, 1, 0, 2}))
+	f.Add(v2Header(1, 0x21, make([]byte, 36)))
+	f.Add(v2Header(0, 0, nil))
 	f.Fuzz(func(t *testing.T, in []byte) {
-		readProxyHeader(bufio.NewReader(bytes.NewReader(in)))
+		type result struct {
+			a   net.Addr
+			err error
+		}
+		done := make(chan result, 1)
+		go func() {
+			a, err := readProxyHeader(bufio.NewReaderSize(bytes.NewReader(in), 256))
+			done <- result{a, err}
+		}()
+		var r result
+		select {
+		case r = <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("readProxyHeader(%q) did not return within 2 s", in)
+		}
+		if r.err != nil {
+			if !errors.Is(r.err, errProxyHeader) {
+				t.Fatalf("error %v is not errProxyHeader", r.err)
+			}
+			return
+		}
+		if !bytes.HasPrefix(in, []byte("PROXY ")) && !bytes.HasPrefix(in, proxyV2Sig) {
+			t.Fatalf("accepted %q, which has no PROXY signature", in)
+		}
+		if r.a != nil {
+			ta, ok := r.a.(*net.TCPAddr)
+			if !ok || ta.IP == nil || (ta.IP.To4() == nil && len(ta.IP) != net.IPv6len) {
+				t.Fatalf("address %#v from %q", r.a, in)
+			}
+		}
 	})
 }
 
