@@ -71,10 +71,10 @@ type Config struct {
 
 	// Submission policy and limits.
 	CheckHeaderFrom      bool          `envconfig:"CHECK_HEADER_FROM" default:"true" desc:"require the header From to be one of the user's addresses (550 5.7.1)"`
-	MaxMessageBytes      int64         `envconfig:"MAX_MESSAGE_BYTES" default:"26214400" desc:"advertised in SIZE and enforced (552 5.3.4)"`
+	MaxMessageBytes      int64         `envconfig:"MAX_MESSAGE_BYTES" default:"26214400" desc:"largest message stored and sent on, added Received/Date/Message-ID included (552 5.3.4); EHLO advertises SIZE 2 KiB less, so the next hop with this SIZE takes it"`
 	MaxRecipients        int           `envconfig:"MAX_RECIPIENTS" default:"100" desc:"recipients per message (452 4.5.3)"`
 	MaxRecipientsPerHour int           `envconfig:"MAX_RECIPIENTS_PER_HOUR" default:"0" desc:"recipients one user may submit per hour, per front end (450 4.7.1 past it); bounds a stolen password's damage; 0 = no limit"`
-	IdleTimeout          time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long is disconnected (RFC 5321 4.5.3.2)"`
+	IdleTimeout          time.Duration `envconfig:"IDLE_TIMEOUT" default:"5m" desc:"a client silent this long, or this slow to complete a command line (or a line-length stretch of a message), is disconnected with 421/451 4.4.2 (RFC 5321 4.5.3.2)"`
 	MaxSession           time.Duration `envconfig:"MAX_SESSION" default:"30m" desc:"longest a connection may last"`
 	PreAuthTimeout       time.Duration `envconfig:"PREAUTH_TIMEOUT" default:"1m" desc:"time a connection has for EHLO, STARTTLS and AUTH together before it is closed (421 4.4.2)"`
 	MaxConnections       int           `envconfig:"MAX_CONNECTIONS" default:"1000" desc:"concurrent client connections; 0 = no limit"`
