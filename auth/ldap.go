@@ -232,12 +232,27 @@ func (b *LDAPBackend) CheckPassword(ctx context.Context, user, password string) 
 	if !ok {
 		return nil, fmt.Errorf("%w: ldap %s not answering; next try in %v", ErrUnavailable, b.host, retry.Round(time.Millisecond))
 	}
+	// A caller that gave up (its session shut down) or a check that
+	// panicked says nothing about the directory: the outage, if any, goes
+	// on, and the probe slot is free for the next check.
+	settled := false
+	defer func() {
+		if !settled {
+			b.health.abandon(probe)
+		}
+	}()
 	cctx, cancel := context.WithTimeout(ctx, b.cfg.Timeout)
 	defer cancel()
+	if probe {
+		// The probe must reach the directory: the pools' "directory
+		// down" signal is closed for the whole outage.
+		cctx = withoutAbort(cctx)
+	}
 	id, err := b.check(cctx, user, password)
-	// A caller that gave up (its session shut down) says nothing about
-	// the directory.
-	b.health.done(probe, errors.Is(err, errNoAnswer) && ctx.Err() == nil)
+	if ctx.Err() == nil {
+		settled = true
+		b.health.done(probe, errors.Is(err, errNoAnswer))
+	}
 	return id, err
 }
 

@@ -85,6 +85,18 @@ func (h *ldapHealth) done(probe, noAnswer bool) {
 	}
 }
 
+// abandon ends an admitted check that learnt nothing about the directory
+// (its caller gave up, or it panicked): a probe frees its slot, the state
+// stays as it was.
+func (h *ldapHealth) abandon(probe bool) {
+	if !probe {
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	h.probing = false
+}
+
 // downSignal is closed when the directory is found down, so that checks
 // waiting for a pool slot give up at once instead of at their deadline.
 func (h *ldapHealth) downSignal() <-chan struct{} {

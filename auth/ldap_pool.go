@@ -82,7 +82,7 @@ func newLDAPPool(size int, dial func(context.Context) (*ldapConn, error)) *ldapP
 // connection.
 func (p *ldapPool) with(ctx context.Context, fn func(*ldapConn) error) error {
 	var abort <-chan struct{}
-	if p.abort != nil {
+	if p.abort != nil && ctx.Value(noAbortKey{}) == nil {
 		abort = p.abort()
 	}
 	select {
@@ -114,6 +114,14 @@ func (p *ldapPool) with(ctx context.Context, fn func(*ldapConn) error) error {
 		p.closeIdle()
 		c, pooled = nil, false
 	}
+}
+
+// noAbortKey marks the context of a check that must not give up on the
+// pool's abort signal: the probe of a directory believed down.
+type noAbortKey struct{}
+
+func withoutAbort(ctx context.Context) context.Context {
+	return context.WithValue(ctx, noAbortKey{}, true)
 }
 
 // isTimeout reports whether err is a deadline or go-ldap request timeout.
