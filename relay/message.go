@@ -47,7 +47,7 @@ func receivedField(t traceInfo) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "Received: from %s ([%s])\r\n\tby %s (edgerelay) with %s id %s%s",
 		helo, t.remoteIP, t.hostname, proto, t.queueID, tlsComment)
-	if len(t.rcpts) == 1 {
+	if len(t.rcpts) == 1 && len(t.rcpts[0]) <= 256 { // RFC 5321 §4.5.3.1.3 path limit
 		fmt.Fprintf(&b, "\r\n\tfor <%s>", t.rcpts[0])
 	}
 	fmt.Fprintf(&b, ";\r\n\t%s\r\n", t.now.Format(time.RFC1123Z))

@@ -44,7 +44,8 @@ type Options struct {
 	Auth Authenticator
 	// Queue receives accepted messages. Required.
 	Queue queue.Queue
-	// MaxMessageBytes is advertised in SIZE and enforced (552 5.3.4).
+	// MaxMessageBytes bounds the message as stored, fix-ups included (552
+	// 5.3.4); SIZE advertises it less room for the fix-ups (size.go).
 	MaxMessageBytes int64
 	// MaxRecipients per message (452 4.5.3 past it).
 	MaxRecipients int
@@ -127,7 +128,7 @@ func New(o Options) (*Server, error) {
 	srv.Domain = o.Hostname
 	srv.TLSConfig = o.TLSConfig
 	srv.AllowInsecureAuth = o.InsecureAuth
-	srv.MaxMessageBytes = o.MaxMessageBytes
+	srv.MaxMessageBytes = advertisedSize(o.MaxMessageBytes) // room for the fix-ups (size.go)
 	srv.MaxRecipients = o.MaxRecipients
 	// go-smtp has one line limit for commands, SASL responses and DATA
 	// lines. It is what AUTH needs (see maxCommandLine): OAuth tokens from

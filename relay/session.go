@@ -365,7 +365,10 @@ func (ss *session) Data(r io.Reader) error {
 	})
 	// The guard again at the outside: whatever was buffered, the end of
 	// the body is not reached for an aborted transaction.
-	body := abortGuard{r: io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br), t: t}
+	body := abortGuard{r: &sizeLimit{
+		r:   io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br),
+		max: ss.srv.opts.MaxMessageBytes,
+	}, t: t}
 
 	env := &queue.Envelope{
 		ID:         qid,
