@@ -21,7 +21,8 @@ import (
 // sqs.go (options, lifecycle), sqs_wire.go (the SQS message format),
 // sqs_enqueue.go, sqs_lease.go (receive, re-arm, duplicates, heartbeat),
 // sqs_finish.go (Reschedule, Complete), sqs_check.go (start-up check),
-// s3body.go (the body objects).
+// s3body.go (the body objects), sqs_envobj.go (envelopes too large for a
+// message), sqs_poison.go (crashed deliveries), sqs_batch.go (shared sends).
 
 // SQSAPI is the part of *sqs.Client that SQSQueue uses.
 type SQSAPI interface {
@@ -109,6 +110,11 @@ type SQSOptions struct {
 	// requests (up to 10 envelopes collected for at most BatchWindow).
 	BatchSends  bool
 	BatchWindow time.Duration
+	// MaxDeliveryCrashes is how many deliveries of one message may end
+	// without Reschedule or Complete (the worker died) before the message
+	// is set aside in quarantine instead of handed out again
+	// (RELAY_MAX_DELIVERY_CRASHES; zero means DefaultMaxDeliveryCrashes).
+	MaxDeliveryCrashes int
 	// MinRetention is the queue lifetime: Check warns when the queue's
 	// MessageRetentionPeriod is shorter. Zero skips that check.
 	MinRetention time.Duration
@@ -125,6 +131,7 @@ type SQSQueue struct {
 	log      *slog.Logger
 	uploader *manager.Uploader
 	batch    *sendBatcher // nil unless BatchSends
+	stats    sqsStats
 
 	base      context.Context // cancelled by Close
 	cancel    context.CancelFunc
@@ -199,6 +206,12 @@ func (o *SQSOptions) setDefaults() error {
 	}
 	if o.PartSize < manager.MinUploadPartSize {
 		errs = append(errs, fmt.Errorf("part size %d: want at least %d", o.PartSize, manager.MinUploadPartSize))
+	}
+	if o.MaxDeliveryCrashes == 0 {
+		o.MaxDeliveryCrashes = DefaultMaxDeliveryCrashes
+	}
+	if o.MaxDeliveryCrashes < 0 {
+		errs = append(errs, fmt.Errorf("max delivery crashes %d: want at least 1", o.MaxDeliveryCrashes))
 	}
 	if o.BatchWindow == 0 {
 		o.BatchWindow = 2 * time.Millisecond

@@ -77,6 +77,10 @@ func (l *sqsLease) end() error {
 //   - an envelope whose NextAttempt is still ahead (a retry delay longer than
 //     the 15 min SQS DelaySeconds allows) is made invisible for the rest of
 //     the delay, at most 12 h at a time: longer delays re-arm.
+//   - a message of which MaxDeliveryCrashes receives ended without
+//     Reschedule or Complete (the worker died mid-delivery) is set aside in
+//     quarantine, logged at ERROR and counted (sqs_poison.go).
+//   - a message whose envelope object is gone is a stale copy: deleted.
 //   - an envelope whose body object is gone is a copy of a completed message
 //     (SQS delivers at least once; Complete deletes the body; a failed
 //     Enqueue deletes it too): its SQS message is deleted and it is skipped.
@@ -227,7 +231,12 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 	}
 
 	sent := time.UnixMilli(int64(attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameSentTimestamp)))
-	env.Attempts = claimAttempts(env.Attempts, receives, rearms(sent, time.Duration(w.Delay)*time.Second, env.NextAttempt))
+	rearmed := rearms(sent, time.Duration(w.Delay)*time.Second, env.NextAttempt)
+	if crashes := crashedReceives(receives, rearmed); crashes >= q.o.MaxDeliveryCrashes {
+		q.setAside(ctx, w, handle, crashes, log)
+		return nil
+	}
+	env.Attempts = claimAttempts(env.Attempts, receives, rearmed)
 
 	hctx, stop := context.WithCancel(q.base)
 	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, stop: stop, hb: make(chan struct{})}
