@@ -132,8 +132,8 @@ func NewOIDCBackend(ctx context.Context, cfg OIDCConfig, logger *slog.Logger) (*
 		return nil, errors.New("auth: OIDC password grant needs a client ID")
 	}
 	allow := newAllowList(cfg.AllowedDomains, cfg.AllowedTenants)
-	if allow.empty() && SharedIssuer(cfg.Issuer) {
-		return nil, fmt.Errorf("auth: OIDC issuer %s: %w", cfg.Issuer, ErrSharedIssuer)
+	if err := allow.sufficientFor(cfg.Issuer); err != nil {
+		return nil, fmt.Errorf("auth: OIDC issuer %s: %w", cfg.Issuer, err)
 	}
 	if cfg.UserClaim == "" {
 		cfg.UserClaim = "email"

@@ -15,7 +15,10 @@ var ErrSharedIssuer = errors.New("the OIDC issuer is shared by every organisatio
 // sharedTenants are the path segments of Microsoft's multi-tenant issuers:
 // "common", "organizations" and "consumers" endpoints, and the templated
 // "{tenantid}" issuer their discovery documents name.
-var sharedTenants = []string{"", "common", "organizations", "consumers", "{tenantid}"}
+var sharedTenants = []string{"", "common", "organizations", "consumers", "{tenantid}",
+	// The tenant of every personal Microsoft account: its issuer
+	// (…/9188040d-…/v2.0) is the one that "consumers" tokens name.
+	"9188040d-6c67-4c5b-b112-36a304b66dad"}
 
 // microsoftHosts are Entra ID's login hosts (global and national clouds).
 var microsoftHosts = []string{
@@ -38,14 +41,40 @@ func SharedIssuer(issuer string) bool {
 		return false
 	}
 	host := strings.ToLower(strings.TrimSuffix(u.Hostname(), "."))
-	if isGoogleHost(host) {
-		return true
+	return isGoogleHost(host) || microsoftShared(host, u.Path)
+}
+
+func microsoftShared(host, path string) bool {
+	if !slices.Contains(microsoftHosts, host) {
+		return false
 	}
-	if slices.Contains(microsoftHosts, host) {
-		tenant, _, _ := strings.Cut(strings.Trim(u.Path, "/"), "/")
-		return slices.Contains(sharedTenants, strings.ToLower(tenant))
+	tenant, _, _ := strings.Cut(strings.Trim(path, "/"), "/")
+	return slices.Contains(sharedTenants, strings.ToLower(tenant))
+}
+
+// isMicrosoftSharedIssuer reports whether issuer is one of Entra ID's
+// multi-tenant issuers. Their email claim is not verified by anyone (any
+// tenant's admin, or a personal account, can carry any address), so only a
+// tenant allow-list restricts them.
+func isMicrosoftSharedIssuer(issuer string) bool {
+	if !strings.Contains(issuer, "://") {
+		issuer = "https://" + issuer
 	}
-	return false
+	u, err := url.Parse(issuer)
+	return err == nil && microsoftShared(strings.ToLower(strings.TrimSuffix(u.Hostname(), ".")), u.Path)
+}
+
+// sufficientFor reports why al does not restrict the shared issuer, or nil.
+func (al allowList) sufficientFor(issuer string) error {
+	switch {
+	case !SharedIssuer(issuer):
+		return nil
+	case al.empty():
+		return ErrSharedIssuer
+	case len(al.tenants) == 0 && isMicrosoftSharedIssuer(issuer):
+		return fmt.Errorf("%w (Entra ID's email claim is unverified: allowed domains alone do not restrict it)", ErrSharedIssuer)
+	}
+	return nil
 }
 
 func isGoogleHost(host string) bool { return host == "accounts.google.com" }
@@ -91,6 +120,9 @@ func (al allowList) check(issuer string, claims map[string]any, user string) err
 		if !slices.Contains(al.tenants, strings.ToLower(tid)) {
 			return fmt.Errorf("tenant %q not allowed", tid)
 		}
+	}
+	if len(al.tenants) == 0 && isMicrosoftSharedIssuer(issuer) {
+		return errors.New("no tenant allow-list for a shared Entra ID issuer (its email claim is unverified)")
 	}
 	if len(al.domains) > 0 {
 		if hd, _ := claims["hd"].(string); hd != "" {

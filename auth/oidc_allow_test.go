@@ -163,6 +163,9 @@ func FuzzOIDCAllowList(f *testing.F) {
 			if al.check(issuer, claims, email) != nil {
 				return
 			}
+			if len(al.tenants) == 0 && isMicrosoftSharedIssuer(issuer) {
+				t.Errorf("a shared Entra issuer (%q) passed without a tenant list", issuer)
+			}
 			if len(al.tenants) > 0 && !slices.Contains(al.tenants, strings.ToLower(tid)) {
 				t.Errorf("tid %q passed tenants %q", tid, al.tenants)
 			}
