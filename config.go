@@ -39,6 +39,7 @@ type Config struct {
 	S3SSE                string        `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
 	SQSVisibilityTimeout time.Duration `envconfig:"SQS_VISIBILITY_TIMEOUT" default:"60s" desc:"how long a received message stays hidden from other workers; extended every third of it while a delivery runs, so a killed worker's messages are retried within it"`
 	S3KMSKeyID           string        `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms; empty = the AWS managed key aws/s3"`
+	MaxDeliveryCrashes   int           `envconfig:"MAX_DELIVERY_CRASHES" default:"3" desc:"deliveries of one message that may end with the process dying (no outcome recorded) before the message is set aside in quarantine, logged at ERROR and counted"`
 
 	// Identity store.
 	Auth              string        `envconfig:"AUTH" default:"file" desc:"identity backends, comma-separated, tried in order: file, ldap, oidc"`
@@ -175,6 +176,9 @@ func (c *Config) validate() error {
 	case "all", "submission", "worker":
 	default:
 		bad("ROLE", "%q: want all, submission or worker", c.Role)
+	}
+	if c.MaxDeliveryCrashes < 1 {
+		bad("MAX_DELIVERY_CRASHES", "must be at least 1")
 	}
 	switch c.Queue {
 	case "spool":
