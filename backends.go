@@ -102,17 +102,18 @@ func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, e
 	}
 	s3c := s3.NewFromConfig(awsCfg)
 	q, err := queue.OpenSQS(ctx, queue.SQSOptions{
-		SQS:               sqs.NewFromConfig(awsCfg),
-		S3:                s3c,
-		QueueURL:          cfg.SQSQueueURL,
-		Bucket:            cfg.S3Bucket,
-		Prefix:            cfg.S3Prefix,
-		SSE:               cfg.S3SSE,
-		KMSKeyID:          cfg.S3KMSKeyID,
-		BatchSends:        true,
-		VisibilityTimeout: cfg.SQSVisibilityTimeout,
-		MinRetention:      cfg.QueueLifetime,
-		Logger:            log.With("part", "queue"),
+		SQS:                sqs.NewFromConfig(awsCfg),
+		S3:                 s3c,
+		QueueURL:           cfg.SQSQueueURL,
+		Bucket:             cfg.S3Bucket,
+		Prefix:             cfg.S3Prefix,
+		SSE:                cfg.S3SSE,
+		KMSKeyID:           cfg.S3KMSKeyID,
+		BatchSends:         true,
+		VisibilityTimeout:  cfg.SQSVisibilityTimeout,
+		MaxDeliveryCrashes: cfg.MaxDeliveryCrashes,
+		MinRetention:       cfg.QueueLifetime,
+		Logger:             log.With("part", "queue"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_SQS_QUEUE_URL/RELAY_S3_*: %w", err)
