@@ -35,7 +35,7 @@ type rawMsg struct {
 	Body string
 }
 
-func newRawServer(t *testing.T, ext []string, answer func(conn int, cmd string) (string, bool)) *rawServer {
+func newRawServer(t testing.TB, ext []string, answer func(conn int, cmd string) (string, bool)) *rawServer {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
