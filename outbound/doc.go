@@ -5,5 +5,20 @@
 // lifetime, and produces delivery status notifications (RFC 3464) that are
 // written to the dedicated bounce store and returned to the sender.
 //
+// Invariants, whatever a remote host sends:
+//   - A reply is recorded on a recipient valid UTF-8, without control
+//     characters, at most queue.MaxReplyText bytes of text (recordable);
+//     reports clean and bound what they read from an envelope the same way.
+//   - Every loop over remote bytes consumes at least one byte per iteration
+//     (cutAt), so it ends in time linear in their length.
+//   - A panic in one message's delivery is recovered, logged with the
+//     message ID and stack, counted, and the message rescheduled; the
+//     worker goes on (recoverDelivery).
+//   - In MX mode no connection is made to a loopback, private, link-local or
+//     other internal address unless Options.MXAllowPrivate (refusedAddress).
+//   - A connection whose state is unknown (EHLO after RSET failed) is
+//     closed, never pooled; an 8-bit body never goes to a hop without
+//     8BITMIME (RFC 6152 §3).
+//
 // outbound imports queue and never relay: the two sides meet only in queue.
 package outbound

@@ -204,12 +204,7 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 				w.log.Debug("mail host failed", "id", m.Envelope.ID, "remote", lastRemote, "reply", recordable(last.Reply).String())
 				continue
 			}
-			tr := w.transactBatches(ctx, sc, m, idx)
-			if tr.reusable {
-				sc.quit()
-			} else {
-				sc.close()
-			}
+			tr := w.transactMX(ctx, sc, m, idx)
 			if tr.early {
 				v := tr.results[idx[0]]
 				last = verdict{Reply: v.reply, Temporary: true}
@@ -241,6 +236,26 @@ func (w *Worker) refused(ip string) (why string, refused bool) {
 		return "not an IP address", true
 	}
 	return refusedAddress(a)
+}
+
+// transactMX runs the transaction on sc and ends the connection: politely
+// when it is between transactions, by closing it otherwise, and also when
+// the transaction panics (the panic goes on to recoverDelivery).
+func (w *Worker) transactMX(ctx context.Context, sc *smtpConn, m *queue.Message, idx []int) txResult {
+	done := false
+	defer func() {
+		if !done {
+			sc.close()
+		}
+	}()
+	tr := w.transactBatches(ctx, sc, m, idx)
+	done = true
+	if tr.reusable {
+		sc.quit()
+	} else {
+		sc.close()
+	}
+	return tr
 }
 
 // opportunisticTLS is the TLS configuration for MX hosts: encryption
