@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"bytes"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -8,6 +9,9 @@ import (
 	"net/mail"
 	"strings"
 	"time"
+	"unicode/utf8"
+
+	"golang.org/x/net/idna"
 )
 
 // fromParser parses From fields for their addresses only. Display names in
@@ -57,12 +61,24 @@ func receivedField(t traceInfo) string {
 // sanitizeComment keeps the client-supplied HELO name from breaking the
 // field: no control characters, parentheses or brackets (except around an
 // address literal such as [192.0.2.1], RFC 5321 §4.1.3).
+//
+// It is also always ASCII (issue 8 item 29b). RFC 6531 §3.7.3 allows a
+// UTF-8 name in Received only when the message travels with SMTPUTF8; an
+// unverified EHLO name is no reason to require SMTPUTF8 of the next hop
+// (which would bounce an otherwise ASCII message at hops without it), so a
+// valid internationalized name is written as its A-label (RFC 5890
+// §2.3.2.1, "xn--…") and anything else non-ASCII as '_'.
 func sanitizeComment(s string) string {
 	if len(s) > 2 && s[0] == '[' && s[len(s)-1] == ']' && strings.Trim(s[1:len(s)-1], "0123456789abcdefABCDEF:.IPv6") == "" {
 		return s
 	}
+	if !isASCII(s) && utf8.ValidString(s) {
+		if a, err := idna.Lookup.ToASCII(s); err == nil && isASCII(a) {
+			s = a
+		}
+	}
 	s = strings.Map(func(r rune) rune {
-		if r < 0x21 || r == 0x7f || r == '(' || r == ')' || r == '[' || r == ']' || r == '\\' {
+		if r < 0x21 || r >= 0x7f || r == '(' || r == ')' || r == '[' || r == ']' || r == '\\' {
 			return '_'
 		}
 		return r
@@ -76,21 +92,56 @@ func sanitizeComment(s string) string {
 	return s
 }
 
+// fixup is what the submission changes in a header section.
+type fixup struct {
+	add   string  // fields to put before the header section
+	msgID string  // the message's Message-ID (the client's or new)
+	drop  []field // empty Date and Message-ID fields to leave out
+}
+
 // fixups returns the fields that RFC 6409 §8 lets a submission server add:
-// Date (§8.2) and Message-ID (§8.3) when the client left them out. The
-// second result is the message's Message-ID (existing or new).
-func fixups(h *header, queueID, hostname string, now time.Time) (string, string) {
+// Date (§8.2) and Message-ID (§8.3) when the client left them out. A field
+// that is present but empty (or only white space) counts as left out: it
+// is dropped and replaced, never joined by a second one, as RFC 5322 §3.6
+// allows exactly one of each (issue 8 item 29a).
+func fixups(h *header, queueID, hostname string, now time.Time) fixup {
+	var fx fixup
 	var b strings.Builder
-	if len(h.values("Date")) == 0 {
+	date := ""
+	for _, f := range h.fields {
+		switch {
+		case f.name != "Date" && f.name != "Message-ID":
+		case f.value == "":
+			fx.drop = append(fx.drop, f)
+		case f.name == "Date" && date == "":
+			date = f.value
+		case f.name == "Message-ID" && fx.msgID == "":
+			fx.msgID = f.value
+		}
+	}
+	if date == "" {
 		fmt.Fprintf(&b, "Date: %s\r\n", now.Format(time.RFC1123Z))
 	}
-	msgID := ""
-	if v := h.values("Message-ID"); len(v) > 0 {
-		msgID = v[0]
+	if fx.msgID == "" {
+		fx.msgID = "<" + queueID + "@" + hostname + ">"
+		fmt.Fprintf(&b, "Message-ID: %s\r\n", fx.msgID)
 	}
-	if msgID == "" {
-		msgID = "<" + queueID + "@" + hostname + ">"
-		fmt.Fprintf(&b, "Message-ID: %s\r\n", msgID)
+	fx.add = b.String()
+	return fx
+}
+
+// without returns the raw header section less the given fields (in
+// order of appearance), as a reader over its pieces: no copy.
+func (h *header) without(drop []field) io.Reader {
+	if len(drop) == 0 {
+		return bytes.NewReader(h.raw)
 	}
-	return b.String(), msgID
+	var parts []io.Reader
+	at := 0
+	for _, f := range drop {
+		parts = append(parts, bytes.NewReader(h.raw[at:f.start]))
+		at = f.end
+	}
+	parts = append(parts, bytes.NewReader(h.raw[at:]))
+	return io.MultiReader(parts...)
 }

@@ -2,7 +2,6 @@ package relay
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/tls"
 	"errors"
 	"io"
@@ -354,7 +353,7 @@ func (ss *session) Data(r io.Reader) error {
 			return fail(rep, "header originator")
 		}
 	}
-	fix, msgID := fixups(h, qid, ss.srv.opts.Hostname, now)
+	fix := fixups(h, qid, ss.srv.opts.Hostname, now)
 	rcptAddrs := make([]string, len(rcpts))
 	for i, rc := range rcpts {
 		rcptAddrs[i] = rc.Addr
@@ -366,7 +365,7 @@ func (ss *session) Data(r io.Reader) error {
 	// The guard again at the outside: whatever was buffered, the end of
 	// the body is not reached for an aborted transaction.
 	body := abortGuard{r: &sizeLimit{
-		r:   io.MultiReader(strings.NewReader(trace+fix), bytes.NewReader(h.raw), br),
+		r:   io.MultiReader(strings.NewReader(trace+fix.add), h.without(fix.drop), br),
 		max: ss.srv.opts.MaxMessageBytes,
 	}, t: t}
 
@@ -379,7 +378,7 @@ func (ss *session) Data(r io.Reader) error {
 		EnvID:      t.opts.EnvelopeID,
 		SMTPUTF8:   t.opts.UTF8 && needsSMTPUTF8(t.from, rcptAddrs, h.raw),
 		Body8Bit:   t.opts.Body == smtp.Body8BitMIME,
-		MessageID:  msgID,
+		MessageID:  fix.msgID,
 		Arrival:    now,
 	}
 	id, err := ss.srv.opts.Queue.Enqueue(ss.srv.ctx, env, body)
@@ -388,7 +387,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	ss.srv.stats.queued.Add(1)
 	ss.srv.stats.queuedBytes.Add(uint64(env.Size))
-	log.Info("queued", "from", t.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", msgID)
+	log.Info("queued", "from", t.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", fix.msgID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }
 
