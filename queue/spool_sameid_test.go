@@ -1,0 +1,60 @@
+package queue_test
+
+import (
+	"context"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// TestSpoolEnqueueSameIDRace: Enqueues of one preset ID (a report whose ID
+// is derived from the message it reports on, enqueued by two deliveries of
+// that message) racing each other all succeed with that ID, store the
+// message once, and leave its body whole: the later ones are no-ops that
+// never replace or remove what the first committed (issue 8 item 29).
+func TestSpoolEnqueueSameIDRace(t *testing.T) {
+	const id = "REPORT-06H32A1M1FM49HFF9D8D"
+	body := strings.Repeat("report body line\r\n", 4096)
+	for round := range 20 {
+		dir := t.TempDir()
+		s := openSpool(t, dir, queue.SpoolOptions{})
+		var wg sync.WaitGroup
+		for range 8 {
+			wg.Go(func() {
+				env := envelope("alice@example.com")
+				env.ID = id
+				got, err := s.Enqueue(context.Background(), env, strings.NewReader(body))
+				if err != nil || got != id {
+					t.Errorf("round %d: Enqueue = %q, %v; want %q, nil", round, got, err, id)
+				}
+			})
+		}
+		wg.Wait()
+		if s.Len() != 1 {
+			t.Fatalf("round %d: Len = %d, want 1", round, s.Len())
+		}
+		if got := dirNames(t, filepath.Join(dir, "msg")); !equal(got, []string{id + ".eml", id + ".env"}) {
+			t.Fatalf("round %d: msg/ = %v", round, got)
+		}
+		if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {
+			t.Fatalf("round %d: tmp/ = %v", round, got)
+		}
+		m := mustLease(t, s)
+		if got := readBody(t, s, m); got != body {
+			t.Fatalf("round %d: body of %d bytes, want %d", round, len(got), len(body))
+		}
+		// An Enqueue while the message is being delivered is a no-op too.
+		env := envelope("alice@example.com")
+		env.ID = id
+		if got, err := s.Enqueue(context.Background(), env, strings.NewReader("other")); err != nil || got != id {
+			t.Fatalf("round %d: Enqueue of a leased ID = %q, %v", round, got, err)
+		}
+		if got := readBody(t, s, m); got != body {
+			t.Fatalf("round %d: the leased message's body changed", round)
+		}
+		s.Close()
+	}
+}
