@@ -11,7 +11,7 @@ import (
 
 // metricsHandler serves the counters of the parts that run in this process
 // in the Prometheus text exposition format (version 0.0.4).
-func metricsHandler(srv *relay.Server, worker *outbound.Worker, queueLen func() int) http.HandlerFunc {
+func metricsHandler(srv *relay.Server, worker *outbound.Worker, queueLen func() int, crashQuarantined func() uint64) http.HandlerFunc {
 	return func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4; charset=utf-8")
 		m := metricWriter{w}
@@ -37,6 +37,9 @@ func metricsHandler(srv *relay.Server, worker *outbound.Worker, queueLen func() 
 		}
 		if queueLen != nil {
 			m.gauge("edgerelay_queue_messages", "Messages in the local spool.", int64(queueLen()))
+		}
+		if crashQuarantined != nil {
+			m.counter("edgerelay_queue_crash_quarantined_total", "Messages set aside in quarantine because RELAY_MAX_DELIVERY_CRASHES deliveries of them ended without a result.", crashQuarantined())
 		}
 	}
 }

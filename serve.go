@@ -95,7 +95,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		if sp, ok := q.(*queue.Spool); ok {
 			queueLen = sp.Len
 		}
-		mux.Handle("GET /metrics", metricsHandler(srv, worker, queueLen))
+		var crashQuarantined func() uint64
+		switch qq := q.(type) {
+		case *queue.Spool:
+			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
+		case *queue.SQSQueue:
+			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
+		}
+		mux.Handle("GET /metrics", metricsHandler(srv, worker, queueLen, crashQuarantined))
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			if srv != nil {
