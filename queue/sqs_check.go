@@ -96,9 +96,15 @@ func (q *SQSQueue) checkBucket(ctx context.Context) error {
 	}
 	key := q.o.Prefix + ".edgerelay-check-" + NewID()
 	probe := "edgerelay start-up check; safe to delete\n"
-	in := &s3.PutObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key), Body: strings.NewReader(probe)}
+	// The probe is written as report bodies are, only if absent
+	// (If-None-Match: *), so a store without conditional writes is found
+	// at start, not when the first report is queued.
+	in := &s3.PutObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key), Body: strings.NewReader(probe), IfNoneMatch: aws.String("*")}
 	q.setSSE(in)
 	if _, err := q.o.S3.PutObject(ctx, in); err != nil {
+		if apiCode(err) == "NotImplemented" || httpStatus(err) == http.StatusNotImplemented {
+			return fmt.Errorf("the S3 store does not support conditional writes (If-None-Match: *), which the queue needs: %w", err)
+		}
 		return classifyAWS(err, "s3:PutObject on the prefix"+kmsHint(q.o.SSE, "kms:GenerateDataKey"))
 	}
 	defer func() {

@@ -83,3 +83,26 @@ func waitGroupOrTimeout(wg *sync.WaitGroup, d time.Duration) {
 	case <-time.After(d):
 	}
 }
+
+// TestSQSCheckConditionalWrites: Check refuses, at start, an S3 store that
+// does not support conditional writes, which preset-ID enqueues rely on.
+func TestSQSCheckConditionalWrites(t *testing.T) {
+	t.Parallel()
+	front := awstest.Start(t).Front(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && r.Header.Get("If-None-Match") != "" {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusNotImplemented)
+				io.WriteString(w, `<?xml version="1.0" encoding="UTF-8"?><Error><Code>NotImplemented</Code><Message>A header you provided implies functionality that is not implemented</Message></Error>`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	f := newSQSFixture(t, front, nil)
+	q := f.open(t, nil)
+	if err := q.Check(sqsCtx(t, 10*time.Second)); err == nil || !strings.Contains(err.Error(), "conditional writes") {
+		t.Fatalf("Check against a store without conditional writes: %v", err)
+	}
+}
