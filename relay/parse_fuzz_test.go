@@ -3,6 +3,8 @@ package relay
 import (
 	"bufio"
 	"bytes"
+	"io"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -79,6 +81,70 @@ func FuzzParseOAuth(f *testing.F) {
 		_, tok, ok := parseOAuth(mech, []byte(in))
 		if ok && tok == "" {
 			t.Fatal("ok without a token")
+		}
+	})
+}
+
+// FuzzFixups: the submission fix-ups of any header section and any EHLO
+// name leave exactly what RFC 5322 §3.6 wants — a non-empty Date and
+// Message-ID, no empty one — and a Received field that is ASCII, made of
+// CRLF-folded lines of at most 998 octets, whatever the client sent; each
+// case within 2 s.
+func FuzzFixups(f *testing.F) {
+	f.Add([]byte("From: a@b\r\nDate:\r\nMessage-ID: \r\n \r\n\r\n"), "bücher.example", "r@example.net")
+	f.Add([]byte("Date: x\r\nDate:\r\n\r\n"), "[192.0.2.1]", "")
+	f.Add([]byte("message-id:<a@b>\r\nmessage-id:\r\n"), "b\xffd\r\n(x)", strings.Repeat("r", 300)+"@x")
+	f.Fuzz(func(t *testing.T, in []byte, helo, rcpt string) {
+		if hasControl(rcpt) || strings.ContainsAny(rcpt, "<> ") {
+			rcpt = "r@example.net" // refused at RCPT (addrcheck.go, go-smtp's path parser)
+		}
+		done := make(chan struct{})
+		var out, trace string
+		var fx fixup
+		var err error
+		go func() {
+			defer close(done)
+			var h *header
+			h, err = readHeader(bufio.NewReader(&crlfReader{r: bytes.NewReader(in)}))
+			if err != nil {
+				return
+			}
+			fx = fixups(h, "06H32DKP2MQNF2K2EKP4", "relay.test", time.Unix(1e9, 0))
+			b, _ := io.ReadAll(io.MultiReader(strings.NewReader(fx.add), h.without(fx.drop)))
+			out = string(b)
+			trace = receivedField(traceInfo{helo: helo, remoteIP: "192.0.2.1", hostname: "relay.test",
+				queueID: "06H32DKP2MQNF2K2EKP4", rcpts: []string{rcpt}, now: time.Unix(1e9, 0)})
+		}()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			t.Fatalf("fix-ups did not return within 2 s on %d bytes", len(in))
+		}
+		if err != nil {
+			return
+		}
+		h2, err := readHeader(bufio.NewReader(strings.NewReader(out)))
+		if err != nil {
+			t.Fatalf("fixed-up header does not read back: %v\n%q", err, out)
+		}
+		for _, name := range []string{"Date", "Message-ID"} {
+			vals := h2.values(name)
+			if len(vals) == 0 || slices.Contains(vals, "") {
+				t.Fatalf("%s fields after fix-ups: %q\n%q", name, vals, out)
+			}
+		}
+		if fx.msgID != h2.values("Message-ID")[0] {
+			t.Fatalf("Message-ID %q recorded, %q in the header", fx.msgID, h2.values("Message-ID")[0])
+		}
+		// Only a non-ASCII recipient (which needs SMTPUTF8 anyway) may
+		// put 8-bit text into Received; the EHLO name never does.
+		if !isASCII(trace) && isASCII(rcpt) || !strings.HasSuffix(trace, "\r\n") {
+			t.Fatalf("Received not ASCII or not ended by CRLF: %q", trace)
+		}
+		for i, line := range strings.Split(strings.TrimSuffix(trace, "\r\n"), "\r\n") {
+			if len(line) > 998 || strings.ContainsAny(line, "\r\n") || i > 0 && line[0] != '\t' {
+				t.Fatalf("Received line %d malformed: %q", i, line)
+			}
 		}
 	})
 }
