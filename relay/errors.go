@@ -6,6 +6,8 @@ import (
 	"os"
 
 	"github.com/emersion/go-smtp"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Replies the session gives. Each is an *smtp.SMTPError that is handed to
@@ -25,6 +27,7 @@ var (
 	errHeaderLineTooLong   = reply(554, 5, 6, 0, "Header line longer than 4000 octets (RFC 5322 section 2.1.1 allows 998)")
 	errLineTooLong         = reply(500, 5, 6, 0, "Line too long")
 	errQueue               = reply(451, 4, 3, 0, "Temporary queue failure, try again later")
+	errStorage             = reply(452, 4, 3, 1, "Insufficient system storage, try again later")
 	errTimeout             = reply(451, 4, 4, 2, "Timeout reading the message")
 	errBadCreds            = reply(535, 5, 7, 8, "Authentication credentials invalid")
 	errAuthTempFail        = reply(454, 4, 7, 0, "Temporary authentication failure, try again later")
@@ -56,8 +59,8 @@ func reply(code, c1, c2, c3 int, msg string) *smtp.SMTPError {
 // dataErrorReply is the one place where an error met while reading a
 // message body and queueing it becomes an SMTP reply. A reply the session
 // already chose passes through; a deadline is 451 4.4.2; a too-long line is
-// 500 5.6.0; anything else (the queue backend failed) is 451 4.3.0 with no
-// internals shown.
+// 500 5.6.0; a full queue store is 452 4.3.1; anything else (the queue
+// backend failed) is 451 4.3.0 with no internals shown.
 func dataErrorReply(err error) *smtp.SMTPError {
 	var se *smtp.SMTPError
 	switch {
@@ -70,6 +73,10 @@ func dataErrorReply(err error) *smtp.SMTPError {
 		return errLineTooLong
 	case errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, context.DeadlineExceeded):
 		return errTimeout
+	case errors.Is(err, queue.ErrInsufficientStorage):
+		// RFC 5321 §4.2.2: 452 insufficient system storage; RFC 3463
+		// X.3.1: mail system full.
+		return errStorage
 	default:
 		return errQueue
 	}
