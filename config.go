@@ -67,7 +67,7 @@ type Config struct {
 	OIDCClientID         string `envconfig:"OIDC_CLIENT_ID" desc:"client for the password grant"`
 	OIDCClientSecret     string `envconfig:"OIDC_CLIENT_SECRET" desc:"client secret for the password grant"`
 	OIDCClientSecretFile string `envconfig:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret"`
-	OIDCAllowedDomains   string `envconfig:"OIDC_ALLOWED_DOMAINS" desc:"comma-separated domains whose accounts are accepted (hd claim, else the verified email's domain; Google: hd only); required, or RELAY_OIDC_ALLOWED_TENANTS, with a shared issuer (Google, Entra ID common/organizations/consumers)"`
+	OIDCAllowedDomains   string `envconfig:"OIDC_ALLOWED_DOMAINS" desc:"comma-separated domains whose accounts are accepted (hd claim, else the verified email's domain; Google: hd only); required, or RELAY_OIDC_ALLOWED_TENANTS, with a shared issuer (Google, Entra ID common/organizations/consumers; Entra ID needs tenants)"`
 	OIDCAllowedTenants   string `envconfig:"OIDC_ALLOWED_TENANTS" desc:"comma-separated Entra ID tenant IDs (tid claim) whose accounts are accepted"`
 
 	// Submission policy and limits.
@@ -259,8 +259,12 @@ func (c *Config) validate() error {
 		}
 		// A shared issuer signs tokens for any organisation's accounts
 		// (issue 8 item 19): without an allow-list, anyone could relay.
-		if auth.SharedIssuer(c.OIDCIssuer) && strings.TrimSpace(c.OIDCAllowedDomains+c.OIDCAllowedTenants) == "" {
-			bad("OIDC_ALLOWED_DOMAINS", "or RELAY_OIDC_ALLOWED_TENANTS is required: %s is a shared issuer that signs tokens for every organisation's accounts", c.OIDCIssuer)
+		if err := auth.CheckIssuerAllowList(c.OIDCIssuer, strings.Split(c.OIDCAllowedDomains, ","), strings.Split(c.OIDCAllowedTenants, ",")); err != nil {
+			if strings.TrimSpace(c.OIDCAllowedDomains) != "" {
+				bad("OIDC_ALLOWED_TENANTS", "is required: %s is Entra ID's shared issuer, whose email claim no tenant verifies, so allowed domains alone do not restrict it", c.OIDCIssuer)
+			} else {
+				bad("OIDC_ALLOWED_DOMAINS", "or RELAY_OIDC_ALLOWED_TENANTS is required: %s is a shared issuer that signs tokens for every organisation's accounts", c.OIDCIssuer)
+			}
 		}
 	}
 	for name, v := range map[string]*string{

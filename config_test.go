@@ -104,6 +104,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"RELAY_AUTH": "oidc"}, []string{"RELAY_OIDC_ISSUER", "RELAY_OIDC_AUDIENCE"}},
 		{map[string]string{"RELAY_AUTH": "oidc", "RELAY_OIDC_ISSUER": "https://accounts.google.com", "RELAY_OIDC_AUDIENCE": "a"}, []string{"RELAY_OIDC_ALLOWED_DOMAINS", "RELAY_OIDC_ALLOWED_TENANTS", "shared"}},
 		{map[string]string{"RELAY_AUTH": "oidc", "RELAY_OIDC_ISSUER": "https://login.microsoftonline.com/common/v2.0", "RELAY_OIDC_AUDIENCE": "a"}, []string{"RELAY_OIDC_ALLOWED_DOMAINS"}},
+		{map[string]string{"RELAY_AUTH": "oidc", "RELAY_OIDC_ISSUER": "https://login.microsoftonline.com/organizations/v2.0", "RELAY_OIDC_AUDIENCE": "a", "RELAY_OIDC_ALLOWED_DOMAINS": "example.org"}, []string{"RELAY_OIDC_ALLOWED_TENANTS", "email claim"}},
 		{map[string]string{"RELAY_AUTH": "file,kerberos"}, []string{"RELAY_AUTH", "kerberos"}},
 		{map[string]string{"RELAY_GATEWAY": "no-port"}, []string{"RELAY_GATEWAY"}},
 		{map[string]string{"RELAY_GATEWAY_TLS": "maybe"}, []string{"RELAY_GATEWAY_TLS"}},

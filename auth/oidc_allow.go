@@ -148,3 +148,12 @@ func (al allowList) check(issuer string, claims map[string]any, user string) err
 	}
 	return nil
 }
+
+// CheckIssuerAllowList reports, without dialling anything, whether the given
+// allow-lists restrict issuer enough: nil for an issuer that is not shared,
+// ErrSharedIssuer (wrapped with the reason) when a shared issuer has none, or
+// an Entra ID shared issuer has no tenant list. Configuration validation
+// calls it so that the same rule refuses the start as refuses the tokens.
+func CheckIssuerAllowList(issuer string, domains, tenants []string) error {
+	return newAllowList(domains, tenants).sufficientFor(issuer)
+}
