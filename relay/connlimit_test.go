@@ -80,6 +80,29 @@ func TestConnectionLimitsSpanListeners(t *testing.T) {
 	}
 }
 
+// TestPerIPLimitIsPerAddress: with IPv4, the per-IP limit counts each
+// address alone: 127.0.0.1 at its limit does not stop 127.0.0.2.
+func TestPerIPLimitIsPerAddress(t *testing.T) {
+	e := newEnv(t, func(o *Options) { o.MaxConnectionsPerIP = 1 })
+	e.dial().ehlo()
+	d := net.Dialer{LocalAddr: &net.TCPAddr{IP: net.ParseIP("127.0.0.2")}}
+	nc, err := d.Dial("tcp", e.addr465)
+	if err != nil {
+		t.Skipf("cannot bind 127.0.0.2 as a source address here: %v", err)
+	}
+	c := wrapClient(t, tls.Client(nc, &tls.Config{InsecureSkipVerify: true}))
+	c.expect(220)
+	nc2, err := net.Dial("tcp", e.addr465)
+	if err != nil {
+		t.Fatal(err)
+	}
+	nc2.SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, _ := nc2.Read(make([]byte, 1)); n != 0 {
+		t.Fatal("a second connection from 127.0.0.1 (limit 1 per IP, across listeners) got data")
+	}
+	nc2.Close()
+}
+
 // waitConns waits until the server tracks n client connections (a closed
 // connection is forgotten when its session goroutine notices).
 func waitConns(t *testing.T, e *env, n int) {

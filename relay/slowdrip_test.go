@@ -31,6 +31,7 @@ func drip(t *testing.T, c *client, prefix string, max int) (replies []string, cl
 		select {
 		case line, ok := <-lines:
 			if !ok {
+				t.Logf("closed by the server after %d bytes dripped", i-len(replies))
 				return replies, true
 			}
 			replies = append(replies, line)
