@@ -1,4 +1,15 @@
 package queue
 
+import (
+	"context"
+
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+)
+
 // HeartbeatEvery is heartbeatEvery, for the external tests.
 var HeartbeatEvery = heartbeatEvery
+
+// GiveBack is giveBackIfDone, for the external tests.
+func GiveBack(q *SQSQueue, ctx context.Context, msgs []sqstypes.Message) error {
+	return q.giveBackIfDone(ctx, msgs)
+}

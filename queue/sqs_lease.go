@@ -142,9 +142,12 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 	}
 }
 
-// giveBackIfDone makes received messages visible again at once when the
-// caller gave up (or the queue closed) while the receive was answered, so
-// they do not wait out a visibility timeout, and returns the reason.
+// giveBackIfDone gives received messages back at once when the caller gave
+// up (or the queue closed) while the receive was answered, so they do not
+// wait out a visibility timeout, and returns the reason. A message is given
+// back as a new copy (sent, then the received one deleted), so that this
+// receive, which delivered nothing, does not count as a crashed delivery
+// toward MaxDeliveryCrashes; if that fails, its visibility is set to 0.
 func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) error {
 	err := ctx.Err()
 	if q.closed() {
@@ -156,6 +159,9 @@ func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) 
 	cctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	for _, sm := range msgs {
+		if q.giveBackCopy(cctx, sm) {
+			continue
+		}
 		if _, cerr := q.o.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
 			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: sm.ReceiptHandle, VisibilityTimeout: 0,
 		}); cerr != nil {
@@ -163,6 +169,29 @@ func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) 
 		}
 	}
 	return err
+}
+
+// giveBackCopy re-sends a received edgerelay message unchanged but for its
+// delay (none: the copy is visible at once, and the re-arm estimate must
+// not assume one), then deletes the received one. It reports false when
+// nothing was sent (the caller then makes the message visible instead).
+func (q *SQSQueue) giveBackCopy(ctx context.Context, sm sqstypes.Message) bool {
+	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
+	if err != nil {
+		return false // not ours to copy: its receives go toward the DLQ
+	}
+	w.Delay = 0
+	data, err := marshalSQS(w)
+	if err != nil || len(data) > MaxSQSMessageSize {
+		return false
+	}
+	if err := q.sendDelayed(ctx, data, 0); err != nil {
+		return false
+	}
+	if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: sm.ReceiptHandle}); err != nil {
+		q.log.Warn("sqs queue: gave back a copy of a message received after Lease was abandoned, but could not delete the received one; it may be delivered twice", "sqs_message_id", aws.ToString(sm.MessageId), "err", err)
+	}
+	return true
 }
 
 // accept turns a received SQS message into a lease, or deals with it and

@@ -10,6 +10,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edgerelay/edgerelay/queue"
 )
@@ -67,4 +68,34 @@ func TestSQSPoisonMessage(t *testing.T) {
 	if _, err := f.srv.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String(rec.Key)}); err != nil {
 		t.Errorf("the body of the quarantined message is gone: %v", err)
 	}
+}
+
+// TestSQSGiveBackNotACrash: a message received for a Lease call that was
+// abandoned meanwhile (shutdown, a cancelled context) is given back
+// without counting as a crashed delivery: it comes back with a fresh
+// receive count, so shutdowns never push a healthy message to quarantine.
+func TestSQSGiveBackNotACrash(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("bob@example.net"), "x")
+	for range queue.DefaultMaxDeliveryCrashes + 1 {
+		raw := f.rawReceive(t, 60)
+		if raw == nil {
+			t.Fatal("the message was not given back")
+		}
+		if n := raw.Attributes["ApproximateReceiveCount"]; n != "1" {
+			t.Fatalf("received with ApproximateReceiveCount %s, want 1: the give-back counted as a receive without a result", n)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		cancel()
+		if err := queue.GiveBack(q, ctx, []sqstypes.Message{*raw}); err == nil {
+			t.Fatal("GiveBack with a cancelled context returned nil")
+		}
+	}
+	m := sqsLease(t, q)
+	if m.Envelope.ID != id || m.Envelope.Attempts != 1 {
+		t.Fatalf("leased %s with %d attempts, want %s with 1", m.Envelope.ID, m.Envelope.Attempts, id)
+	}
+	q.Complete(context.Background(), m)
 }
