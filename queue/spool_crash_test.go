@@ -1,0 +1,363 @@
+package queue
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// Crash consistency of the spool (TESTING.md §4, issue 8): every path that
+// writes — enqueue, claim (Lease), reschedule, complete, quarantine of a
+// corrupt envelope, quarantine of a message whose deliveries crashed, and
+// OpenSpool's own clean-up — is stopped at each of its file operations in
+// turn, once by a power loss (faultFS crash mode: the operation and all
+// later ones fail, and whatever was not fsync'd is undone) and once by a
+// single EIO (fault mode). The spool is then reopened on the real file
+// system and checked:
+//
+//   - no message whose Enqueue returned nil is lost, and none that was
+//     not Completed is gone (envelopes are never deleted);
+//   - every envelope in msg/ is readable and its body is complete;
+//   - no body without an envelope and no temporary file is left (orphans
+//     cleaned);
+//   - a message whose claim may still be running (claimed, no durable
+//     Reschedule or Complete) is not due again before its lease ends, so it
+//     is never leased twice at once;
+//   - only what was meant for quarantine is there, with its body.
+
+// crashHarness is one run: a spool on a faultFS in a fresh directory, a
+// fixed clock, and what the run expects.
+type crashHarness struct {
+	t     *testing.T
+	dir   string
+	fs    *faultFS
+	now   time.Time
+	s     *Spool
+	o     SpoolOptions
+	ctx   context.Context
+	cfail func()
+
+	bodies     map[string]string // every message ever enqueued, by ID
+	must       map[string]bool   // acknowledged and not completed: must be there
+	gone       map[string]bool   // Completed with success: must not be in msg/
+	leased     map[string]bool   // claimed and not ended durably: not due yet
+	quarantine map[string]bool   // may be in quarantine (then whole)
+	wantQ      map[string]bool   // must be in quarantine
+	check      func(h *crashHarness, s *Spool)
+	pending    *Message // a lease taken in setup
+}
+
+func newCrashHarness(t *testing.T) *crashHarness {
+	base := t.TempDir()
+	h := &crashHarness{
+		t: t, dir: filepath.Join(base, "spool"), fs: newFaultFS(base),
+		now:    time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
+		bodies: map[string]string{}, must: map[string]bool{}, gone: map[string]bool{},
+		leased: map[string]bool{}, quarantine: map[string]bool{}, wantQ: map[string]bool{},
+	}
+	h.ctx, h.cfail = context.WithTimeout(context.Background(), 5*time.Second)
+	h.o = SpoolOptions{Now: func() time.Time { return h.now }, PollInterval: time.Millisecond, LeaseTimeout: 10 * time.Minute, fs: h.fs}
+	return h
+}
+
+func (h *crashHarness) open() {
+	h.t.Helper()
+	s, err := OpenSpool(h.dir, h.o)
+	if err != nil {
+		h.t.Fatalf("OpenSpool: %v", err)
+	}
+	h.s = s
+}
+
+func (h *crashHarness) body(id string) string {
+	// Several write calls' worth, so that each write is a crash point.
+	return strings.Repeat(id+" body line\r\n", 9000)
+}
+
+func (h *crashHarness) enqueue(id string) error {
+	h.bodies[id] = h.body(id)
+	env := &Envelope{ID: id, From: "alice@example.com", Recipients: []Recipient{
+		{Addr: "bob@example.net", Status: StatusPending}, {Addr: "carol@example.org", Status: StatusPending}}}
+	_, err := h.s.Enqueue(h.ctx, env, strings.NewReader(h.bodies[id]))
+	if err == nil {
+		h.must[id] = true
+	}
+	return err
+}
+
+func (h *crashHarness) mustEnqueue(id string) {
+	h.t.Helper()
+	if err := h.enqueue(id); err != nil {
+		h.t.Fatalf("Enqueue %s: %v", id, err)
+	}
+}
+
+func (h *crashHarness) lease() (*Message, error) {
+	ctx, cancel := context.WithTimeout(h.ctx, time.Second)
+	defer cancel()
+	m, err := h.s.Lease(ctx)
+	if err == nil {
+		h.leased[m.Envelope.ID] = true
+	}
+	return m, err
+}
+
+func (h *crashHarness) mustLease(want string) *Message {
+	h.t.Helper()
+	m, err := h.lease()
+	if err != nil || m.Envelope.ID != want {
+		h.t.Fatalf("Lease = %v, %v; want %s", m, err, want)
+	}
+	return m
+}
+
+// verify reopens the spool on the real file system and checks the
+// invariants.
+func (h *crashHarness) verify(label string) {
+	t := h.t
+	t.Helper()
+	o := h.o
+	o.fs = nil
+	s, err := OpenSpool(h.dir, o)
+	if err != nil {
+		t.Fatalf("%s: reopen: %v", label, err)
+	}
+	defer s.Close()
+	names := func(d string) map[string]bool {
+		ns, err := osFS{}.ReadDirNames(filepath.Join(h.dir, d))
+		if err != nil {
+			t.Fatalf("%s: %v", label, err)
+		}
+		m := map[string]bool{}
+		for _, n := range ns {
+			m[n] = true
+		}
+		return m
+	}
+	if tmp := names(spoolTmpDir); len(tmp) > 0 {
+		t.Errorf("%s: tmp/ not cleaned: %v", label, tmp)
+	}
+	msg := names(spoolMsgDir)
+	for n := range msg {
+		id, ext := splitName(n)
+		switch ext {
+		case bodyExt:
+			if !msg[id+envelopeExt] {
+				t.Errorf("%s: body %s has no envelope after reopen", label, n)
+			}
+		case envelopeExt:
+			rec, err := s.readRecord(id)
+			if err != nil {
+				t.Errorf("%s: envelope %s unreadable after reopen: %v", label, id, err)
+				continue
+			}
+			b, err := os.ReadFile(s.bodyPath(id))
+			if err != nil || string(b) != h.bodies[id] {
+				t.Errorf("%s: body of %s: %d bytes, %v; want the %d bytes enqueued", label, id, len(b), err, len(h.bodies[id]))
+			}
+			if rec.Size != int64(len(h.bodies[id])) {
+				t.Errorf("%s: envelope of %s: Size %d, want %d", label, id, rec.Size, len(h.bodies[id]))
+			}
+			if s.entries[id] == nil {
+				t.Errorf("%s: %s is in msg/ but not indexed", label, id)
+			}
+		default:
+			t.Errorf("%s: unexpected file msg/%s", label, n)
+		}
+	}
+	q := names(spoolQuarantineDir)
+	inQ := func(id, ext string) bool {
+		for n := range q {
+			if strings.HasPrefix(n, id+ext) {
+				return true
+			}
+		}
+		return false
+	}
+	for id := range h.must {
+		inMsg := msg[id+envelopeExt]
+		switch {
+		case h.wantQ[id]:
+			if inMsg || !inQ(id, envelopeExt) || !inQ(id, bodyExt) {
+				t.Errorf("%s: %s should be in quarantine with its body (msg/ %v, quarantine/ %v)", label, id, inMsg, q)
+			}
+		case h.quarantine[id] && (inQ(id, envelopeExt) || inQ(id, bodyExt)):
+			if inMsg || !inQ(id, envelopeExt) || !inQ(id, bodyExt) {
+				t.Errorf("%s: %s half in quarantine (msg/ %v, quarantine/ %v)", label, id, msg, q)
+			}
+			if b, err := os.ReadFile(filepath.Join(h.dir, spoolQuarantineDir, id+bodyExt)); err != nil || string(b) != h.bodies[id] {
+				t.Errorf("%s: quarantined body of %s damaged: %d bytes, %v", label, id, len(b), err)
+			}
+		case !inMsg:
+			t.Errorf("%s: acknowledged message %s lost (msg/ %v, quarantine/ %v)", label, id, msg, q)
+		}
+	}
+	for n := range q {
+		if id, _ := splitName(n); !h.quarantine[id] && !h.wantQ[id] {
+			t.Errorf("%s: %s quarantined unexpectedly", label, n)
+		}
+	}
+	for id := range h.gone {
+		if msg[id+envelopeExt] {
+			t.Errorf("%s: completed message %s is back", label, id)
+		}
+	}
+	for id := range h.leased {
+		if e := s.entries[id]; e != nil && !e.next.After(h.now) {
+			t.Errorf("%s: %s is due again at once after the restart while its claim may be running (due %v)", label, id, e.next)
+		}
+	}
+	if h.check != nil {
+		h.check(h, s)
+	}
+}
+
+// crashPath runs one path at every crash point (crash mode) or fault point
+// and returns how many points there were. setup runs on the unarmed
+// faultFS (and opens h.s unless the path opens it), run is the path.
+func crashPath(t *testing.T, crash bool, setup, run func(h *crashHarness)) int {
+	t.Helper()
+	for k := 1; k <= 400; k++ {
+		h := newCrashHarness(t)
+		setup(h)
+		h.fs.arm(k, crash)
+		run(h)
+		fired := h.fs.fired()
+		if h.s != nil {
+			h.s.Close()
+		}
+		if crash {
+			h.fs.powerLoss()
+		}
+		mode := "fault"
+		if crash {
+			mode = "crash"
+		}
+		h.verify(fmt.Sprintf("%s at op %d", mode, k))
+		h.cfail()
+		if t.Failed() {
+			t.FailNow()
+		}
+		if !fired {
+			return k - 1
+		}
+	}
+	t.Fatal("the path did not end within 400 operations")
+	return 0
+}
+
+func TestSpoolCrashPoints(t *testing.T) {
+	paths := []struct {
+		name       string
+		setup, run func(h *crashHarness)
+	}{
+		{"enqueue", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+		}, func(h *crashHarness) {
+			h.enqueue("B") // must[B] only if it returned nil
+		}},
+		{"claim", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+		}, func(h *crashHarness) {
+			h.lease()
+		}},
+		{"reschedule", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+			h.pending = h.mustLease("A")
+		}, func(h *crashHarness) {
+			m := h.pending
+			m.Envelope.Recipients[0].Status = StatusDelivered
+			at := h.now.Add(time.Hour)
+			if err := h.s.Reschedule(h.ctx, m, at); err == nil {
+				h.check = func(h *crashHarness, s *Spool) {
+					rec, err := s.readRecord("A")
+					if err != nil || rec.Recipients[0].Status != StatusDelivered || !rec.NextAttempt.Equal(at) || !rec.LeaseUntil.IsZero() {
+						h.t.Errorf("Reschedule returned nil but the envelope on disk is %+v, %v", rec, err)
+					}
+				}
+			}
+		}},
+		{"complete", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+			h.mustEnqueue("C")
+			h.pending = h.mustLease("A")
+		}, func(h *crashHarness) {
+			if err := h.s.Complete(h.ctx, h.pending); err == nil {
+				delete(h.must, "A")
+				h.gone["A"] = true
+			} else {
+				// Either still queued, whole, or gone: both are allowed.
+				delete(h.must, "A")
+			}
+		}},
+		{"quarantine corrupt envelope", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+			h.now = h.now.Add(time.Second)
+			h.mustEnqueue("C")
+			if err := os.WriteFile(h.s.envelopePath("A"), []byte(`{"id":"A","recipients":[]}`), 0o600); err != nil {
+				h.t.Fatal(err)
+			}
+			h.wantQ["A"] = true // whatever happens, the next start quarantines it
+			h.quarantine["A"] = true
+		}, func(h *crashHarness) {
+			h.lease()
+		}},
+		{"quarantine after crashed deliveries", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+			h.now = h.now.Add(time.Second)
+			for range DefaultMaxDeliveryCrashes {
+				h.mustLease("A")
+				h.s.Close()
+				h.open()
+				h.now = h.now.Add(11 * time.Minute)
+			}
+			h.mustEnqueue("C")
+			delete(h.leased, "A")
+			h.quarantine["A"] = true
+		}, func(h *crashHarness) {
+			h.lease()
+		}},
+		{"open", func(h *crashHarness) {
+			h.open()
+			h.mustEnqueue("A")
+			h.mustEnqueue("Q")
+			h.s.Close()
+			h.s = nil
+			// An interrupted enqueue, temporary files, and a quarantine
+			// interrupted after the envelope moved.
+			must(h.t, os.WriteFile(filepath.Join(h.dir, spoolMsgDir, "ORPHAN.eml"), []byte("half"), 0o600))
+			must(h.t, os.WriteFile(filepath.Join(h.dir, spoolTmpDir, "X.env.1.tmp"), []byte("{"), 0o600))
+			must(h.t, os.Rename(filepath.Join(h.dir, spoolMsgDir, "Q.env"), filepath.Join(h.dir, spoolQuarantineDir, "Q.env")))
+			h.wantQ["Q"] = true
+			h.quarantine["Q"] = true
+		}, func(h *crashHarness) {
+			if s, err := OpenSpool(h.dir, h.o); err == nil {
+				h.s = s
+			}
+		}},
+	}
+	for _, p := range paths {
+		t.Run(p.name, func(t *testing.T) {
+			nc := crashPath(t, true, p.setup, p.run)
+			nf := crashPath(t, false, p.setup, p.run)
+			t.Logf("%s: %d crash points, %d fault points tried", p.name, nc, nf)
+		})
+	}
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
