@@ -39,6 +39,7 @@ type Config struct {
 	S3SSE                string        `envconfig:"S3_SSE" desc:"server-side encryption: empty, AES256 or aws:kms"`
 	SQSVisibilityTimeout time.Duration `envconfig:"SQS_VISIBILITY_TIMEOUT" default:"60s" desc:"how long a received message stays hidden from other workers; extended every third of it while a delivery runs, so a killed worker's messages are retried within it"`
 	S3KMSKeyID           string        `envconfig:"S3_KMS_KEY_ID" desc:"KMS key for RELAY_S3_SSE=aws:kms; empty = the AWS managed key aws/s3"`
+	SpoolLeaseTimeout    time.Duration `envconfig:"SPOOL_LEASE_TIMEOUT" default:"60s" desc:"local spool: written with every claim; after a crash or kill a message whose delivery was under way is retried once it has passed (not at once, so a message that kills the process cannot loop)"`
 	MaxDeliveryCrashes   int           `envconfig:"MAX_DELIVERY_CRASHES" default:"3" desc:"deliveries of one message that may end with the process dying (no outcome recorded) before the message is set aside in quarantine, logged at ERROR and counted"`
 
 	// Identity store.
@@ -176,6 +177,9 @@ func (c *Config) validate() error {
 	case "all", "submission", "worker":
 	default:
 		bad("ROLE", "%q: want all, submission or worker", c.Role)
+	}
+	if c.SpoolLeaseTimeout < time.Second || c.SpoolLeaseTimeout > 12*time.Hour {
+		bad("SPOOL_LEASE_TIMEOUT", "must be between 1s and 12h")
 	}
 	if c.MaxDeliveryCrashes < 1 {
 		bad("MAX_DELIVERY_CRASHES", "must be at least 1")

@@ -188,7 +188,11 @@ func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts,
 		return openSQS(ctx, cfg, log)
 	}
 	dir := cfg.DataDir + "/spool"
-	sp, err := queue.OpenSpool(dir, queue.SpoolOptions{Logger: log.With("part", "queue"), MaxDeliveryCrashes: cfg.MaxDeliveryCrashes})
+	sp, err := queue.OpenSpool(dir, queue.SpoolOptions{
+		Logger:             log.With("part", "queue"),
+		LeaseTimeout:       cfg.SpoolLeaseTimeout,
+		MaxDeliveryCrashes: cfg.MaxDeliveryCrashes,
+	})
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_DATA_DIR: spool %s: %w", dir, err)
 	}

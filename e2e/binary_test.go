@@ -213,6 +213,8 @@ func baseEnv(t *testing.T, dataDir, gateway string) map[string]string {
 		"RELAY_GATEWAY_TLS":    "none",
 		"RELAY_RETRY_SCHEDULE": "300ms",
 		"RELAY_SHUTDOWN_GRACE": "5s",
+		// Messages under delivery at a kill are retried after this.
+		"RELAY_SPOOL_LEASE_TIMEOUT": "2s",
 	}
 }
 

@@ -43,7 +43,7 @@ const DefaultSpoolPollInterval = 30 * time.Second
 // again only once this has passed since the claim (as an SQS visibility
 // timeout), so that a message whose delivery kills the process is not
 // retried in a tight crash loop.
-const DefaultSpoolLeaseTimeout = 5 * time.Minute
+const DefaultSpoolLeaseTimeout = time.Minute
 
 // DefaultMaxDeliveryCrashes is how many claims of one message may end
 // without Reschedule or Complete (the process died during the delivery)
