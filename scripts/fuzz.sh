@@ -20,7 +20,7 @@ for pkg in "${pkgs[@]}"; do
   pkg=./${pkg#./}
   for target in $(cat "$pkg"/*_test.go | grep -o '^func Fuzz[A-Za-z0-9_]*' | sed 's/^func //' | sort -u); do
     echo "== fuzz $pkg $target ($fuzztime)"
-    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -parallel 2 "$pkg" >"$out" 2>&1; then
+    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s -parallel 2 "$pkg" >"$out" 2>&1; then
       cat "$out"; echo "fuzz target $target in $pkg failed"; exit 1
     fi
     grep -E 'elapsed|^ok' "$out" | tail -n 2
