@@ -136,16 +136,27 @@ func (w *Worker) deliverMX(ctx context.Context, m *queue.Message, idx []int) map
 	res := make(map[int]result, len(idx))
 	domains, groups := groupByDomain(m.Envelope, idx)
 	for _, d := range domains {
-		release, err := w.domains.acquire(ctx, d)
-		if err != nil {
+		if !w.deliverDomainLimited(ctx, m, d, groups[d], res) {
 			return res // shutting down; the caller abandons the attempt
 		}
-		for i, r := range w.deliverDomain(ctx, m, d, groups[d]) {
-			res[i] = r
-		}
-		release()
 	}
 	return res
+}
+
+// deliverDomainLimited runs deliverDomain under the domain's slot, which it
+// gives back however deliverDomain ends: a panic (recovered further up)
+// must not keep the slot, or PerDomainConcurrency panics wedge every later
+// delivery to the domain. It reports false when no slot was had (ctx done).
+func (w *Worker) deliverDomainLimited(ctx context.Context, m *queue.Message, d string, idx []int, res map[int]result) bool {
+	release, err := w.domains.acquire(ctx, d)
+	if err != nil {
+		return false
+	}
+	defer release()
+	for i, r := range w.deliverDomain(ctx, m, d, idx) {
+		res[i] = r
+	}
+	return true
 }
 
 // deliverDomain tries the domain's hosts in order until one takes the
