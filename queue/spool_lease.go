@@ -230,6 +230,12 @@ func (s *Spool) readRecord(id string) (*spoolRecord, error) {
 	if err != nil {
 		return nil, err
 	}
+	return decodeRecord(id, data)
+}
+
+// decodeRecord decodes the envelope file of message id; every error wraps
+// errCorruptEnvelope.
+func decodeRecord(id string, data []byte) (*spoolRecord, error) {
 	rec := spoolRecord{Envelope: new(Envelope)}
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
