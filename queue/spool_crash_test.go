@@ -41,12 +41,12 @@ type crashHarness struct {
 	ctx   context.Context
 	cfail func()
 
-	bodies     map[string]string // every message ever enqueued, by ID
-	must       map[string]bool   // acknowledged and not completed: must be there
-	gone       map[string]bool   // Completed with success: must not be in msg/
+	bodies     map[string]string    // every message ever enqueued, by ID
+	must       map[string]bool      // acknowledged and not completed: must be there
+	gone       map[string]bool      // Completed with success: must not be in msg/
 	leased     map[string]time.Time // claimed, not ended durably: not due before this (the lease's end)
-	quarantine map[string]bool   // may be in quarantine (then whole)
-	wantQ      map[string]bool   // must be in quarantine
+	quarantine map[string]bool      // may be in quarantine (then whole)
+	wantQ      map[string]bool      // must be in quarantine
 	check      func(h *crashHarness, s *Spool)
 	pending    *Message // a lease taken in setup
 }
