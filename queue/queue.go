@@ -22,6 +22,9 @@ var ErrInsufficientStorage = errors.New("queue: insufficient storage")
 //   - Enqueue is durable on return: the body and the envelope are on stable
 //     storage (fsync'd spool files, or an acknowledged S3 PUT and SQS send).
 //     On error nothing half-written is left that could later be delivered.
+//     An envelope that fails Envelope.Validate (no recipients, control
+//     characters) is refused with ErrInvalidEnvelope; full storage is
+//     ErrInsufficientStorage.
 //   - Lease hands one due message to one caller; it stays invisible to other
 //     callers until it is Rescheduled or Completed, or until the process that
 //     leased it dies (then it becomes due again: at-least-once delivery).

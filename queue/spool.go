@@ -83,11 +83,22 @@ type SpoolOptions struct {
 }
 
 // Spool is the local, file-based Queue backend: the embedded default. Every
-// message is two files in one directory; an Enqueue commits with the rename
-// of its envelope file, after the body is durable. Leases live in the
-// memory of the process that holds the spool open (a lock file keeps a
-// second process out), so after a crash every message is due again at its
-// NextAttempt: a delivery that was interrupted is retried (at-least-once).
+// message is two files in one directory; an Enqueue commits with the link
+// of its envelope file, after the body is durable.
+//
+// Invariants, each tried at every file operation by spool_crash_test.go:
+//   - a message whose Enqueue returned nil survives any crash, and is
+//     removed only by Complete; an envelope is never deleted, only moved
+//     to quarantine (body first) when it cannot be used;
+//   - an envelope in msg/ always has its whole body beside it;
+//   - leases live in the memory of the process that holds the spool open
+//     (a lock file keeps a second process out), and every claim writes its
+//     lease deadline, so after a crash a message whose delivery was under
+//     way is due again when that lease ends (at-least-once, never twice at
+//     once, no crash loop); a message whose deliveries crashed the process
+//     MaxDeliveryCrashes times is quarantined;
+//   - only read errors about the content quarantine; transient ones (EIO,
+//     EMFILE, EACCES) leave the message in place to be retried.
 //
 // A Spool is safe for concurrent use. Enqueues of different messages write
 // and fsync their own files in parallel; the mutex guards only the
@@ -121,9 +132,11 @@ type spoolLease struct {
 
 // OpenSpool opens (creating it if needed) the spool in dir. It takes the
 // spool's lock, removes temporary files and orphan bodies left by an
-// interrupted Enqueue, moves envelopes that cannot be read (or whose body
-// is missing) to dir/quarantine, and indexes the remaining messages; each
-// becomes due at its NextAttempt.
+// interrupted Enqueue (never a body whose ID is in quarantine: that move is
+// completed instead), moves envelopes that cannot be used (unparseable,
+// failing Envelope.Validate, or without body) to dir/quarantine, and
+// indexes the remaining messages; each becomes due at its NextAttempt, or
+// when the lease of an interrupted claim ends, whichever is later.
 func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
 	s := &Spool{
 		dir:       dir,
