@@ -2,6 +2,7 @@ package queue_test
 
 import (
 	"context"
+	"os"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -56,5 +57,47 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 			t.Fatalf("round %d: the leased message's body changed", round)
 		}
 		s.Close()
+	}
+}
+
+// TestSpoolEnqueueNeverReplacesFiles: the commit is a link, which never
+// replaces a file: a message committed on disk under an ID (here written
+// behind the open spool's back) is left untouched by an Enqueue of that ID,
+// which fails; a leftover body without an envelope is replaced (issue 8
+// item 29).
+func TestSpoolEnqueueNeverReplacesFiles(t *testing.T) {
+	dir := t.TempDir()
+	s := openSpool(t, dir, queue.SpoolOptions{})
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(dir, "msg", name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	read := func(name string) string {
+		b, _ := os.ReadFile(filepath.Join(dir, "msg", name))
+		return string(b)
+	}
+
+	write("OTHER.eml", "the other writer's body")
+	write("OTHER.env", `{"id":"OTHER","recipients":[{"addr":"x@example.net"}]}`)
+	env := envelope("bob@example.net")
+	env.ID = "OTHER"
+	if _, err := s.Enqueue(context.Background(), env, strings.NewReader("mine")); err == nil {
+		t.Fatal("Enqueue over a committed message on disk succeeded")
+	}
+	if read("OTHER.eml") != "the other writer's body" || !strings.Contains(read("OTHER.env"), "x@example.net") {
+		t.Fatalf("the committed message was changed: %q %q", read("OTHER.eml"), read("OTHER.env"))
+	}
+
+	write("STALE.eml", "leftover")
+	env = envelope("bob@example.net")
+	env.ID = "STALE"
+	mustEnqueue(t, s, env, "fresh")
+	if got := read("STALE.eml"); got != "fresh" {
+		t.Fatalf("body = %q, want the enqueued one", got)
+	}
+	if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {
+		t.Fatalf("tmp/ = %v", got)
 	}
 }
