@@ -57,6 +57,7 @@ type smtpConn struct {
 	raw    net.Conn
 	remote string // RemoteMTA: "mx1.example.net [192.0.2.1]"
 	tls    bool
+	guard  *replyGuard // between the client and the connection
 	stop   func() bool // stops the context.AfterFunc that closes raw
 	idle   *time.Timer // set while the connection waits in the pool
 	uses   int
@@ -171,7 +172,8 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 	if replay {
 		conn = withGreeting(conn)
 	}
-	c := smtp.NewClient(conn)
+	sc.guard = newReplyGuard(conn)
+	c := smtp.NewClient(sc.guard)
 	c.CommandTimeout = to.Command
 	c.SubmissionTimeout = to.Final
 	sc.c = c
@@ -199,11 +201,21 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 // not offered or refused).
 func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Conn, error) {
 	to := w.o.Timeouts
-	br := bufio.NewReader(conn)
+	// The guard bounds each reply and keeps what the host sends beyond it:
+	// the exchange must end between replies, since the client goes on
+	// from here on the connection itself.
+	g := newReplyGuard(conn)
+	br := bufio.NewReader(g)
 	tp := textproto.NewConn(struct {
 		io.Reader
 		io.WriteCloser
-	}{br, conn})
+	}{br, g})
+	plaintext := func() (*tls.Conn, error) {
+		if g.pending() || br.Buffered() > 0 {
+			return nil, &localError{reply: *networkReply(errOutOfStep), temporary: true, broken: true}
+		}
+		return nil, nil
+	}
 	read := func(expect int) (string, error) {
 		_ = conn.SetDeadline(time.Now().Add(to.Command))
 		_, msg, err := tp.ReadResponse(expect)
@@ -228,7 +240,7 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 		var se *smtp.SMTPError
 		if t.policy == tlsOpportunistic && errors.As(err, &se) && (se.Code == 500 || se.Code == 502) {
 			// No ESMTP: the client falls back to HELO in plaintext.
-			return nil, nil
+			return plaintext()
 		}
 		return nil, err
 	}
@@ -237,7 +249,7 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 			return nil, &localError{reply: mkReply(451, "4.7.4",
 				"TLS is required for this host, but it did not offer STARTTLS"), temporary: true, broken: true}
 		}
-		return nil, nil
+		return plaintext()
 	}
 	if _, err := cmd(220, "STARTTLS"); err != nil {
 		var se *smtp.SMTPError
@@ -250,9 +262,9 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 			v := classify(err)
 			return nil, &localError{reply: *v.Reply, temporary: true, broken: true}
 		}
-		return nil, nil
+		return plaintext()
 	}
-	if br.Buffered() > 0 {
+	if g.pending() || br.Buffered() > 0 {
 		return nil, &localError{reply: mkReply(451, "4.7.5", "host sent data before the TLS handshake"), temporary: true, broken: true}
 	}
 	tc := tls.Client(conn, t.tls)

@@ -16,9 +16,14 @@
 //     worker goes on (recoverDelivery).
 //   - In MX mode no connection is made to a loopback, private, link-local or
 //     other internal address unless Options.MXAllowPrivate (refusedAddress).
+//   - A reply read from a next hop is at most maxReplyBytes, all lines
+//     together, or the connection is dropped (replyGuard).
 //   - A connection whose state is unknown (EHLO after RSET failed) is
 //     closed, never pooled; an 8-bit body never goes to a hop without
 //     8BITMIME (RFC 6152 §3).
+//   - No command, body or reuse follows bytes that answer no command: a
+//     reply is never taken for the answer to a later command (a stale 250
+//     for the final dot's), the connection is dropped instead (replyGuard).
 //
 // outbound imports queue and never relay: the two sides meet only in queue.
 package outbound

@@ -32,7 +32,7 @@ func (w *Worker) gatewayTarget() target {
 // connection that turns out dead before any recipient got a verdict (at
 // MAIL or the first RCPT) is replaced once by a fresh one.
 func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int) map[int]result {
-	sc := w.pool.get()
+	sc := w.pooled()
 	reused := sc != nil
 	defer func() {
 		// A panic in the transaction (recovered further up) must not leak
@@ -60,7 +60,7 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 		}
 		sc.uses++
 		tr := w.transactBatches(ctx, sc, m, idx)
-		if !tr.reusable {
+		if !tr.reusable || sc.guard.pending() {
 			sc.close()
 		} else {
 			w.pool.put(sc)
@@ -72,6 +72,21 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 			continue
 		}
 		return tr.results
+	}
+}
+
+// pooled returns an idle gateway connection that is quiet (see
+// replyGuard.quiet), or nil. One that sent something while it waited (a
+// reply to no command would answer the next command in its place, and every
+// later reply would be one behind), or that was closed, is closed.
+func (w *Worker) pooled() *smtpConn {
+	for {
+		sc := w.pool.get()
+		if sc == nil || sc.guard.quiet(idleProbe) {
+			return sc
+		}
+		w.log.Debug("pooled gateway connection not quiet, closing it", "remote", sc.remote)
+		sc.close()
 	}
 }
 
