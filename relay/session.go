@@ -57,6 +57,10 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if st, ok := c.TLSConnectionState(); ok {
 		ss.tls = &st
 	}
+	// A session that follows STARTTLS on the same connection does not
+	// wait for a BDAT of the session before it (possible only with
+	// RELAY_INSECURE_AUTH: see txnState.settle).
+	ss.txns.settled = bdatResult(c)
 	if ss.tc != nil {
 		ss.tc.setTop(c.Conn())
 	}
@@ -208,7 +212,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if ss.txns.current() != nil {
 		return errNestedMail
 	}
-	if !ss.txns.settle(settleTimeout) {
+	if !ss.txns.settle(bdatResult(ss.conn), settleTimeout) {
 		// The previous transaction's Data has not ended (a queue that
 		// does not return): start nothing new on this connection.
 		ss.log.Error("previous BDAT transaction did not end; closing the connection")

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"reflect"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"github.com/emersion/go-smtp"
 
@@ -61,8 +63,12 @@ type txnState struct {
 	mu  sync.Mutex
 	cur *txn
 	// bdat is the last transaction whose Data go-smtp started on a
-	// goroutine of its own (BDAT), until settle saw it finish.
+	// goroutine of its own (BDAT), until settle saw that goroutine finish.
 	bdat *txn
+	// settled is the go-smtp result channel (see bdatResult) whose
+	// goroutine settle last saw finish; only the connection's goroutine
+	// uses it.
+	settled chan error
 }
 
 // dataStarted records that Data is running for t, and returns the function
@@ -80,52 +86,86 @@ func (s *txnState) dataStarted(t *txn, r io.Reader) (done func()) {
 }
 
 // settle waits, for at most timeout, until the goroutine that go-smtp
-// v0.25.1 started for the previous BDAT transaction has finished, and
-// reports whether it has.
+// v0.25.1 started for the last BDAT transaction has delivered its result,
+// and reports whether it has. ch is that goroutine's result channel
+// (bdatResult), nil when there was no BDAT.
 //
-// That goroutine, after Data returns, sends Data's result to the channel
+// The goroutine, after Data returns, sends Data's result to the channel
 // in go-smtp's Conn.dataResult field — a field that the next BDAT
 // replaces. go-smtp does not wait for the goroutine when RSET, EHLO or an
-// oversized chunk aborts the transaction, so without settle a pipelined
-// MAIL, RCPT, BDAT can make the aborted transaction's result the reply to
-// the next transaction's BDAT LAST (a data race, and a wrong reply). The
-// goroutine's last act is to close its pipe for reading, which a read of
-// the pipe observes (io.ErrClosedPipe instead of the writer's error):
-// settle waits for Data to return and then for that close. Called on the
-// connection's goroutine before a new transaction begins, it orders the
-// old goroutine's last steps before anything the next BDAT does.
-func (s *txnState) settle(timeout time.Duration) bool {
+// oversized chunk aborts the transaction (after an empty chunk, "BDAT 0",
+// the goroutine may not even have called Data yet), so without settle a
+// pipelined MAIL, RCPT, BDAT … LAST could get the aborted transaction's
+// result as its reply (a data race, and a wrong reply: a stored message
+// answered 530, a refused one 250).
+//
+// Called on the connection's goroutine at MAIL, before the next BDAT can
+// replace the field, it waits until the goroutine has sent: its result is
+// in ch (settle takes it out: go-smtp never reads an aborted
+// transaction's result), or go-smtp already took it (BDAT LAST) and the
+// goroutine has closed its pipe for reading, its last act. Either way what
+// the goroutine did happens before the next transaction begins.
+func (s *txnState) settle(ch chan error, timeout time.Duration) bool {
+	if ch == nil || ch == s.settled {
+		return true
+	}
+	deadline := time.Now().Add(timeout)
+	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
+		if len(ch) > 0 {
+			<-ch // sent, and never to be read by go-smtp
+			break
+		}
+		if s.bdatFinished() {
+			break // sent, and taken by go-smtp's BDAT LAST
+		}
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(wait)
+	}
+	s.mu.Lock()
+	s.settled, s.bdat = ch, nil
+	s.mu.Unlock()
+	return true
+}
+
+// bdatFinished reports whether the goroutine of the last BDAT Data that
+// started has closed its pipe for reading, which it does after sending
+// Data's result. Reading an empty slice from the pipe returns at once
+// here: by MAIL, go-smtp has closed the pipe's writing end (BDAT LAST, or
+// the abort), and Data has returned.
+func (s *txnState) bdatFinished() bool {
 	s.mu.Lock()
 	prev := s.bdat
 	s.mu.Unlock()
 	if prev == nil {
-		return true
-	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	select {
-	case <-prev.dataDone:
-	case <-deadline.C:
 		return false
 	}
-	// When Data has returned, the pipe's writer or go-smtp's goroutine
-	// has closed the pipe, so a read returns at once.
-	for wait := time.Microsecond; ; wait = min(2*wait, time.Millisecond) {
-		if _, err := prev.pipe.Read(nil); err == io.ErrClosedPipe {
-			break
-		}
-		select {
-		case <-time.After(wait):
-		case <-deadline.C:
-			return false
-		}
+	select {
+	case <-prev.dataDone:
+	default:
+		return false
 	}
-	s.mu.Lock()
-	if s.bdat == prev {
-		s.bdat = nil
+	_, err := prev.pipe.Read(nil)
+	return err == io.ErrClosedPipe
+}
+
+// bdatResult returns the channel in go-smtp's unexported Conn.dataResult
+// field (v0.25.1, pinned in go.mod): the one the last BDAT goroutine sends
+// Data's result to. go-smtp offers no other way to know that a BDAT
+// goroutine exists before it has called Data. Read only on the
+// connection's goroutine, which is the only one that writes the field. If
+// a go-smtp upgrade renames or retypes it, bdatResult returns nil and the
+// seeds of FuzzSession (bdat0-aborted-before-data-starts) fail.
+func bdatResult(c *smtp.Conn) chan error {
+	if c == nil {
+		return nil
 	}
-	s.mu.Unlock()
-	return true
+	f := reflect.ValueOf(c).Elem().FieldByName("dataResult")
+	if !f.IsValid() || f.Type() != reflect.TypeFor[chan error]() {
+		return nil
+	}
+	return *(*chan error)(unsafe.Pointer(f.UnsafeAddr()))
 }
 
 // begin makes t the current transaction; it reports false when one is

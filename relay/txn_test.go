@@ -3,10 +3,13 @@ package relay
 import (
 	"fmt"
 	"io"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/emersion/go-smtp"
 )
 
 // TestAbortedBDATKeepsNextTransaction (issue 8 item 1): a BDAT transaction
@@ -64,5 +67,15 @@ func TestAbortedBDATKeepsNextTransaction(t *testing.T) {
 				t.Fatalf("stored body is not the second transaction's:\n%s", m.body)
 			}
 		})
+	}
+}
+
+// TestGoSMTPResultField: settle relies on go-smtp v0.25.1's unexported
+// Conn.dataResult (see bdatResult); an upgrade that changes it must fail
+// here, not as a rare race.
+func TestGoSMTPResultField(t *testing.T) {
+	f, ok := reflect.TypeFor[smtp.Conn]().FieldByName("dataResult")
+	if !ok || f.Type != reflect.TypeFor[chan error]() {
+		t.Fatalf("go-smtp's Conn.dataResult is gone or changed (%v): revisit txnState.settle", f.Type)
 	}
 }
