@@ -1,6 +1,7 @@
 package relay
 
 import (
+	"slices"
 	"strings"
 	"testing"
 )
@@ -63,5 +64,22 @@ func TestOriginatorFieldsChecked(t *testing.T) {
 	}
 	if code, msg := send(refused["Sender not hers"]); code != 550 {
 		t.Errorf("display-name rule off, Sender not hers: %d %s, want 550", code, msg)
+	}
+}
+
+func TestAddressesInDisplayName(t *testing.T) {
+	for name, want := range map[string][]string{
+		"Alice Example":                    nil,
+		"ceo@corp.example":                 {"ceo@corp.example"},
+		"CEO <ceo@corp.example>":           {"ceo@corp.example"},
+		"ceo\uff20corp\uff0eexample":       {"ceo@corp.example"},
+		"c\x00e\x00o\x00@\x00corp.example": {"ceo@corp.example"},
+		"Alice @ home":                     nil,
+		"me@localhost":                     nil,
+		"a@b.example, c@d.example.":        {"a@b.example", "c@d.example"},
+	} {
+		if got := addressesIn(name); !slices.Equal(got, want) {
+			t.Errorf("addressesIn(%q) = %q, want %q", name, got, want)
+		}
 	}
 }
