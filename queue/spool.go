@@ -71,8 +71,9 @@ type SpoolOptions struct {
 	// DefaultSpoolLeaseTimeout. A live process holds its leases until
 	// Reschedule or Complete, however long the delivery takes.
 	LeaseTimeout time.Duration
-	// MaxDeliveryCrashes is how many claims of a message may end without
-	// Reschedule or Complete (crashed deliveries) before the message is
+	// MaxDeliveryCrashes is how many claims of a message in a row may end
+	// without Reschedule or Complete (crashed deliveries; a Reschedule
+	// starts the count again) before the message is
 	// moved to quarantine instead of being leased again, with an ERROR log
 	// and SpoolStats.CrashQuarantined counted. Zero means
 	// DefaultMaxDeliveryCrashes.

@@ -27,7 +27,8 @@ type spoolRecord struct {
 	// at OpenSpool, the claim never ended (the process died during the
 	// delivery), and the message is due no earlier than this.
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
-	// Crashes counts the claims of this message that never ended.
+	// Crashes counts the claims of this message that never ended since
+	// its last Reschedule (crashed deliveries in a row).
 	Crashes int `json:"crashes,omitempty"`
 }
 
@@ -39,7 +40,6 @@ type spoolEntry struct {
 	// crashed: OpenSpool found a claim of this message that never ended;
 	// the next claim counts it in spoolRecord.Crashes.
 	crashed bool
-	crashes int    // spoolRecord.Crashes as last written
 	seq     uint64 // lease generation; a Token is valid while it matches
 	index   int    // position in the due heap, -1 when not in it
 }
@@ -90,7 +90,9 @@ func (s *Spool) release(e *spoolEntry) {
 //
 // Lease returns ctx.Err() when ctx is done and ErrClosed once the spool is
 // closed. An error writing the claim is returned as is and the message stays
-// due; the caller should pause before it leases again.
+// due; the caller should pause before it leases again. A full file system
+// is the exception: the message is handed out with its lease in memory
+// only, so that deliveries can free space.
 func (s *Spool) Lease(ctx context.Context) (*Message, error) {
 	for {
 		if err := ctx.Err(); err != nil {
@@ -181,14 +183,21 @@ func (s *Spool) claim(e *spoolEntry) (*Message, error) {
 	rec.Attempts++
 	rec.LeaseUntil = s.now().Add(s.leaseTimeout)
 	if err := s.writeRecord(rec); err != nil {
-		s.mu.Lock()
-		s.release(e)
-		s.mu.Unlock()
-		return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
+		if !isNoSpace(err) {
+			s.mu.Lock()
+			s.release(e)
+			s.mu.Unlock()
+			return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
+		}
+		// A full file system: delivering and completing messages is what
+		// frees space, so the message is handed out with its lease held
+		// in memory only (a crash now makes it due at once after the
+		// restart, with this claim uncounted). Refusing would leave the
+		// relay neither accepting nor delivering until an operator acts.
+		s.log.Warn("spool: file system full; claim not written, message handed out with its lease in memory only", "id", e.id, "err", err)
 	}
 	s.mu.Lock()
-	e.crashed = false // counted, and on disk
-	e.crashes = rec.Crashes
+	e.crashed = false // counted (on disk unless the file system is full)
 	seq := e.seq
 	s.mu.Unlock()
 	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
@@ -306,11 +315,12 @@ func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error 
 	env := m.Envelope.Clone()
 	env.ID = e.id
 	env.NextAttempt = at
-	s.mu.Lock()
-	crashes := e.crashes
-	s.mu.Unlock()
-	// The claim ends: LeaseUntil is cleared, the crash count kept.
-	werr := s.writeRecord(&spoolRecord{Envelope: env, Crashes: crashes})
+	// The claim ends: LeaseUntil is cleared, and so is the crash count: a
+	// delivery that ended shows the message does not kill the process, and
+	// MaxDeliveryCrashes counts crashed deliveries in a row (as the SQS
+	// backend, whose Reschedule sends a new message), lest crashes or
+	// shutdowns spread over a message's life quarantine it.
+	werr := s.writeRecord(&spoolRecord{Envelope: env})
 
 	s.mu.Lock()
 	e.next = at

@@ -92,7 +92,7 @@ func (s *Spool) scan() error {
 			s.entries[id] = &spoolEntry{id: id, next: now, index: -1}
 			continue
 		}
-		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), crashes: rec.Crashes, index: -1}
+		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), index: -1}
 		if !rec.LeaseUntil.IsZero() {
 			e.crashed = true
 			s.stats.crashedClaims.Add(1)
