@@ -348,9 +348,20 @@ func (s *Spool) Complete(ctx context.Context, m *Message) error {
 		s.mu.Unlock()
 		return fmt.Errorf("spool: complete %s: %w", e.id, err)
 	}
+	// Until the body is gone, an Enqueue of the same ID (a report queued
+	// again) waits as for another Enqueue: its new body must not be the
+	// one removed below.
+	removing := make(chan struct{})
 	s.mu.Lock()
 	delete(s.entries, e.id)
+	s.enqueuing[e.id] = removing
 	s.mu.Unlock()
+	defer func() {
+		s.mu.Lock()
+		delete(s.enqueuing, e.id)
+		close(removing)
+		s.mu.Unlock()
+	}()
 	if err := removeIfExists(s.fs, s.bodyPath(e.id)); err != nil {
 		// Harmless: the next OpenSpool removes it as an orphan.
 		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
