@@ -159,7 +159,7 @@ func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) 
 	cctx, cancel := cleanupCtx(ctx)
 	defer cancel()
 	for _, sm := range msgs {
-		if q.giveBackCopy(cctx, sm) {
+		if q.giveBackCopy(cctx, sm, 0) {
 			continue
 		}
 		if _, cerr := q.o.SQS.ChangeMessageVisibility(cctx, &sqs.ChangeMessageVisibilityInput{
@@ -172,20 +172,21 @@ func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) 
 }
 
 // giveBackCopy re-sends a received edgerelay message unchanged but for its
-// delay (none: the copy is visible at once, and the re-arm estimate must
-// not assume one), then deletes the received one. It reports false when
-// nothing was sent (the caller then makes the message visible instead).
-func (q *SQSQueue) giveBackCopy(ctx context.Context, sm sqstypes.Message) bool {
+// delay (recorded in the copy, for the re-arm estimate), then deletes the
+// received one, so that this receive, which delivered nothing, does not
+// count toward MaxDeliveryCrashes. It reports false when nothing was sent
+// (the caller then deals with the received message otherwise).
+func (q *SQSQueue) giveBackCopy(ctx context.Context, sm sqstypes.Message, delay int32) bool {
 	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
 	if err != nil {
 		return false // not ours to copy: its receives go toward the DLQ
 	}
-	w.Delay = 0
+	w.Delay = delay
 	data, err := marshalSQS(w)
 	if err != nil || len(data) > MaxSQSMessageSize {
 		return false
 	}
-	if err := q.sendDelayed(ctx, data, 0); err != nil {
+	if err := q.sendDelayed(ctx, data, delay); err != nil {
 		return false
 	}
 	if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: sm.ReceiptHandle}); err != nil {
@@ -226,7 +227,13 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 			log.Error("sqs queue: unreadable envelope object; message left for the dead-letter queue (not deleted, not delivered)", "receive_count", receives, "err", err)
 			return nil
 		case err != nil:
-			log.Warn("sqs queue: could not read the envelope object; the message is received again after the visibility timeout", "err", err)
+			// Given back as a copy due after the visibility timeout: a
+			// receive that delivered nothing must not count as a crash.
+			if q.giveBackCopy(ctx, sm, seconds(min(q.o.VisibilityTimeout, maxDelay))) {
+				log.Warn("sqs queue: could not read the envelope object; the message is given back, due again after the visibility timeout", "err", err)
+			} else {
+				log.Warn("sqs queue: could not read the envelope object; the message is received again after the visibility timeout", "err", err)
+			}
 			return nil
 		}
 	}
@@ -238,7 +245,15 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 		if _, err := q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
 			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle), VisibilityTimeout: seconds(vis),
 		}); err != nil {
-			log.Warn("sqs queue: could not re-arm a message that is not due; it is received again after the visibility timeout", "next_attempt", env.NextAttempt, "err", err)
+			// A failed re-arm would bring the message back after the
+			// visibility timeout with a receive that rearms does not
+			// expect, counted as a crashed delivery: give it back as a
+			// copy delayed toward its due time instead.
+			if q.giveBackCopy(ctx, sm, seconds(min(vis, maxDelay))) {
+				log.Warn("sqs queue: could not re-arm a message that is not due; given back as a delayed copy", "next_attempt", env.NextAttempt, "err", err)
+			} else {
+				log.Warn("sqs queue: could not re-arm a message that is not due; it is received again after the visibility timeout", "next_attempt", env.NextAttempt, "err", err)
+			}
 		} else {
 			log.Debug("sqs queue: not due yet; re-armed", "next_attempt", env.NextAttempt, "invisible_for", vis)
 		}
