@@ -1,7 +1,12 @@
 package relay
 
 import (
+	"io"
+	"mime"
+	"net/mail"
 	"strings"
+
+	"golang.org/x/text/encoding/htmlindex"
 
 	"github.com/emersion/go-smtp"
 
@@ -52,9 +57,79 @@ func checkOriginators(h *header, id *auth.Identity, nameAddrs bool) (*smtp.SMTPE
 					}
 				}
 			}
+			if nameAddrs {
+				continue
+			}
+			// net/mail's Name is not all a mail program may show: a
+			// group's name, a comment after a display name or with
+			// quotes in it, an encoded word inside quotes are dropped
+			// from it. Scan the whole field as a reader would see it.
+			for _, x := range addressesIn(visibleText(v, list)) {
+				if !id.MaySend(x) {
+					return reply(550, 5, 7, 1, name+" header display name contains an address that is not yours"), x
+				}
+			}
 		}
 	}
 	return nil, ""
+}
+
+// displayDecoder decodes encoded words (RFC 2047) for what a reader sees:
+// in their charset when it is known (ISO-2022-JP writes a fullwidth at
+// sign as "!w" in its JIS X 0208 mode), as they are otherwise.
+var displayDecoder = &mime.WordDecoder{
+	CharsetReader: func(charset string, input io.Reader) (io.Reader, error) {
+		if enc, err := htmlindex.Get(charset); err == nil {
+			return enc.NewDecoder().Reader(input), nil
+		}
+		return input, nil
+	},
+}
+
+// visibleText is a field value as a mail program may display it: encoded
+// words decoded wherever they are (some decode them in quoted strings
+// too), quoting backslashes removed, and each of the field's parsed
+// addresses blanked where it stands as a whole token, so that only the
+// text around the addresses is left for addressesIn.
+func visibleText(v string, list []*mail.Address) string {
+	if d, err := displayDecoder.DecodeHeader(v); err == nil {
+		v = d
+	}
+	v = strings.ReplaceAll(v, "\\", "")
+	seen := map[string]bool{} // once per address: the list may repeat one
+	for _, a := range list {
+		if k := asciiLower(a.Address); !seen[k] {
+			seen[k] = true
+			v = blankToken(v, a.Address)
+		}
+	}
+	return v
+}
+
+// blankToken replaces each occurrence of addr in s (ASCII case ignored)
+// that is not part of a longer address-like token with spaces.
+func blankToken(s, addr string) string {
+	if addr == "" {
+		return s
+	}
+	b := []byte(s)
+	// ASCII case only: strings.ToLower could change the length.
+	lower, la := asciiLower(s), asciiLower(addr)
+	edge := func(i int) bool { return strings.ContainsRune(" \t<>,;:()\"", rune(lower[i])) }
+	for from := 0; ; {
+		i := strings.Index(lower[from:], la)
+		if i < 0 {
+			return string(b)
+		}
+		i += from
+		end := i + len(la)
+		if (i == 0 || edge(i-1)) && (end == len(lower) || edge(end)) {
+			for k := i; k < end; k++ {
+				b[k] = ' '
+			}
+		}
+		from = i + 1
+	}
 }
 
 // nameSeparators end an address-like token inside a display name.
@@ -99,4 +174,14 @@ func addressesIn(name string) []string {
 		}
 	}
 	return out
+}
+
+func asciiLower(s string) string {
+	b := []byte(s)
+	for i, c := range b {
+		if 'A' <= c && c <= 'Z' {
+			b[i] = c + 'a' - 'A'
+		}
+	}
+	return string(b)
 }

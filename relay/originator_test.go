@@ -1,9 +1,12 @@
 package relay
 
 import (
+	"bufio"
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/edgerelay/edgerelay/auth"
 )
 
 // TestOriginatorFieldsChecked (issue 8 item 9): a display name that is
@@ -80,6 +83,53 @@ func TestAddressesInDisplayName(t *testing.T) {
 	} {
 		if got := addressesIn(name); !slices.Equal(got, want) {
 			t.Errorf("addressesIn(%q) = %q, want %q", name, got, want)
+		}
+	}
+}
+
+// TestOriginatorNameOutsideDisplayName (issue 8 review): what a mail
+// program may show besides the display name net/mail returns — a group's
+// name, a comment after a display name or with quotes in it, an encoded
+// word inside quotes, a name in a charset with its own at sign — is held
+// to the same rule.
+func TestOriginatorNameOutsideDisplayName(t *testing.T) {
+	id := &auth.Identity{User: alice, Addresses: []string{alice, alias, "o'brien@example.org"}}
+	refused := map[string]string{
+		"group name":                 "From: \"ceo@corp.example\": <" + alice + ">;",
+		"comment with quotes":        "From: <" + alice + "> (\"ceo@corp.example\")",
+		"comment after display name": "From: Alice <" + alice + "> (ceo@corp.example)",
+		"encoded word inside quotes": "From: \"=?utf-8?q?ceo=40corp.example?=\" <" + alice + ">",
+		"iso-2022-jp fullwidth at":   "From: =?iso-2022-jp?b?Y2VvGyRCIXcbKEJjb3JwLmV4YW1wbGU=?= <" + alice + ">",
+		"longer address around hers": "From: \"x" + alice + ".evil.example\" <" + alice + ">",
+		"Sender comment":             "From: <" + alice + ">\r\nSender: <" + alias + "> (\"ceo@corp.example\")",
+		"Resent-From group":          "From: <" + alice + ">\r\nResent-From: \"ceo@corp.example\": <" + alias + ">;",
+	}
+	accepted := []string{
+		"From: Alice <" + alice + "> (at home)",
+		"From: " + alice + " (" + alias + ")",
+		"From: o'brien@example.org",
+		"From: \"O'Brien\" <o'brien@example.org>, " + alice,
+		"From: =?iso-2022-jp?b?GyRCJCIkJCQmGyhC?= <" + alice + ">",
+		"From: \"" + alice + "\" <" + alice + ">",
+	}
+	check := func(hdr string) error {
+		h, err := readHeader(bufio.NewReader(strings.NewReader(hdr + "\r\nSubject: x\r\n\r\nbody\r\n")))
+		if err != nil {
+			t.Fatalf("%q: %v", hdr, err)
+		}
+		if rep, _ := checkOriginators(h, id, false); rep != nil {
+			return rep
+		}
+		return nil
+	}
+	for name, hdr := range refused {
+		if err := check(hdr); err == nil {
+			t.Errorf("%s: %q accepted, want 550 5.7.1", name, hdr)
+		}
+	}
+	for _, hdr := range accepted {
+		if err := check(hdr); err != nil {
+			t.Errorf("%q: %v, want accepted", hdr, err)
 		}
 	}
 }
