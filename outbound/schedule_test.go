@@ -170,6 +170,38 @@ func TestRunAbandonsStalledDeliveryAfterGrace(t *testing.T) {
 	}
 }
 
+// A delivery abandoned at shutdown gives its lease back at once: it is not a
+// crashed delivery (which the queue counts towards quarantine), and the next
+// start need not wait for the lease deadline.
+func TestAbandonedDeliveryGivesLeaseBack(t *testing.T) {
+	srv := newScriptServer(t, withData(stepStall))
+	h := newHarness(t, combine(gatewayOpts(srv, GatewayTLSNone), func(o *Options) {
+		o.ShutdownGrace = 100 * time.Millisecond
+		o.Timeouts.Final = time.Hour
+	}))
+	id := h.enqueue(nil, bob)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.w.Run(ctx) }()
+	waitFor(t, func() bool { return srvDataStarted(srv) })
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatalf("Run = %v", err)
+	}
+	lctx, lcancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer lcancel()
+	m, err := h.q.Lease(lctx)
+	if err != nil {
+		t.Fatalf("Lease after an abandoned delivery: %v (the lease was not given back)", err)
+	}
+	if m.Envelope.ID != id {
+		t.Fatalf("leased %s, want %s", m.Envelope.ID, id)
+	}
+	if r := rcpt(t, m.Envelope, bob); r.Status != queue.StatusPending {
+		t.Fatalf("bob is %v after an abandoned attempt, want pending", r.Status)
+	}
+}
+
 func TestRunReturnsWhenQueueCloses(t *testing.T) {
 	h := newHarness(t, func(o *Options) { o.Gateway = "127.0.0.1:1" })
 	done := make(chan error, 1)

@@ -334,19 +334,44 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 	defer w.recoverDelivery(ctx, m)
 	env := m.Envelope
 	if idx := env.Pending(); len(idx) > 0 {
-		var res map[int]result
-		if w.o.Gateway != "" {
-			res = w.deliverGateway(ctx, m, idx)
-		} else {
-			res = w.deliverMX(ctx, m, idx)
+		// Addresses that cannot be written to a next hop fail here, before
+		// anything is dialled (issue 8 item 7).
+		res, send := unwritable(env, idx)
+		var got map[int]result
+		switch {
+		case len(send) == 0:
+		case w.o.Gateway != "":
+			got = w.deliverGateway(ctx, m, send)
+		default:
+			got = w.deliverMX(ctx, m, send)
+		}
+		for i, r := range got {
+			res[i] = r
 		}
 		if ctx.Err() != nil {
-			w.log.Warn("delivery abandoned at shutdown; the message stays queued", "id", env.ID)
+			w.giveBack(m)
 			return
 		}
 		w.apply(env, idx, res)
 	}
 	w.finish(ctx, m)
+}
+
+// giveBack ends the lease of a delivery abandoned at shutdown, due again at
+// once and with the envelope as it was leased: what the abandoned attempt
+// learnt is unknown, so nothing of it is recorded (a recipient it may have
+// reached gets the message again: at-least-once). Left leased, the message
+// would wait for its lease deadline after the restart and count as a
+// crashed delivery towards quarantine, which a shutdown is not.
+func (w *Worker) giveBack(m *queue.Message) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := w.q.Reschedule(ctx, m, w.o.Now()); err != nil {
+		w.log.Warn("delivery abandoned at shutdown; the message stays queued and is retried when its lease ends",
+			"id", m.Envelope.ID, "err", err)
+		return
+	}
+	w.log.Warn("delivery abandoned at shutdown; the message is due again at once", "id", m.Envelope.ID)
 }
 
 // apply records res in the envelope and logs one line per recipient.
