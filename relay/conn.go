@@ -62,6 +62,10 @@ type trackedConn struct {
 	// limitKey is what the per-IP limit counted this connection as.
 	limitKey string
 
+	// bdat follows go-smtp's BDAT goroutines for every session of the
+	// connection (txn.go).
+	bdat bdatWatch
+
 	mu  sync.Mutex
 	top net.Conn // what go-smtp reads and writes: itself, or the TLS conn on it
 

@@ -57,12 +57,14 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 	if st, ok := c.TLSConnectionState(); ok {
 		ss.tls = &st
 	}
-	// A session that follows STARTTLS on the same connection does not
-	// wait for a BDAT of the session before it (possible only with
-	// RELAY_INSECURE_AUTH: see txnState.settle).
-	ss.txns.settled = bdatResult(c)
+	// The session after STARTTLS settles a BDAT goroutine of the session
+	// before it (possible only with RELAY_INSECURE_AUTH) like its own: the
+	// connection keeps the watch (see txnState.settle).
 	if ss.tc != nil {
+		ss.txns.w = &ss.tc.bdat
 		ss.tc.setTop(c.Conn())
+	} else {
+		ss.txns.w = &bdatWatch{settled: bdatResult(c)}
 	}
 	ss.log = s.log.With("remote", ss.remoteIP, "helo", c.Hostname(), "tls", ss.tls != nil)
 	ss.log.Debug("session started")
@@ -227,6 +229,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if hasControl(from) {
 		return errAddrControl
 	}
+	if err := checkSenderPath(from); err != nil {
+		return err
+	}
 	if err := checkMailParams(opts); err != nil {
 		return err
 	}
@@ -267,6 +272,9 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	at := strings.LastIndexByte(to, '@')
 	if at <= 0 || at == len(to)-1 {
 		return errRcptSyntax
+	}
+	if err := checkRcptPath(to); err != nil {
+		return err
 	}
 	if !isASCII(to) && !t.opts.UTF8 {
 		return errUTF8

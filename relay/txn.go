@@ -62,6 +62,17 @@ var errTxnAborted = errors.New("relay: transaction aborted")
 type txnState struct {
 	mu  sync.Mutex
 	cur *txn
+	// w is the connection's, shared with the session before STARTTLS
+	// and the one after it: go-smtp's result channel outlives a session.
+	w *bdatWatch
+}
+
+// bdatWatch follows go-smtp's BDAT goroutines on one connection, across
+// its sessions (STARTTLS starts a new one without waiting for the
+// goroutine of a transaction that it ended, possible only with
+// RELAY_INSECURE_AUTH).
+type bdatWatch struct {
+	mu sync.Mutex
 	// bdat is the last transaction whose Data go-smtp started on a
 	// goroutine of its own (BDAT), until settle saw that goroutine finish.
 	bdat *txn
@@ -78,10 +89,10 @@ func (s *txnState) dataStarted(t *txn, r io.Reader) (done func()) {
 	if !ok {
 		return func() {} // DATA: go-smtp waits for Data itself
 	}
-	s.mu.Lock()
+	s.w.mu.Lock()
 	t.pipe, t.dataDone = pr, make(chan struct{})
-	s.bdat = t
-	s.mu.Unlock()
+	s.w.bdat = t
+	s.w.mu.Unlock()
 	return func() { close(t.dataDone) }
 }
 
@@ -106,7 +117,7 @@ func (s *txnState) dataStarted(t *txn, r io.Reader) (done func()) {
 // goroutine has closed its pipe for reading, its last act. Either way what
 // the goroutine did happens before the next transaction begins.
 func (s *txnState) settle(ch chan error, timeout time.Duration) bool {
-	if ch == nil || ch == s.settled {
+	if ch == nil || ch == s.w.settled {
 		return true
 	}
 	deadline := time.Now().Add(timeout)
@@ -123,9 +134,9 @@ func (s *txnState) settle(ch chan error, timeout time.Duration) bool {
 		}
 		time.Sleep(wait)
 	}
-	s.mu.Lock()
-	s.settled, s.bdat = ch, nil
-	s.mu.Unlock()
+	s.w.mu.Lock()
+	s.w.settled, s.w.bdat = ch, nil
+	s.w.mu.Unlock()
 	return true
 }
 
@@ -135,9 +146,9 @@ func (s *txnState) settle(ch chan error, timeout time.Duration) bool {
 // here: by MAIL, go-smtp has closed the pipe's writing end (BDAT LAST, or
 // the abort), and Data has returned.
 func (s *txnState) bdatFinished() bool {
-	s.mu.Lock()
-	prev := s.bdat
-	s.mu.Unlock()
+	s.w.mu.Lock()
+	prev := s.w.bdat
+	s.w.mu.Unlock()
 	if prev == nil {
 		return false
 	}

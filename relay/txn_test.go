@@ -79,3 +79,42 @@ func TestGoSMTPResultField(t *testing.T) {
 		t.Fatalf("go-smtp's Conn.dataResult is gone or changed (%v): revisit txnState.settle", f.Type)
 	}
 }
+
+// TestStartTLSMidBDAT (issue 8 review): with RELAY_INSECURE_AUTH a
+// transaction can be open when STARTTLS comes; go-smtp ends it without
+// waiting for its BDAT goroutine, which then sends its result to whatever
+// result channel the connection has by then. The next transaction, in
+// the session after STARTTLS, must get its own reply and store exactly
+// its own message (and -race must see no race on that channel).
+func TestStartTLSMidBDAT(t *testing.T) {
+	for _, chunk := range []string{"", "From: <" + alice + ">\r\nSubject: aborted\r\n"} {
+		t.Run(fmt.Sprintf("chunk%d", len(chunk)), func(t *testing.T) {
+			e := newEnv(t, func(o *Options) { o.InsecureAuth = true })
+			c := e.dial()
+			c.ehlo()
+			c.must(235, "2.", "AUTH PLAIN %s", plain(alice, alicePW))
+			c.must(250, "", "MAIL FROM:<%s>", alice)
+			c.must(250, "", "RCPT TO:<first@example.net>")
+			io.WriteString(c.conn, fmt.Sprintf("BDAT %d\r\n%s", len(chunk), chunk))
+			c.expect(250)
+			c.starttls()
+			c.ehlo()
+			c.must(235, "2.", "AUTH PLAIN %s", plain(alice, alicePW))
+			c.must(250, "", "MAIL FROM:<%s>", alias)
+			c.must(250, "", "RCPT TO:<second@example.net>")
+			msg := message(alias, "second@example.net", "")
+			code, text := c.cmd("BDAT %d LAST\r\n%s", len(msg), strings.TrimSuffix(msg, "\r\n"))
+			if code != 250 {
+				t.Fatalf("transaction after STARTTLS: %d %s", code, text)
+			}
+			got := e.stored()
+			if len(got) != 1 {
+				t.Fatalf("%d messages stored, want 1", len(got))
+			}
+			m, ok := got[queueID(text)]
+			if !ok || m.env.From != alias || len(m.env.Recipients) != 1 || m.env.Recipients[0].Addr != "second@example.net" {
+				t.Fatalf("stored %+v, want the second transaction's envelope", m.env)
+			}
+		})
+	}
+}
