@@ -145,7 +145,16 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	}
 	defer body.Close()
 
-	if err := c.Mail(env.From, mailOptions(env, dsn)); err != nil {
+	// Every address goes to the next hop as wirePath writes it (RFC 5321
+	// §4.1.2): go-smtp's client puts the string between < and > as it is.
+	// process has failed the addresses it cannot write already.
+	from, err := wirePath(env.From)
+	if err != nil {
+		all(classify(badPath(err, true)), idx)
+		tr.reusable = true
+		return tr
+	}
+	if err := c.Mail(from, mailOptions(env, dsn)); err != nil {
 		v := classify(err)
 		all(v, idx)
 		tr.early, tr.reusable = v.Broken, !v.Broken
@@ -154,7 +163,12 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	var accepted []int
 	for n, i := range idx {
 		r := &env.Recipients[i]
-		err := c.Rcpt(r.Addr, rcptOptions(r, dsn))
+		to, err := wirePath(r.Addr)
+		if err != nil {
+			tr.results[i] = resultOf(classify(badPath(err, false)), "")
+			continue
+		}
+		err = c.Rcpt(to, rcptOptions(r, dsn))
 		if err == nil {
 			accepted = append(accepted, i)
 			continue
@@ -241,7 +255,10 @@ func mailOptions(env *queue.Envelope, dsn bool) *smtp.MailOptions {
 }
 
 // rcptOptions are the RCPT TO parameters for r: NOTIFY and ORCPT
-// (RFC 3461 §4.1, §4.2), only when the server offers DSN.
+// (RFC 3461 §4.1, §4.2), only when the server offers DSN. ORCPT is the
+// client's own value, passed on as it was given (not re-rendered): go-smtp
+// writes it as xtext or utf-8-addr-xtext/unitext, which encode space, '+',
+// '=' and every control character, so it cannot end the parameter.
 func rcptOptions(r *queue.Recipient, dsn bool) *smtp.RcptOptions {
 	if !dsn {
 		return nil

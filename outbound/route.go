@@ -20,10 +20,11 @@ import (
 // does not hold a worker for long.
 const mxAddressLimit = 5
 
-// domainOf returns the lower-cased domain of addr, the part after the last @.
+// domainOf returns the lower-cased domain of addr, the part after the last
+// @: splitAddr's split, the one wirePath writes to the next hop.
 func domainOf(addr string) string {
-	i := strings.LastIndexByte(addr, '@')
-	return strings.ToLower(addr[i+1:])
+	_, d, _ := splitAddr(addr)
+	return strings.ToLower(d)
 }
 
 // groupByDomain splits recipient indexes by domain, in order of first
