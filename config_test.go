@@ -63,7 +63,7 @@ func TestREADMEConfigTable(t *testing.T) {
 	for _, m := range regexp.MustCompile("`(RELAY_[A-Z0-9_]+)`").FindAllStringSubmatch(want, -1) {
 		known[m[1]] = true
 	}
-	for _, m := range regexp.MustCompile(`RELAY_[A-Z0-9_]+`).FindAllString(readme, -1) {
+	for _, m := range regexp.MustCompile(`\bRELAY_[A-Z0-9_]+`).FindAllString(readme, -1) {
 		if !known[m] {
 			t.Errorf("README mentions %s, which Config does not have", m)
 		}
