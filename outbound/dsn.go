@@ -126,7 +126,9 @@ func (d *DSN) Compose(w io.Writer) error {
 	bw := bufio.NewWriter(w)
 	h := headerWriter{w: bw}
 
-	text := crlf(d.Text)
+	// The text may come from a parsed report or a remote reply: valid UTF-8
+	// whatever it held, as its charset says (found by FuzzParseDSN).
+	text := crlf(validUTF8(d.Text))
 	status := d.statusFields()
 	eightBit := !isASCII(text) || !isASCII(status) || !isASCII(d.Original) || !isASCII([]byte(d.To))
 
