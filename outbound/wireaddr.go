@@ -72,7 +72,7 @@ func wirePath(addr string) (string, error) {
 	if local == "" {
 		return "", errPathEmptyLocal
 	}
-	if !validDomain(domain) {
+	if !queue.ValidDomain(domain) {
 		return "", errPathDomain
 	}
 	if isDotString(local) {
@@ -118,41 +118,6 @@ func isAtext(c byte) bool {
 		return true
 	}
 	return strings.IndexByte("!#$%&'*+-/=?^_`{|}~", c) >= 0
-}
-
-// validDomain reports whether d can be written as the domain of a Mailbox
-// (RFC 5321 §4.1.2, §4.1.3): an address literal "[" 1*dcontent "]", or
-// dot-separated labels of letters, digits and inner hyphens, where a label
-// may also be UTF-8 (an RFC 6531 U-label). '_' is allowed in labels as DNS
-// names carry it; no label is empty, so no leading or trailing dot.
-func validDomain(d string) bool {
-	if d == "" {
-		return false
-	}
-	if d[0] == '[' {
-		if len(d) < 3 || d[len(d)-1] != ']' {
-			return false
-		}
-		for i := 1; i < len(d)-1; i++ {
-			// dcontent = %d33-90 / %d94-126: printable, not "[", "\" or "]".
-			if c := d[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' {
-				return false
-			}
-		}
-		return true
-	}
-	for label := range strings.SplitSeq(d, ".") {
-		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }
 
 // unwritable sorts the pending recipients idx of env into those that can

@@ -48,7 +48,7 @@ func FuzzWirePath(f *testing.F) {
 		if err != nil {
 			representable := addr == "" || hasAt && local != "" && utf8.ValidString(addr) &&
 				!strings.ContainsFunc(local, func(r rune) bool { return r < 0x20 || r == 0x7f }) &&
-				strictDomain.FindString(domain) == domain && domain != ""
+				strictDomain.FindString(domain) == domain && domain != "" && (domain[0] != '[' || dialableLiteral(domain))
 			if representable {
 				t.Fatalf("wirePath(%q) refused a representable address: %v", addr, err)
 			}
@@ -177,4 +177,17 @@ func (rb *readBack) rcpt(tb testing.TB, wire string) string {
 		tb.Fatalf("go-smtp answered 250 without handing over a recipient")
 		return ""
 	}
+}
+
+// dialableLiteral: "[IPv4]" or "[IPv6:addr]", the address literals a path
+// can carry to a next hop (RFC 5321 §4.1.3); a General-address-literal is
+// refused, its dcontent may hold '>'.
+func dialableLiteral(d string) bool {
+	in := strings.TrimSuffix(strings.TrimPrefix(d, "["), "]")
+	if len(in) > 5 && strings.EqualFold(in[:5], "ipv6:") {
+		ip := net.ParseIP(in[5:])
+		return ip != nil && ip.To4() == nil
+	}
+	ip := net.ParseIP(in)
+	return ip != nil && ip.To4() != nil && !strings.Contains(in, ":")
 }

@@ -1,6 +1,10 @@
 package relay
 
-import "strings"
+import (
+	"strings"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
 
 // Quoted local parts (issue 8 item 7).
 //
@@ -48,7 +52,7 @@ func checkSenderPath(from string) error {
 		return errSenderNoDomain
 	case strings.IndexByte(from, '@') != at:
 		return errSenderLocalAt
-	case !validDomain(from[at+1:]):
+	case !queue.ValidDomain(from[at+1:]):
 		return errSenderDomain
 	}
 	return nil
@@ -61,41 +65,8 @@ func checkRcptPath(to string) error {
 	switch {
 	case strings.IndexByte(to, '@') != at:
 		return errRcptLocalAt
-	case !validDomain(to[at+1:]):
+	case !queue.ValidDomain(to[at+1:]):
 		return errRcptDomain
 	}
 	return nil
-}
-
-// validDomain reports whether d is an address literal "[" 1*dcontent "]"
-// (RFC 5321 §4.1.3) or dot-separated labels of letters, digits, '_' and
-// inner hyphens, or UTF-8 (RFC 6531 U-labels), none empty. The same rule
-// as the worker's (outbound/wireaddr.go), which relay cannot import.
-func validDomain(d string) bool {
-	if d == "" {
-		return false
-	}
-	if d[0] == '[' {
-		if len(d) < 3 || d[len(d)-1] != ']' {
-			return false
-		}
-		for i := 1; i < len(d)-1; i++ {
-			if c := d[i]; c < 33 || c > 126 || c == '[' || c == '\\' || c == ']' {
-				return false
-			}
-		}
-		return true
-	}
-	for label := range strings.SplitSeq(d, ".") {
-		if label == "" || label[0] == '-' || label[len(label)-1] == '-' {
-			return false
-		}
-		for i := 0; i < len(label); i++ {
-			c := label[i]
-			if !(c >= 0x80 || 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '-' || c == '_') {
-				return false
-			}
-		}
-	}
-	return true
 }

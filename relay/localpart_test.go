@@ -30,6 +30,11 @@ func TestQuotedLocalPartsAtRcpt(t *testing.T) {
 		`RCPT TO:<bob@y..example>`,
 		`RCPT TO:<bob@[192.0.2.1>`,
 		`RCPT TO:<bob@y,z.example>`,
+		`RCPT TO:<bob@[x]>`,
+		`RCPT TO:<bob@[tag:x]>`,
+		`RCPT TO:<bob@[999.0.2.1]>`,
+		`RCPT TO:<bob@[IPv6:192.0.2.1]>`,
+		`RCPT TO:<bob@[2001:db8::1]>`,
 	} {
 		c.must(553, "5.1.3", "%s", bad)
 	}
