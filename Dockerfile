@@ -5,6 +5,8 @@
 FROM golang:1.26-bookworm AS build
 WORKDIR /src
 COPY go.mod go.sum ./
+# go.mod replaces go-smtp with the patched copy here (third_party/go-smtp/EDGERELAY.md).
+COPY third_party/ third_party/
 RUN go mod download
 COPY . .
 ARG VERSION=dev

@@ -57,3 +57,8 @@ require (
 	golang.org/x/text v0.44.0
 	gopkg.in/yaml.v3 v3.0.1 // indirect
 )
+
+// go-smtp v0.25.1 with two fixes (third_party/go-smtp/EDGERELAY.md): the
+// server stops at QUIT instead of running pipelined commands already
+// buffered, and a BDAT goroutine keeps its own session and result channel.
+replace github.com/emersion/go-smtp => ./third_party/go-smtp
