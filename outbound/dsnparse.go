@@ -89,9 +89,9 @@ func ParseDSN(r io.Reader) (*DSN, error) {
 			}
 			sawStatus = true
 		case ctHeaders, ctGlobalHeaders:
-			d.Return, d.Original = ReturnHeaders, body
+			d.Return, d.Original = ReturnHeaders, returnedContent(body)
 		case ctMessage, ctGlobalMessage:
-			d.Return, d.Original = ReturnFull, body
+			d.Return, d.Original = ReturnFull, returnedContent(body)
 		}
 	}
 	if !sawStatus {
@@ -263,4 +263,14 @@ func trunc(s string, n int) string {
 		return s[:n] + "…"
 	}
 	return s
+}
+
+// returnedContent gives a parsed report's returned content the form DSN
+// documents for Original: CRLF line endings, lines within the limit (a bare
+// CR or LF ends a line; an over-long line is folded, which keeps a header
+// field one field and rewraps a body line). A report read from the network
+// can then be composed again (found by FuzzParseDSN: a bare CR).
+func returnedContent(b []byte) []byte {
+	out, _ := normalizeLines(b, true) // with fold set it always succeeds
+	return out
 }
