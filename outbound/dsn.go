@@ -216,7 +216,16 @@ func (d *DSN) Compose(w io.Writer) error {
 func (d *DSN) statusFields() []byte {
 	var b bytes.Buffer
 	h := headerWriter{w: &b}
-	h.field("Reporting-MTA", "dns; "+clean(d.ReportingMTA))
+	// Every value is ASCII in a message/delivery-status (RFC 3464 §2.1.1),
+	// UTF-8 in a message/global-delivery-status (RFC 6533 §6): what a
+	// parsed report or a remote MTA held is made so (found by FuzzParseDSN).
+	text := func(s string) string {
+		if s = clean(s); !d.SMTPUTF8 {
+			s = asciiOnly(s)
+		}
+		return s
+	}
+	h.field("Reporting-MTA", "dns; "+text(d.ReportingMTA))
 	if d.EnvelopeID != "" {
 		// RFC 3464 §2.2.1: the ENVID, decoded from xtext; printable ASCII.
 		h.field("Original-Envelope-Id", asciiOnly(clean(d.EnvelopeID)))
@@ -230,17 +239,13 @@ func (d *DSN) statusFields() []byte {
 			h.field("Original-Recipient", d.typedAddress(r.OriginalRecipient))
 		}
 		h.field("Final-Recipient", d.typedAddress("rfc822;"+r.FinalRecipient))
-		h.field("Action", string(r.Action))
-		h.field("Status", clean(r.Status))
+		h.field("Action", asciiOnly(clean(string(r.Action))))
+		h.field("Status", asciiOnly(clean(r.Status)))
 		if r.RemoteMTA != "" {
-			h.field("Remote-MTA", "dns; "+clean(r.RemoteMTA))
+			h.field("Remote-MTA", "dns; "+text(r.RemoteMTA))
 		}
 		if r.DiagnosticCode != "" {
-			diag := clean(r.DiagnosticCode)
-			if !d.SMTPUTF8 {
-				diag = asciiOnly(diag)
-			}
-			h.field("Diagnostic-Code", "smtp; "+diag)
+			h.field("Diagnostic-Code", "smtp; "+text(r.DiagnosticCode))
 		}
 		if !r.LastAttemptDate.IsZero() {
 			h.field("Last-Attempt-Date", r.LastAttemptDate.Format(rfc5322Date))
@@ -261,7 +266,7 @@ func (d *DSN) typedAddress(v string) string {
 	if !ok {
 		typ, addr = "rfc822", typ
 	}
-	typ, addr = strings.TrimSpace(typ), strings.TrimSpace(addr)
+	typ, addr = asciiOnly(strings.TrimSpace(typ)), strings.TrimSpace(addr)
 	if isASCII([]byte(addr)) {
 		return typ + "; " + addr
 	}
