@@ -8,19 +8,20 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"golang.org/x/crypto/bcrypt"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // TestReadyzServeWiring: the running service's /readyz asks the spool and
 // the bounce store. A read-only spool, then a read-only bounce store, turn
 // it 503 naming "queue", then "bounce_store"; each recovers by itself.
 func TestReadyzServeWiring(t *testing.T) {
-	needRoot(t)
+	testutil.RequireRoot(t)
 	dir := t.TempDir()
 	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("a@example.org:"+string(h)+"\n"), 0o600); err != nil {
@@ -78,26 +79,12 @@ func TestReadyzServeWiring(t *testing.T) {
 		}
 		t.Fatalf("%s: /readyz %d %v, want %d naming %q", when, code, parts, want, part)
 	}
-	readOnly := func(d string) (undo func()) {
-		runCmd(t, "mount", "--bind", d, d)
-		mounted := true
-		undo = func() {
-			if mounted {
-				mounted = false
-				exec.Command("umount", d).Run()
-			}
-		}
-		t.Cleanup(undo)
-		runCmd(t, "mount", "-o", "remount,bind,ro", d)
-		return undo
-	}
-
 	waitFor(200, "", "started")
-	undo := readOnly(filepath.Join(dir, "spool"))
+	undo := testutil.ReadOnly(t, filepath.Join(dir, "spool"))
 	waitFor(503, "queue", "spool read-only")
 	undo()
 	waitFor(200, "", "spool writable again")
-	undo = readOnly(filepath.Join(dir, "bounces"))
+	undo = testutil.ReadOnly(t, filepath.Join(dir, "bounces"))
 	waitFor(503, "bounce_store", "bounce store read-only")
 	undo()
 	waitFor(200, "", "bounce store writable again")

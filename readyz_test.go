@@ -7,36 +7,13 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"strings"
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
-
-// needRoot skips a fault test that needs mount(8), unless
-// EDGERELAY_REQUIRE_ROOT=1 makes it fail instead (CI).
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		if _, err := exec.LookPath("mount"); err == nil {
-			return
-		}
-	}
-	if os.Getenv("EDGERELAY_REQUIRE_ROOT") == "1" {
-		t.Fatal("this fault test needs root and mount(8) (EDGERELAY_REQUIRE_ROOT=1)")
-	}
-	t.Skip("needs root and mount(8) for a real read-only or full file system; set EDGERELAY_REQUIRE_ROOT=1 to require it")
-}
-
-func runCmd(t *testing.T, name string, args ...string) {
-	t.Helper()
-	if out, err := exec.Command(name, args...).CombinedOutput(); err != nil {
-		t.Fatalf("%s %s: %v: %s", name, strings.Join(args, " "), err, out)
-	}
-}
 
 // readyz asks h and returns the status and the parts it names as not ready.
 func readyz(t *testing.T, h http.Handler) (int, map[string]string) {
@@ -82,45 +59,24 @@ func wantNotReady(t *testing.T, h http.Handler, part, when string) {
 // TestReadyzSpoolReadOnly: a spool on a file system remounted read-only
 // makes /readyz 503 naming the queue, and it comes back by itself.
 func TestReadyzSpoolReadOnly(t *testing.T) {
-	needRoot(t)
+	testutil.RequireRoot(t)
 	dir := filepath.Join(t.TempDir(), "spool")
 	h := spoolReady(t, dir)
 	wantReady(t, h, "fresh spool")
-	runCmd(t, "mount", "--bind", dir, dir)
-	mounted := true
-	t.Cleanup(func() {
-		if mounted {
-			exec.Command("umount", dir).Run()
-		}
-	})
-	runCmd(t, "mount", "-o", "remount,bind,ro", dir)
+	restore := testutil.ReadOnly(t, dir)
 	wantNotReady(t, h, "queue", "spool read-only")
-	runCmd(t, "umount", dir)
-	mounted = false
+	restore()
 	wantReady(t, h, "spool writable again")
 }
 
 // TestReadyzSpoolFull: a spool on a full file system (a 3 MB tmpfs filled
 // up) makes /readyz 503 naming the queue; freeing space brings it back.
 func TestReadyzSpoolFull(t *testing.T) {
-	needRoot(t)
-	mnt := t.TempDir()
-	runCmd(t, "mount", "-t", "tmpfs", "-o", "size=3m", "tmpfs", mnt)
-	t.Cleanup(func() { exec.Command("umount", mnt).Run() })
+	mnt := testutil.Tmpfs(t, "3m")
 	h := spoolReady(t, filepath.Join(mnt, "spool"))
 	wantReady(t, h, "empty tmpfs")
 	filler := filepath.Join(mnt, "filler")
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			break // ENOSPC: full
-		}
-	}
-	f.Close()
+	testutil.Fill(t, filler)
 	wantNotReady(t, h, "queue", "tmpfs full")
 	if err := os.Remove(filler); err != nil {
 		t.Fatal(err)

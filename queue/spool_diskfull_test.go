@@ -4,72 +4,27 @@ import (
 	"context"
 	"errors"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
-
-// tmpfs mounts a tmpfs of the given size ("3m") on a new temporary
-// directory for the test and unmounts it at the end. It needs root: without
-// it the test is skipped, unless EDGERELAY_REQUIRE_ROOT=1 (CI) makes that a
-// failure.
-func tmpfs(t *testing.T, size string) string {
-	t.Helper()
-	skip := t.Skipf
-	if os.Getenv("EDGERELAY_REQUIRE_ROOT") == "1" {
-		skip = t.Fatalf
-	}
-	if os.Geteuid() != 0 {
-		skip("needs root to mount a small tmpfs (disk-full test); set EDGERELAY_REQUIRE_ROOT=1 to make this a failure")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size+",mode=0700", "tmpfs", dir).CombinedOutput(); err != nil {
-		skip("cannot mount a tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a file at path until the file system is full, and checks
-// that it stopped for that reason.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	buf := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(buf); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling the file system: %v, want ENOSPC", err)
-			}
-			return
-		}
-	}
-}
 
 // TestSpoolDiskFull: on a full file system Enqueue fails with
 // ErrInsufficientStorage (the front end answers 452 4.3.1) and leaves no
 // file behind; once space is free again the next Enqueue works, without a
 // restart (issue 8 item 17). A real 3 MiB tmpfs, filled up.
 func TestSpoolDiskFull(t *testing.T) {
-	mnt := tmpfs(t, "3m")
+	mnt := testutil.Tmpfs(t, "3m")
 	dir := filepath.Join(mnt, "spool")
 	s := openSpool(t, dir, queue.SpoolOptions{})
 	first := mustEnqueue(t, s, envelope("bob@example.net"), "before the disk filled up")
 
 	filler := filepath.Join(mnt, "filler")
-	fill(t, filler)
+	testutil.Fill(t, filler)
 	body := strings.Repeat("x", 256<<10)
 	for _, b := range []string{body, "tiny"} {
 		_, err := s.Enqueue(context.Background(), envelope("carol@example.org"), strings.NewReader(b))

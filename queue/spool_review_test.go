@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -50,7 +51,7 @@ func TestSpoolCrashCountResetByReschedule(t *testing.T) {
 // out, since delivering and completing is what frees space: otherwise the
 // relay neither accepts (452) nor delivers until an operator steps in.
 func TestSpoolClaimOnFullDisk(t *testing.T) {
-	mnt := tmpfs(t, "3m")
+	mnt := testutil.Tmpfs(t, "3m")
 	dir := filepath.Join(mnt, "spool")
 	s := openSpool(t, dir, queue.SpoolOptions{})
 	var st syscall.Statfs_t
