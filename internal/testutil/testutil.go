@@ -1,6 +1,7 @@
 // Package testutil holds the small helpers that tests of several packages
-// share: a log sink that can be read while it is written, and a settable
-// clock. Test support only: production code never imports it.
+// share: a log sink that can be read while it is written, a settable clock,
+// and real faults (a full tmpfs, a read-only mount; mount.go). Test support
+// only: production code never imports it.
 package testutil
 
 import (
