@@ -24,7 +24,7 @@ import (
 func startEmulator(t *testing.T) (endpoint, queueURL string) {
 	t.Helper()
 	bin := filepath.Join(t.TempDir(), "awsemu")
-	if out, err := exec.Command("go", "build", "-o", bin, "../queue/awstest/awsemu").CombinedOutput(); err != nil {
+	if out, err := exec.Command("go", "build", "-o", bin, "../internal/awstest/awsemu").CombinedOutput(); err != nil {
 		t.Fatalf("build awsemu: %v\n%s", err, out)
 	}
 	cmd := exec.Command(bin, "-addr", freeAddr(t), "-queue", "relay", "-dlq", "relay-dlq", "-bucket", "relay-bodies", "-visibility", "5")

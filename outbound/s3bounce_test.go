@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/outbound"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 )
 
 var s3BounceSeq atomic.Int64

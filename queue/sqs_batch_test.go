@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 )
 
 // TestSQSBatchHungSend (issue 8 item 27): with batched sends, one

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 )
 
 // TestSQSRescheduleNonXMLCharacters (issue 8 item 24): a reply holding

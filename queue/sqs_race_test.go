@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgerelay/edgerelay/queue/awstest"
+	"github.com/edgerelay/edgerelay/internal/awstest"
 )
 
 // TestSQSPresetIDRace (issue 8 item 29d): two Enqueues of one report ID

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 )
 
 // TestSQSFailedRearmsNotCrashes: a message that is not due yet is re-armed

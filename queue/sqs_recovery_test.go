@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 )
 
 // TestSQSDefaultVisibility (issue 8 item 20): a killed worker's message is

@@ -18,8 +18,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
-	"github.com/edgerelay/edgerelay/queue/awstest"
 	"github.com/edgerelay/edgerelay/queue/queuetest"
 )
 

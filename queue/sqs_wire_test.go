@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/edgerelay/edgerelay/queue/awstest"
+	"github.com/edgerelay/edgerelay/internal/awstest"
 )
 
 // TestEncodeWireSQSText (issue 8 item 24): the wire form of an envelope

@@ -1,7 +1,7 @@
 // Command awsemu runs the SQS + S3 emulator of package awstest as a
 // standalone process, for end-to-end tests of the built binary:
 //
-//	go run ./queue/awstest/awsemu -addr 127.0.0.1:4566 -queue relay -dlq relay-dlq -bucket relay
+//	go run ./internal/awstest/awsemu -addr 127.0.0.1:4566 -queue relay -dlq relay-dlq -bucket relay
 //
 // then point edgerelay at it with AWS_ENDPOINT_URL=http://127.0.0.1:4566,
 // AWS_REGION=us-east-1 and any static AWS_ACCESS_KEY_ID and
