@@ -13,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/smithy-go"
 
+	"github.com/edgerelay/edgerelay/internal/s3util"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -86,7 +87,7 @@ func NewS3BounceStore(ctx context.Context, client S3BounceClient, bucket, prefix
 	switch {
 	case err == nil:
 		// Ours already.
-	case queue.IsS3NotFound(err):
+	case s3util.IsNotFound(err):
 		foreign, err := st.foreignObjects(ctx)
 		if err != nil {
 			return fail("list the prefix: %v", err)
@@ -106,7 +107,7 @@ func NewS3BounceStore(ctx context.Context, client S3BounceClient, bucket, prefix
 		return fail("read the marker object %s: %v", marker, err)
 	}
 	st.uploader = manager.NewUploader(client, func(u *manager.Uploader) {
-		u.PartSize = queue.DefaultPartSize
+		u.PartSize = s3util.DefaultPartSize
 		u.Concurrency = 2
 	})
 	return st, nil
@@ -160,7 +161,7 @@ func (st *S3BounceStore) Put(ctx context.Context, key string, msg io.Reader) err
 	switch {
 	case err == nil:
 		return nil
-	case !queue.IsS3NotFound(err):
+	case !s3util.IsNotFound(err):
 		return fmt.Errorf("bounce store %s: check %s: %w", st, obj, err)
 	}
 	_, err = st.uploader.Upload(ctx, &s3.PutObjectInput{

@@ -2,7 +2,6 @@ package queue
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -11,7 +10,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/feature/s3/manager"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
-	"github.com/aws/smithy-go"
+	"github.com/edgerelay/edgerelay/internal/s3util"
 )
 
 // bodyKey is the S3 key of a message body: <prefix><id>.eml.
@@ -105,7 +104,7 @@ func (q *SQSQueue) openBody(ctx context.Context, key string) (io.ReadCloser, err
 		// SDK would log that on every read.
 		func(o *s3.Options) { o.DisableLogOutputChecksumValidationSkipped = true })
 	if err != nil {
-		if IsS3NotFound(err) {
+		if s3util.IsNotFound(err) {
 			return nil, fmt.Errorf("queue: body s3://%s/%s is gone (message completed elsewhere?): %w", q.o.Bucket, key, err)
 		}
 		return nil, fmt.Errorf("queue: read body s3://%s/%s: %w", q.o.Bucket, key, err)
@@ -123,7 +122,7 @@ func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
 	if err == nil {
 		return true, nil
 	}
-	if !IsS3NotFound(err) {
+	if !s3util.IsNotFound(err) {
 		return false, err
 	}
 	if _, berr := q.o.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(q.o.Bucket)}); berr != nil {
@@ -135,28 +134,10 @@ func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
 // deleteBody removes a body object; a missing object is not an error.
 func (q *SQSQueue) deleteBody(ctx context.Context, key string) error {
 	_, err := q.o.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
-	if err != nil && !IsS3NotFound(err) {
+	if err != nil && !s3util.IsNotFound(err) {
 		return fmt.Errorf("delete s3://%s/%s: %w", q.o.Bucket, key, err)
 	}
 	return nil
-}
-
-// IsS3NotFound reports whether err says that an object does not exist:
-// NoSuchKey from GetObject, or a 404 from HeadObject. Without s3:ListBucket,
-// S3 answers 403 instead of 404 for a missing key; Check verifies that it
-// does not. NoSuchBucket is not "not found" here.
-func IsS3NotFound(err error) bool {
-	var nsk *s3types.NoSuchKey
-	var nf *s3types.NotFound
-	if errors.As(err, &nsk) || errors.As(err, &nf) {
-		return true
-	}
-	var ae smithy.APIError
-	if errors.As(err, &ae) && ae.ErrorCode() == "NoSuchBucket" {
-		return false
-	}
-	var re interface{ HTTPStatusCode() int }
-	return errors.As(err, &re) && re.HTTPStatusCode() == http.StatusNotFound
 }
 
 var _ manager.UploadAPIClient = (*s3.Client)(nil)

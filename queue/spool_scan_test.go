@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/queuetest"
 )
 
 // TestSpoolRescan damages a spool the ways a crash or a disk can, reopens
@@ -231,5 +232,5 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 // parallel sessions (two file fsyncs each; directory fsyncs shared by concurrent enqueues).
 func BenchmarkSpoolEnqueue(b *testing.B) {
 	s := openSpool(b, b.TempDir(), queue.SpoolOptions{})
-	benchEnqueue(b, s, func() *queue.Envelope { return envelope("bob@example.net") })
+	queuetest.BenchEnqueue(b, s, func() *queue.Envelope { return envelope("bob@example.net") })
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/edgerelay/edgerelay/internal/s3util"
 )
 
 // The scale-out backend: bodies in S3, envelopes as SQS messages
@@ -56,8 +57,6 @@ const (
 	DefaultVisibilityTimeout = 60 * time.Second
 	// DefaultWaitTime is the ReceiveMessage long-poll time (the SQS maximum).
 	DefaultWaitTime = 20 * time.Second
-	// DefaultPartSize is the multipart upload part size for bodies.
-	DefaultPartSize = 8 << 20
 
 	// MaxSQSMessageSize is the SQS message body limit the envelope must fit
 	// in (256 KiB, the long-standing SQS maximum and the default of the
@@ -202,7 +201,7 @@ func (o *SQSOptions) setDefaults() error {
 		errs = append(errs, fmt.Errorf("receive wait time %v: want 1s to 20s", o.WaitTime))
 	}
 	if o.PartSize == 0 {
-		o.PartSize = DefaultPartSize
+		o.PartSize = s3util.DefaultPartSize
 	}
 	if o.PartSize < manager.MinUploadPartSize {
 		errs = append(errs, fmt.Errorf("part size %d: want at least %d", o.PartSize, manager.MinUploadPartSize))

@@ -14,6 +14,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/edgerelay/edgerelay/internal/s3util"
 )
 
 // Envelopes too large for an SQS message (issue 8 item 3). SQS holds at most
@@ -148,7 +149,7 @@ func checkWorstCase(env *Envelope) error {
 func (q *SQSQueue) loadEnvelope(ctx context.Context, w *sqsWire) error {
 	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(w.EnvKey)})
 	if err != nil {
-		if IsS3NotFound(err) {
+		if s3util.IsNotFound(err) {
 			return fmt.Errorf("%w: s3://%s/%s: %w", errEnvGone, q.o.Bucket, w.EnvKey, err)
 		}
 		return fmt.Errorf("read envelope s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)

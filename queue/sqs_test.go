@@ -543,7 +543,7 @@ func BenchmarkSQSEnqueue(b *testing.B) {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newSQSFixture(b, nil, nil)
 			q := f.open(b, func(o *queue.SQSOptions) { o.BatchSends = bc.batch; o.Logger = nil })
-			benchEnqueue(b, q, func() *queue.Envelope { return sqsEnvelope("bob@example.net") })
+			queuetest.BenchEnqueue(b, q, func() *queue.Envelope { return sqsEnvelope("bob@example.net") })
 		})
 	}
 }

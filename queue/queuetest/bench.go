@@ -1,4 +1,4 @@
-package queue_test
+package queuetest
 
 import (
 	"context"
@@ -11,10 +11,10 @@ import (
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// benchEnqueue measures durable Enqueue of a 10 KiB body from 16 parallel
+// BenchEnqueue measures durable Enqueue of a 10 KiB body from 16 parallel
 // sessions (SetParallelism(8) on 2 cores) and reports msgs/s and the
 // latency of one Enqueue (p50, p99).
-func benchEnqueue(b *testing.B, q queue.Queue, env func() *queue.Envelope) {
+func BenchEnqueue(b *testing.B, q queue.Queue, env func() *queue.Envelope) {
 	body := strings.Repeat("0123456789abcdef", 640) // 10 KiB
 	b.SetBytes(int64(len(body)))
 	b.SetParallelism(8)
