@@ -10,11 +10,11 @@ import (
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/outbound"
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
 func newLDAPBackend(cfg *Config, log *slog.Logger) (auth.PasswordBackend, error) {
@@ -101,8 +101,8 @@ func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, e
 		return nil, errors.New("RELAY_QUEUE=sqs: AWS_REGION is not set")
 	}
 	s3c := s3.NewFromConfig(awsCfg)
-	q, err := queue.OpenSQS(ctx, queue.SQSOptions{
-		SQS:                sqs.NewFromConfig(awsCfg),
+	q, err := sqs.Open(ctx, sqs.Options{
+		SQS:                awssqs.NewFromConfig(awsCfg),
 		S3:                 s3c,
 		QueueURL:           cfg.SQSQueueURL,
 		Bucket:             cfg.S3Bucket,

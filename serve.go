@@ -16,6 +16,7 @@ import (
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/outbound"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 	"github.com/edgerelay/edgerelay/relay"
 )
 
@@ -99,7 +100,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		switch qq := q.(type) {
 		case *queue.Spool:
 			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
-		case *queue.SQSQueue:
+		case *sqs.Queue:
 			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
 		}
 		mux.Handle("GET /metrics", metricsHandler(srv, worker, queueLen, crashQuarantined))

@@ -12,3 +12,9 @@ const (
 	// host name (RFC 1035: 255 octets) plus the bracketed address.
 	MaxRemoteMTA = 320
 )
+
+// DefaultMaxDeliveryCrashes is how many claims of one message may end
+// without Reschedule or Complete (the process died during the delivery)
+// before the message is set aside (spool: quarantine; SQS: the dead-letter
+// queue). Both backends use it when their option is zero.
+const DefaultMaxDeliveryCrashes = 3

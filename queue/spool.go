@@ -45,11 +45,6 @@ const DefaultSpoolPollInterval = 30 * time.Second
 // retried in a tight crash loop.
 const DefaultSpoolLeaseTimeout = time.Minute
 
-// DefaultMaxDeliveryCrashes is how many claims of one message may end
-// without Reschedule or Complete (the process died during the delivery)
-// before the message is set aside in quarantine.
-const DefaultMaxDeliveryCrashes = 3
-
 // spoolErrorRetry is how long a message whose Reschedule or Complete could
 // not be written waits before it is handed out again.
 const spoolErrorRetry = time.Minute

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"encoding/json"
@@ -9,14 +9,15 @@ import (
 	"time"
 
 	"github.com/aws/smithy-go"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
-func wireEnvelope(nrcpt int, replyLines int) *Envelope {
-	env := &Envelope{ID: "06H2FSST3XFMJ0DAC53T", From: "alice@example.com", Arrival: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
+func wireEnvelope(nrcpt int, replyLines int) *queue.Envelope {
+	env := &queue.Envelope{ID: "06H2FSST3XFMJ0DAC53T", From: "alice@example.com", Arrival: time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)}
 	for i := range nrcpt {
-		r := Recipient{Addr: fmt.Sprintf("rcpt%d@example.net", i), Status: StatusPending}
+		r := queue.Recipient{Addr: fmt.Sprintf("rcpt%d@example.net", i), Status: queue.StatusPending}
 		if replyLines > 0 {
-			r.Reply = &Reply{Code: 451, Enhanced: "4.3.0"}
+			r.Reply = &queue.Reply{Code: 451, Enhanced: "4.3.0"}
 			for range replyLines {
 				r.Reply.Lines = append(r.Reply.Lines, strings.Repeat("x", 500))
 			}
@@ -50,12 +51,12 @@ func TestEncodeWire(t *testing.T) {
 	if err != nil {
 		t.Fatalf("encodeEnvelopeObject: %v", err)
 	}
-	var back Envelope
+	var back queue.Envelope
 	if err := json.Unmarshal(obj, &back); err != nil || len(back.Recipients[99].Reply.Lines) != 10 {
 		t.Fatalf("envelope object did not round-trip: %v", err)
 	}
 	// The pointer message names the object and checks its key.
-	envKey := envKeyPrefix(key(big.ID)) + NewID() + ".json"
+	envKey := envKeyPrefix(key(big.ID)) + queue.NewID() + ".json"
 	ptr, err := encodePointer(big.ID, key(big.ID), envKey, 60)
 	if err != nil {
 		t.Fatal(err)
@@ -78,7 +79,7 @@ func TestWorstCaseSize(t *testing.T) {
 	env := wireEnvelope(50, 0)
 	for i := range env.Recipients {
 		env.Recipients[i].ORCPT = "rfc822;" + env.Recipients[i].Addr
-		env.Recipients[i].Notify = []string{NotifySuccess, NotifyFailure, NotifyDelay}
+		env.Recipients[i].Notify = []string{queue.NotifySuccess, queue.NotifyFailure, queue.NotifyDelay}
 	}
 	worst, err := worstCaseSize(env)
 	if err != nil {
@@ -87,9 +88,9 @@ func TestWorstCaseSize(t *testing.T) {
 	full := env.Clone()
 	for i := range full.Recipients {
 		r := &full.Recipients[i]
-		r.Status, r.Attempts, r.LastAttempt = StatusFailed, 1<<30, time.Now()
-		r.Reply = &Reply{Code: 554, Enhanced: "5.7.1", Lines: []string{strings.Repeat("\uFFFE", MaxReplyText/3)}}
-		r.RemoteMTA = strings.Repeat("\x7f", MaxRemoteMTA)
+		r.Status, r.Attempts, r.LastAttempt = queue.StatusFailed, 1<<30, time.Now()
+		r.Reply = &queue.Reply{Code: 554, Enhanced: "5.7.1", Lines: []string{strings.Repeat("\uFFFE", queue.MaxReplyText/3)}}
+		r.RemoteMTA = strings.Repeat("\x7f", queue.MaxRemoteMTA)
 		r.Reported, r.DelayReported = true, true
 	}
 	full.Size, full.Attempts, full.NextAttempt, full.DelayWarned = 1<<60, 1<<30, time.Now(), true
@@ -151,12 +152,12 @@ func FuzzDecodeWire(f *testing.F) {
 			return
 		}
 		if w.EnvKey != "" {
-			if w.Envelope != nil || !ValidID(w.ID) || w.Key != key(w.ID) || !validEnvKey(w.EnvKey, w.Key) {
+			if w.Envelope != nil || !queue.ValidID(w.ID) || w.Key != key(w.ID) || !validEnvKey(w.EnvKey, w.Key) {
 				t.Fatalf("accepted an invalid pointer message: %q", body)
 			}
 			return
 		}
-		if !ValidID(w.Envelope.ID) || len(w.Envelope.Recipients) == 0 || w.Key != key(w.Envelope.ID) {
+		if !queue.ValidID(w.Envelope.ID) || len(w.Envelope.Recipients) == 0 || w.Key != key(w.Envelope.ID) {
 			t.Fatalf("accepted an invalid message: %q", body)
 		}
 	})

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -23,7 +23,7 @@ func (r *readySQS) GetQueueAttributes(context.Context, *sqs.GetQueueAttributesIn
 // again as soon as SQS answers.
 func TestSQSReady(t *testing.T) {
 	api := &readySQS{err: errors.New("dial tcp: connection refused")}
-	q := &SQSQueue{o: SQSOptions{SQS: api, QueueURL: "http://127.0.0.1:1/q"}}
+	q := &Queue{o: Options{SQS: api, QueueURL: "http://127.0.0.1:1/q"}}
 	if err := q.Ready(context.Background()); err == nil {
 		t.Fatal("SQS down: ready, want an error")
 	}

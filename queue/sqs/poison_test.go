@@ -1,4 +1,4 @@
-package queue_test
+package sqs_test
 
 import (
 	"context"
@@ -13,6 +13,7 @@ import (
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
 // TestSQSPoisonMessage (issue 8 item 5, SQS side): a message whose
@@ -51,7 +52,7 @@ func TestSQSPoisonMessage(t *testing.T) {
 	if v, inflight, delayed := f.counts(t); v != "0" || inflight != "0" || delayed != "0" {
 		t.Errorf("SQS still holds the message: %s visible, %s in flight, %s delayed", v, inflight, delayed)
 	}
-	qkey := queue.DefaultS3Prefix + "quarantine/" + id + ".json"
+	qkey := sqs.DefaultS3Prefix + "quarantine/" + id + ".json"
 	out, err := f.srv.S3().GetObject(context.Background(), &s3.GetObjectInput{Bucket: &f.bucket, Key: aws.String(qkey)})
 	if err != nil {
 		t.Fatalf("quarantine record %s: %v (keys %v)", qkey, err, f.keys(t))
@@ -62,7 +63,7 @@ func TestSQSPoisonMessage(t *testing.T) {
 		Key      string          `json:"key"`
 		Envelope *queue.Envelope `json:"envelope"`
 	}
-	if err := json.Unmarshal(data, &rec); err != nil || rec.Envelope == nil || rec.Envelope.ID != id || rec.Key != queue.DefaultS3Prefix+id+".eml" {
+	if err := json.Unmarshal(data, &rec); err != nil || rec.Envelope == nil || rec.Envelope.ID != id || rec.Key != sqs.DefaultS3Prefix+id+".eml" {
 		t.Fatalf("quarantine record %s: %v %s", qkey, err, data)
 	}
 	if _, err := f.srv.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String(rec.Key)}); err != nil {
@@ -89,7 +90,7 @@ func TestSQSGiveBackNotACrash(t *testing.T) {
 		}
 		ctx, cancel := context.WithCancel(context.Background())
 		cancel()
-		if err := queue.GiveBack(q, ctx, []sqstypes.Message{*raw}); err == nil {
+		if err := sqs.GiveBack(q, ctx, []sqstypes.Message{*raw}); err == nil {
 			t.Fatal("GiveBack with a cancelled context returned nil")
 		}
 	}

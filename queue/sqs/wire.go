@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"bytes"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // sqsWireVersion is the version of the SQS message format.
@@ -28,12 +30,12 @@ const sqsWireVersion = 1
 // Delay is the DelaySeconds the message was sent with; with SentTimestamp
 // and NextAttempt it tells how many receives only re-armed a long delay.
 type sqsWire struct {
-	V        int       `json:"v"`
-	Key      string    `json:"key"`
-	Delay    int32     `json:"delay,omitempty"`
-	ID       string    `json:"id,omitempty"`
-	EnvKey   string    `json:"env_key,omitempty"`
-	Envelope *Envelope `json:"envelope,omitempty"`
+	V        int             `json:"v"`
+	Key      string          `json:"key"`
+	Delay    int32           `json:"delay,omitempty"`
+	ID       string          `json:"id,omitempty"`
+	EnvKey   string          `json:"env_key,omitempty"`
+	Envelope *queue.Envelope `json:"envelope,omitempty"`
 }
 
 // ErrEnvelopeTooLarge is returned when an envelope cannot be stored even as
@@ -110,7 +112,7 @@ func sqsEscape(data []byte) []byte {
 // encodeWire returns the SQS message body that carries env inline; when it
 // is larger than an SQS message allows, the error wraps
 // ErrEnvelopeTooLarge (the queue then keeps the envelope in S3).
-func encodeWire(env *Envelope, key string, delay int32) ([]byte, error) {
+func encodeWire(env *queue.Envelope, key string, delay int32) ([]byte, error) {
 	data, err := marshalSQS(sqsWire{V: sqsWireVersion, Key: key, Delay: delay, Envelope: env})
 	if err != nil {
 		return nil, err
@@ -139,7 +141,7 @@ func validEnvKey(envKey, bodyKey string) bool {
 		return false
 	}
 	u, ok := strings.CutSuffix(rest, ".json")
-	return ok && ValidID(u)
+	return ok && queue.ValidID(u)
 }
 
 // decodeWire parses and checks an SQS message body; wantKey maps the
@@ -158,7 +160,7 @@ func decodeWire(body string, wantKey func(id string) string) (*sqsWire, error) {
 		switch {
 		case w.Envelope != nil:
 			return nil, errors.New("both an envelope and an envelope object")
-		case !ValidID(w.ID):
+		case !queue.ValidID(w.ID):
 			return nil, fmt.Errorf("invalid message ID %q", w.ID)
 		case w.Key != wantKey(w.ID):
 			return nil, fmt.Errorf("body key %q, want %q (a different RELAY_S3_PREFIX?)", w.Key, wantKey(w.ID))
@@ -179,7 +181,7 @@ func decodeWire(body string, wantKey func(id string) string) (*sqsWire, error) {
 // loaded from its object).
 func checkWireEnvelope(w *sqsWire, wantKey func(id string) string) error {
 	switch {
-	case !ValidID(w.Envelope.ID):
+	case !queue.ValidID(w.Envelope.ID):
 		return fmt.Errorf("invalid message ID %q", w.Envelope.ID)
 	case w.EnvKey != "" && w.Envelope.ID != w.ID:
 		return fmt.Errorf("envelope object of message %q holds message %q", w.ID, w.Envelope.ID)

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -7,6 +7,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Enqueue streams the body to S3 at <prefix><id>.eml, then sends the
@@ -32,7 +33,7 @@ import (
 // of a preset ID never deletes the body, which another Enqueue of the same
 // ID may have queued an envelope for; the lifecycle rule removes it if
 // nothing refers to it.
-func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
+func (q *Queue) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader) (string, error) {
 	// Issue 8 item 1: an envelope with no recipients (or control characters)
 	// would be "delivered" by completing it: refuse it before anything is
 	// stored.
@@ -40,12 +41,12 @@ func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (
 		return "", fmt.Errorf("sqs queue: enqueue: %w", err)
 	}
 	if q.closed() {
-		return "", ErrClosed
+		return "", queue.ErrClosed
 	}
 	preset := env.ID != ""
 	if !preset {
-		env.ID = NewID()
-	} else if !ValidID(env.ID) {
+		env.ID = queue.NewID()
+	} else if !queue.ValidID(env.ID) {
 		return "", fmt.Errorf("sqs queue: enqueue: invalid message ID %q", env.ID)
 	}
 	if env.Arrival.IsZero() {
@@ -93,7 +94,7 @@ func (q *SQSQueue) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (
 }
 
 // send sends one envelope with no delay, through the batcher when enabled.
-func (q *SQSQueue) send(ctx context.Context, data []byte) error {
+func (q *Queue) send(ctx context.Context, data []byte) error {
 	if q.batch != nil {
 		return q.batch.send(ctx, data)
 	}
@@ -102,7 +103,7 @@ func (q *SQSQueue) send(ctx context.Context, data []byte) error {
 
 // sendDelayed sends one envelope that becomes visible after delaySeconds
 // (0 to 900).
-func (q *SQSQueue) sendDelayed(ctx context.Context, data []byte, delaySeconds int32) error {
+func (q *Queue) sendDelayed(ctx context.Context, data []byte, delaySeconds int32) error {
 	_, err := q.o.SQS.SendMessage(ctx, &sqs.SendMessageInput{
 		QueueUrl:     aws.String(q.o.QueueURL),
 		MessageBody:  aws.String(string(data)),

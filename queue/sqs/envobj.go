@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"bytes"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/edgerelay/edgerelay/internal/s3util"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Envelopes too large for an SQS message (issue 8 item 3). SQS holds at most
@@ -33,7 +34,7 @@ var errEnvGone = errors.New("envelope object gone")
 // encode returns the SQS message body for env sent with delay: the
 // envelope inline when it fits, else written to a new envelope object,
 // whose key is returned ("" for inline).
-func (q *SQSQueue) encode(ctx context.Context, env *Envelope, key string, delay int32) (data []byte, envKey string, err error) {
+func (q *Queue) encode(ctx context.Context, env *queue.Envelope, key string, delay int32) (data []byte, envKey string, err error) {
 	data, err = encodeWire(env, key, delay)
 	if !errors.Is(err, ErrEnvelopeTooLarge) {
 		return data, "", err
@@ -42,7 +43,7 @@ func (q *SQSQueue) encode(ctx context.Context, env *Envelope, key string, delay 
 	if err != nil {
 		return nil, "", err
 	}
-	envKey = envKeyPrefix(key) + NewID() + ".json"
+	envKey = envKeyPrefix(key) + queue.NewID() + ".json"
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(q.o.Bucket), Key: aws.String(envKey),
 		Body: bytes.NewReader(obj), ContentType: aws.String("application/json"),
@@ -59,7 +60,7 @@ func (q *SQSQueue) encode(ctx context.Context, env *Envelope, key string, delay 
 // over maxEnvelopeObject (only possible when replies were recorded longer
 // than MaxReplyText) has its replies cut to MaxReplyText bytes of their
 // first line rather than become unstorable.
-func encodeEnvelopeObject(env *Envelope) ([]byte, error) {
+func encodeEnvelopeObject(env *queue.Envelope) ([]byte, error) {
 	data, err := marshalSQS(env)
 	if err != nil || len(data) <= maxEnvelopeObject {
 		return data, err
@@ -67,9 +68,9 @@ func encodeEnvelopeObject(env *Envelope) ([]byte, error) {
 	short := env.Clone()
 	for i := range short.Recipients {
 		if r := short.Recipients[i].Reply; r != nil && len(r.Lines) > 0 {
-			r.Lines = []string{truncUTF8(r.Lines[0], MaxReplyText)}
+			r.Lines = []string{truncUTF8(r.Lines[0], queue.MaxReplyText)}
 		}
-		short.Recipients[i].RemoteMTA = truncUTF8(short.Recipients[i].RemoteMTA, MaxRemoteMTA)
+		short.Recipients[i].RemoteMTA = truncUTF8(short.Recipients[i].RemoteMTA, queue.MaxRemoteMTA)
 	}
 	if data, err = marshalSQS(short); err != nil || len(data) <= maxEnvelopeObject {
 		return data, err
@@ -92,7 +93,7 @@ func truncUTF8(s string, n int) string {
 // escapes (6 bytes each), every flag set and every time stamped. The
 // recipient's own strings count 6 bytes a byte too: an upper bound, cheap
 // enough for every enqueue.
-func worstCaseSize(env *Envelope) (int, error) {
+func worstCaseSize(env *queue.Envelope) (int, error) {
 	base := *env
 	base.Recipients = nil
 	base.Size = math.MaxInt64
@@ -119,10 +120,10 @@ var worstTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone(""
 // worstRecipient is the JSON size of a recipient with empty address, ORCPT
 // and NOTIFY and the largest recorded state.
 var worstRecipient = sync.OnceValue(func() int {
-	r := Recipient{
-		Status: StatusDelivered, Attempts: math.MaxInt32, LastAttempt: worstTime,
-		Reply:     &Reply{Code: 999, Enhanced: "5.999.999", Lines: []string{strings.Repeat("\x01", MaxReplyText)}},
-		RemoteMTA: strings.Repeat("\x01", MaxRemoteMTA), Reported: true, DelayReported: true,
+	r := queue.Recipient{
+		Status: queue.StatusDelivered, Attempts: math.MaxInt32, LastAttempt: worstTime,
+		Reply:     &queue.Reply{Code: 999, Enhanced: "5.999.999", Lines: []string{strings.Repeat("\x01", queue.MaxReplyText)}},
+		RemoteMTA: strings.Repeat("\x01", queue.MaxRemoteMTA), Reported: true, DelayReported: true,
 	}
 	d, err := json.Marshal(&r)
 	if err != nil {
@@ -133,7 +134,7 @@ var worstRecipient = sync.OnceValue(func() int {
 
 // checkWorstCase refuses, before anything is stored, an envelope that could
 // outgrow an envelope object.
-func checkWorstCase(env *Envelope) error {
+func checkWorstCase(env *queue.Envelope) error {
 	n, err := worstCaseSize(env)
 	if err != nil {
 		return err
@@ -146,7 +147,7 @@ func checkWorstCase(env *Envelope) error {
 
 // loadEnvelope reads the envelope object of a pointer message into
 // w.Envelope and checks it. errEnvGone: the object does not exist.
-func (q *SQSQueue) loadEnvelope(ctx context.Context, w *sqsWire) error {
+func (q *Queue) loadEnvelope(ctx context.Context, w *sqsWire) error {
 	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(w.EnvKey)})
 	if err != nil {
 		if s3util.IsNotFound(err) {
@@ -162,7 +163,7 @@ func (q *SQSQueue) loadEnvelope(ctx context.Context, w *sqsWire) error {
 	if len(data) > maxEnvelopeObject {
 		return &badEnvelopeError{fmt.Errorf("envelope object s3://%s/%s is over %d bytes", q.o.Bucket, w.EnvKey, maxEnvelopeObject)}
 	}
-	var env Envelope
+	var env queue.Envelope
 	if err := json.Unmarshal(data, &env); err != nil {
 		return &badEnvelopeError{fmt.Errorf("envelope object s3://%s/%s: %w", q.o.Bucket, w.EnvKey, err)}
 	}
@@ -183,7 +184,7 @@ func (e *badEnvelopeError) Unwrap() error { return e.err }
 
 // deleteEnvObject removes an envelope object, best effort: the lifecycle
 // rule on the prefix removes one left behind.
-func (q *SQSQueue) deleteEnvObject(ctx context.Context, envKey, id string) {
+func (q *Queue) deleteEnvObject(ctx context.Context, envKey, id string) {
 	if envKey == "" {
 		return
 	}

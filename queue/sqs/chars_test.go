@@ -1,4 +1,4 @@
-package queue_test
+package sqs_test
 
 import (
 	"context"

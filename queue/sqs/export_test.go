@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -10,6 +10,6 @@ import (
 var HeartbeatEvery = heartbeatEvery
 
 // GiveBack is giveBackIfDone, for the external tests.
-func GiveBack(q *SQSQueue, ctx context.Context, msgs []sqstypes.Message) error {
+func GiveBack(q *Queue, ctx context.Context, msgs []sqstypes.Message) error {
 	return q.giveBackIfDone(ctx, msgs)
 }

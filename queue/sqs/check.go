@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 	"github.com/aws/smithy-go"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Errors that Check wraps, so that callers can tell what is missing.
@@ -36,7 +37,7 @@ var (
 // answers 403 and completed copies could not be told from errors).
 // Configuration that works but is unwise (no dead-letter queue, a short
 // retention) is logged as a warning.
-func (q *SQSQueue) Check(ctx context.Context) error {
+func (q *Queue) Check(ctx context.Context) error {
 	if err := q.checkQueue(ctx); err != nil {
 		return fmt.Errorf("sqs queue: %s: %w", q.o.QueueURL, err)
 	}
@@ -46,7 +47,7 @@ func (q *SQSQueue) Check(ctx context.Context) error {
 	return nil
 }
 
-func (q *SQSQueue) checkQueue(ctx context.Context) error {
+func (q *Queue) checkQueue(ctx context.Context) error {
 	out, err := q.o.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl: aws.String(q.o.QueueURL),
 		AttributeNames: []sqstypes.QueueAttributeName{
@@ -82,7 +83,7 @@ func (q *SQSQueue) checkQueue(ctx context.Context) error {
 	return nil
 }
 
-func (q *SQSQueue) checkBucket(ctx context.Context) error {
+func (q *Queue) checkBucket(ctx context.Context) error {
 	if _, err := q.o.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(q.o.Bucket)}); err != nil {
 		switch httpStatus(err) {
 		case http.StatusNotFound:
@@ -94,7 +95,7 @@ func (q *SQSQueue) checkBucket(ctx context.Context) error {
 		}
 		return classifyAWS(err, "s3:ListBucket")
 	}
-	key := q.o.Prefix + ".edgerelay-check-" + NewID()
+	key := q.o.Prefix + ".edgerelay-check-" + queue.NewID()
 	probe := "edgerelay start-up check; safe to delete\n"
 	// The probe is written as report bodies are, only if absent
 	// (If-None-Match: *), so a store without conditional writes is found

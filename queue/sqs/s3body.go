@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -14,7 +14,7 @@ import (
 )
 
 // bodyKey is the S3 key of a message body: <prefix><id>.eml.
-func (q *SQSQueue) bodyKey(id string) string { return q.o.Prefix + id + ".eml" }
+func (q *Queue) bodyKey(id string) string { return q.o.Prefix + id + ".eml" }
 
 // countingReader counts the bytes read through it.
 type countingReader struct {
@@ -32,7 +32,7 @@ func (c *countingReader) Read(p []byte) (int, error) {
 // manager sends a small body in one PutObject and a large one as a
 // multipart upload of PartSize parts, so at most about three parts are in
 // memory; a failed multipart upload is aborted.
-func (q *SQSQueue) putBody(ctx context.Context, key string, body io.Reader) (int64, error) {
+func (q *Queue) putBody(ctx context.Context, key string, body io.Reader) (int64, error) {
 	cr := &countingReader{r: body}
 	in := &s3.PutObjectInput{
 		Bucket:      aws.String(q.o.Bucket),
@@ -51,7 +51,7 @@ func (q *SQSQueue) putBody(ctx context.Context, key string, body io.Reader) (int
 // (If-None-Match: *), and returns the size of the object that is there
 // afterwards: the body just written, or the one another Enqueue of the same
 // ID wrote first, which is kept unchanged.
-func (q *SQSQueue) putBodyIfAbsent(ctx context.Context, key string, body io.Reader) (int64, error) {
+func (q *Queue) putBodyIfAbsent(ctx context.Context, key string, body io.Reader) (int64, error) {
 	cr := &countingReader{r: body}
 	in := &s3.PutObjectInput{
 		Bucket:      aws.String(q.o.Bucket),
@@ -87,7 +87,7 @@ func isPreconditionFailed(err error) bool {
 	return s == http.StatusPreconditionFailed || s == http.StatusConflict
 }
 
-func (q *SQSQueue) setSSE(in *s3.PutObjectInput) {
+func (q *Queue) setSSE(in *s3.PutObjectInput) {
 	if q.o.SSE == SSENone {
 		return
 	}
@@ -98,7 +98,7 @@ func (q *SQSQueue) setSSE(in *s3.PutObjectInput) {
 }
 
 // openBody opens a body object for reading.
-func (q *SQSQueue) openBody(ctx context.Context, key string) (io.ReadCloser, error) {
+func (q *Queue) openBody(ctx context.Context, key string) (io.ReadCloser, error) {
 	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)},
 		// Multipart objects have no whole-object checksum to validate; the
 		// SDK would log that on every read.
@@ -117,7 +117,7 @@ func (q *SQSQueue) openBody(ctx context.Context, key string) (io.ReadCloser, err
 // a missing bucket looks like one for a missing key: a 404 is confirmed
 // with HeadBucket before the key is taken to be gone, lest a deleted or
 // mistyped bucket make every message look completed.
-func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
+func (q *Queue) bodyExists(ctx context.Context, key string) (bool, error) {
 	_, err := q.o.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
 	if err == nil {
 		return true, nil
@@ -132,7 +132,7 @@ func (q *SQSQueue) bodyExists(ctx context.Context, key string) (bool, error) {
 }
 
 // deleteBody removes a body object; a missing object is not an error.
-func (q *SQSQueue) deleteBody(ctx context.Context, key string) error {
+func (q *Queue) deleteBody(ctx context.Context, key string) error {
 	_, err := q.o.S3.DeleteObject(ctx, &s3.DeleteObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
 	if err != nil && !s3util.IsNotFound(err) {
 		return fmt.Errorf("delete s3://%s/%s: %w", q.o.Bucket, key, err)

@@ -1,4 +1,24 @@
-package queue
+// Package sqs is the scale-out backend of queue.Queue: bodies in S3,
+// envelopes as SQS messages (claim-check: an SQS message holds at most
+// 256 KiB), any number of front ends and workers on one queue.
+//
+// It owns the SQS message format, the body objects (<prefix>/<id>.eml) and
+// the start-up check of the queue and the bucket. Invariants: Enqueue
+// returns only after the S3 PUT and the SQS send were both acknowledged
+// (the body first, so a message never names a body that is not there); a
+// lease is the SQS visibility timeout, extended by a heartbeat while the
+// delivery runs; Reschedule sends the updated envelope as a new message
+// before it deletes the leased one (a crash in between leaves a rare
+// duplicate, never no message). Inside this package "sqs."
+// is the AWS SDK's SQS client package; callers import this one as sqs and
+// the SDK's under another name.
+//
+// Files: sqs.go (options, lifecycle), wire.go (the SQS message format),
+// enqueue.go, lease.go (receive, re-arm, duplicates, heartbeat),
+// finish.go (Reschedule, Complete), check.go (start-up check),
+// s3body.go (the body objects), envobj.go (envelopes too large for a
+// message), poison.go (crashed deliveries), batch.go (shared sends).
+package sqs
 
 import (
 	"context"
@@ -14,18 +34,12 @@ import (
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+
 	"github.com/edgerelay/edgerelay/internal/s3util"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
-// The scale-out backend: bodies in S3, envelopes as SQS messages
-// (claim-check), any number of front ends and workers on one queue. Files:
-// sqs.go (options, lifecycle), sqs_wire.go (the SQS message format),
-// sqs_enqueue.go, sqs_lease.go (receive, re-arm, duplicates, heartbeat),
-// sqs_finish.go (Reschedule, Complete), sqs_check.go (start-up check),
-// s3body.go (the body objects), sqs_envobj.go (envelopes too large for a
-// message), sqs_poison.go (crashed deliveries), sqs_batch.go (shared sends).
-
-// SQSAPI is the part of *sqs.Client that SQSQueue uses.
+// SQSAPI is the part of *sqs.Client that Queue uses.
 type SQSAPI interface {
 	SendMessage(context.Context, *sqs.SendMessageInput, ...func(*sqs.Options)) (*sqs.SendMessageOutput, error)
 	SendMessageBatch(context.Context, *sqs.SendMessageBatchInput, ...func(*sqs.Options)) (*sqs.SendMessageBatchOutput, error)
@@ -35,7 +49,7 @@ type SQSAPI interface {
 	GetQueueAttributes(context.Context, *sqs.GetQueueAttributesInput, ...func(*sqs.Options)) (*sqs.GetQueueAttributesOutput, error)
 }
 
-// S3API is the part of *s3.Client that SQSQueue uses: the multipart
+// S3API is the part of *s3.Client that Queue uses: the multipart
 // upload calls of the upload manager plus object reads, deletes and the
 // bucket check.
 type S3API interface {
@@ -80,10 +94,10 @@ const (
 	SSEKMS    = string(s3types.ServerSideEncryptionAwsKms)
 )
 
-// SQSOptions configure OpenSQS. SQS, S3, QueueURL and Bucket are required;
+// Options configure Open. SQS, S3, QueueURL and Bucket are required;
 // the rest has defaults. main builds the clients from the AWS SDK's standard
 // configuration (config.LoadDefaultConfig); tests from package awstest.
-type SQSOptions struct {
+type Options struct {
 	SQS SQSAPI
 	S3  S3API
 	// QueueURL is the SQS standard queue (RELAY_SQS_QUEUE_URL).
@@ -112,7 +126,7 @@ type SQSOptions struct {
 	// MaxDeliveryCrashes is how many deliveries of one message may end
 	// without Reschedule or Complete (the worker died) before the message
 	// is set aside in quarantine instead of handed out again
-	// (RELAY_MAX_DELIVERY_CRASHES; zero means DefaultMaxDeliveryCrashes).
+	// (RELAY_MAX_DELIVERY_CRASHES; zero means queue.DefaultMaxDeliveryCrashes).
 	MaxDeliveryCrashes int
 	// MinRetention is the queue lifetime: Check warns when the queue's
 	// MessageRetentionPeriod is shorter. Zero skips that check.
@@ -123,10 +137,10 @@ type SQSOptions struct {
 	Now func() time.Time
 }
 
-// SQSQueue is the SQS + S3 Queue backend. It is safe for concurrent use by
+// Queue is the SQS + S3 Queue backend. It is safe for concurrent use by
 // any number of goroutines and processes.
-type SQSQueue struct {
-	o        SQSOptions
+type Queue struct {
+	o        Options
 	log      *slog.Logger
 	uploader *manager.Uploader
 	batch    *sendBatcher // nil unless BatchSends
@@ -138,16 +152,16 @@ type SQSQueue struct {
 	leases    sync.WaitGroup // heartbeat goroutines
 }
 
-var _ Queue = (*SQSQueue)(nil)
+var _ queue.Queue = (*Queue)(nil)
 
-// OpenSQS validates o and returns the queue. It does no I/O: call Check at
+// Open validates o and returns the queue. It does no I/O: call Check at
 // start-up to learn whether the queue and bucket are reachable.
-func OpenSQS(ctx context.Context, o SQSOptions) (*SQSQueue, error) {
+func Open(ctx context.Context, o Options) (*Queue, error) {
 	_ = ctx
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	q := &SQSQueue{o: o, log: o.Logger}
+	q := &Queue{o: o, log: o.Logger}
 	q.base, q.cancel = context.WithCancel(context.Background())
 	q.uploader = manager.NewUploader(o.S3, func(u *manager.Uploader) {
 		u.PartSize = o.PartSize
@@ -159,7 +173,7 @@ func OpenSQS(ctx context.Context, o SQSOptions) (*SQSQueue, error) {
 	return q, nil
 }
 
-func (o *SQSOptions) setDefaults() error {
+func (o *Options) setDefaults() error {
 	var errs []error
 	if o.SQS == nil {
 		errs = append(errs, errors.New("no SQS client"))
@@ -207,7 +221,7 @@ func (o *SQSOptions) setDefaults() error {
 		errs = append(errs, fmt.Errorf("part size %d: want at least %d", o.PartSize, manager.MinUploadPartSize))
 	}
 	if o.MaxDeliveryCrashes == 0 {
-		o.MaxDeliveryCrashes = DefaultMaxDeliveryCrashes
+		o.MaxDeliveryCrashes = queue.DefaultMaxDeliveryCrashes
 	}
 	if o.MaxDeliveryCrashes < 0 {
 		errs = append(errs, fmt.Errorf("max delivery crashes %d: want at least 1", o.MaxDeliveryCrashes))
@@ -228,7 +242,7 @@ func (o *SQSOptions) setDefaults() error {
 }
 
 // String names the queue for logs: "sqs:<queue URL> s3://bucket/prefix".
-func (q *SQSQueue) String() string {
+func (q *Queue) String() string {
 	return "sqs:" + q.o.QueueURL + " s3://" + q.o.Bucket + "/" + q.o.Prefix
 }
 
@@ -236,7 +250,7 @@ func (q *SQSQueue) String() string {
 // the lease heartbeats (a message still leased becomes due again when its
 // visibility timeout ends). Reschedule and Complete keep working, so that
 // deliveries that finish after Close are recorded. Close is idempotent.
-func (q *SQSQueue) Close() error {
+func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.cancel()
 		if q.batch != nil {
@@ -247,10 +261,10 @@ func (q *SQSQueue) Close() error {
 	return nil
 }
 
-func (q *SQSQueue) closed() bool { return q.base.Err() != nil }
+func (q *Queue) closed() bool { return q.base.Err() != nil }
 
 // withClose returns a context that is done when ctx is or when q closes.
-func (q *SQSQueue) withClose(ctx context.Context) (context.Context, context.CancelFunc) {
+func (q *Queue) withClose(ctx context.Context) (context.Context, context.CancelFunc) {
 	c, cancel := context.WithCancel(ctx)
 	stop := context.AfterFunc(q.base, cancel)
 	return c, func() { stop(); cancel() }
@@ -263,7 +277,7 @@ func cleanupCtx(ctx context.Context) (context.Context, context.CancelFunc) {
 }
 
 // Body opens the body object of a leased message.
-func (q *SQSQueue) Body(ctx context.Context, m *Message) (io.ReadCloser, error) {
+func (q *Queue) Body(ctx context.Context, m *queue.Message) (io.ReadCloser, error) {
 	l, err := leaseOf(m)
 	if err != nil {
 		return nil, err

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"errors"
@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/awstest"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // TestEncodeWireSQSText (issue 8 item 24): the wire form of an envelope
@@ -19,7 +20,7 @@ func TestEncodeWireSQSText(t *testing.T) {
 	env := wireEnvelope(1, 0)
 	env.From = "a\uFFFEb@example.com"
 	env.MessageID = "<\uFFFF@x>"
-	env.Recipients[0].Reply = &Reply{Code: 451, Lines: []string{"busy \uFFFE\uFFFF \x00\x1f\x7f \u2028 end"}}
+	env.Recipients[0].Reply = &queue.Reply{Code: 451, Lines: []string{"busy \uFFFE\uFFFF \x00\x1f\x7f \u2028 end"}}
 	data, err := encodeWire(env, key(env.ID), 0)
 	if err != nil {
 		t.Fatal(err)
@@ -60,12 +61,12 @@ func FuzzSQSWire(f *testing.F) {
 		done := make(chan struct{})
 		go func() {
 			defer close(done)
-			env := &Envelope{ID: "06H2FSST3XFMJ0DAC53T", From: from, MessageID: msgID, EnvID: envID,
+			env := &queue.Envelope{ID: "06H2FSST3XFMJ0DAC53T", From: from, MessageID: msgID, EnvID: envID,
 				Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Size: 1234}
 			for i := range n {
-				r := Recipient{Addr: rcpt, ORCPT: orcpt, Status: StatusPending, RemoteMTA: mta}
+				r := queue.Recipient{Addr: rcpt, ORCPT: orcpt, Status: queue.StatusPending, RemoteMTA: mta}
 				if i%2 == 0 {
-					r.Reply = &Reply{Code: 451, Enhanced: "4.0.0", Lines: []string{reply, mta}}
+					r.Reply = &queue.Reply{Code: 451, Enhanced: "4.0.0", Lines: []string{reply, mta}}
 				}
 				env.Recipients = append(env.Recipients, r)
 			}

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -13,9 +13,10 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
-// sqsLease is the Token of a Message leased from an SQSQueue.
+// sqsLease is the Token of a Message leased from an Queue.
 type sqsLease struct {
 	messageID string
 	handle    string // the receipt handle of this receive
@@ -30,7 +31,7 @@ type sqsLease struct {
 	ended bool
 }
 
-func leaseOf(m *Message) (*sqsLease, error) {
+func leaseOf(m *queue.Message) (*sqsLease, error) {
 	if m == nil {
 		return nil, errors.New("sqs queue: nil message")
 	}
@@ -41,7 +42,7 @@ func leaseOf(m *Message) (*sqsLease, error) {
 	return l, nil
 }
 
-func idOf(m *Message) string {
+func idOf(m *queue.Message) string {
 	if m == nil || m.Envelope == nil {
 		return "?"
 	}
@@ -79,7 +80,7 @@ func (l *sqsLease) end() error {
 //     the delay, at most 12 h at a time: longer delays re-arm.
 //   - a message of which MaxDeliveryCrashes receives ended without
 //     Reschedule or Complete (the worker died mid-delivery) is set aside in
-//     quarantine, logged at ERROR and counted (sqs_poison.go).
+//     quarantine, logged at ERROR and counted (poison.go).
 //   - a message whose envelope object is gone is a stale copy: deleted.
 //   - an envelope whose body object is gone is a copy of a completed message
 //     (SQS delivers at least once; Complete deletes the body; a failed
@@ -91,11 +92,11 @@ func (l *sqsLease) end() error {
 // ApproximateReceiveCount, and Attempts is max(sent Attempts + 1, sent
 // Attempts + receives - re-arms), so a redelivery after a crash counts
 // both tries.
-func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
+func (q *Queue) Lease(ctx context.Context) (*queue.Message, error) {
 	backoff := time.Second
 	for {
 		if q.closed() {
-			return nil, ErrClosed
+			return nil, queue.ErrClosed
 		}
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -114,7 +115,7 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 		cancel()
 		if err != nil {
 			if q.closed() {
-				return nil, ErrClosed
+				return nil, queue.ErrClosed
 			}
 			if cerr := ctx.Err(); cerr != nil {
 				return nil, cerr
@@ -125,7 +126,7 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 			case <-ctx.Done():
 				return nil, ctx.Err()
 			case <-q.base.Done():
-				return nil, ErrClosed
+				return nil, queue.ErrClosed
 			}
 			backoff = min(2*backoff, 30*time.Second)
 			continue
@@ -148,10 +149,10 @@ func (q *SQSQueue) Lease(ctx context.Context) (*Message, error) {
 // back as a new copy (sent, then the received one deleted), so that this
 // receive, which delivered nothing, does not count as a crashed delivery
 // toward MaxDeliveryCrashes; if that fails, its visibility is set to 0.
-func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) error {
+func (q *Queue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) error {
 	err := ctx.Err()
 	if q.closed() {
-		err = ErrClosed
+		err = queue.ErrClosed
 	}
 	if err == nil {
 		return nil
@@ -176,7 +177,7 @@ func (q *SQSQueue) giveBackIfDone(ctx context.Context, msgs []sqstypes.Message) 
 // received one, so that this receive, which delivered nothing, does not
 // count toward MaxDeliveryCrashes. It reports false when nothing was sent
 // (the caller then deals with the received message otherwise).
-func (q *SQSQueue) giveBackCopy(ctx context.Context, sm sqstypes.Message, delay int32) bool {
+func (q *Queue) giveBackCopy(ctx context.Context, sm sqstypes.Message, delay int32) bool {
 	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
 	if err != nil {
 		return false // not ours to copy: its receives go toward the DLQ
@@ -197,7 +198,7 @@ func (q *SQSQueue) giveBackCopy(ctx context.Context, sm sqstypes.Message, delay 
 
 // accept turns a received SQS message into a lease, or deals with it and
 // returns nil (see Lease).
-func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
+func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) *queue.Message {
 	// The message is received: finish with it even if ctx ends now.
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
@@ -287,7 +288,7 @@ func (q *SQSQueue) accept(ctx context.Context, sm sqstypes.Message) *Message {
 	q.leases.Add(1)
 	go q.heartbeat(hctx, l, log)
 	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives)
-	return &Message{Envelope: env, Token: l}
+	return &queue.Message{Envelope: env, Token: l}
 }
 
 // rearmFor says whether a message due at next is not yet due at now, and
@@ -329,7 +330,7 @@ func rearms(sent time.Time, delay time.Duration, next time.Time) int {
 // heartbeat extends the visibility of a leased message until the lease
 // ends, the queue closes, or SQS refuses (12 h after the receive, or a lost
 // receipt handle).
-func (q *SQSQueue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
+func (q *Queue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
 	defer q.leases.Done()
 	defer close(l.hb)
 	t := time.NewTicker(heartbeatEvery(q.o.VisibilityTimeout))

@@ -1,4 +1,4 @@
-package queue_test
+package sqs_test
 
 import (
 	"bytes"
@@ -15,12 +15,14 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
-	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
 
 	"github.com/edgerelay/edgerelay/internal/awstest"
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/queuetest"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
 // sqsFixture is one emulator with a queue and a bucket for one test.
@@ -28,7 +30,7 @@ type sqsFixture struct {
 	srv      *awstest.Server
 	queueURL string
 	bucket   string
-	logs     *logBuffer
+	logs     *testutil.LogBuffer
 }
 
 var sqsFixtureSeq atomic.Int64
@@ -39,17 +41,17 @@ func newSQSFixture(t testing.TB, srv *awstest.Server, queueAttrs map[string]stri
 		srv = awstest.Start(t)
 	}
 	n := sqsFixtureSeq.Add(1)
-	f := &sqsFixture{srv: srv, bucket: fmt.Sprintf("relay-%d", n), logs: &logBuffer{}}
+	f := &sqsFixture{srv: srv, bucket: fmt.Sprintf("relay-%d", n), logs: &testutil.LogBuffer{}}
 	f.queueURL = srv.CreateQueue(t, fmt.Sprintf("relay-%d", n), queueAttrs)
 	srv.CreateBucket(t, f.bucket)
 	return f
 }
 
-// open opens an SQSQueue on the fixture with short timeouts (1s
+// open opens an Queue on the fixture with short timeouts (1s
 // visibility, 1s long poll), closed at the end of the test.
-func (f *sqsFixture) open(t testing.TB, mod func(*queue.SQSOptions)) *queue.SQSQueue {
+func (f *sqsFixture) open(t testing.TB, mod func(*sqs.Options)) *sqs.Queue {
 	t.Helper()
-	o := queue.SQSOptions{
+	o := sqs.Options{
 		SQS: f.srv.SQS(), S3: f.srv.S3(),
 		QueueURL: f.queueURL, Bucket: f.bucket,
 		VisibilityTimeout: time.Second, WaitTime: time.Second,
@@ -58,9 +60,9 @@ func (f *sqsFixture) open(t testing.TB, mod func(*queue.SQSOptions)) *queue.SQSQ
 	if mod != nil {
 		mod(&o)
 	}
-	q, err := queue.OpenSQS(context.Background(), o)
+	q, err := sqs.Open(context.Background(), o)
 	if err != nil {
-		t.Fatalf("OpenSQS: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { q.Close() })
 	return q
@@ -68,13 +70,13 @@ func (f *sqsFixture) open(t testing.TB, mod func(*queue.SQSOptions)) *queue.SQSQ
 
 // keys lists the objects under the queue prefix.
 func (f *sqsFixture) keys(t testing.TB) []string {
-	return f.srv.Keys(t, f.bucket, queue.DefaultS3Prefix)
+	return f.srv.Keys(t, f.bucket, sqs.DefaultS3Prefix)
 }
 
 // counts returns the queue's visible, in-flight and delayed message counts.
 func (f *sqsFixture) counts(t testing.TB) (visible, inflight, delayed string) {
 	t.Helper()
-	out, err := f.srv.SQS().GetQueueAttributes(context.Background(), &sqs.GetQueueAttributesInput{
+	out, err := f.srv.SQS().GetQueueAttributes(context.Background(), &awssqs.GetQueueAttributesInput{
 		QueueUrl:       &f.queueURL,
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameAll},
 	})
@@ -88,7 +90,7 @@ func (f *sqsFixture) counts(t testing.TB) (visible, inflight, delayed string) {
 // rawSend puts a message body on the queue directly.
 func (f *sqsFixture) rawSend(t testing.TB, body string) {
 	t.Helper()
-	if _, err := f.srv.SQS().SendMessage(context.Background(), &sqs.SendMessageInput{QueueUrl: &f.queueURL, MessageBody: &body}); err != nil {
+	if _, err := f.srv.SQS().SendMessage(context.Background(), &awssqs.SendMessageInput{QueueUrl: &f.queueURL, MessageBody: &body}); err != nil {
 		t.Fatalf("SendMessage: %v", err)
 	}
 }
@@ -97,7 +99,7 @@ func (f *sqsFixture) rawSend(t testing.TB, body string) {
 // within a second), leaving it invisible for vis seconds.
 func (f *sqsFixture) rawReceive(t testing.TB, vis int32) *sqstypes.Message {
 	t.Helper()
-	out, err := f.srv.SQS().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{
+	out, err := f.srv.SQS().ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{
 		QueueUrl: &f.queueURL, WaitTimeSeconds: 1, VisibilityTimeout: vis,
 		MessageSystemAttributeNames: []sqstypes.MessageSystemAttributeName{sqstypes.MessageSystemAttributeNameApproximateReceiveCount},
 	})
@@ -113,7 +115,7 @@ func (f *sqsFixture) rawReceive(t testing.TB, vis int32) *sqstypes.Message {
 // rawDelete deletes a message received with rawReceive.
 func (f *sqsFixture) rawDelete(t testing.TB, m *sqstypes.Message) {
 	t.Helper()
-	if _, err := f.srv.SQS().DeleteMessage(context.Background(), &sqs.DeleteMessageInput{QueueUrl: &f.queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
+	if _, err := f.srv.SQS().DeleteMessage(context.Background(), &awssqs.DeleteMessageInput{QueueUrl: &f.queueURL, ReceiptHandle: m.ReceiptHandle}); err != nil {
 		t.Fatalf("DeleteMessage: %v", err)
 	}
 }
@@ -121,7 +123,7 @@ func (f *sqsFixture) rawDelete(t testing.TB, m *sqstypes.Message) {
 // rawRelease makes a message received with rawReceive visible again.
 func (f *sqsFixture) rawRelease(t testing.TB, m *sqstypes.Message) {
 	t.Helper()
-	if _, err := f.srv.SQS().ChangeMessageVisibility(context.Background(), &sqs.ChangeMessageVisibilityInput{QueueUrl: &f.queueURL, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
+	if _, err := f.srv.SQS().ChangeMessageVisibility(context.Background(), &awssqs.ChangeMessageVisibilityInput{QueueUrl: &f.queueURL, ReceiptHandle: m.ReceiptHandle, VisibilityTimeout: 0}); err != nil {
 		t.Fatalf("ChangeMessageVisibility: %v", err)
 	}
 }
@@ -184,7 +186,7 @@ func TestSQSContract(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
 			t.Parallel()
-			mod := func(o *queue.SQSOptions) { o.BatchSends = batch }
+			mod := func(o *sqs.Options) { o.BatchSends = batch }
 			queuetest.RunConfig(t, queuetest.Config{
 				Open: func(t *testing.T) (queue.Queue, func() queue.Queue) {
 					f := newSQSFixture(t, srv, nil)
@@ -222,7 +224,7 @@ func (g *genReader) Read(p []byte) (int, error) {
 func TestSQSLargeBodyMultipart(t *testing.T) {
 	t.Parallel()
 	f := newSQSFixture(t, nil, nil)
-	q := f.open(t, func(o *queue.SQSOptions) { o.PartSize = 5 << 20 })
+	q := f.open(t, func(o *sqs.Options) { o.PartSize = 5 << 20 })
 	const size = 20_000_000
 	want := sha256.New()
 	io.Copy(want, &genReader{n: size})
@@ -235,7 +237,7 @@ func TestSQSLargeBodyMultipart(t *testing.T) {
 	if env.Size != size {
 		t.Errorf("env.Size = %d, want %d", env.Size, size)
 	}
-	head, err := f.srv.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String(queue.DefaultS3Prefix + id + ".eml")})
+	head, err := f.srv.S3().HeadObject(context.Background(), &s3.HeadObjectInput{Bucket: &f.bucket, Key: aws.String(sqs.DefaultS3Prefix + id + ".eml")})
 	if err != nil {
 		t.Fatalf("HeadObject: %v", err)
 	}
@@ -298,7 +300,7 @@ func TestSQSEnvelopeTooLarge(t *testing.T) {
 	for i := range 5000 {
 		env.Recipients = append(env.Recipients, queue.Recipient{Addr: fmt.Sprintf("%s%d@example.net", strings.Repeat("r", 80), i), Status: queue.StatusPending})
 	}
-	if _, err := q.Enqueue(context.Background(), env, strings.NewReader("x")); !errors.Is(err, queue.ErrEnvelopeTooLarge) {
+	if _, err := q.Enqueue(context.Background(), env, strings.NewReader("x")); !errors.Is(err, sqs.ErrEnvelopeTooLarge) {
 		t.Fatalf("Enqueue: %v, want ErrEnvelopeTooLarge", err)
 	}
 	if k := f.keys(t); len(k) != 0 {
@@ -329,7 +331,7 @@ func TestSQSUnreadableMessage(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for len(dead) < 2 && time.Now().Before(deadline) {
 		sqsNothingDue(t, q, 1500*time.Millisecond, "unreadable messages")
-		out, err := srv.SQS().ReceiveMessage(context.Background(), &sqs.ReceiveMessageInput{QueueUrl: &dlq, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
+		out, err := srv.SQS().ReceiveMessage(context.Background(), &awssqs.ReceiveMessageInput{QueueUrl: &dlq, MaxNumberOfMessages: 10, VisibilityTimeout: 60})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -494,14 +496,14 @@ func TestSQSCheck(t *testing.T) {
 	})
 	tests := []struct {
 		name string
-		mod  func(*queue.SQSOptions)
+		mod  func(*sqs.Options)
 		want error
 	}{
 		{"ok", nil, nil},
-		{"no such queue", func(o *queue.SQSOptions) { o.QueueURL = srv.URL + "/000000000000/nope" }, queue.ErrNoSuchQueue},
-		{"no such bucket", func(o *queue.SQSOptions) { o.Bucket = "nope" }, queue.ErrNoSuchBucket},
-		{"no credentials", func(o *queue.SQSOptions) { o.SQS = sqs.NewFromConfig(noCreds) }, queue.ErrNoCredentials},
-		{"kms", func(o *queue.SQSOptions) { o.SSE, o.KMSKeyID = queue.SSEKMS, "alias/relay" }, nil},
+		{"no such queue", func(o *sqs.Options) { o.QueueURL = srv.URL + "/000000000000/nope" }, sqs.ErrNoSuchQueue},
+		{"no such bucket", func(o *sqs.Options) { o.Bucket = "nope" }, sqs.ErrNoSuchBucket},
+		{"no credentials", func(o *sqs.Options) { o.SQS = awssqs.NewFromConfig(noCreds) }, sqs.ErrNoCredentials},
+		{"kms", func(o *sqs.Options) { o.SSE, o.KMSKeyID = sqs.SSEKMS, "alias/relay" }, nil},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -519,9 +521,9 @@ func TestSQSCheck(t *testing.T) {
 
 // TestOpenSQSOptions: invalid options are refused with every problem named.
 func TestOpenSQSOptions(t *testing.T) {
-	_, err := queue.OpenSQS(context.Background(), queue.SQSOptions{SSE: "rot13", WaitTime: time.Minute})
+	_, err := sqs.Open(context.Background(), sqs.Options{SSE: "rot13", WaitTime: time.Minute})
 	if err == nil {
-		t.Fatal("OpenSQS accepted empty options")
+		t.Fatal("Open accepted empty options")
 	}
 	for _, want := range []string{"no SQS client", "no S3 client", "RELAY_SQS_QUEUE_URL", "RELAY_S3_BUCKET", "rot13", "wait time"} {
 		if !strings.Contains(err.Error(), want) {
@@ -542,7 +544,7 @@ func BenchmarkSQSEnqueue(b *testing.B) {
 	}{{"single", false}, {"batched", true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			f := newSQSFixture(b, nil, nil)
-			q := f.open(b, func(o *queue.SQSOptions) { o.BatchSends = bc.batch; o.Logger = nil })
+			q := f.open(b, func(o *sqs.Options) { o.BatchSends = bc.batch; o.Logger = nil })
 			queuetest.BenchEnqueue(b, q, func() *queue.Envelope { return sqsEnvelope("bob@example.net") })
 		})
 	}

@@ -1,4 +1,4 @@
-package queue_test
+package sqs_test
 
 import (
 	"context"
@@ -10,7 +10,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/awstest"
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
 // TestSQSBatchHungSend (issue 8 item 27): with batched sends, one
@@ -34,7 +34,7 @@ func TestSQSBatchHungSend(t *testing.T) {
 		})
 	})
 	f := newSQSFixture(t, front, nil)
-	q := f.open(t, func(o *queue.SQSOptions) { o.BatchSends = true })
+	q := f.open(t, func(o *sqs.Options) { o.BatchSends = true })
 	t.Cleanup(func() { close(release) }) // before q.Close, which waits for sends in flight
 
 	hung := make(chan error, 1)

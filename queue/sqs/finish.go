@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Reschedule persists m.Envelope as the caller left it (per-recipient
@@ -23,7 +24,7 @@ import (
 //
 // The lease ends whatever the outcome; on error the message keeps its old
 // state and is received again when its visibility timeout ends.
-func (q *SQSQueue) Reschedule(ctx context.Context, m *Message, at time.Time) error {
+func (q *Queue) Reschedule(ctx context.Context, m *queue.Message, at time.Time) error {
 	l, err := leaseOf(m)
 	if err != nil {
 		return err
@@ -62,7 +63,7 @@ func (q *SQSQueue) Reschedule(ctx context.Context, m *Message, at time.Time) err
 // Either delete alone is enough to retire the message (a copy whose body
 // is gone is dropped by Lease), so Complete fails only when both fail. A
 // body left behind by a failed delete is removed by the lifecycle rule.
-func (q *SQSQueue) Complete(ctx context.Context, m *Message) error {
+func (q *Queue) Complete(ctx context.Context, m *queue.Message) error {
 	l, err := leaseOf(m)
 	if err != nil {
 		return err

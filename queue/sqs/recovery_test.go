@@ -1,4 +1,4 @@
-package queue_test
+package sqs_test
 
 import (
 	"context"
@@ -8,17 +8,17 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/awstest"
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
 // TestSQSDefaultVisibility (issue 8 item 20): a killed worker's message is
 // retried after at most the visibility timeout, so the default is short
 // (60 s) and the heartbeat extends it every 20 s.
 func TestSQSDefaultVisibility(t *testing.T) {
-	if queue.DefaultVisibilityTimeout != 60*time.Second {
-		t.Errorf("DefaultVisibilityTimeout = %v, want 60s", queue.DefaultVisibilityTimeout)
+	if sqs.DefaultVisibilityTimeout != 60*time.Second {
+		t.Errorf("DefaultVisibilityTimeout = %v, want 60s", sqs.DefaultVisibilityTimeout)
 	}
-	if got := queue.HeartbeatEvery(queue.DefaultVisibilityTimeout); got != 20*time.Second {
+	if got := sqs.HeartbeatEvery(sqs.DefaultVisibilityTimeout); got != 20*time.Second {
 		t.Errorf("heartbeat every %v with the default visibility, want 20s", got)
 	}
 }
@@ -52,7 +52,7 @@ func TestSQSRecoveryAfterKill(t *testing.T) {
 		})
 	})
 	f := newSQSFixture(t, front, nil)
-	mod := func(o *queue.SQSOptions) { o.VisibilityTimeout = vis; o.WaitTime = time.Second }
+	mod := func(o *sqs.Options) { o.VisibilityTimeout = vis; o.WaitTime = time.Second }
 	a := f.open(t, mod)
 	id := mustEnqueueSQS(t, a, sqsEnvelope("bob@example.net"), "x")
 	if m := sqsLease(t, a); m.Envelope.ID != id {
@@ -73,7 +73,7 @@ func TestSQSRecoveryAfterKill(t *testing.T) {
 	}
 	recovered := time.Since(killed)
 	t.Logf("visibility %v, heartbeat every %v: recovered %.2fs after the kill (%.2fs after the last heartbeat; %.2f visibility timeouts)",
-		vis, queue.HeartbeatEvery(vis), recovered.Seconds(), time.Since(beat).Seconds(), recovered.Seconds()/vis.Seconds())
+		vis, sqs.HeartbeatEvery(vis), recovered.Seconds(), time.Since(beat).Seconds(), recovered.Seconds()/vis.Seconds())
 	if m.Envelope.ID != id || m.Envelope.Attempts != 2 {
 		t.Errorf("received %s with %d attempts, want %s with 2 (the killed attempt counts)", m.Envelope.ID, m.Envelope.Attempts, id)
 	}

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"bytes"
@@ -21,12 +21,12 @@ import (
 // aside instead of handed out: its envelope is written to
 // <prefix>quarantine/<id>.json (with the body key; the body stays where it
 // is, under the lifecycle rule), the SQS message is deleted, and the event
-// is logged at ERROR and counted in SQSStats.CrashQuarantined. If the
+// is logged at ERROR and counted in Stats.CrashQuarantined. If the
 // record cannot be written the message is left alone: it is received again
 // later, and the dead-letter redrive (maxReceiveCount) remains the backstop.
 
-// SQSStats are the SQS backend's counters.
-type SQSStats struct {
+// Stats are the SQS backend's counters.
+type Stats struct {
 	// CrashQuarantined counts messages set aside because MaxDeliveryCrashes
 	// deliveries of them ended without Reschedule or Complete.
 	CrashQuarantined uint64
@@ -37,8 +37,8 @@ type sqsStats struct {
 }
 
 // Stats returns the backend's counters.
-func (q *SQSQueue) Stats() SQSStats {
-	return SQSStats{CrashQuarantined: q.stats.crashQuarantined.Load()}
+func (q *Queue) Stats() Stats {
+	return Stats{CrashQuarantined: q.stats.crashQuarantined.Load()}
 }
 
 // crashedReceives is how many earlier receives of a message ended without
@@ -48,11 +48,11 @@ func crashedReceives(receives, rearms int) int {
 }
 
 // quarantineKey is where a message set aside is recorded.
-func (q *SQSQueue) quarantineKey(id string) string { return q.o.Prefix + "quarantine/" + id + ".json" }
+func (q *Queue) quarantineKey(id string) string { return q.o.Prefix + "quarantine/" + id + ".json" }
 
 // setAside quarantines a poison message (see above) and reports whether it
 // did; w holds the envelope.
-func (q *SQSQueue) setAside(ctx context.Context, w *sqsWire, handle string, crashes int, log *slog.Logger) bool {
+func (q *Queue) setAside(ctx context.Context, w *sqsWire, handle string, crashes int, log *slog.Logger) bool {
 	id := w.Envelope.ID
 	rec, err := marshalSQS(sqsWire{V: sqsWireVersion, Key: w.Key, Envelope: w.Envelope})
 	if err != nil {

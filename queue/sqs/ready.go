@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -16,7 +16,7 @@ import (
 // recovery makes it ready again with no restart. S3 is not probed here:
 // a PUT per probe would cost more than the probe is worth, and a failing
 // PUT already answers 451 to the client.
-func (q *SQSQueue) Ready(ctx context.Context) error {
+func (q *Queue) Ready(ctx context.Context) error {
 	_, err := q.o.SQS.GetQueueAttributes(ctx, &sqs.GetQueueAttributesInput{
 		QueueUrl:       aws.String(q.o.QueueURL),
 		AttributeNames: []sqstypes.QueueAttributeName{sqstypes.QueueAttributeNameApproximateNumberOfMessages},

@@ -1,4 +1,4 @@
-package queue
+package sqs
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sqs"
 	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // SQS SendMessageBatch limits: 10 entries, and the same total payload as
@@ -34,7 +35,7 @@ const (
 // batchSendTimeout. Each caller still returns only once its own entry is
 // acknowledged.
 type sendBatcher struct {
-	q        *SQSQueue
+	q        *Queue
 	window   time.Duration
 	reqs     chan *batchReq
 	done     chan struct{}
@@ -47,7 +48,7 @@ type batchReq struct {
 	res  chan error
 }
 
-func newSendBatcher(q *SQSQueue, window time.Duration) *sendBatcher {
+func newSendBatcher(q *Queue, window time.Duration) *sendBatcher {
 	b := &sendBatcher{q: q, window: window, reqs: make(chan *batchReq), done: make(chan struct{}),
 		inflight: make(chan struct{}, maxBatchesInFlight)}
 	go b.run()
@@ -71,7 +72,7 @@ func (b *sendBatcher) send(ctx context.Context, data []byte) error {
 	case <-ctx.Done():
 		return ctx.Err()
 	case <-b.q.base.Done():
-		return ErrClosed
+		return queue.ErrClosed
 	}
 	select {
 	case err := <-r.res:
