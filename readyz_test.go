@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // readyz asks h and returns the status and the parts it names as not ready.
@@ -33,7 +33,7 @@ func readyz(t *testing.T, h http.Handler) (int, map[string]string) {
 
 func spoolReady(t *testing.T, dir string) http.Handler {
 	t.Helper()
-	sp, err := queue.OpenSpool(dir, queue.SpoolOptions{})
+	sp, err := spool.Open(dir, spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

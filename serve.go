@@ -16,6 +16,7 @@ import (
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/outbound"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 	"github.com/edgerelay/edgerelay/queue/sqs"
 	"github.com/edgerelay/edgerelay/relay"
 )
@@ -93,12 +94,12 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return draining
 		}, readyTimeout))
 		var queueLen func() int
-		if sp, ok := q.(*queue.Spool); ok {
+		if sp, ok := q.(*spool.Spool); ok {
 			queueLen = sp.Len
 		}
 		var crashQuarantined func() uint64
 		switch qq := q.(type) {
-		case *queue.Spool:
+		case *spool.Spool:
 			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
 		case *sqs.Queue:
 			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
@@ -189,7 +190,7 @@ func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts,
 		return openSQS(ctx, cfg, log)
 	}
 	dir := cfg.DataDir + "/spool"
-	sp, err := queue.OpenSpool(dir, queue.SpoolOptions{
+	sp, err := spool.Open(dir, spool.Options{
 		Logger:             log.With("part", "queue"),
 		LeaseTimeout:       cfg.SpoolLeaseTimeout,
 		MaxDeliveryCrashes: cfg.MaxDeliveryCrashes,

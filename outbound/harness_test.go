@@ -12,6 +12,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // fakeClock is a settable clock shared by the spool and the worker.
@@ -119,7 +120,7 @@ func (r *fakeResolver) LookupIPAddr(_ context.Context, host string) ([]net.IPAdd
 // harness is a spool with a fake clock, a worker and a fake reporter.
 type harness struct {
 	t     *testing.T
-	q     *queue.Spool
+	q     *spool.Spool
 	clock *fakeClock
 	rep   *fakeReporter
 	w     *Worker
@@ -139,7 +140,7 @@ func newHarness(t *testing.T, configure func(*Options)) *harness {
 	t.Setenv("SSL_CERT_DIR", "")
 	t.Setenv("AWS_CA_BUNDLE", "")
 	h := &harness{t: t, clock: newClock(), rep: &fakeReporter{}, log: &logBuffer{}, dialMap: map[string]string{}}
-	q, err := queue.OpenSpool(t.TempDir(), queue.SpoolOptions{Now: h.clock.Now, PollInterval: 5 * time.Millisecond})
+	q, err := spool.Open(t.TempDir(), spool.Options{Now: h.clock.Now, PollInterval: 5 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 func TestNewReporterOptions(t *testing.T) {
@@ -261,7 +262,7 @@ func TestReportKey(t *testing.T) {
 // real Maildir store and the real spool both hold exactly one copy.
 func TestReportTwice(t *testing.T) {
 	dir := t.TempDir()
-	spool, err := queue.OpenSpool(filepath.Join(dir, "spool"), queue.SpoolOptions{})
+	spool, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

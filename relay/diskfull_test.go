@@ -7,7 +7,7 @@ import (
 	"testing"
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestDiskFullAnswers452: with the spool's file system full, the final dot
@@ -18,7 +18,7 @@ import (
 // unless EDGERELAY_REQUIRE_ROOT=1).
 func TestDiskFullAnswers452(t *testing.T) {
 	mnt := testutil.Tmpfs(t, "3m")
-	sp, err := queue.OpenSpool(filepath.Join(mnt, "spool"), queue.SpoolOptions{})
+	sp, err := spool.Open(filepath.Join(mnt, "spool"), spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

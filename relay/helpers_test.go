@@ -20,6 +20,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // Users in every test's users file.
@@ -49,7 +50,7 @@ func (b tokenBackend) CheckToken(_ context.Context, tok string) (*auth.Identity,
 type env struct {
 	t        testing.TB
 	srv      *Server
-	q        *queue.Spool
+	q        *spool.Spool
 	addr587  string
 	addr465  string
 	shutdown func()
@@ -77,7 +78,7 @@ func newEnv(t testing.TB, opts ...envOpt) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, err := queue.OpenSpool(filepath.Join(dir, "spool"), queue.SpoolOptions{})
+	q, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}

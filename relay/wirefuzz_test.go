@@ -23,6 +23,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // FuzzSession is the stateful wire fuzzer (TESTING.md §2, issue 8). The
@@ -196,7 +197,7 @@ func runSessionFuzz(t *testing.T, ops []fuzzOp) {
 	}
 	base := runtime.NumGoroutine()
 	dir := t.TempDir()
-	q, err := queue.OpenSpool(filepath.Join(dir, "spool"), queue.SpoolOptions{})
+	q, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -581,7 +582,7 @@ func (r *sessionRun) bdatOp(op fuzzOp) bool {
 }
 
 // checkStored compares the spool with the 250 replies.
-func (r *sessionRun) checkStored(q *queue.Spool) {
+func (r *sessionRun) checkStored(q *spool.Spool) {
 	n := q.Len()
 	if n != len(r.acks) {
 		r.fatalf("%d messages stored, %d acknowledged with 250", n, len(r.acks))

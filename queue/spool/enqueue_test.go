@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -12,13 +12,14 @@ import (
 	"testing"
 
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolEnqueueFiles checks the committed layout: body and envelope in
 // msg/, the envelope's recorded size, and nothing in tmp/.
 func TestSpoolEnqueueFiles(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	env := envelope("bob@example.net")
 	id := mustEnqueue(t, s, env, "Subject: x\r\n\r\nhello\r\n")
 	if got, want := dirNames(t, filepath.Join(dir, "msg")), []string{id + ".eml", id + ".env"}; !equal(got, want) {
@@ -55,7 +56,7 @@ func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b,
 // stored twice (an NDR retried after a crash), and the first body stays.
 func TestSpoolEnqueueIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	const id = "NDR-01HXYZ"
 	for i, body := range []string{"first", "second"} {
 		env := envelope("alice@example.com")
@@ -76,7 +77,7 @@ func TestSpoolEnqueueIdempotent(t *testing.T) {
 	env.ID = id
 	mustEnqueue(t, s, env, "third")
 	s.Close()
-	s = openSpool(t, dir, queue.SpoolOptions{})
+	s = openSpool(t, dir, spool.Options{})
 	env.ID = id
 	mustEnqueue(t, s, env, "fourth")
 	if s.Len() != 1 {
@@ -85,7 +86,7 @@ func TestSpoolEnqueueIdempotent(t *testing.T) {
 }
 
 func TestSpoolEnqueueInvalidID(t *testing.T) {
-	s := openSpool(t, t.TempDir(), queue.SpoolOptions{})
+	s := openSpool(t, t.TempDir(), spool.Options{})
 	for _, id := range []string{"../etc/passwd", "a b", "x.env", strings.Repeat("a", 65)} {
 		env := envelope("bob@example.net")
 		env.ID = id
@@ -119,7 +120,7 @@ func TestSpoolEnqueueFailureLeavesNothing(t *testing.T) {
 	const presetID = "preset-1"
 	cases := []struct {
 		name  string
-		setup func(t *testing.T, dir string) // runs after OpenSpool
+		setup func(t *testing.T, dir string) // runs after Open
 		ctx   func() context.Context
 		body  io.Reader
 		want  error // errors.Is target, or nil for any error
@@ -159,7 +160,7 @@ func TestSpoolEnqueueFailureLeavesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openSpool(t, dir, queue.SpoolOptions{})
+			s := openSpool(t, dir, spool.Options{})
 			if tc.setup != nil {
 				tc.setup(t, dir)
 			}
@@ -210,7 +211,7 @@ func replaceWithFile(t *testing.T, path string) {
 func TestSpoolConcurrentEnqueue(t *testing.T) {
 	const workers, each = 16, 8
 	dir := t.TempDir()
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	var (
 		mu  sync.Mutex
 		ids = make(map[string]string)
@@ -256,7 +257,7 @@ func TestSpoolConcurrentEnqueue(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = openSpool(t, dir, queue.SpoolOptions{})
+	s = openSpool(t, dir, spool.Options{})
 	if s.Len() != workers*each {
 		t.Fatalf("after restart Len = %d", s.Len())
 	}

@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -10,10 +10,11 @@ import (
 
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/queuetest"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolRescan damages a spool the ways a crash or a disk can, reopens
-// it, and checks what OpenSpool kept, removed and quarantined, and at which
+// it, and checks what Open kept, removed and quarantined, and at which
 // level it logged. Envelopes are never deleted and nothing crashes.
 func TestSpoolRescan(t *testing.T) {
 	const id = "MSG1"
@@ -163,7 +164,7 @@ func TestSpoolRescan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openSpool(t, dir, queue.SpoolOptions{})
+			s := openSpool(t, dir, spool.Options{})
 			env := envelope("bob@example.net")
 			env.ID = id
 			mustEnqueue(t, s, env, "body")
@@ -171,7 +172,7 @@ func TestSpoolRescan(t *testing.T) {
 			tc.damage(t, dir)
 
 			var logs logBuffer
-			s = openSpool(t, dir, queue.SpoolOptions{Logger: logs.Logger()})
+			s = openSpool(t, dir, spool.Options{Logger: logs.Logger()})
 			if s.Len() != tc.wantLen {
 				t.Errorf("Len = %d, want %d", s.Len(), tc.wantLen)
 			}
@@ -213,7 +214,7 @@ func TestSpoolRescan(t *testing.T) {
 func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 	dir := t.TempDir()
 	for range 2 {
-		s := openSpool(t, dir, queue.SpoolOptions{})
+		s := openSpool(t, dir, spool.Options{})
 		env := envelope("bob@example.net")
 		env.ID = "SAME"
 		mustEnqueue(t, s, env, "body")
@@ -221,7 +222,7 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "msg", "SAME.env"), []byte("bad"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		openSpool(t, dir, queue.SpoolOptions{}).Close()
+		openSpool(t, dir, spool.Options{}).Close()
 	}
 	if got := dirNames(t, filepath.Join(dir, "quarantine")); len(got) != 4 {
 		t.Fatalf("quarantine/ = %v, want 4 files", got)
@@ -231,6 +232,6 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 // BenchmarkSpoolEnqueue measures durable Enqueue of a 10 KiB body from
 // parallel sessions (two file fsyncs each; directory fsyncs shared by concurrent enqueues).
 func BenchmarkSpoolEnqueue(b *testing.B) {
-	s := openSpool(b, b.TempDir(), queue.SpoolOptions{})
+	s := openSpool(b, b.TempDir(), spool.Options{})
 	queuetest.BenchEnqueue(b, s, func() *queue.Envelope { return envelope("bob@example.net") })
 }

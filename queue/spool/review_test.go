@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -10,6 +10,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolCrashCountResetByReschedule: MaxDeliveryCrashes counts crashed
@@ -20,14 +21,14 @@ import (
 func TestSpoolCrashCountResetByReschedule(t *testing.T) {
 	dir := t.TempDir()
 	clock := fakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	o := queue.SpoolOptions{Now: clock.Now, PollInterval: 10 * time.Millisecond}
+	o := spool.Options{Now: clock.Now, PollInterval: 10 * time.Millisecond}
 	s := openSpool(t, dir, o)
 	id := mustEnqueue(t, s, envelope("bob@example.net"), "slow gateway")
 	crash := func() {
 		mustLease(t, s)
 		s.Close() // the process dies (or its shutdown grace ends) mid-delivery
 		s = openSpool(t, dir, o)
-		clock.Advance(queue.DefaultSpoolLeaseTimeout + time.Second)
+		clock.Advance(spool.DefaultLeaseTimeout + time.Second)
 	}
 	for range queue.DefaultMaxDeliveryCrashes - 1 {
 		crash()
@@ -53,7 +54,7 @@ func TestSpoolCrashCountResetByReschedule(t *testing.T) {
 func TestSpoolClaimOnFullDisk(t *testing.T) {
 	mnt := testutil.Tmpfs(t, "3m")
 	dir := filepath.Join(mnt, "spool")
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	var st syscall.Statfs_t
 	if err := syscall.Statfs(mnt, &st); err != nil {
 		t.Fatal(err)

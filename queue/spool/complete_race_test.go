@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // pauseRemoveFS is the real file system, but a Remove of one path waits
@@ -33,13 +35,13 @@ func TestSpoolEnqueueDuringComplete(t *testing.T) {
 	dir := t.TempDir()
 	const id = "06H32GE1S57TAAV3RV1Q-failed-0123456789"
 	pfs := &pauseRemoveFS{reached: make(chan struct{}), resume: make(chan struct{})}
-	s, err := OpenSpool(dir, SpoolOptions{fs: pfs, PollInterval: 10 * time.Millisecond})
+	s, err := Open(dir, Options{fs: pfs, PollInterval: 10 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close()
-	env := func() *Envelope {
-		return &Envelope{ID: id, Recipients: []Recipient{{Addr: "bob@example.net", Status: StatusPending}}}
+	env := func() *queue.Envelope {
+		return &queue.Envelope{ID: id, Recipients: []queue.Recipient{{Addr: "bob@example.net", Status: queue.StatusPending}}}
 	}
 	if _, err := s.Enqueue(t.Context(), env(), strings.NewReader("first")); err != nil {
 		t.Fatal(err)

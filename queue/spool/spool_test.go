@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -14,14 +14,15 @@ import (
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/queuetest"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // openSpool opens the spool in dir and closes it when the test ends.
-func openSpool(t testing.TB, dir string, o queue.SpoolOptions) *queue.Spool {
+func openSpool(t testing.TB, dir string, o spool.Options) *spool.Spool {
 	t.Helper()
-	s, err := queue.OpenSpool(dir, o)
+	s, err := spool.Open(dir, o)
 	if err != nil {
-		t.Fatalf("OpenSpool: %v", err)
+		t.Fatalf("Open: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
 	return s
@@ -32,7 +33,7 @@ func TestSpoolContract(t *testing.T) {
 		dir := t.TempDir()
 		// A short lease: after the simulated crash the claimed message is
 		// due again once its lease (written with the claim) has ended.
-		o := queue.SpoolOptions{LeaseTimeout: 300 * time.Millisecond}
+		o := spool.Options{LeaseTimeout: 300 * time.Millisecond}
 		s := openSpool(t, dir, o)
 		t.Cleanup(func() {
 			// Whatever the case did, no temporary file may outlive it.
@@ -120,5 +121,5 @@ func readBody(t testing.TB, s queue.Queue, m *queue.Message) string {
 // logBuffer collects log output for assertions about what was logged.
 type logBuffer = testutil.LogBuffer
 
-// fakeClock is a settable clock for SpoolOptions.Now.
+// fakeClock is a settable clock for Options.Now.
 type fakeClock = testutil.Clock

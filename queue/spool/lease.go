@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"container/heap"
@@ -8,6 +8,8 @@ import (
 	"fmt"
 	"io/fs"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // errLeaseLost is returned by Reschedule and Complete for a Message whose
@@ -22,9 +24,9 @@ var errCorruptEnvelope = errors.New("corrupt envelope")
 // spool's own bookkeeping of claims next to it (never shown to the holder
 // of a lease, so a Reschedule cannot change it).
 type spoolRecord struct {
-	*Envelope
+	*queue.Envelope
 	// LeaseUntil is written by a claim and cleared by Reschedule: found set
-	// at OpenSpool, the claim never ended (the process died during the
+	// at Open, the claim never ended (the process died during the
 	// delivery), and the message is due no earlier than this.
 	LeaseUntil time.Time `json:"lease_until,omitzero"`
 	// Crashes counts the claims of this message that never ended since
@@ -37,7 +39,7 @@ type spoolEntry struct {
 	id     string
 	next   time.Time // due time, see dueAt
 	leased bool
-	// crashed: OpenSpool found a claim of this message that never ended;
+	// crashed: Open found a claim of this message that never ended;
 	// the next claim counts it in spoolRecord.Crashes.
 	crashed bool
 	seq     uint64 // lease generation; a Token is valid while it matches
@@ -93,7 +95,7 @@ func (s *Spool) release(e *spoolEntry) {
 // due; the caller should pause before it leases again. A full file system
 // is the exception: the message is handed out with its lease in memory
 // only, so that deliveries can free space.
-func (s *Spool) Lease(ctx context.Context) (*Message, error) {
+func (s *Spool) Lease(ctx context.Context) (*queue.Message, error) {
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -116,7 +118,7 @@ func (s *Spool) Lease(ctx context.Context) (*Message, error) {
 			return nil, ctx.Err()
 		case <-s.done:
 			timer.Stop()
-			return nil, ErrClosed
+			return nil, queue.ErrClosed
 		case <-kick:
 		case <-timer.C:
 		}
@@ -130,7 +132,7 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
-		return nil, 0, nil, ErrClosed
+		return nil, 0, nil, queue.ErrClosed
 	}
 	wait = s.poll
 	if len(s.due) > 0 {
@@ -148,12 +150,12 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 }
 
 // claim reads e's envelope, increments Attempts, writes the lease deadline
-// and, when OpenSpool found an unfinished earlier claim, the crash count,
+// and, when Open found an unfinished earlier claim, the crash count,
 // and writes it back before the message is handed out (claim before
 // deliver). It returns (nil, nil) when the message was set aside instead
 // (unusable envelope, too many crashed deliveries, or vanished) and left
 // the index.
-func (s *Spool) claim(e *spoolEntry) (*Message, error) {
+func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	rec, err := s.readRecord(e.id)
 	switch {
 	case errors.Is(err, errCorruptEnvelope):
@@ -201,7 +203,7 @@ func (s *Spool) claim(e *spoolEntry) (*Message, error) {
 	seq := e.seq
 	s.mu.Unlock()
 	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
-	return &Message{Envelope: rec.Envelope, Token: &spoolLease{id: e.id, seq: seq}}, nil
+	return &queue.Message{Envelope: rec.Envelope, Token: &spoolLease{id: e.id, seq: seq}}, nil
 }
 
 // setAside quarantines the leased entry e and drops it from the index; when
@@ -245,7 +247,7 @@ func (s *Spool) readRecord(id string) (*spoolRecord, error) {
 // decodeRecord decodes the envelope file of message id; every error wraps
 // errCorruptEnvelope.
 func decodeRecord(id string, data []byte) (*spoolRecord, error) {
-	rec := spoolRecord{Envelope: new(Envelope)}
+	rec := spoolRecord{Envelope: new(queue.Envelope)}
 	if err := json.Unmarshal(data, &rec); err != nil {
 		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
 	}
@@ -261,7 +263,7 @@ func decodeRecord(id string, data []byte) (*spoolRecord, error) {
 // dueAt is when env is due: its NextAttempt, or for a message never
 // rescheduled its Arrival, so that due messages go out first come, first
 // served and fresh mail does not overtake retries that are already due.
-func dueAt(env *Envelope) time.Time {
+func dueAt(env *queue.Envelope) time.Time {
 	if env.NextAttempt.IsZero() {
 		return env.Arrival
 	}
@@ -280,7 +282,7 @@ func (s *Spool) writeRecord(rec *spoolRecord) error {
 // endLease checks that m still holds its lease and ends the lease's token,
 // so that a second Reschedule or Complete with the same Message fails. The
 // entry stays marked leased until the caller releases or removes it.
-func (s *Spool) endLease(m *Message) (*spoolEntry, error) {
+func (s *Spool) endLease(m *queue.Message) (*spoolEntry, error) {
 	id, err := messageID(m)
 	if err != nil {
 		return nil, err
@@ -301,7 +303,7 @@ func (s *Spool) endLease(m *Message) (*spoolEntry, error) {
 // at. If the envelope cannot be written, the lease ends all the same and
 // the message is due at at with the envelope last written (the claim), so
 // it is retried rather than lost; the error is returned.
-func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error {
+func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) error {
 	if m == nil || m.Envelope == nil {
 		return errors.New("spool: reschedule: nil message or envelope")
 	}
@@ -336,7 +338,7 @@ func (s *Spool) Reschedule(ctx context.Context, m *Message, at time.Time) error 
 // without it the message no longer exists), then the body, then the
 // directory is fsync'd. If the envelope cannot be removed, the message
 // stays queued and is due again after a minute.
-func (s *Spool) Complete(ctx context.Context, m *Message) error {
+func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 	e, err := s.endLease(m)
 	if err != nil {
 		return err
@@ -363,7 +365,7 @@ func (s *Spool) Complete(ctx context.Context, m *Message) error {
 		s.mu.Unlock()
 	}()
 	if err := removeIfExists(s.fs, s.bodyPath(e.id)); err != nil {
-		// Harmless: the next OpenSpool removes it as an orphan.
+		// Harmless: the next Open removes it as an orphan.
 		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
 	}
 	if err := s.dirs.sync(s.msgDir); err != nil {

@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"path/filepath"
@@ -8,6 +8,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolLeaseDeadlineAfterCrash: a claim persists its lease deadline, so
@@ -16,7 +17,7 @@ import (
 func TestSpoolLeaseDeadlineAfterCrash(t *testing.T) {
 	dir := t.TempDir()
 	clock := fakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
-	o := queue.SpoolOptions{Now: clock.Now, PollInterval: 10 * time.Millisecond}
+	o := spool.Options{Now: clock.Now, PollInterval: 10 * time.Millisecond}
 	s := openSpool(t, dir, o)
 	id := mustEnqueue(t, s, envelope("bob@example.net"), "x")
 	mustLease(t, s)
@@ -24,7 +25,7 @@ func TestSpoolLeaseDeadlineAfterCrash(t *testing.T) {
 
 	s = openSpool(t, dir, o)
 	noLease(t, s)
-	clock.Advance(queue.DefaultSpoolLeaseTimeout - time.Second)
+	clock.Advance(spool.DefaultLeaseTimeout - time.Second)
 	noLease(t, s)
 	clock.Advance(2 * time.Second)
 	m := mustLease(t, s)
@@ -42,7 +43,7 @@ func TestSpoolCrashLoopQuarantined(t *testing.T) {
 	dir := t.TempDir()
 	clock := fakeClockAt(time.Date(2026, 3, 1, 12, 0, 0, 0, time.UTC))
 	var logs logBuffer
-	o := queue.SpoolOptions{Now: clock.Now, PollInterval: 10 * time.Millisecond, Logger: logs.Logger()}
+	o := spool.Options{Now: clock.Now, PollInterval: 10 * time.Millisecond, Logger: logs.Logger()}
 	s := openSpool(t, dir, o)
 	poison := mustEnqueue(t, s, envelope("bob@example.net"), "poison")
 	clock.Advance(time.Second)
@@ -63,7 +64,7 @@ func TestSpoolCrashLoopQuarantined(t *testing.T) {
 		}
 		s.Close()
 		s = openSpool(t, dir, o)
-		clock.Advance(queue.DefaultSpoolLeaseTimeout + time.Second)
+		clock.Advance(spool.DefaultLeaseTimeout + time.Second)
 	}
 	m := mustLease(t, s)
 	if m.Envelope.ID != fine {

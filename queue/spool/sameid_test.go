@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -8,7 +8,7 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolEnqueueSameIDRace: Enqueues of one preset ID (a report whose ID
@@ -21,7 +21,7 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 	body := strings.Repeat("report body line\r\n", 4096)
 	for round := range 20 {
 		dir := t.TempDir()
-		s := openSpool(t, dir, queue.SpoolOptions{})
+		s := openSpool(t, dir, spool.Options{})
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
@@ -67,7 +67,7 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 // item 29).
 func TestSpoolEnqueueNeverReplacesFiles(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	write := func(name, data string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, "msg", name), []byte(data), 0o600); err != nil {

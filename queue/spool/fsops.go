@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"errors"
@@ -10,7 +10,7 @@ import (
 
 // fileSystem is every file operation the spool makes, so that tests can put
 // a layer under the spool that fails, or "loses power", at any one of them
-// (spool_crash_test.go). osFS, the real file system, is the default.
+// (crash_test.go). osFS, the real file system, is the default.
 // Paths are absolute or relative to the working directory, as with package
 // os; errors are those of package os (errors.Is(err, fs.ErrNotExist) works).
 type fileSystem interface {

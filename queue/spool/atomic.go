@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"errors"
@@ -50,7 +50,7 @@ func commitNewFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) (cre
 		created = err == nil
 	}
 	// The temporary name is not needed any more; one left by a crash is
-	// removed at the next OpenSpool.
+	// removed at the next Open.
 	fsys.Remove(tmp)
 	if err != nil {
 		return created, err

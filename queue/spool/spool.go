@@ -1,4 +1,16 @@
-package queue
+// Package spool is the local, file-based backend of queue.Queue: the
+// embedded default. It owns the spool directory (the layout below), the
+// write order that makes an Enqueue durable, the leases of the process
+// that holds the spool open, the rescan at start-up (orphans removed, what
+// cannot be read quarantined) and the free-space probe.
+//
+// Write order: the body file is written and fsync'd, its directory is
+// fsync'd, then the envelope is written to a temporary name, fsync'd and
+// linked (or renamed) into place: the envelope's name is the commit. The
+// helpers that keep that order are in atomic.go and fsops.go; the
+// invariants, each tried at every file operation by crash_test.go, are
+// listed on Spool.
+package spool
 
 import (
 	"context"
@@ -11,6 +23,8 @@ import (
 	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Spool layout under the spool directory:
@@ -34,23 +48,23 @@ const (
 	envelopeExt = ".env"
 )
 
-// DefaultSpoolPollInterval is the longest an idle Lease sleeps before it
+// DefaultPollInterval is the longest an idle Lease sleeps before it
 // looks at the due times again when no Enqueue or Reschedule woke it.
-const DefaultSpoolPollInterval = 30 * time.Second
+const DefaultPollInterval = 30 * time.Second
 
-// DefaultSpoolLeaseTimeout is how long a claimed message stays hidden after
+// DefaultLeaseTimeout is how long a claimed message stays hidden after
 // a crash of the process that claimed it: a restarted spool makes it due
 // again only once this has passed since the claim (as an SQS visibility
 // timeout), so that a message whose delivery kills the process is not
 // retried in a tight crash loop.
-const DefaultSpoolLeaseTimeout = time.Minute
+const DefaultLeaseTimeout = time.Minute
 
 // spoolErrorRetry is how long a message whose Reschedule or Complete could
 // not be written waits before it is handed out again.
 const spoolErrorRetry = time.Minute
 
-// SpoolOptions configures OpenSpool. The zero value is usable.
-type SpoolOptions struct {
+// Options configures Open. The zero value is usable.
+type Options struct {
 	// Logger receives the spool's log lines; nil discards them.
 	Logger *slog.Logger
 	// Now is the clock that decides whether a message is due and stamps
@@ -59,19 +73,19 @@ type SpoolOptions struct {
 	// PollInterval bounds how long an idle Lease sleeps before it re-checks
 	// the due times by itself. Enqueue and Reschedule wake waiting Lease
 	// calls at once, so this only matters when the clock jumps (or a fake
-	// clock is advanced). Zero means DefaultSpoolPollInterval.
+	// clock is advanced). Zero means DefaultPollInterval.
 	PollInterval time.Duration
 	// LeaseTimeout is written with every claim: after a crash the message
 	// is due again only when it has passed. Zero means
-	// DefaultSpoolLeaseTimeout. A live process holds its leases until
+	// DefaultLeaseTimeout. A live process holds its leases until
 	// Reschedule or Complete, however long the delivery takes.
 	LeaseTimeout time.Duration
 	// MaxDeliveryCrashes is how many claims of a message in a row may end
 	// without Reschedule or Complete (crashed deliveries; a Reschedule
 	// starts the count again) before the message is
 	// moved to quarantine instead of being leased again, with an ERROR log
-	// and SpoolStats.CrashQuarantined counted. Zero means
-	// DefaultMaxDeliveryCrashes.
+	// and Stats.CrashQuarantined counted. Zero means
+	// queue.DefaultMaxDeliveryCrashes.
 	MaxDeliveryCrashes int
 
 	// fs replaces the real file system in tests (crash points).
@@ -82,7 +96,7 @@ type SpoolOptions struct {
 // message is two files in one directory; an Enqueue commits with the link
 // of its envelope file, after the body is durable.
 //
-// Invariants, each tried at every file operation by spool_crash_test.go:
+// Invariants, each tried at every file operation by crash_test.go:
 //   - a message whose Enqueue returned nil survives any crash, and is
 //     removed only by Complete; an envelope is never deleted, only moved
 //     to quarantine (body first) when it cannot be used;
@@ -126,14 +140,14 @@ type spoolLease struct {
 	seq uint64
 }
 
-// OpenSpool opens (creating it if needed) the spool in dir. It takes the
+// Open opens (creating it if needed) the spool in dir. It takes the
 // spool's lock, removes temporary files and orphan bodies left by an
 // interrupted Enqueue (never a body whose ID is in quarantine: that move is
 // completed instead), moves envelopes that cannot be used (unparseable,
 // failing Envelope.Validate, or without body) to dir/quarantine, and
 // indexes the remaining messages; each becomes due at its NextAttempt, or
 // when the lease of an interrupted claim ends, whichever is later.
-func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
+func Open(dir string, o Options) (*Spool, error) {
 	s := &Spool{
 		dir:       dir,
 		msgDir:    filepath.Join(dir, spoolMsgDir),
@@ -155,15 +169,15 @@ func OpenSpool(dir string, o SpoolOptions) (*Spool, error) {
 		s.now = time.Now
 	}
 	if s.poll <= 0 {
-		s.poll = DefaultSpoolPollInterval
+		s.poll = DefaultPollInterval
 	}
 	s.leaseTimeout = o.LeaseTimeout
 	if s.leaseTimeout <= 0 {
-		s.leaseTimeout = DefaultSpoolLeaseTimeout
+		s.leaseTimeout = DefaultLeaseTimeout
 	}
 	s.maxCrashes = o.MaxDeliveryCrashes
 	if s.maxCrashes <= 0 {
-		s.maxCrashes = DefaultMaxDeliveryCrashes
+		s.maxCrashes = queue.DefaultMaxDeliveryCrashes
 	}
 	if s.fs == nil {
 		s.fs = osFS{}
@@ -217,7 +231,7 @@ func (s *Spool) envelopePath(id string) string { return filepath.Join(s.msgDir, 
 // and returns the ID, so that a retried Enqueue (of an NDR, say) after a
 // crash does not store the message twice; while another Enqueue of the same
 // ID is in flight, it waits for that one's outcome (issue 8 item 29).
-func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (string, error) {
+func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader) (string, error) {
 	if env == nil {
 		return "", errors.New("spool: enqueue: nil envelope")
 	}
@@ -225,8 +239,8 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 		return "", fmt.Errorf("spool: enqueue: %w", err)
 	}
 	if env.ID == "" {
-		env.ID = NewID()
-	} else if !ValidID(env.ID) {
+		env.ID = queue.NewID()
+	} else if !queue.ValidID(env.ID) {
 		return "", fmt.Errorf("spool: enqueue: invalid message ID %q", env.ID)
 	}
 	id := env.ID
@@ -236,7 +250,7 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
-			return "", ErrClosed
+			return "", queue.ErrClosed
 		}
 		if s.entries[id] != nil {
 			s.mu.Unlock()
@@ -269,7 +283,7 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 	if err := s.write(ctx, env, body); err != nil {
 		if isNoSpace(err) {
 			s.stats.noSpace.Add(1)
-			err = fmt.Errorf("%w: %w", ErrInsufficientStorage, err)
+			err = fmt.Errorf("%w: %w", queue.ErrInsufficientStorage, err)
 		}
 		return "", fmt.Errorf("spool: enqueue %s: %w", id, err)
 	}
@@ -285,7 +299,7 @@ func (s *Spool) Enqueue(ctx context.Context, env *Envelope, body io.Reader) (str
 // write stores body and then env. It leaves nothing of its own behind on
 // error, and never touches a file it did not create. The caller holds the
 // in-process claim on env.ID (s.enqueuing).
-func (s *Spool) write(ctx context.Context, env *Envelope, body io.Reader) error {
+func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) error {
 	bodyPath, envPath := s.bodyPath(env.ID), s.envelopePath(env.ID)
 	f, err := s.fs.CreateTemp(s.tmpDir, env.ID+bodyExt+".*.tmp")
 	if err != nil {
@@ -356,7 +370,7 @@ func (s *Spool) commitBody(f tempFile, bodyPath, envPath string) error {
 }
 
 // Body opens the body of m for reading.
-func (s *Spool) Body(ctx context.Context, m *Message) (io.ReadCloser, error) {
+func (s *Spool) Body(ctx context.Context, m *queue.Message) (io.ReadCloser, error) {
 	id, err := messageID(m)
 	if err != nil {
 		return nil, err
@@ -385,7 +399,7 @@ func (s *Spool) Close() error {
 }
 
 // messageID returns the spool ID that m's lease token refers to.
-func messageID(m *Message) (string, error) {
+func messageID(m *queue.Message) (string, error) {
 	if m == nil {
 		return "", errors.New("spool: nil message")
 	}

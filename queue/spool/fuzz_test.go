@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // FuzzSpoolRecord: decoding an envelope file read from disk never panics or
@@ -14,9 +16,9 @@ import (
 // (the message is quarantined) or yields an envelope for that ID that
 // passes Validate and survives a write and a second read unchanged.
 func FuzzSpoolRecord(f *testing.F) {
-	good, _ := json.Marshal(spoolRecord{Envelope: &Envelope{ID: "A", From: "a@b.example",
-		Recipients: []Recipient{{Addr: "c@d.example", ORCPT: "rfc822;c@d.example", Notify: []string{NotifyFailure}, Status: StatusPending,
-			Reply: &Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"later"}}}},
+	good, _ := json.Marshal(spoolRecord{Envelope: &queue.Envelope{ID: "A", From: "a@b.example",
+		Recipients: []queue.Recipient{{Addr: "c@d.example", ORCPT: "rfc822;c@d.example", Notify: []string{queue.NotifyFailure}, Status: queue.StatusPending,
+			Reply: &queue.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"later"}}}},
 		Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Attempts: 2, Size: 42},
 		LeaseUntil: time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC), Crashes: 1})
 	for _, seed := range []string{
@@ -72,7 +74,7 @@ func FuzzSpoolRecord(f *testing.F) {
 // FuzzSpoolCrash drives a spool through a fuzzed sequence of enqueues,
 // claims, reschedules, completions and clock jumps on a faultFS that loses
 // power at a fuzzed operation, then reopens it on the real file system and
-// checks the crash invariants of spool_crash_test.go: no acknowledged
+// checks the crash invariants of crash_test.go: no acknowledged
 // message lost, no completed one back, every envelope readable with its
 // whole body, no orphan or temporary file, and nothing due again while its
 // claim may still be running. Each case must end within 2 s.
@@ -103,7 +105,7 @@ func runCrashOps(t *testing.T, crashAt int, ops []byte) {
 	defer h.cfail()
 	h.open()
 	h.fs.arm(crashAt, true)
-	var held []*Message
+	var held []*queue.Message
 	n := 0
 	for i := 0; i < len(ops) && !h.fs.fired(); i++ {
 		switch op := ops[i]; op % 5 {
@@ -130,7 +132,7 @@ func runCrashOps(t *testing.T, crashAt int, ops []byte) {
 			held = deleteMsg(held, m)
 			id := m.Envelope.ID
 			if op%5 == 2 {
-				m.Envelope.Recipients[0].Status = StatusDelivered
+				m.Envelope.Recipients[0].Status = queue.StatusDelivered
 				if h.s.Reschedule(h.ctx, m, h.now.Add(time.Duration(op/5%3)*time.Minute)) == nil {
 					delete(h.leased, id)
 				}
@@ -150,7 +152,7 @@ func runCrashOps(t *testing.T, crashAt int, ops []byte) {
 	h.verify(fmt.Sprintf("crash at op %d of %v", crashAt, ops))
 }
 
-func deleteMsg(ms []*Message, m *Message) []*Message {
+func deleteMsg(ms []*queue.Message, m *queue.Message) []*queue.Message {
 	for i := range ms {
 		if ms[i] == m {
 			return append(ms[:i], ms[i+1:]...)

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"container/heap"
@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
-// scan rebuilds the index from the files at OpenSpool. It never deletes an
+// scan rebuilds the index from the files at Open. It never deletes an
 // envelope: what cannot be used goes to quarantine for an operator. It
 // deletes only temporary files and bodies without an envelope (an Enqueue
 // that was interrupted before its commit, so never acknowledged) — but
@@ -38,7 +40,7 @@ func (s *Spool) scan() error {
 	for _, name := range names {
 		id, ext := splitName(name)
 		switch {
-		case !ValidID(id):
+		case !queue.ValidID(id):
 			s.log.Warn("spool: unexpected file in the message directory; left alone", "file", name)
 		case ext == bodyExt:
 			bodies[id] = true
@@ -123,7 +125,7 @@ func (s *Spool) quarantinedIDs() (map[string]bool, error) {
 	}
 	ids := make(map[string]bool, len(names))
 	for _, name := range names {
-		if id, _ := splitName(name); ValidID(id) {
+		if id, _ := splitName(name); queue.ValidID(id) {
 			ids[id] = true
 		}
 	}

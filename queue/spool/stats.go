@@ -1,16 +1,16 @@
-package queue
+package spool
 
 import "sync/atomic"
 
-// SpoolStats are the spool's counters since it was opened, for /metrics.
-type SpoolStats struct {
+// Stats are the spool's counters since it was opened, for /metrics.
+type Stats struct {
 	// Quarantined counts messages moved to quarantine for any reason.
 	Quarantined uint64
 	// CrashQuarantined counts messages set aside because MaxDeliveryCrashes
 	// claims of them ended without Reschedule or Complete (a poison message
 	// that kills the process during its delivery).
 	CrashQuarantined uint64
-	// CrashedClaims counts claims found unfinished at OpenSpool (deliveries
+	// CrashedClaims counts claims found unfinished at Open (deliveries
 	// interrupted by a crash).
 	CrashedClaims uint64
 	// NoSpace counts Enqueue calls refused with ErrInsufficientStorage.
@@ -22,8 +22,8 @@ type spoolStats struct {
 }
 
 // Stats returns the spool's counters.
-func (s *Spool) Stats() SpoolStats {
-	return SpoolStats{
+func (s *Spool) Stats() Stats {
+	return Stats{
 		Quarantined:      s.stats.quarantined.Load(),
 		CrashQuarantined: s.stats.crashQuarantined.Load(),
 		CrashedClaims:    s.stats.crashedClaims.Load(),

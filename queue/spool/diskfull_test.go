@@ -1,4 +1,4 @@
-package queue_test
+package spool_test
 
 import (
 	"context"
@@ -11,6 +11,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
 // TestSpoolDiskFull: on a full file system Enqueue fails with
@@ -20,7 +21,7 @@ import (
 func TestSpoolDiskFull(t *testing.T) {
 	mnt := testutil.Tmpfs(t, "3m")
 	dir := filepath.Join(mnt, "spool")
-	s := openSpool(t, dir, queue.SpoolOptions{})
+	s := openSpool(t, dir, spool.Options{})
 	first := mustEnqueue(t, s, envelope("bob@example.net"), "before the disk filled up")
 
 	filler := filepath.Join(mnt, "filler")

@@ -1,4 +1,4 @@
-package queue
+package spool
 
 import (
 	"context"
@@ -8,12 +8,14 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // Crash consistency of the spool (TESTING.md §4, issue 8): every path that
 // writes — enqueue, claim (Lease), reschedule, complete, quarantine of a
 // corrupt envelope, quarantine of a message whose deliveries crashed, and
-// OpenSpool's own clean-up — is stopped at each of its file operations in
+// Open's own clean-up — is stopped at each of its file operations in
 // turn, once by a power loss (faultFS crash mode: the operation and all
 // later ones fail, and whatever was not fsync'd is undone) and once by a
 // single EIO (fault mode). The spool is then reopened on the real file
@@ -37,7 +39,7 @@ type crashHarness struct {
 	fs    *faultFS
 	now   time.Time
 	s     *Spool
-	o     SpoolOptions
+	o     Options
 	ctx   context.Context
 	cfail func()
 
@@ -48,7 +50,7 @@ type crashHarness struct {
 	quarantine map[string]bool      // may be in quarantine (then whole)
 	wantQ      map[string]bool      // must be in quarantine
 	check      func(h *crashHarness, s *Spool)
-	pending    *Message // a lease taken in setup
+	pending    *queue.Message // a lease taken in setup
 }
 
 func newCrashHarness(t *testing.T) *crashHarness {
@@ -60,15 +62,15 @@ func newCrashHarness(t *testing.T) *crashHarness {
 		leased: map[string]time.Time{}, quarantine: map[string]bool{}, wantQ: map[string]bool{},
 	}
 	h.ctx, h.cfail = context.WithTimeout(context.Background(), 5*time.Second)
-	h.o = SpoolOptions{Now: func() time.Time { return h.now }, PollInterval: time.Millisecond, LeaseTimeout: 10 * time.Minute, fs: h.fs}
+	h.o = Options{Now: func() time.Time { return h.now }, PollInterval: time.Millisecond, LeaseTimeout: 10 * time.Minute, fs: h.fs}
 	return h
 }
 
 func (h *crashHarness) open() {
 	h.t.Helper()
-	s, err := OpenSpool(h.dir, h.o)
+	s, err := Open(h.dir, h.o)
 	if err != nil {
-		h.t.Fatalf("OpenSpool: %v", err)
+		h.t.Fatalf("Open: %v", err)
 	}
 	h.s = s
 }
@@ -80,8 +82,8 @@ func (h *crashHarness) body(id string) string {
 
 func (h *crashHarness) enqueue(id string) error {
 	h.bodies[id] = h.body(id)
-	env := &Envelope{ID: id, From: "alice@example.com", Recipients: []Recipient{
-		{Addr: "bob@example.net", Status: StatusPending}, {Addr: "carol@example.org", Status: StatusPending}}}
+	env := &queue.Envelope{ID: id, From: "alice@example.com", Recipients: []queue.Recipient{
+		{Addr: "bob@example.net", Status: queue.StatusPending}, {Addr: "carol@example.org", Status: queue.StatusPending}}}
 	_, err := h.s.Enqueue(h.ctx, env, strings.NewReader(h.bodies[id]))
 	if err == nil {
 		h.must[id] = true
@@ -96,7 +98,7 @@ func (h *crashHarness) mustEnqueue(id string) {
 	}
 }
 
-func (h *crashHarness) lease() (*Message, error) {
+func (h *crashHarness) lease() (*queue.Message, error) {
 	ctx, cancel := context.WithTimeout(h.ctx, time.Second)
 	defer cancel()
 	m, err := h.s.Lease(ctx)
@@ -106,7 +108,7 @@ func (h *crashHarness) lease() (*Message, error) {
 	return m, err
 }
 
-func (h *crashHarness) mustLease(want string) *Message {
+func (h *crashHarness) mustLease(want string) *queue.Message {
 	h.t.Helper()
 	m, err := h.lease()
 	if err != nil || m.Envelope.ID != want {
@@ -122,7 +124,7 @@ func (h *crashHarness) verify(label string) {
 	t.Helper()
 	o := h.o
 	o.fs = nil
-	s, err := OpenSpool(h.dir, o)
+	s, err := Open(h.dir, o)
 	if err != nil {
 		t.Fatalf("%s: reopen: %v", label, err)
 	}
@@ -273,12 +275,12 @@ func TestSpoolCrashPoints(t *testing.T) {
 			h.pending = h.mustLease("A")
 		}, func(h *crashHarness) {
 			m := h.pending
-			m.Envelope.Recipients[0].Status = StatusDelivered
+			m.Envelope.Recipients[0].Status = queue.StatusDelivered
 			at := h.now.Add(time.Hour)
 			if err := h.s.Reschedule(h.ctx, m, at); err == nil {
 				h.check = func(h *crashHarness, s *Spool) {
 					rec, err := s.readRecord("A")
-					if err != nil || rec.Recipients[0].Status != StatusDelivered || !rec.NextAttempt.Equal(at) || !rec.LeaseUntil.IsZero() {
+					if err != nil || rec.Recipients[0].Status != queue.StatusDelivered || !rec.NextAttempt.Equal(at) || !rec.LeaseUntil.IsZero() {
 						h.t.Errorf("Reschedule returned nil but the envelope on disk is %+v, %v", rec, err)
 					}
 				}
@@ -315,7 +317,7 @@ func TestSpoolCrashPoints(t *testing.T) {
 			h.open()
 			h.mustEnqueue("A")
 			h.now = h.now.Add(time.Second)
-			for range DefaultMaxDeliveryCrashes {
+			for range queue.DefaultMaxDeliveryCrashes {
 				h.mustLease("A")
 				h.s.Close()
 				h.open()
@@ -341,7 +343,7 @@ func TestSpoolCrashPoints(t *testing.T) {
 			h.wantQ["Q"] = true
 			h.quarantine["Q"] = true
 		}, func(h *crashHarness) {
-			if s, err := OpenSpool(h.dir, h.o); err == nil {
+			if s, err := Open(h.dir, h.o); err == nil {
 				h.s = s
 			}
 		}},

@@ -1,6 +1,6 @@
 //go:build !unix
 
-package queue
+package spool
 
 // lockSpool is a no-op where flock is not available: the operator must make
 // sure that only one process opens a spool directory.
