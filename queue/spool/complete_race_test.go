@@ -7,13 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
 // pauseRemoveFS is the real file system, but a Remove of one path waits
 // until the test lets it go on.
 type pauseRemoveFS struct {
-	osFS
+	safefile.OS
 	path            string
 	reached, resume chan struct{}
 }
@@ -23,7 +24,7 @@ func (p *pauseRemoveFS) Remove(path string) error {
 		close(p.reached)
 		<-p.resume
 	}
-	return p.osFS.Remove(path)
+	return p.OS.Remove(path)
 }
 
 // TestSpoolEnqueueDuringComplete: an Enqueue of a preset ID (a report

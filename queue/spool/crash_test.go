@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -130,7 +131,7 @@ func (h *crashHarness) verify(label string) {
 	}
 	defer s.Close()
 	names := func(d string) map[string]bool {
-		ns, err := osFS{}.ReadDirNames(filepath.Join(h.dir, d))
+		ns, err := safefile.OS{}.ReadDirNames(filepath.Join(h.dir, d))
 		if err != nil {
 			t.Fatalf("%s: %v", label, err)
 		}

@@ -9,9 +9,11 @@ import (
 	"path/filepath"
 	"sync"
 	"syscall"
+
+	"github.com/edgerelay/edgerelay/internal/safefile"
 )
 
-// faultFS is a fileSystem for tests that stops at its k-th mutating
+// faultFS is a safefile.FS for tests that stops at its k-th mutating
 // operation, in one of two ways:
 //
 //   - crash (power loss): operation k fails with errPowerLost and so does
@@ -28,7 +30,7 @@ import (
 // Mutating operations are CreateTemp, Write, Sync, Close, Rename, Link,
 // Remove, RemoveAll, MkdirAll and SyncDir; reads are not counted.
 type faultFS struct {
-	real    osFS
+	real    safefile.OS
 	backup  string // a directory on the same file system for undo copies
 	mu      sync.Mutex
 	at      int  // the operation that fails (1-based); 0: none
@@ -144,7 +146,7 @@ func (f *faultFS) MkdirAll(dir string) error {
 	return f.real.MkdirAll(dir)
 }
 
-func (f *faultFS) CreateTemp(dir, pattern string) (tempFile, error) {
+func (f *faultFS) CreateTemp(dir, pattern string) (safefile.TempFile, error) {
 	if err := f.count("create"); err != nil {
 		return nil, err
 	}
@@ -288,7 +290,7 @@ func (f *faultFS) Lstat(path string) (fs.FileInfo, error) {
 // file is durable.
 type faultFile struct {
 	fs  *faultFS
-	f   tempFile
+	f   safefile.TempFile
 	rec *fileRec
 }
 

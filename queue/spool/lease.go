@@ -9,6 +9,7 @@ import (
 	"io/fs"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -185,7 +186,7 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	rec.Attempts++
 	rec.LeaseUntil = s.now().Add(s.leaseTimeout)
 	if err := s.writeRecord(rec); err != nil {
-		if !isNoSpace(err) {
+		if !safefile.IsNoSpace(err) {
 			s.mu.Lock()
 			s.release(e)
 			s.mu.Unlock()
@@ -276,7 +277,7 @@ func (s *Spool) writeRecord(rec *spoolRecord) error {
 	if err != nil {
 		return err
 	}
-	return writeFileAtomic(s.fs, &s.dirs, s.tmpDir, s.envelopePath(rec.ID), append(data, '\n'))
+	return safefile.WriteFileAtomic(s.fs, &s.dirs, s.tmpDir, s.envelopePath(rec.ID), append(data, '\n'))
 }
 
 // endLease checks that m still holds its lease and ends the lease's token,
@@ -343,7 +344,7 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 	if err != nil {
 		return err
 	}
-	if err := removeIfExists(s.fs, s.envelopePath(e.id)); err != nil {
+	if err := safefile.RemoveIfExists(s.fs, s.envelopePath(e.id)); err != nil {
 		s.mu.Lock()
 		e.next = s.now().Add(spoolErrorRetry)
 		s.release(e)
@@ -364,11 +365,11 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		close(removing)
 		s.mu.Unlock()
 	}()
-	if err := removeIfExists(s.fs, s.bodyPath(e.id)); err != nil {
+	if err := safefile.RemoveIfExists(s.fs, s.bodyPath(e.id)); err != nil {
 		// Harmless: the next Open removes it as an orphan.
 		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
 	}
-	if err := s.dirs.sync(s.msgDir); err != nil {
+	if err := s.dirs.Sync(s.msgDir); err != nil {
 		return fmt.Errorf("spool: complete %s: %w", e.id, err)
 	}
 	return nil

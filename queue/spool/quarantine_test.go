@@ -7,6 +7,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/internal/safefile"
 )
 
 // TestSpoolQuarantineTransientError: when moving a corrupt message's body
@@ -24,7 +26,7 @@ func TestSpoolQuarantineTransientError(t *testing.T) {
 		t.Fatal(err)
 	}
 	ls := func(d string) string {
-		ns, _ := osFS{}.ReadDirNames(filepath.Join(h.dir, d))
+		ns, _ := safefile.OS{}.ReadDirNames(filepath.Join(h.dir, d))
 		slices.Sort(ns)
 		return strings.Join(ns, " ")
 	}

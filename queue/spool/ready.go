@@ -2,62 +2,24 @@ package spool
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"sync/atomic"
-)
 
-// MinFreeBytes is the free space below which a directory is reported not
-// ready: an enqueue (or a report) would soon fail with "disk full".
-const MinFreeBytes = 1 << 20
+	"github.com/edgerelay/edgerelay/internal/safefile"
+)
 
 var probeSeq atomic.Uint64
 
 // Ready reports whether the spool can take messages now: a probe file is
 // created in its tmp/ directory, written, fsync'd and removed (a read-only
 // or failing file system shows here), and the file system must have at
-// least MinFreeBytes and a free inode. It is what /readyz asks; it holds
+// least safefile.MinFreeBytes and a free inode. It is what /readyz asks; it holds
 // no lock and changes nothing the spool uses (tmp/ is swept at start).
 func (s *Spool) Ready(ctx context.Context) error {
-	if err := ProbeDir(ctx, s.tmpDir, "ready-probe."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(probeSeq.Add(1), 10)+".tmp", MinFreeBytes); err != nil {
+	if err := safefile.ProbeDir(ctx, s.tmpDir, "ready-probe."+strconv.Itoa(os.Getpid())+"."+strconv.FormatUint(probeSeq.Add(1), 10)+".tmp", safefile.MinFreeBytes); err != nil {
 		return fmt.Errorf("spool: %w", err)
-	}
-	return nil
-}
-
-// ProbeDir checks that dir is writable and has room: it creates name in
-// dir, writes, fsyncs and removes it, then checks that the file system
-// has at least minFree bytes and one inode free (where the platform can
-// tell). The bounce store's Maildir uses it too.
-func ProbeDir(ctx context.Context, dir, name string, minFree uint64) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	p := filepath.Join(dir, name)
-	f, err := os.OpenFile(p, os.O_CREATE|os.O_EXCL|os.O_WRONLY, 0o600)
-	if err != nil {
-		return fmt.Errorf("cannot create a file: %w", err)
-	}
-	_, werr := f.Write([]byte("readiness probe\n"))
-	serr := f.Sync()
-	cerr := f.Close()
-	rerr := os.Remove(p)
-	if err := errors.Join(werr, serr, cerr, rerr); err != nil {
-		return fmt.Errorf("cannot write a file: %w", err)
-	}
-	free, inodes, known, err := diskFree(dir)
-	switch {
-	case err != nil:
-		return fmt.Errorf("statfs: %w", err)
-	case !known:
-		return nil
-	case free < minFree:
-		return fmt.Errorf("%s: %d bytes free, below %d", dir, free, minFree)
-	case inodes == 0:
-		return fmt.Errorf("%s: no free inodes", dir)
 	}
 	return nil
 }

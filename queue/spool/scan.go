@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"path/filepath"
 	"strings"
 	"time"
@@ -169,8 +168,8 @@ func (s *Spool) quarantine(id string, reason error) error {
 		}
 		if err == nil {
 			// The new name first, then the old one's removal.
-			if err = s.dirs.sync(s.qDir); err == nil {
-				err = s.dirs.sync(s.msgDir)
+			if err = s.dirs.Sync(s.qDir); err == nil {
+				err = s.dirs.Sync(s.msgDir)
 			}
 		}
 		if err != nil {
@@ -190,13 +189,4 @@ func splitName(name string) (id, ext string) {
 		return name[:i], name[i:]
 	}
 	return name, ""
-}
-
-func readDirNames(dir string) ([]string, error) {
-	f, err := os.Open(dir)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	return f.Readdirnames(-1)
 }

@@ -2,12 +2,12 @@
 // embedded default. It owns the spool directory (the layout below), the
 // write order that makes an Enqueue durable, the leases of the process
 // that holds the spool open, the rescan at start-up (orphans removed, what
-// cannot be read quarantined) and the free-space probe.
+// cannot be read quarantined) and its readiness check (Ready).
 //
 // Write order: the body file is written and fsync'd, its directory is
 // fsync'd, then the envelope is written to a temporary name, fsync'd and
 // linked (or renamed) into place: the envelope's name is the commit. The
-// helpers that keep that order are in atomic.go and fsops.go; the
+// helpers that keep that order are in internal/safefile; the
 // invariants, each tried at every file operation by crash_test.go, are
 // listed on Spool.
 package spool
@@ -24,6 +24,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -89,7 +90,7 @@ type Options struct {
 	MaxDeliveryCrashes int
 
 	// fs replaces the real file system in tests (crash points).
-	fs fileSystem
+	fs safefile.FS
 }
 
 // Spool is the local, file-based Queue backend: the embedded default. Every
@@ -121,8 +122,8 @@ type Spool struct {
 	leaseTimeout              time.Duration
 	maxCrashes                int
 	unlock                    func() error
-	fs                        fileSystem
-	dirs                      dirSyncer // group commit of directory fsyncs
+	fs                        safefile.FS
+	dirs                      safefile.DirSyncer // group commit of directory fsyncs
 	stats                     spoolStats
 
 	mu        sync.Mutex
@@ -180,9 +181,9 @@ func Open(dir string, o Options) (*Spool, error) {
 		s.maxCrashes = queue.DefaultMaxDeliveryCrashes
 	}
 	if s.fs == nil {
-		s.fs = osFS{}
+		s.fs = safefile.OS{}
 	}
-	s.dirs.fsys = s.fs
+	s.dirs.FS = s.fs
 	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir} {
 		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
@@ -281,7 +282,7 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 		env.Arrival = s.now()
 	}
 	if err := s.write(ctx, env, body); err != nil {
-		if isNoSpace(err) {
+		if safefile.IsNoSpace(err) {
 			s.stats.noSpace.Add(1)
 			err = fmt.Errorf("%w: %w", queue.ErrInsufficientStorage, err)
 		}
@@ -321,9 +322,9 @@ func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) 
 	data, err := json.Marshal(rec)
 	var created bool
 	if err == nil {
-		var tf tempFile
-		if tf, err = writeTemp(s.fs, s.tmpDir, filepath.Base(envPath), append(data, '\n')); err == nil {
-			created, err = commitNewFile(s.fs, &s.dirs, tf, envPath)
+		var tf safefile.TempFile
+		if tf, err = safefile.WriteTemp(s.fs, s.tmpDir, filepath.Base(envPath), append(data, '\n')); err == nil {
+			created, err = safefile.CommitNew(s.fs, &s.dirs, tf, envPath)
 		}
 	}
 	if err != nil {
@@ -333,7 +334,7 @@ func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) 
 			s.fs.Remove(envPath)
 		}
 		s.fs.Remove(bodyPath)
-		s.dirs.sync(s.msgDir)
+		s.dirs.Sync(s.msgDir)
 		return fmt.Errorf("commit envelope: %w", err)
 	}
 	return nil
@@ -343,7 +344,7 @@ func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) 
 // without an envelope is the leftover of an Enqueue whose cleanup failed
 // (only one Enqueue of an ID runs at a time): it is replaced. With an
 // envelope it belongs to a committed message and is never touched.
-func (s *Spool) commitBody(f tempFile, bodyPath, envPath string) error {
+func (s *Spool) commitBody(f safefile.TempFile, bodyPath, envPath string) error {
 	tmp := f.Name()
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -362,7 +363,7 @@ func (s *Spool) commitBody(f tempFile, bodyPath, envPath string) error {
 	if err != nil {
 		return err
 	}
-	if err := s.dirs.sync(s.msgDir); err != nil {
+	if err := s.dirs.Sync(s.msgDir); err != nil {
 		s.fs.Remove(bodyPath)
 		return err
 	}

@@ -1,4 +1,4 @@
-package spool
+package safefile
 
 import (
 	"os"
@@ -11,7 +11,7 @@ import (
 // an fsync that started after their change, and share fsyncs.
 func TestDirSyncerGroupCommit(t *testing.T) {
 	dir := t.TempDir()
-	var ds dirSyncer
+	var ds DirSyncer
 	var wg sync.WaitGroup
 	for i := range 64 {
 		wg.Add(1)
@@ -20,7 +20,7 @@ func TestDirSyncerGroupCommit(t *testing.T) {
 			if err := os.WriteFile(filepath.Join(dir, "f"+string(rune('a'+i%26))+string(rune('0'+i/26))), nil, 0o600); err != nil {
 				t.Error(err)
 			}
-			if err := ds.sync(dir); err != nil {
+			if err := ds.Sync(dir); err != nil {
 				t.Error(err)
 			}
 		}()
@@ -35,13 +35,13 @@ func TestDirSyncerGroupCommit(t *testing.T) {
 // TestDirSyncerError: a failed fsync is reported to the callers it
 // covered, and not to later ones.
 func TestDirSyncerError(t *testing.T) {
-	var ds dirSyncer
+	var ds DirSyncer
 	missing := filepath.Join(t.TempDir(), "gone")
-	if err := ds.sync(missing); err == nil {
+	if err := ds.Sync(missing); err == nil {
 		t.Fatal("fsync of a missing directory succeeded")
 	}
 	os.Mkdir(missing, 0o700)
-	if err := ds.sync(missing); err != nil {
+	if err := ds.Sync(missing); err != nil {
 		t.Fatalf("a later fsync inherited the old error: %v", err)
 	}
 }

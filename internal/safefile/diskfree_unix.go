@@ -1,6 +1,6 @@
 //go:build unix
 
-package spool
+package safefile
 
 import "golang.org/x/sys/unix"
 

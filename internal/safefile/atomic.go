@@ -1,4 +1,16 @@
-package spool
+// Package safefile holds the write-temp-fsync-rename helpers the spool is
+// built on (and the bounce store's Maildir uses): write a temporary file,
+// fsync it, rename or link it into place, fsync the directory; directory
+// fsyncs shared between concurrent writers (DirSyncer, group commit); the
+// file operations behind an FS interface so that tests can fail or "lose
+// power" at any one of them; and the writable-and-not-full probe that
+// /readyz asks (ProbeDir).
+//
+// The order matters: file data is fsync'd before the rename, and the
+// directory that receives the new name is fsync'd after it, so that after a
+// crash the name either does not exist or points at complete, durable data.
+// It imports nothing of ours.
+package safefile
 
 import (
 	"errors"
@@ -8,15 +20,10 @@ import (
 	"sync"
 )
 
-// This file holds the write-temp-fsync-rename helpers the spool is built on.
-// The order matters: file data is fsync'd before the rename, and the
-// directory that receives the new name is fsync'd after it, so that after a
-// crash the name either does not exist or points at complete, durable data.
-
-// commitFile makes the temporary file f durable under the name path:
+// Commit makes the temporary file f durable under the name path:
 // fsync f, close it, rename it to path (replacing what was there) and fsync
 // the directory of path. f is closed and, on error, removed.
-func commitFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) error {
+func Commit(fsys FS, ds *DirSyncer, f TempFile, path string) error {
 	tmp := f.Name()
 	err := f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -29,17 +36,17 @@ func commitFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) error {
 		fsys.Remove(tmp)
 		return err
 	}
-	return ds.sync(filepath.Dir(path))
+	return ds.Sync(filepath.Dir(path))
 }
 
-// commitNewFile is commitFile for a name that must not exist yet: f gets
+// CommitNew is Commit for a name that must not exist yet: f gets
 // the name path with a hard link, which fails (errors.Is(err, fs.ErrExist))
 // when path exists, so it never replaces a file that another writer
 // committed; then the temporary name is removed and the directory of path
 // fsync'd. f is closed and its temporary name removed in every case.
 // created reports whether path was created (by this call), so that a caller
 // cleaning up after an error removes only what it made.
-func commitNewFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) (created bool, err error) {
+func CommitNew(fsys FS, ds *DirSyncer, f TempFile, path string) (created bool, err error) {
 	tmp := f.Name()
 	err = f.Sync()
 	if cerr := f.Close(); err == nil {
@@ -55,25 +62,25 @@ func commitNewFile(fsys fileSystem, ds *dirSyncer, f tempFile, path string) (cre
 	if err != nil {
 		return created, err
 	}
-	return true, ds.sync(filepath.Dir(path))
+	return true, ds.Sync(filepath.Dir(path))
 }
 
-// writeFileAtomic replaces path with data: the data is written to a
+// WriteFileAtomic replaces path with data: the data is written to a
 // temporary file in tmpDir (which must be on the same file system as path),
 // fsync'd, renamed over path, and the directory of path is fsync'd. Readers
 // see either the old content or the new one, never a mix; after a crash the
 // same holds. The rename is the commit point.
-func writeFileAtomic(fsys fileSystem, ds *dirSyncer, tmpDir, path string, data []byte) error {
-	f, err := writeTemp(fsys, tmpDir, filepath.Base(path), data)
+func WriteFileAtomic(fsys FS, ds *DirSyncer, tmpDir, path string, data []byte) error {
+	f, err := WriteTemp(fsys, tmpDir, filepath.Base(path), data)
 	if err != nil {
 		return err
 	}
-	return commitFile(fsys, ds, f, path)
+	return Commit(fsys, ds, f, path)
 }
 
-// writeTemp writes data to a new temporary file in tmpDir, named after name,
+// WriteTemp writes data to a new temporary file in tmpDir, named after name,
 // and returns it open (not yet fsync'd). On error nothing is left.
-func writeTemp(fsys fileSystem, tmpDir, name string, data []byte) (tempFile, error) {
+func WriteTemp(fsys FS, tmpDir, name string, data []byte) (TempFile, error) {
 	f, err := fsys.CreateTemp(tmpDir, name+".*.tmp")
 	if err != nil {
 		return nil, err
@@ -86,9 +93,9 @@ func writeTemp(fsys fileSystem, tmpDir, name string, data []byte) (tempFile, err
 	return f, nil
 }
 
-// syncDir fsyncs a directory so that entries created, renamed or removed in
+// SyncDir fsyncs a directory so that entries created, renamed or removed in
 // it survive a crash (fsync of the file alone does not cover its name).
-func syncDir(dir string) error {
+func SyncDir(dir string) error {
 	d, err := os.Open(dir)
 	if err != nil {
 		return err
@@ -103,15 +110,15 @@ func syncDir(dir string) error {
 	return nil
 }
 
-// dirSyncer batches directory fsyncs (group commit). One fsync of a
+// DirSyncer batches directory fsyncs (group commit). One fsync of a
 // directory makes durable every entry change made in it before the fsync
 // started, so concurrent writers that each need "my rename is durable" can
 // share one: a caller whose change came before a running fsync started
 // waits for the next one, and every caller that arrived while that one ran
 // is covered by the next single fsync. Under load this turns N directory
 // fsyncs into a few, which is where a spool spends most of its time.
-type dirSyncer struct {
-	fsys fileSystem // nil means osFS
+type DirSyncer struct {
+	FS   FS // nil means OS
 	mu   sync.Mutex
 	dirs map[string]*dirSyncState
 }
@@ -132,13 +139,13 @@ type failedSync struct {
 
 // sync returns once a directory fsync that started after the caller's
 // change has completed.
-func (d *dirSyncer) sync(dir string) error {
+func (d *DirSyncer) Sync(dir string) error {
 	if d == nil {
-		return syncDir(dir)
+		return SyncDir(dir)
 	}
-	fsys := d.fsys
+	fsys := d.FS
 	if fsys == nil {
-		fsys = osFS{}
+		fsys = OS{}
 	}
 	d.mu.Lock()
 	if d.dirs == nil {
@@ -182,8 +189,8 @@ func (d *dirSyncer) sync(dir string) error {
 	return err
 }
 
-// removeIfExists removes path; a missing file is not an error.
-func removeIfExists(fsys fileSystem, path string) error {
+// RemoveIfExists removes path; a missing file is not an error.
+func RemoveIfExists(fsys FS, path string) error {
 	if err := fsys.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return err
 	}

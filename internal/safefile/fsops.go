@@ -1,0 +1,86 @@
+package safefile
+
+import (
+	"errors"
+	"io"
+	"io/fs"
+	"os"
+	"syscall"
+)
+
+// FS is every file operation the spool makes, so that tests can put
+// a layer under the spool that fails, or "loses power", at any one of them
+// (queue/spool/crash_test.go). OS, the real file system, is the default.
+// Paths are absolute or relative to the working directory, as with package
+// os; errors are those of package os (errors.Is(err, fs.ErrNotExist) works).
+type FS interface {
+	MkdirAll(dir string) error
+	// CreateTemp creates a new file in dir, as os.CreateTemp.
+	CreateTemp(dir, pattern string) (TempFile, error)
+	Rename(oldpath, newpath string) error
+	// Link makes newpath a second name of oldpath; it fails with an error
+	// for which errors.Is(err, fs.ErrExist) holds when newpath exists, so a
+	// link is a commit that never replaces what another writer committed.
+	Link(oldpath, newpath string) error
+	Remove(path string) error
+	RemoveAll(path string) error
+	// SyncDir fsyncs a directory, so that the entries created, renamed or
+	// removed in it survive a crash.
+	SyncDir(dir string) error
+
+	ReadFile(path string) ([]byte, error)
+	Open(path string) (io.ReadCloser, error)
+	ReadDirNames(dir string) ([]string, error)
+	Lstat(path string) (fs.FileInfo, error)
+}
+
+// TempFile is a file being written by the spool.
+type TempFile interface {
+	io.Writer
+	Name() string
+	Sync() error
+	Close() error
+}
+
+// OS is the real file system.
+type OS struct{}
+
+func (OS) MkdirAll(dir string) error { return os.MkdirAll(dir, 0o700) }
+func (OS) CreateTemp(dir, pattern string) (TempFile, error) {
+	f, err := os.CreateTemp(dir, pattern)
+	if err != nil {
+		return nil, err // not a typed nil in an interface
+	}
+	return f, nil
+}
+func (OS) Rename(oldpath, newpath string) error { return os.Rename(oldpath, newpath) }
+func (OS) Link(oldpath, newpath string) error   { return os.Link(oldpath, newpath) }
+func (OS) Remove(path string) error             { return os.Remove(path) }
+func (OS) RemoveAll(path string) error          { return os.RemoveAll(path) }
+func (OS) SyncDir(dir string) error             { return SyncDir(dir) }
+func (OS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
+func (OS) Open(path string) (io.ReadCloser, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+func (OS) ReadDirNames(dir string) ([]string, error) { return ReadDirNames(dir) }
+func (OS) Lstat(path string) (fs.FileInfo, error)    { return os.Lstat(path) }
+
+// IsNoSpace reports whether err means the file system is full or the
+// user's quota is exhausted.
+func IsNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)
+}
+
+// ReadDirNames lists the names in dir, unsorted.
+func ReadDirNames(dir string) ([]string, error) {
+	f, err := os.Open(dir)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	return f.Readdirnames(-1)
+}
