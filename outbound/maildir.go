@@ -15,6 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -116,7 +117,7 @@ func openMaildir(spec, path string, queueDirs []string) (*maildirStore, error) {
 			return nil, storeErr(spec, err.Error())
 		}
 	}
-	if err := syncDir(dir); err != nil {
+	if err := safefile.SyncDir(dir); err != nil {
 		return nil, storeErr(spec, err.Error())
 	}
 	m.removeStaleTmp(time.Now())
@@ -174,7 +175,7 @@ func (m *maildirStore) Put(ctx context.Context, key string, msg io.Reader) error
 		return err
 	}
 	tmp := filepath.Join(m.dir, "tmp", fmt.Sprintf("%d.%d_%d.%s", time.Now().UnixNano(), m.pid, m.seq.Add(1), base))
-	if err := writeTmp(tmp, msg); err != nil {
+	if err := safefile.WriteNew(tmp, msg, 0o640); err != nil {
 		return err
 	}
 	defer os.Remove(tmp)
@@ -196,7 +197,7 @@ func (m *maildirStore) Put(ctx context.Context, key string, msg io.Reader) error
 	if err != nil || found {
 		return err
 	}
-	return syncDir(filepath.Join(m.dir, "new"))
+	return safefile.SyncDir(filepath.Join(m.dir, "new"))
 }
 
 // exists reports whether the report file base is in new/ or cur/.
@@ -245,32 +246,11 @@ func (m *maildirStore) removeStaleTmp(now time.Time) {
 	}
 }
 
-// writeTmp writes r to a new file at path and fsyncs it.
-func writeTmp(path string, r io.Reader) (err error) {
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
-	if err != nil {
-		return err
-	}
-	defer func() {
-		if err != nil {
-			f.Close()
-			os.Remove(path)
-		}
-	}()
-	if _, err = io.Copy(f, r); err != nil {
-		return err
-	}
-	if err = f.Sync(); err != nil {
-		return err
-	}
-	return f.Close()
-}
-
 // writeMarker writes the marker file through tmp/ (under a name of ours,
 // so that a crash leaves nothing foreign behind), fsync'd and renamed.
 func (m *maildirStore) writeMarker() error {
 	tmp := filepath.Join(m.dir, "tmp", fmt.Sprintf("%d.%d_%d.marker%s", time.Now().UnixNano(), m.pid, m.seq.Add(1), msgSuffix))
-	if err := writeTmp(tmp, strings.NewReader(markerText)); err != nil {
+	if err := safefile.WriteNew(tmp, strings.NewReader(markerText), 0o640); err != nil {
 		return err
 	}
 	if err := os.Rename(tmp, filepath.Join(m.dir, markerName)); err != nil {
@@ -278,13 +258,4 @@ func (m *maildirStore) writeMarker() error {
 		return err
 	}
 	return nil
-}
-
-func syncDir(dir string) error {
-	d, err := os.Open(dir)
-	if err != nil {
-		return err
-	}
-	defer d.Close()
-	return d.Sync()
 }

@@ -15,6 +15,7 @@ package safefile
 import (
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -195,4 +196,27 @@ func RemoveIfExists(fsys FS, path string) error {
 		return err
 	}
 	return nil
+}
+
+// WriteNew writes r to a new file at path (it must not exist) with the
+// permissions perm, fsyncs and closes it. On error nothing is left. The
+// caller renames or links it into place and fsyncs that directory.
+func WriteNew(path string, r io.Reader, perm os.FileMode) (err error) {
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return err
+	}
+	defer func() {
+		if err != nil {
+			f.Close()
+			os.Remove(path)
+		}
+	}()
+	if _, err = io.Copy(f, r); err != nil {
+		return err
+	}
+	if err = f.Sync(); err != nil {
+		return err
+	}
+	return f.Close()
 }
