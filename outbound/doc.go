@@ -2,15 +2,16 @@
 // messages from the queue, routes them (gateway or MX), delivers them with
 // the go-smtp client, classifies replies per recipient (4xx temporary, 5xx
 // permanent), reschedules with backoff, expires them after the queue
-// lifetime, and produces delivery status notifications (RFC 3464) that are
-// written to the dedicated bounce store and returned to the sender.
+// lifetime, and has its Reporter build delivery status notifications (with
+// package dsn) that are written to the dedicated bounce store and returned
+// to the sender.
 //
 // Invariants, whatever a remote host sends:
 //   - A reply is recorded on a recipient valid UTF-8, without control
 //     characters, at most queue.MaxReplyText bytes of text (recordable);
 //     reports clean and bound what they read from an envelope the same way.
 //   - Every loop over remote bytes consumes at least one byte per iteration
-//     (cutAt), so it ends in time linear in their length.
+//     (dsn.CutAt), so it ends in time linear in their length.
 //   - A panic in one message's delivery is recovered, logged with the
 //     message ID and stack, counted, and the message rescheduled; the
 //     worker goes on (recoverDelivery).
@@ -25,5 +26,6 @@
 //     reply is never taken for the answer to a later command (a stale 250
 //     for the final dot's), the connection is dropped instead (replyGuard).
 //
-// outbound imports queue and never relay: the two sides meet only in queue.
+// outbound imports queue and dsn, and never relay: the two sides meet only
+// in queue.
 package outbound

@@ -11,6 +11,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -159,7 +160,7 @@ func TestGatewayPartialFailure(t *testing.T) {
 		t.Errorf("carol: status %s reply %q reported %v", c.Status, c.Reply, c.Reported)
 	}
 	calls := h.rep.Calls()
-	if len(calls) != 1 || calls[0].Kind != ReportFailed || !slices.Equal(calls[0].Rcpts, []string{carol}) {
+	if len(calls) != 1 || calls[0].Kind != dsn.Failed || !slices.Equal(calls[0].Rcpts, []string{carol}) {
 		t.Fatalf("reports = %+v, want one failed report for carol", calls)
 	}
 	if got := srv.Received(); len(got) != 1 || got[0].rcptList() != bob {
@@ -317,7 +318,7 @@ func TestGatewayNotifySuccessWithoutDSN(t *testing.T) {
 		t.Fatalf("bob: %s reported %v, want relayed and reported", r.Status, r.Reported)
 	}
 	calls := h.rep.Calls()
-	if len(calls) != 1 || calls[0].Kind != ReportRelayed || !slices.Equal(calls[0].Rcpts, []string{bob}) {
+	if len(calls) != 1 || calls[0].Kind != dsn.Relayed || !slices.Equal(calls[0].Rcpts, []string{bob}) {
 		t.Fatalf("reports %+v, want one relayed report for bob only", calls)
 	}
 	m := srv.Received()[0]

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
@@ -25,7 +26,7 @@ func newClock() *fakeClock {
 // reportCall is what the fake reporter saw in one Report call.
 type reportCall struct {
 	ID     string
-	Kind   ReportKind
+	Kind   dsn.Action
 	Rcpts  []string
 	Until  time.Time
 	Replys []string

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -109,8 +110,8 @@ func TestDovecotServesBounceStore(t *testing.T) {
 		t.Fatal(err)
 	}
 	reqs := []ReportRequest{
-		{Kind: ReportFailed, Recipients: []int{0, 1}},
-		{Kind: ReportDelayed, Recipients: []int{0}, WillRetryUntil: ndrRetryUntil},
+		{Kind: dsn.Failed, Recipients: []int{0, 1}},
+		{Kind: dsn.Delayed, Recipients: []int{0}, WillRetryUntil: ndrRetryUntil},
 	}
 	for i := range reqs {
 		reqs[i].Message = &queue.Message{Envelope: ndrEnvelope()}

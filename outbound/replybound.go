@@ -2,8 +2,8 @@ package outbound
 
 import (
 	"strings"
-	"unicode/utf8"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -63,7 +63,7 @@ func recordable(rep *queue.Reply) *queue.Reply {
 // bytes become U+FFFD, tabs become spaces, other C0 controls, DEL, C1
 // controls and the noncharacters U+FFFE and U+FFFF are dropped.
 func safeText(s string) string {
-	s = validUTF8(s)
+	s = dsn.ValidUTF8(s)
 	if !strings.ContainsFunc(s, unsafeRune) {
 		return s
 	}
@@ -82,27 +82,7 @@ func unsafeRune(r rune) bool {
 	return r < ' ' || (r >= 0x7f && r < 0xa0) || r == 0xfffe || r == 0xffff
 }
 
-// validUTF8 returns s with every byte that is not part of a valid UTF-8
-// sequence replaced by U+FFFD (one per byte, as a reader sees them).
-func validUTF8(s string) string {
-	if utf8.ValidString(s) {
-		return s
-	}
-	var b strings.Builder
-	b.Grow(len(s) + len(s)/2)
-	for len(s) > 0 {
-		r, n := utf8.DecodeRuneInString(s) // n ≥ 1: the loop progresses
-		if r == utf8.RuneError && n == 1 {
-			b.WriteString("\uFFFD")
-		} else {
-			b.WriteString(s[:n])
-		}
-		s = s[n:]
-	}
-	return b.String()
-}
-
-// cutRunes returns a prefix of s of at most n bytes, cut where cutAt says.
+// cutRunes returns a prefix of s of at most n bytes, cut where dsn.CutAt says.
 func cutRunes(s string, n int) string {
 	if len(s) <= n {
 		return s
@@ -110,23 +90,7 @@ func cutRunes(s string, n int) string {
 	if n <= 0 {
 		return ""
 	}
-	return s[:cutAt(s, n)]
-}
-
-// cutAt returns where to cut b, which is longer than n ≥ 1 bytes, so that
-// the first part is at most n bytes: at the start of a UTF-8 sequence when
-// one lies within the UTFMax-1 bytes before n (a valid sequence is never
-// split), and at n itself otherwise (bytes that are not UTF-8). The result
-// is at least 1 when n is, so every loop that cuts there consumes at least
-// one byte per iteration and ends in time linear in len(b): the rule for
-// every loop over remote bytes (issue 8 item 4).
-func cutAt[T string | []byte](b T, n int) int {
-	for k := n; k > 0 && k > n-utf8.UTFMax; k-- {
-		if utf8.RuneStart(b[k]) {
-			return k
-		}
-	}
-	return n
+	return s[:dsn.CutAt(s, n)]
 }
 
 // recordableRemote returns the RemoteMTA text fit to be recorded: one line,

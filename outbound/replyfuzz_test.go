@@ -15,6 +15,7 @@ import (
 
 	"github.com/emersion/go-smtp"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -29,7 +30,7 @@ import (
 //     maxReplyText bytes of text, its enhanced code valid or empty;
 //   - the report's lines are CRLF-terminated and at most 998 bytes, it is
 //     valid UTF-8 when it is a global report, and it is read back by
-//     ParseDSN and by net/mail + mime/multipart;
+//     dsn.Parse and by net/mail + mime/multipart;
 //   - the parsed recipient's Status and Diagnostic-Code match what was
 //     recorded.
 func FuzzReply(f *testing.F) {
@@ -52,7 +53,7 @@ func FuzzReply(f *testing.F) {
 		smtputf8, full := flags&1 != 0, flags&2 != 0
 		var msg []byte
 		var env *queue.Envelope
-		var kind ReportKind
+		var kind dsn.Action
 		var reportErr error
 		returnsWithin(t, 2*time.Second, "classify, record and report", func() {
 			env, kind, msg, reportErr = fuzzReplyCase(w, code, enh, text, orig, flags, smtputf8, full)
@@ -70,9 +71,9 @@ func FuzzReply(f *testing.F) {
 		}
 		checkReportReadable(t, msg, smtputf8)
 
-		d, err := ParseDSN(bytes.NewReader(msg))
+		d, err := dsn.Parse(bytes.NewReader(msg))
 		if err != nil {
-			t.Fatalf("ParseDSN: %v\n%q", err, trunc(string(msg), 2000))
+			t.Fatalf("dsn.Parse: %v\n%q", err, trunc(string(msg), 2000))
 		}
 		if len(d.Recipients) != 1 {
 			t.Fatalf("%d recipients parsed, want 1", len(d.Recipients))
@@ -82,9 +83,9 @@ func FuzzReply(f *testing.F) {
 			t.Errorf("Status = %q, want %q", got.Status, want)
 		}
 		if rc.Reply.Code != 0 && rc.RemoteMTA != "" {
-			want := clean(rc.Reply.String())
+			want := dsn.Clean(rc.Reply.String())
 			if !smtputf8 {
-				want = asciiOnly(want)
+				want = dsn.ASCIIOnly(want)
 			}
 			if want = strings.TrimSpace(want); got.DiagnosticCode != want {
 				t.Errorf("Diagnostic-Code = %q, want %q", got.DiagnosticCode, want)
@@ -93,7 +94,7 @@ func FuzzReply(f *testing.F) {
 		if d.SMTPUTF8 != smtputf8 {
 			t.Errorf("parsed SMTPUTF8 %v, want %v", d.SMTPUTF8, smtputf8)
 		}
-		if full && kind == ReportFailed && d.Return != ReturnFull && d.Return != ReturnHeaders {
+		if full && kind == dsn.Failed && d.Return != dsn.ReturnFull && d.Return != dsn.ReturnHeaders {
 			t.Errorf("RET=FULL report returns %v", d.Return)
 		}
 	})
@@ -102,7 +103,7 @@ func FuzzReply(f *testing.F) {
 // fuzzReplyCase is one FuzzReply case: the reply through classify (from
 // go-smtp's client error, or from a reply text as read before the client
 // takes over), recorded by the worker, then reported.
-func fuzzReplyCase(w *Worker, code int, enh string, text, orig []byte, flags uint8, smtputf8, full bool) (*queue.Envelope, ReportKind, []byte, error) {
+func fuzzReplyCase(w *Worker, code int, enh string, text, orig []byte, flags uint8, smtputf8, full bool) (*queue.Envelope, dsn.Action, []byte, error) {
 	var err error
 	if flags&4 != 0 {
 		err = smtpErrorFromText(code, enh+" "+string(text))
@@ -146,17 +147,17 @@ func fuzzReplyCase(w *Worker, code int, enh string, text, orig []byte, flags uin
 	}
 	w.apply(env, []int{0}, map[int]result{0: res})
 
-	var kind ReportKind
+	var kind dsn.Action
 	switch env.Recipients[0].Status {
 	case queue.StatusFailed:
-		kind = ReportFailed
+		kind = dsn.Failed
 	case queue.StatusRelayed:
-		kind = ReportRelayed
+		kind = dsn.Relayed
 	case queue.StatusPending:
 		if flags&64 == 0 {
 			return env, "", nil, nil
 		}
-		kind = ReportDelayed
+		kind = dsn.Delayed
 	}
 	st := &ndrMemStore{}
 	r, rerr := NewReporter(ReporterOptions{Hostname: "relay.example.org", Store: st, MaxReturnBytes: 4096,
@@ -186,7 +187,7 @@ func checkReportReadable(t *testing.T, msg []byte, global bool) {
 	// The report's own header and its first two parts are valid UTF-8
 	// (ASCII unless global); the returned content is the sender's own
 	// bytes, carried unchanged.
-	if hdr, _, _ := bytes.Cut(msg, []byte("\r\n\r\n")); !utf8.Valid(hdr) || (!global && !isASCII(hdr)) {
+	if hdr, _, _ := bytes.Cut(msg, []byte("\r\n\r\n")); !utf8.Valid(hdr) || (!global && !dsn.IsASCII(hdr)) {
 		t.Fatalf("report header is not valid: %q", hdr)
 	}
 	m, err := mail.ReadMessage(bytes.NewReader(msg))
@@ -211,7 +212,7 @@ func checkReportReadable(t *testing.T, msg []byte, global bool) {
 		if err != nil {
 			t.Fatalf("mime/multipart: part %d body: %v", n+1, err)
 		}
-		if n < 2 && (!utf8.Valid(body) || (!global && n == 1 && !isASCII(body))) {
+		if n < 2 && (!utf8.Valid(body) || (!global && n == 1 && !dsn.IsASCII(body))) {
 			t.Fatalf("part %d is not valid (UTF-8, ASCII for delivery-status): %q", n+1, trunc(string(body), 300))
 		}
 		n++

@@ -5,18 +5,8 @@ import (
 	"io"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
-)
-
-// ReportKind is the Action of a delivery status notification (RFC 3464 §2.3.3).
-type ReportKind string
-
-// Report kinds.
-const (
-	ReportFailed    ReportKind = "failed"
-	ReportDelayed   ReportKind = "delayed"
-	ReportRelayed   ReportKind = "relayed"
-	ReportDelivered ReportKind = "delivered"
 )
 
 // BounceStore is the dedicated store that holds the reports edgerelay writes
@@ -35,7 +25,7 @@ type ReportRequest struct {
 	// Message is the leased message; its Envelope carries per-recipient state.
 	Message *queue.Message
 	// Kind is the report's Action.
-	Kind ReportKind
+	Kind dsn.Action
 	// Recipients are indexes into Message.Envelope.Recipients.
 	Recipients []int
 	// Body opens the original message, for the returned headers or content.

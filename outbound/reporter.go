@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -87,13 +88,13 @@ func NewReporter(o ReporterOptions) (*Reporter, error) {
 
 // notifyKeyword maps a report kind to the NOTIFY keyword that asks for it
 // (RFC 3461 §4.1): "relayed" and "delivered" both answer NOTIFY=SUCCESS.
-func notifyKeyword(k ReportKind) (string, bool) {
+func notifyKeyword(k dsn.Action) (string, bool) {
 	switch k {
-	case ReportFailed:
+	case dsn.Failed:
 		return queue.NotifyFailure, true
-	case ReportDelayed:
+	case dsn.Delayed:
 		return queue.NotifyDelay, true
-	case ReportRelayed, ReportDelivered:
+	case dsn.Relayed, dsn.Delivered:
 		return queue.NotifySuccess, true
 	}
 	return "", false
@@ -158,7 +159,7 @@ func (r *Reporter) Report(ctx context.Context, req ReportRequest) error {
 			Bounce:     true,
 			Recipients: []queue.Recipient{{Addr: env.From, Status: queue.StatusPending}},
 			SMTPUTF8:   env.SMTPUTF8,
-			Body8Bit:   !isASCII(msg),
+			Body8Bit:   !dsn.IsASCII(msg),
 			MessageID:  d.MessageID,
 			Arrival:    d.Date,
 			Size:       int64(len(msg)),
@@ -171,7 +172,7 @@ func (r *Reporter) Report(ctx context.Context, req ReportRequest) error {
 	r.o.Logger.LogAttrs(ctx, slog.LevelInfo, "delivery status notification",
 		slog.String("queue_id", env.ID),
 		slog.String("kind", string(req.Kind)),
-		slog.Any("recipients", d.finalRecipients()),
+		slog.Any("recipients", finalRecipients(d)),
 		slog.String("key", key),
 		slog.String("store", r.o.Store.String()),
 		slog.Bool("to_sender", queued),
@@ -182,7 +183,7 @@ func (r *Reporter) Report(ctx context.Context, req ReportRequest) error {
 // reportKey is the deterministic name of one report: "<id>-<kind>-<hash>",
 // the hash covering the ID, the kind and the sorted recipient indexes. It
 // satisfies queue.ValidID (the ID part is shortened when needed).
-func reportKey(id string, kind ReportKind, idx []int) (string, error) {
+func reportKey(id string, kind dsn.Action, idx []int) (string, error) {
 	if !queue.ValidID(id) {
 		return "", fmt.Errorf("outbound: report: invalid queue ID %q", id)
 	}
@@ -199,24 +200,24 @@ func reportKey(id string, kind ReportKind, idx []int) (string, error) {
 }
 
 // subjects are the report Subjects, one per kind.
-var subjects = map[ReportKind]string{
-	ReportFailed:    "Undelivered Mail Returned to Sender",
-	ReportDelayed:   "Delayed Mail (still being retried)",
-	ReportDelivered: "Successful Mail Delivery Report",
-	ReportRelayed:   "Relayed Mail Report",
+var subjects = map[dsn.Action]string{
+	dsn.Failed:    "Undelivered Mail Returned to Sender",
+	dsn.Delayed:   "Delayed Mail (still being retried)",
+	dsn.Delivered: "Successful Mail Delivery Report",
+	dsn.Relayed:   "Relayed Mail Report",
 }
 
 // build assembles the DSN model for req and composes it.
-func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx []int) ([]byte, *DSN, error) {
+func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx []int) ([]byte, *dsn.Report, error) {
 	env := req.Message.Envelope
 	now := r.o.Now()
-	d := &DSN{
+	d := &dsn.Report{
 		From:         r.o.From,
 		To:           env.From,
 		Subject:      subjects[req.Kind],
 		Date:         now,
 		MessageID:    key + "@" + r.o.Hostname,
-		InReplyTo:    messageID(env.MessageID),
+		InReplyTo:    dsn.CleanMessageID(env.MessageID),
 		ReportingMTA: r.o.Hostname,
 		EnvelopeID:   env.EnvID,
 		ArrivalDate:  env.Arrival,
@@ -228,7 +229,7 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 		// before it did (or by anything else) is made so here too, so that
 		// no stored reply can upset a report.
 		reply := recordable(rc.Reply)
-		dr := DSNRecipient{
+		dr := dsn.Recipient{
 			OriginalRecipient: rc.ORCPT,
 			FinalRecipient:    rc.Addr,
 			Action:            req.Kind,
@@ -245,7 +246,7 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 				dr.DiagnosticCode = reply.String()
 			}
 		}
-		if req.Kind == ReportDelayed {
+		if req.Kind == dsn.Delayed {
 			dr.WillRetryUntil = req.WillRetryUntil
 		}
 		d.Recipients = append(d.Recipients, dr)
@@ -255,22 +256,22 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 	// "failed" report (RFC 3461 §4.3); every other report, and a failed one
 	// without RET (the default is the MTA's choice), returns the header
 	// section.
-	full := strings.EqualFold(env.RET, "FULL") && req.Kind == ReportFailed
-	var orig original
+	full := strings.EqualFold(env.RET, "FULL") && req.Kind == dsn.Failed
+	var orig dsn.Returned
 	if req.Body != nil {
 		rc, err := req.Body(ctx)
 		if err != nil {
 			return nil, nil, fmt.Errorf("opening the original message: %w", err)
 		}
-		orig, err = readOriginal(rc, full, r.o.MaxReturnBytes)
+		orig, err = dsn.ReadReturned(rc, full, r.o.MaxReturnBytes)
 		rc.Close()
 		if err != nil {
 			return nil, nil, fmt.Errorf("reading the original message: %w", err)
 		}
 	}
-	d.Return, d.Original = orig.ret, orig.content
+	d.Return, d.Original = orig.Return, orig.Content
 	if d.InReplyTo == "" {
-		d.InReplyTo = orig.messageID
+		d.InReplyTo = orig.MessageID
 	}
 	d.Text = humanText(r.o.Hostname, req, env, idx, orig, r.o.MaxReturnBytes)
 
@@ -284,7 +285,7 @@ func (r *Reporter) build(ctx context.Context, req ReportRequest, key string, idx
 // statusCode is the Status field: the remote's enhanced code when it gave
 // a valid one, or one derived from the basic code's class (RFC 3463 §3.1:
 // X.0.0 "other undefined status"), or from the kind.
-func statusCode(kind ReportKind, rep *queue.Reply) string {
+func statusCode(kind dsn.Action, rep *queue.Reply) string {
 	if rep != nil && validEnhanced(rep.Enhanced) {
 		return rep.Enhanced
 	}
@@ -295,9 +296,9 @@ func statusCode(kind ReportKind, rep *queue.Reply) string {
 		}
 	}
 	switch kind {
-	case ReportFailed:
+	case dsn.Failed:
 		return "5.0.0"
-	case ReportDelayed:
+	case dsn.Delayed:
 		return "4.0.0"
 	}
 	return "2.0.0"
@@ -319,17 +320,7 @@ func validEnhanced(s string) bool {
 	return true
 }
 
-// messageID returns a Message-ID without angle brackets, or "" when id is
-// not usable in a header field.
-func messageID(id string) string {
-	id = unbracket(id)
-	if id == "" || len(id) > 900 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == '<' || r == '>' || r == 0x7f }) {
-		return ""
-	}
-	return id
-}
-
-func (d *DSN) finalRecipients() []string {
+func finalRecipients(d *dsn.Report) []string {
 	out := make([]string, len(d.Recipients))
 	for i, r := range d.Recipients {
 		out[i] = r.FinalRecipient

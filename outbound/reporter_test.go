@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
 )
@@ -47,19 +48,19 @@ func TestReportNotify(t *testing.T) {
 	tests := []struct {
 		name   string
 		notify []string
-		kind   ReportKind
+		kind   dsn.Action
 		want   bool
 	}{
-		{"default failure", nil, ReportFailed, true},
-		{"default delay", nil, ReportDelayed, true},
-		{"default success", nil, ReportRelayed, false},
-		{"never", []string{"NEVER"}, ReportFailed, false},
-		{"never delay", []string{"NEVER"}, ReportDelayed, false},
-		{"success only, failed", []string{"SUCCESS"}, ReportFailed, false},
-		{"success, relayed", []string{"SUCCESS"}, ReportRelayed, true},
-		{"success, delivered", []string{"success"}, ReportDelivered, true},
-		{"failure only, delayed", []string{"FAILURE"}, ReportDelayed, false},
-		{"delay", []string{"DELAY", "FAILURE"}, ReportDelayed, true},
+		{"default failure", nil, dsn.Failed, true},
+		{"default delay", nil, dsn.Delayed, true},
+		{"default success", nil, dsn.Relayed, false},
+		{"never", []string{"NEVER"}, dsn.Failed, false},
+		{"never delay", []string{"NEVER"}, dsn.Delayed, false},
+		{"success only, failed", []string{"SUCCESS"}, dsn.Failed, false},
+		{"success, relayed", []string{"SUCCESS"}, dsn.Relayed, true},
+		{"success, delivered", []string{"success"}, dsn.Delivered, true},
+		{"failure only, delayed", []string{"FAILURE"}, dsn.Delayed, false},
+		{"delay", []string{"DELAY", "FAILURE"}, dsn.Delayed, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -90,12 +91,12 @@ func TestReportPartialNotify(t *testing.T) {
 	env := ndrEnvelope()
 	env.Recipients[1].Notify = []string{"NEVER"}
 	if err := r.Report(context.Background(), ReportRequest{
-		Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0, 1}, Body: ndrBody(ndrOriginal),
+		Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0, 1}, Body: ndrBody(ndrOriginal),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	_, msg := st.only(t)
-	d, err := ParseDSN(bytes.NewReader(msg))
+	d, err := dsn.Parse(bytes.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +121,7 @@ func TestReportBounceOfBounce(t *testing.T) {
 		env := ndrEnvelope()
 		edit(env)
 		if err := r.Report(context.Background(), ReportRequest{
-			Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
+			Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
 		}); err != nil {
 			t.Fatal(err)
 		}
@@ -129,7 +130,7 @@ func TestReportBounceOfBounce(t *testing.T) {
 			t.Errorf("From=%q Bounce=%v: report queued %d times", env.From, env.Bounce, len(q.envs))
 		}
 		checkLines(t, msg)
-		if _, err := ParseDSN(bytes.NewReader(msg)); err != nil {
+		if _, err := dsn.Parse(bytes.NewReader(msg)); err != nil {
 			t.Error(err)
 		}
 	}
@@ -143,7 +144,7 @@ func TestReportQueuedToSender(t *testing.T) {
 	r, st := ndrReporter(t, q, 0)
 	env := ndrEnvelope()
 	if err := r.Report(context.Background(), ReportRequest{
-		Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
+		Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +173,7 @@ func TestReportToSenderOff(t *testing.T) {
 		t.Fatal(err)
 	}
 	if err := r.Report(context.Background(), ReportRequest{
-		Message: &queue.Message{Envelope: ndrEnvelope()}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
+		Message: &queue.Message{Envelope: ndrEnvelope()}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
 	}); err != nil {
 		t.Fatal(err)
 	}
@@ -187,7 +188,7 @@ func TestReportToSenderOff(t *testing.T) {
 func TestReportErrors(t *testing.T) {
 	boom := errors.New("boom")
 	req := func() ReportRequest {
-		return ReportRequest{Message: &queue.Message{Envelope: ndrEnvelope()}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal)}
+		return ReportRequest{Message: &queue.Message{Envelope: ndrEnvelope()}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal)}
 	}
 	t.Run("store", func(t *testing.T) {
 		q := &ndrQueue{}
@@ -237,10 +238,10 @@ func TestReportErrors(t *testing.T) {
 }
 
 func TestReportKey(t *testing.T) {
-	k1, _ := reportKey(ndrQueueID, ReportFailed, []int{0, 1})
-	k2, _ := reportKey(ndrQueueID, ReportFailed, []int{0, 1})
-	k3, _ := reportKey(ndrQueueID, ReportFailed, []int{0})
-	k4, _ := reportKey(ndrQueueID, ReportDelayed, []int{0, 1})
+	k1, _ := reportKey(ndrQueueID, dsn.Failed, []int{0, 1})
+	k2, _ := reportKey(ndrQueueID, dsn.Failed, []int{0, 1})
+	k3, _ := reportKey(ndrQueueID, dsn.Failed, []int{0})
+	k4, _ := reportKey(ndrQueueID, dsn.Delayed, []int{0, 1})
 	if k1 != k2 || k1 == k3 || k1 == k4 {
 		t.Errorf("keys: %s %s %s %s", k1, k2, k3, k4)
 	}
@@ -248,11 +249,11 @@ func TestReportKey(t *testing.T) {
 		t.Errorf("key %q", k1)
 	}
 	long := strings.Repeat("A", 64)
-	k, err := reportKey(long, ReportDelivered, []int{3})
+	k, err := reportKey(long, dsn.Delivered, []int{3})
 	if err != nil || !queue.ValidID(k) || len(k) != 64 {
 		t.Errorf("long ID: key %q (%d), %v", k, len(k), err)
 	}
-	if _, err := reportKey("bad/id", ReportFailed, []int{0}); err == nil {
+	if _, err := reportKey("bad/id", dsn.Failed, []int{0}); err == nil {
 		t.Errorf("no error for an invalid queue ID")
 	}
 }
@@ -280,7 +281,7 @@ func TestReportTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	env := ndrEnvelope()
-	req := ReportRequest{Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0, 1}, Body: ndrBody(ndrOriginal)}
+	req := ReportRequest{Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0, 1}, Body: ndrBody(ndrOriginal)}
 	for range 2 {
 		if err := r.Report(context.Background(), req); err != nil {
 			t.Fatal(err)
@@ -338,13 +339,13 @@ func TestReportHostileReply(t *testing.T) {
 		strings.Repeat("W", 3000),
 	}}
 	if err := r.Report(context.Background(), ReportRequest{
-		Message: &queue.Message{Envelope: env}, Kind: ReportFailed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
+		Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
 	}); err != nil {
 		t.Fatal(err)
 	}
 	_, msg := st.only(t)
 	checkLines(t, msg)
-	d, err := ParseDSN(bytes.NewReader(msg))
+	d, err := dsn.Parse(bytes.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -355,7 +356,7 @@ func TestReportHostileReply(t *testing.T) {
 	if rc.Status != "5.0.0" {
 		t.Errorf("Status = %q, want 5.0.0 (the enhanced code was not valid)", rc.Status)
 	}
-	if !isASCII([]byte(rc.DiagnosticCode)) || !strings.Contains(rc.DiagnosticCode, "bad ?? bytes") {
+	if !dsn.IsASCII([]byte(rc.DiagnosticCode)) || !strings.Contains(rc.DiagnosticCode, "bad ?? bytes") {
 		t.Errorf("Diagnostic-Code = %q", rc.DiagnosticCode)
 	}
 	if !utf8Valid(d.Text) {

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strings"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -11,27 +12,27 @@ import (
 // what happened, to which recipients, what each remote server answered,
 // and what was returned. Delay reports state the time until which delivery
 // is retried, taken from the request, never a schedule written here.
-func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, orig original, limit int64) string {
+func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, orig dsn.Returned, limit int64) string {
 	var b strings.Builder
 	fmt.Fprintf(&b, "This is the mail system at %s.\n\n", host)
 	switch req.Kind {
-	case ReportFailed:
+	case dsn.Failed:
 		b.WriteString("Your message could not be delivered to the recipients listed below.\n" +
 			"Delivery to them has stopped for good; the message will not be retried.\n")
-	case ReportDelayed:
+	case dsn.Delayed:
 		b.WriteString("Your message has not yet been delivered to the recipients listed below.\n")
 		if !req.WillRetryUntil.IsZero() {
-			fmt.Fprintf(&b, "The mail system will retry until %s.\n", req.WillRetryUntil.Format(rfc5322Date))
+			fmt.Fprintf(&b, "The mail system will retry until %s.\n", req.WillRetryUntil.Format(dsn.DateFormat))
 		} else {
 			b.WriteString("The mail system will keep retrying.\n")
 		}
 		b.WriteString("You do not need to send it again; you will be told if it cannot be\n" +
 			"delivered in the end.\n")
-	case ReportRelayed:
+	case dsn.Relayed:
 		b.WriteString("Your message was handed on to the mail servers of the recipients listed\n" +
 			"below. Those servers do not send delivery notifications, so this is the\n" +
 			"last notification you will get about these recipients.\n")
-	case ReportDelivered:
+	case dsn.Delivered:
 		b.WriteString("Your message was delivered to the recipients listed below.\n")
 	}
 	for _, i := range idx {
@@ -44,21 +45,21 @@ func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, o
 		case rc.Reply != nil:
 			b.WriteString("    Reason:\n")
 			wrapIndented(&b, recordable(rc.Reply).String(), "        ")
-		case req.Kind == ReportFailed || req.Kind == ReportDelayed:
+		case req.Kind == dsn.Failed || req.Kind == dsn.Delayed:
 			fmt.Fprintf(&b, "    Status %s (no reply was recorded).\n", statusCode(req.Kind, nil))
 		}
 	}
 	b.WriteString("\n")
 	switch {
-	case orig.ret == ReturnFull:
+	case orig.Return == dsn.ReturnFull:
 		b.WriteString("Your message is attached.\n")
-	case orig.tooBig:
+	case orig.TooBig:
 		fmt.Fprintf(&b, "Your message was larger than %d bytes, so only its header section is\nattached.\n", limit)
-	case orig.longLines:
+	case orig.LongLines:
 		b.WriteString("Your message has lines too long to return unchanged, so only its header\nsection is attached.\n")
-	case orig.ret == ReturnHeaders && orig.headersCut:
+	case orig.Return == dsn.ReturnHeaders && orig.HeadersCut:
 		fmt.Fprintf(&b, "The header section of your message is attached, cut at %d bytes.\n", limit)
-	case orig.ret == ReturnHeaders:
+	case orig.Return == dsn.ReturnHeaders:
 		b.WriteString("The header section of your message is attached.\n")
 	}
 	if env.ID != "" {
@@ -72,7 +73,7 @@ func humanText(host string, req ReportRequest, env *queue.Envelope, idx []int, o
 func wrapIndented(b *strings.Builder, s, indent string) {
 	const width = 76
 	line := indent
-	for _, w := range strings.Fields(clean(strings.ToValidUTF8(s, "\uFFFD"))) {
+	for _, w := range strings.Fields(dsn.Clean(strings.ToValidUTF8(s, "\uFFFD"))) {
 		if len(line) > len(indent) && len(line)+1+len(w) > width {
 			b.WriteString(line + "\n")
 			line = indent

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -119,7 +120,7 @@ func TestMXDNSVerdicts(t *testing.T) {
 				t.Fatalf("dialed %v", h.Dialed())
 			}
 			if tt.wantStatus == queue.StatusFailed {
-				if c := h.rep.Calls(); len(c) != 1 || c[0].Kind != ReportFailed {
+				if c := h.rep.Calls(); len(c) != 1 || c[0].Kind != dsn.Failed {
 					t.Fatalf("reports %+v", c)
 				}
 			}

@@ -5,6 +5,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -22,8 +23,8 @@ func (w *Worker) finish(ctx context.Context, m *queue.Message) {
 	}
 
 	ok := w.reportDelay(ctx, m, now, expiry) &&
-		w.reportFinal(ctx, m, queue.StatusFailed, ReportFailed) &&
-		w.reportFinal(ctx, m, queue.StatusRelayed, ReportRelayed)
+		w.reportFinal(ctx, m, queue.StatusFailed, dsn.Failed) &&
+		w.reportFinal(ctx, m, queue.StatusRelayed, dsn.Relayed)
 	// StatusDelivered owes no report from us: the next hop speaks DSN and
 	// got the NOTIFY parameters, so it reports success itself (RFC 3461
 	// §6.2.2: a "relayed" DSN is only for hops that do not).
@@ -95,7 +96,7 @@ func (w *Worker) reportDelay(ctx context.Context, m *queue.Message, now, expiry 
 		}
 	}
 	if len(idx) > 0 {
-		if !w.report(ctx, m, ReportDelayed, idx, expiry) {
+		if !w.report(ctx, m, dsn.Delayed, idx, expiry) {
 			return false
 		}
 		for _, i := range idx {
@@ -110,7 +111,7 @@ func (w *Worker) reportDelay(ctx context.Context, m *queue.Message, now, expiry 
 // yet. Failures are all handed to the reporter (it stores every NDR and
 // applies NOTIFY to what it returns to the sender); "relayed" only for the
 // recipients that asked for NOTIFY=SUCCESS.
-func (w *Worker) reportFinal(ctx context.Context, m *queue.Message, st queue.RcptStatus, kind ReportKind) bool {
+func (w *Worker) reportFinal(ctx context.Context, m *queue.Message, st queue.RcptStatus, kind dsn.Action) bool {
 	env := m.Envelope
 	var idx []int
 	for i := range env.Recipients {
@@ -136,7 +137,7 @@ func (w *Worker) reportFinal(ctx context.Context, m *queue.Message, st queue.Rcp
 }
 
 // report hands one report to the reporter, or logs it when there is none.
-func (w *Worker) report(ctx context.Context, m *queue.Message, kind ReportKind, idx []int, until time.Time) bool {
+func (w *Worker) report(ctx context.Context, m *queue.Message, kind dsn.Action, idx []int, until time.Time) bool {
 	env := m.Envelope
 	rcpts := make([]string, len(idx))
 	for n, i := range idx {

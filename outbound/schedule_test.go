@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -35,7 +36,7 @@ func TestExpiryFailsWith447(t *testing.T) {
 		t.Errorf("reply %q lost the last remote reply or the lifetime", s)
 	}
 	calls := h.rep.Calls()
-	if len(calls) != 1 || calls[0].Kind != ReportFailed || !slices.Equal(calls[0].Rcpts, []string{bob}) {
+	if len(calls) != 1 || calls[0].Kind != dsn.Failed || !slices.Equal(calls[0].Rcpts, []string{bob}) {
 		t.Fatalf("reports %+v, want one failed report", calls)
 	}
 	if h.q.Len() != 0 {
@@ -81,7 +82,7 @@ func TestDelayWarningOnce(t *testing.T) {
 	h.clock.Advance(time.Hour)
 	env := h.attempt()
 	calls := h.rep.Calls()
-	if len(calls) != 1 || calls[0].Kind != ReportDelayed || !slices.Equal(calls[0].Rcpts, []string{bob, "dave@example.net"}) {
+	if len(calls) != 1 || calls[0].Kind != dsn.Delayed || !slices.Equal(calls[0].Rcpts, []string{bob, "dave@example.net"}) {
 		t.Fatalf("reports %+v, want one delayed report for bob and dave", calls)
 	}
 	if want := arrival.Add(DefaultQueueLifetime); !calls[0].Until.Equal(want) {

@@ -1,4 +1,4 @@
-package outbound
+package dsn
 
 import (
 	"bufio"
@@ -14,12 +14,12 @@ import (
 	"unicode/utf8"
 )
 
-// DSN is a delivery status notification (RFC 3464) as a model: the report's
+// Report is a delivery status notification (RFC 3464) as a model: the report's
 // own header fields, the human-readable explanation, the machine-readable
 // per-message and per-recipient fields, and the returned original content.
-// Compose writes it as a multipart/report (RFC 6522); ParseDSN reads one
+// Compose writes it as a multipart/report (RFC 6522); Parse reads one
 // back into the same model.
-type DSN struct {
+type Report struct {
 	// From is the address the report comes from (MAILER-DAEMON@host). It is
 	// shown with the display name "Mail Delivery System".
 	From string
@@ -43,7 +43,7 @@ type DSN struct {
 	EnvelopeID   string    // Original-Envelope-Id, when the sender gave ENVID
 	ArrivalDate  time.Time // Arrival-Date; zero leaves it out
 
-	Recipients []DSNRecipient
+	Recipients []Recipient
 
 	// SMTPUTF8 selects the internationalized media types of RFC 6533:
 	// message/global-delivery-status, message/global-headers, message/global.
@@ -62,15 +62,15 @@ type DSN struct {
 	Boundary string
 }
 
-// DSNRecipient holds the per-recipient fields of a DSN (RFC 3464 §2.3).
-type DSNRecipient struct {
+// Recipient holds the per-recipient fields of a DSN (RFC 3464 §2.3).
+type Recipient struct {
 	// OriginalRecipient is the ORCPT value as "type;address"
 	// ("rfc822;user@example.org"); empty when the sender gave none.
 	OriginalRecipient string
 	// FinalRecipient is the address delivery was attempted to (type rfc822,
 	// or utf-8 for a non-ASCII address per RFC 6533 §3).
 	FinalRecipient string
-	Action         ReportKind
+	Action         Action
 	// Status is the RFC 3463 enhanced status code, "5.1.1".
 	Status string
 	// RemoteMTA is the host name of the server that gave DiagnosticCode
@@ -105,15 +105,15 @@ const (
 	ctGlobalMessage        = "message/global"
 )
 
-// rfc5322Date is the date-time format of RFC 5322 §3.3.
-const rfc5322Date = "Mon, 02 Jan 2006 15:04:05 -0700"
+// DateFormat is the date-time format of RFC 5322 §3.3.
+const DateFormat = "Mon, 02 Jan 2006 15:04:05 -0700"
 
 // maxLine is the longest line Compose writes, CRLF excluded (RFC 5322 §2.1.1
 // allows 998; folding aims at 78).
 const maxLine = 998
 
-// Compose writes the DSN as a complete message with CRLF line endings.
-func (d *DSN) Compose(w io.Writer) error {
+// Compose writes the report as a complete message with CRLF line endings.
+func (d *Report) Compose(w io.Writer) error {
 	if d.ReportingMTA == "" {
 		return errors.New("dsn: no Reporting-MTA")
 	}
@@ -129,23 +129,23 @@ func (d *DSN) Compose(w io.Writer) error {
 
 	// The text may come from a parsed report or a remote reply: valid UTF-8
 	// whatever it held, as its charset says (found by FuzzParseDSN).
-	text := crlf(validUTF8(d.Text))
+	text := crlf(ValidUTF8(d.Text))
 	status := d.statusFields()
-	eightBit := !isASCII(text) || !isASCII(status) || !isASCII(d.Original) || !isASCII([]byte(d.To))
+	eightBit := !IsASCII(text) || !IsASCII(status) || !IsASCII(d.Original) || !IsASCII([]byte(d.To))
 
 	// The report's own header is ASCII unless the report is an SMTPUTF8 one
-	// (RFC 6532 §3.2): addresses are made so by asciiOnly (a worker's
+	// (RFC 6532 §3.2): addresses are made so by ASCIIOnly (a worker's
 	// report to a non-ASCII address is always SMTPUTF8; this guards reports
 	// recomposed from parsed ones), the Subject by an encoded word (RFC
 	// 2047). Found by FuzzParseDSN.
 	addr := func(s string) string {
-		if s = clean(s); !d.SMTPUTF8 {
-			s = asciiOnly(s)
+		if s = Clean(s); !d.SMTPUTF8 {
+			s = ASCIIOnly(s)
 		}
 		return s
 	}
-	subject := clean(d.Subject)
-	if !isASCII([]byte(subject)) {
+	subject := Clean(d.Subject)
+	if !IsASCII([]byte(subject)) {
 		subject = mime.QEncoding.Encode("utf-8", subject)
 	}
 	h.field("From", "Mail Delivery System <"+addr(d.From)+">")
@@ -153,7 +153,7 @@ func (d *DSN) Compose(w io.Writer) error {
 		h.field("To", "<"+addr(d.To)+">")
 	}
 	h.field("Subject", subject)
-	h.field("Date", d.Date.Format(rfc5322Date))
+	h.field("Date", d.Date.Format(DateFormat))
 	if d.MessageID != "" {
 		h.field("Message-ID", "<"+addr(d.MessageID)+">")
 	}
@@ -179,17 +179,17 @@ func (d *DSN) Compose(w io.Writer) error {
 		}
 	}
 	charset := "us-ascii"
-	if !isASCII(text) {
+	if !IsASCII(text) {
 		charset = "utf-8"
 	}
-	part("text/plain; charset="+charset, !isASCII(text), text)
+	part("text/plain; charset="+charset, !IsASCII(text), text)
 
 	// Part 2: the machine-readable status (RFC 3464 §2; RFC 6533 §6.2).
 	ct := ctDeliveryStatus
 	if d.SMTPUTF8 {
 		ct = ctGlobalDeliveryStatus
 	}
-	part(ct, !isASCII(status), status)
+	part(ct, !IsASCII(status), status)
 
 	// Part 3: the original headers or message (RFC 6522 §3, RFC 3462 §4).
 	switch d.Return {
@@ -198,13 +198,13 @@ func (d *DSN) Compose(w io.Writer) error {
 		if d.SMTPUTF8 {
 			ct = ctGlobalHeaders
 		}
-		part(ct, !isASCII(d.Original), d.Original)
+		part(ct, !IsASCII(d.Original), d.Original)
 	case ReturnFull:
 		ct := ctMessage
 		if d.SMTPUTF8 {
 			ct = ctGlobalMessage
 		}
-		part(ct, !isASCII(d.Original), d.Original)
+		part(ct, !IsASCII(d.Original), d.Original)
 	}
 	bw.WriteString("\r\n--" + boundary + "--\r\n")
 	return bw.Flush()
@@ -213,25 +213,25 @@ func (d *DSN) Compose(w io.Writer) error {
 // statusFields renders the message/delivery-status body: the per-message
 // group, then one group per recipient, groups separated by a blank line
 // (RFC 3464 §2.1).
-func (d *DSN) statusFields() []byte {
+func (d *Report) statusFields() []byte {
 	var b bytes.Buffer
 	h := headerWriter{w: &b}
 	// Every value is ASCII in a message/delivery-status (RFC 3464 §2.1.1),
 	// UTF-8 in a message/global-delivery-status (RFC 6533 §6): what a
 	// parsed report or a remote MTA held is made so (found by FuzzParseDSN).
 	text := func(s string) string {
-		if s = clean(s); !d.SMTPUTF8 {
-			s = asciiOnly(s)
+		if s = Clean(s); !d.SMTPUTF8 {
+			s = ASCIIOnly(s)
 		}
 		return s
 	}
 	h.field("Reporting-MTA", "dns; "+text(d.ReportingMTA))
 	if d.EnvelopeID != "" {
 		// RFC 3464 §2.2.1: the ENVID, decoded from xtext; printable ASCII.
-		h.field("Original-Envelope-Id", asciiOnly(clean(d.EnvelopeID)))
+		h.field("Original-Envelope-Id", ASCIIOnly(Clean(d.EnvelopeID)))
 	}
 	if !d.ArrivalDate.IsZero() {
-		h.field("Arrival-Date", d.ArrivalDate.Format(rfc5322Date))
+		h.field("Arrival-Date", d.ArrivalDate.Format(DateFormat))
 	}
 	for _, r := range d.Recipients {
 		b.WriteString("\r\n")
@@ -239,8 +239,8 @@ func (d *DSN) statusFields() []byte {
 			h.field("Original-Recipient", d.typedAddress(r.OriginalRecipient))
 		}
 		h.field("Final-Recipient", d.typedAddress("rfc822;"+r.FinalRecipient))
-		h.field("Action", asciiOnly(clean(string(r.Action))))
-		h.field("Status", asciiOnly(clean(r.Status)))
+		h.field("Action", ASCIIOnly(Clean(string(r.Action))))
+		h.field("Status", ASCIIOnly(Clean(r.Status)))
 		if r.RemoteMTA != "" {
 			h.field("Remote-MTA", "dns; "+text(r.RemoteMTA))
 		}
@@ -248,10 +248,10 @@ func (d *DSN) statusFields() []byte {
 			h.field("Diagnostic-Code", "smtp; "+text(r.DiagnosticCode))
 		}
 		if !r.LastAttemptDate.IsZero() {
-			h.field("Last-Attempt-Date", r.LastAttemptDate.Format(rfc5322Date))
+			h.field("Last-Attempt-Date", r.LastAttemptDate.Format(DateFormat))
 		}
-		if !r.WillRetryUntil.IsZero() && r.Action == ReportDelayed {
-			h.field("Will-Retry-Until", r.WillRetryUntil.Format(rfc5322Date))
+		if !r.WillRetryUntil.IsZero() && r.Action == Delayed {
+			h.field("Will-Retry-Until", r.WillRetryUntil.Format(DateFormat))
 		}
 	}
 	return b.Bytes()
@@ -261,13 +261,13 @@ func (d *DSN) statusFields() []byte {
 // An address with non-ASCII characters is of type utf-8 (RFC 6533 §3): raw
 // UTF-8 in a message/global-delivery-status, utf-8-addr-xtext (\x{HEX}) in a
 // plain message/delivery-status.
-func (d *DSN) typedAddress(v string) string {
-	typ, addr, ok := strings.Cut(clean(v), ";")
+func (d *Report) typedAddress(v string) string {
+	typ, addr, ok := strings.Cut(Clean(v), ";")
 	if !ok {
 		typ, addr = "rfc822", typ
 	}
-	typ, addr = asciiOnly(strings.TrimSpace(typ)), strings.TrimSpace(addr)
-	if isASCII([]byte(addr)) {
+	typ, addr = ASCIIOnly(strings.TrimSpace(typ)), strings.TrimSpace(addr)
+	if IsASCII([]byte(addr)) {
 		return typ + "; " + addr
 	}
 	if strings.EqualFold(typ, "rfc822") {
@@ -340,7 +340,7 @@ func fold(s string) string {
 			// breaks the line, after which line is 1.
 			n := 0
 			if room := maxLine - line; room >= 1 {
-				n = cutAt(tok, room)
+				n = CutAt(tok, room)
 				if !utf8.RuneStart(tok[n]) && line > 1 {
 					n = 0
 				}
@@ -356,12 +356,12 @@ func fold(s string) string {
 	return b.String()
 }
 
-// clean removes control characters (CR and LF included) that would break
+// Clean removes control characters (CR and LF included) that would break
 // the header structure; tabs become spaces. Bytes that are not UTF-8
 // become U+FFFD: every field Compose writes is valid UTF-8 (RFC 6532 §3.2
-// for the global types; ASCII fields are made so by asciiOnly).
-func clean(s string) string {
-	s = validUTF8(s)
+// for the global types; ASCII fields are made so by ASCIIOnly).
+func Clean(s string) string {
+	s = ValidUTF8(s)
 	if !strings.ContainsFunc(s, isCtl) {
 		return s
 	}
@@ -378,10 +378,10 @@ func clean(s string) string {
 
 func isCtl(r rune) bool { return r < ' ' || r == 0x7f }
 
-// asciiOnly replaces non-ASCII and invalid bytes with '?', for fields that
+// ASCIIOnly replaces non-ASCII and invalid bytes with '?', for fields that
 // must be ASCII in a message/delivery-status.
-func asciiOnly(s string) string {
-	if isASCII([]byte(s)) {
+func ASCIIOnly(s string) string {
+	if IsASCII([]byte(s)) {
 		return s
 	}
 	b := []byte(s)
@@ -398,7 +398,8 @@ func asciiOnly(s string) string {
 	return string(out)
 }
 
-func isASCII(b []byte) bool {
+// IsASCII reports whether b holds only 7-bit bytes.
+func IsASCII(b []byte) bool {
 	for _, c := range b {
 		if c >= utf8.RuneSelf {
 			return false
@@ -432,7 +433,7 @@ func crlf(s string) []byte {
 			s = ""
 		}
 		for len(line) > maxLine {
-			n := cutAt(line, maxLine) // ≥ 1: the loop progresses
+			n := CutAt(line, maxLine) // ≥ 1: the loop progresses
 			b.WriteString(line[:n] + "\r\n")
 			line = line[n:]
 		}

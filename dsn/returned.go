@@ -1,36 +1,39 @@
-package outbound
+package dsn
 
 import (
 	"bufio"
 	"bytes"
 	"io"
 	"net/mail"
+	"strings"
 )
 
-// original is what a report returns of the original message.
-type original struct {
-	ret     ReturnContent
-	content []byte // CRLF line endings
-	// tooBig is set when the whole message was asked for (RET=FULL) but
+// Returned is what a report returns of the original message.
+type Returned struct {
+	// Return says what Content holds: the header section or the whole
+	// message.
+	Return  ReturnContent
+	Content []byte // CRLF line endings
+	// TooBig is set when the whole message was asked for (RET=FULL) but
 	// was larger than the limit, so only the header section is returned.
-	tooBig bool
-	// longLines is set when the whole message was asked for but has lines
+	TooBig bool
+	// LongLines is set when the whole message was asked for but has lines
 	// longer than RFC 5322 allows, which a report cannot carry unchanged.
-	longLines bool
-	// headersCut is set when the header section itself was longer than
+	LongLines bool
+	// HeadersCut is set when the header section itself was longer than
 	// the limit and is returned cut at a line end.
-	headersCut bool
-	// messageID is the original Message-ID, without angle brackets.
-	messageID string
+	HeadersCut bool
+	// MessageID is the original Message-ID, without angle brackets.
+	MessageID string
 }
 
-// readOriginal reads at most limit+1 bytes of the original message: all of
+// ReadReturned reads at most limit+1 bytes of the original message: all of
 // it when full is set and it fits within limit, otherwise its header section
 // (cut at the last line end within limit). The message is streamed; no more
 // than limit+1 bytes of it are held.
-func readOriginal(r io.Reader, full bool, limit int64) (original, error) {
+func ReadReturned(r io.Reader, full bool, limit int64) (Returned, error) {
 	br := bufio.NewReader(io.LimitReader(r, limit+1))
-	var o original
+	var o Returned
 	var buf []byte
 	if full {
 		b, err := io.ReadAll(br)
@@ -39,13 +42,13 @@ func readOriginal(r io.Reader, full bool, limit int64) (original, error) {
 		}
 		if int64(len(b)) <= limit {
 			if content, ok := normalizeLines(b, false); ok {
-				o.ret, o.content = ReturnFull, content
-				o.messageID = headerMessageID(headerSection(b))
+				o.Return, o.Content = ReturnFull, content
+				o.MessageID = headerMessageID(headerSection(b))
 				return o, nil
 			}
-			o.longLines = true
+			o.LongLines = true
 		} else {
-			o.tooBig = true
+			o.TooBig = true
 		}
 		buf = b
 	} else {
@@ -81,11 +84,11 @@ func readOriginal(r io.Reader, full bool, limit int64) (original, error) {
 		} else {
 			hdr = nil
 		}
-		o.headersCut = true
+		o.HeadersCut = true
 	}
 	content, _ := normalizeLines(hdr, true) // folding always succeeds
-	o.ret, o.content = ReturnHeaders, content
-	o.messageID = headerMessageID(hdr)
+	o.Return, o.Content = ReturnHeaders, content
+	o.MessageID = headerMessageID(hdr)
 	return o, nil
 }
 
@@ -117,7 +120,7 @@ func headerMessageID(hdr []byte) string {
 	if err != nil {
 		return ""
 	}
-	return messageID(m.Header.Get("Message-Id"))
+	return CleanMessageID(m.Header.Get("Message-Id"))
 }
 
 // normalizeLines returns b with CRLF line endings (a bare LF or CR ends a
@@ -143,7 +146,7 @@ func normalizeLines(b []byte, fold bool) ([]byte, bool) {
 			if !fold {
 				return nil, false
 			}
-			n := cutAt(line, width) // ≥ 1: the loop progresses
+			n := CutAt(line, width) // ≥ 1: the loop progresses
 			out = append(out, line[:n]...)
 			out = append(out, "\r\n "...)
 			line = line[n:]
@@ -153,4 +156,14 @@ func normalizeLines(b []byte, fold bool) ([]byte, bool) {
 		out = append(out, "\r\n"...)
 	}
 	return out, true
+}
+
+// CleanMessageID returns a Message-ID without angle brackets, or "" when id is
+// not usable in a header field.
+func CleanMessageID(id string) string {
+	id = unbracket(id)
+	if id == "" || len(id) > 900 || strings.ContainsFunc(id, func(r rune) bool { return r <= ' ' || r == '<' || r == '>' || r == 0x7f }) {
+		return ""
+	}
+	return id
 }

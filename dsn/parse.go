@@ -1,4 +1,4 @@
-package outbound
+package dsn
 
 import (
 	"bufio"
@@ -15,16 +15,16 @@ import (
 	"time"
 )
 
-// maxParseBytes bounds what ParseDSN reads of one part, so that a hostile
+// maxParseBytes bounds what Parse reads of one part, so that a hostile
 // report cannot make it allocate without limit.
 const maxParseBytes = 32 << 20
 
-// ParseDSN reads a delivery status notification (a multipart/report with
+// Parse reads a delivery status notification (a multipart/report with
 // report-type delivery-status, RFC 6522 and RFC 3464, or its RFC 6533
-// global variant) into the model that Compose writes. Fields ParseDSN does
+// global variant) into the model that Compose writes. Fields Parse does
 // not know are ignored; the first part is taken as the human-readable text
 // when it is text/plain.
-func ParseDSN(r io.Reader) (*DSN, error) {
+func Parse(r io.Reader) (*Report, error) {
 	msg, err := mail.ReadMessage(bufio.NewReader(r))
 	if err != nil {
 		return nil, fmt.Errorf("dsn: reading header: %w", err)
@@ -39,7 +39,7 @@ func ParseDSN(r io.Reader) (*DSN, error) {
 	if params["boundary"] == "" {
 		return nil, errors.New("dsn: no boundary")
 	}
-	d := &DSN{
+	d := &Report{
 		Subject:   msg.Header.Get("Subject"),
 		MessageID: unbracket(msg.Header.Get("Message-Id")),
 		InReplyTo: unbracket(msg.Header.Get("In-Reply-To")),
@@ -140,7 +140,7 @@ func (s *stripSpace) Read(p []byte) (int, error) {
 
 // parseStatus reads the groups of a delivery-status body: the per-message
 // fields, then one group per recipient (RFC 3464 §2.1).
-func (d *DSN) parseStatus(body []byte) error {
+func (d *Report) parseStatus(body []byte) error {
 	groups, err := statusGroups(body)
 	if err != nil {
 		return err
@@ -155,8 +155,8 @@ func (d *DSN) parseStatus(body []byte) error {
 		return err
 	}
 	for _, g := range groups[1:] {
-		r := DSNRecipient{
-			Action:         ReportKind(strings.ToLower(g.Get("Action"))),
+		r := Recipient{
+			Action:         Action(strings.ToLower(g.Get("Action"))),
 			Status:         g.Get("Status"),
 			RemoteMTA:      typedValue(g.Get("Remote-Mta")),
 			DiagnosticCode: typedValue(g.Get("Diagnostic-Code")),
