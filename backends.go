@@ -13,7 +13,7 @@ import (
 	awssqs "github.com/aws/aws-sdk-go-v2/service/sqs"
 
 	"github.com/edgerelay/edgerelay/auth"
-	"github.com/edgerelay/edgerelay/outbound"
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/queue/sqs"
 )
 
@@ -128,14 +128,14 @@ func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, e
 	return &queueParts{
 		q:     q,
 		close: func() { q.Close() },
-		s3Bounce: func(bucket, prefix string) (outbound.BounceStore, error) {
-			return outbound.NewS3BounceStore(ctx, s3c, bucket, prefix, cfg.S3Bucket, cfg.S3Prefix)
+		s3Bounce: func(bucket, prefix string) (bounce.Store, error) {
+			return bounce.NewS3(ctx, s3c, bucket, prefix, cfg.S3Bucket, cfg.S3Prefix)
 		},
 	}, nil
 }
 
-func openBounceStore(cfg *Config, qp *queueParts) (outbound.BounceStore, error) {
-	st, err := outbound.OpenBounceStore(cfg.BounceStore, outbound.BounceStoreOptions{QueueDirs: qp.dirs, S3: qp.s3Bounce})
+func openBounceStore(cfg *Config, qp *queueParts) (bounce.Store, error) {
+	st, err := bounce.Open(cfg.BounceStore, bounce.Options{QueueDirs: qp.dirs, S3: qp.s3Bounce})
 	if err != nil && !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
 		err = fmt.Errorf("RELAY_BOUNCE_STORE: %w", err)
 	}

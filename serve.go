@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/outbound"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
@@ -49,7 +50,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		ready = append(ready, readyCheck{"queue", r.Ready})
 	}
 	if cfg.Role == "all" || cfg.Role == "worker" {
-		var store outbound.BounceStore
+		var store bounce.Store
 		worker, store, err = newWorker(cfg, qp, log)
 		if err != nil {
 			return err
@@ -181,7 +182,7 @@ type queueParts struct {
 	dirs []string
 	// s3Bounce opens an s3:// bounce store with the queue's S3 client (nil
 	// without RELAY_QUEUE=sqs).
-	s3Bounce func(bucket, prefix string) (outbound.BounceStore, error)
+	s3Bounce func(bucket, prefix string) (bounce.Store, error)
 }
 
 // openQueue opens the configured queue backend.
@@ -280,7 +281,7 @@ type readier interface {
 }
 
 // newWorker builds the delivery worker and returns it with its bounce store.
-func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, outbound.BounceStore, error) {
+func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, bounce.Store, error) {
 	q := qp.q
 	store, err := openBounceStore(cfg, qp)
 	if err != nil {

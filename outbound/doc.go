@@ -26,6 +26,6 @@
 //     reply is never taken for the answer to a later command (a stale 250
 //     for the final dot's), the connection is dropped instead (replyGuard).
 //
-// outbound imports queue and dsn, and never relay: the two sides meet only
-// in queue.
+// outbound imports queue, dsn and bounce, and never relay: the two sides
+// meet only in queue.
 package outbound

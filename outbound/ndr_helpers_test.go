@@ -73,7 +73,7 @@ func ndrBody(body string) func(context.Context) (io.ReadCloser, error) {
 	}
 }
 
-// ndrMemStore is a BounceStore in memory that keeps the first report put
+// ndrMemStore is a bounce.Store in memory that keeps the first report put
 // under each key, as the real stores do.
 type ndrMemStore struct {
 	mu   sync.Mutex

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
@@ -101,7 +102,7 @@ func TestDovecotServesBounceStore(t *testing.T) {
 		}
 	}
 	maildir := filepath.Join(root, "bounces")
-	store, err := OpenBounceStore("maildir:"+maildir, BounceStoreOptions{})
+	store, err := bounce.Open("maildir:"+maildir, bounce.Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -159,7 +160,7 @@ func TestDovecotServesBounceStore(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(maildir, "dovecot-uidlist")); err != nil {
 		t.Errorf("dovecot wrote no uidlist into the store (was it served?): %v", err)
 	}
-	store, err = OpenBounceStore("maildir:"+maildir, BounceStoreOptions{})
+	store, err = bounce.Open("maildir:"+maildir, bounce.Options{})
 	if err != nil {
 		t.Fatalf("store refused after dovecot served it: %v", err)
 	}
@@ -174,4 +175,20 @@ func TestDovecotServesBounceStore(t *testing.T) {
 	if after := len(maildirFiles(t, maildir)); after != before {
 		t.Errorf("reporting again added a file (%d → %d): %v", before, after, maildirFiles(t, maildir))
 	}
+}
+
+// maildirFiles lists the files in the Maildir's new/, cur/ and tmp/.
+func maildirFiles(t *testing.T, dir string) []string {
+	t.Helper()
+	var out []string
+	for _, sub := range []string{"new", "cur", "tmp"} {
+		es, err := os.ReadDir(filepath.Join(dir, sub))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			out = append(out, sub+"/"+e.Name())
+		}
+	}
+	return out
 }

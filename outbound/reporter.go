@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 )
@@ -33,7 +34,7 @@ type ReporterOptions struct {
 	From string
 	// Store is the dedicated bounce store every report is written to.
 	// Required.
-	Store BounceStore
+	Store bounce.Store
 	// Queue is where reports are queued back to the original sender; nil
 	// means reports are only stored.
 	Queue queue.Queue

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/dsn"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
@@ -268,7 +269,7 @@ func TestReportTwice(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer spool.Close()
-	store, err := OpenBounceStore("maildir:"+filepath.Join(dir, "bounces"), BounceStoreOptions{QueueDirs: []string{spool.Dir()}})
+	store, err := bounce.Open("maildir:"+filepath.Join(dir, "bounces"), bounce.Options{QueueDirs: []string{spool.Dir()}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -1,16 +1,29 @@
-package outbound
+package bounce
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
 	"strings"
 )
 
-// BounceStoreOptions are what OpenBounceStore needs besides the spec.
-type BounceStoreOptions struct {
+// Store is the dedicated store that holds the reports edgerelay writes
+// and nothing else (ARCHITECTURE.md, "The bounce store").
+type Store interface {
+	// Put stores one report under key. Keys are deterministic per report, so
+	// a retry after a crash finds the key present and stores nothing new:
+	// each report is stored once.
+	Put(ctx context.Context, key string, msg io.Reader) error
+	// String names the store for logs ("maildir:/data/bounces", "s3://b/p").
+	String() string
+}
+
+// Options are what Open needs besides the spec.
+type Options struct {
 	// QueueDirs are the queue's local directories (the spool). A maildir
 	// bounce store may be none of them, inside none of them and contain
 	// none of them.
@@ -19,10 +32,10 @@ type BounceStoreOptions struct {
 	// program that holds the S3 client; nil makes an s3:// spec an error.
 	// The opener is responsible for its own dedication checks (marker
 	// object; not the queue's bucket/prefix).
-	S3 func(bucket, prefix string) (BounceStore, error)
+	S3 func(bucket, prefix string) (Store, error)
 }
 
-// OpenBounceStore opens the dedicated bounce store named by spec, the value
+// Open opens the dedicated bounce store named by spec, the value
 // of RELAY_BOUNCE_STORE:
 //
 //   - "maildir:PATH" — a Maildir at PATH (see openMaildir for the rules
@@ -31,7 +44,7 @@ type BounceStoreOptions struct {
 //
 // Every error names RELAY_BOUNCE_STORE and says what is wrong; the program
 // should refuse to start on one.
-func OpenBounceStore(spec string, o BounceStoreOptions) (BounceStore, error) {
+func Open(spec string, o Options) (Store, error) {
 	switch {
 	case strings.HasPrefix(spec, "maildir:"):
 		path := strings.TrimPrefix(spec, "maildir:")
@@ -119,4 +132,17 @@ func checkNotQueue(spec, store string, queueDirs []string) error {
 		}
 	}
 	return nil
+}
+
+// validKey reports whether key is safe to use as a file name or object key
+// component: 1 to 64 characters of [A-Za-z0-9_-]. It is the rule of
+// queue.ValidID (report keys are built from queue IDs), kept here so that
+// bounce does not depend on the queue.
+func validKey(key string) bool {
+	if key == "" || len(key) > 64 {
+		return false
+	}
+	return strings.IndexFunc(key, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
+	}) < 0
 }

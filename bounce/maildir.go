@@ -1,4 +1,4 @@
-package outbound
+package bounce
 
 import (
 	"context"
@@ -16,7 +16,6 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/safefile"
-	"github.com/edgerelay/edgerelay/queue"
 )
 
 // markerName is the file that records that a Maildir is edgerelay's
@@ -55,7 +54,7 @@ func dovecotOwned(name string) bool {
 // is removed (the Maildir convention's 36 hours).
 const staleTmp = 36 * time.Hour
 
-// maildirStore is a BounceStore in one Maildir.
+// maildirStore is a Store in one Maildir.
 type maildirStore struct {
 	dir string
 	mu  sync.Mutex // serializes the exists-check and the link into new/
@@ -164,7 +163,7 @@ func (m *maildirStore) String() string { return "maildir:" + m.dir }
 // or cur/ (an IMAP server moves read messages to cur/, appending flags),
 // Put stores nothing: each report is stored once. Safe for concurrent use.
 func (m *maildirStore) Put(ctx context.Context, key string, msg io.Reader) error {
-	if !queue.ValidID(key) {
+	if !validKey(key) {
 		return fmt.Errorf("maildir: invalid report key %q", key)
 	}
 	if err := ctx.Err(); err != nil {

@@ -1,9 +1,10 @@
-package outbound
+package bounce
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -14,7 +15,7 @@ import (
 
 func openTestMaildir(t *testing.T, dir string, queueDirs ...string) *maildirStore {
 	t.Helper()
-	st, err := OpenBounceStore("maildir:"+dir, BounceStoreOptions{QueueDirs: queueDirs})
+	st, err := Open("maildir:"+dir, Options{QueueDirs: queueDirs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -254,9 +255,9 @@ func TestBounceStoreRefusals(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			_, err := OpenBounceStore(tt.spec, BounceStoreOptions{QueueDirs: []string{queueDir}})
+			_, err := Open(tt.spec, Options{QueueDirs: []string{queueDir}})
 			if err == nil {
-				t.Fatalf("OpenBounceStore(%q) succeeded", tt.spec)
+				t.Fatalf("Open(%q) succeeded", tt.spec)
 			}
 			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
 				t.Errorf("error %q does not say %q", err, tt.want)
@@ -265,21 +266,21 @@ func TestBounceStoreRefusals(t *testing.T) {
 	}
 	// A refused directory is left as it was: no marker, no cur/new/tmp.
 	d := mk("notes.txt")
-	OpenBounceStore("maildir:"+d, BounceStoreOptions{})
+	Open("maildir:"+d, Options{})
 	if es, _ := os.ReadDir(d); len(es) != 1 {
 		t.Errorf("refused directory was changed: %v", es)
 	}
 	// A sibling whose name starts like the queue's is fine.
-	if _, err := OpenBounceStore("maildir:"+queueDir+"-bounces", BounceStoreOptions{QueueDirs: []string{queueDir}}); err != nil {
+	if _, err := Open("maildir:"+queueDir+"-bounces", Options{QueueDirs: []string{queueDir}}); err != nil {
 		t.Errorf("sibling directory refused: %v", err)
 	}
 }
 
 func TestBounceStoreS3Opener(t *testing.T) {
 	var gotBucket, gotPrefix string
-	want := &ndrMemStore{}
-	st, err := OpenBounceStore("s3://ndr-bucket/edge/bounces/", BounceStoreOptions{
-		S3: func(bucket, prefix string) (BounceStore, error) {
+	want := &fakeStore{}
+	st, err := Open("s3://ndr-bucket/edge/bounces/", Options{
+		S3: func(bucket, prefix string) (Store, error) {
 			gotBucket, gotPrefix = bucket, prefix
 			return want, nil
 		},
@@ -287,10 +288,16 @@ func TestBounceStoreS3Opener(t *testing.T) {
 	if err != nil || st != want || gotBucket != "ndr-bucket" || gotPrefix != "edge/bounces" {
 		t.Errorf("got %v %v %q %q", st, err, gotBucket, gotPrefix)
 	}
-	_, err = OpenBounceStore("s3://b/p", BounceStoreOptions{S3: func(string, string) (BounceStore, error) {
+	_, err = Open("s3://b/p", Options{S3: func(string, string) (Store, error) {
 		return nil, errors.New("holds objects edgerelay did not write")
 	}})
 	if err == nil || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") || !strings.Contains(err.Error(), "did not write") {
 		t.Errorf("err = %v", err)
 	}
 }
+
+// fakeStore is a Store that an S3 opener hands back; it stores nothing.
+type fakeStore struct{}
+
+func (*fakeStore) Put(context.Context, string, io.Reader) error { return nil }
+func (*fakeStore) String() string                               { return "fake" }

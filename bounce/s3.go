@@ -1,4 +1,4 @@
-package outbound
+package bounce
 
 import (
 	"context"
@@ -14,7 +14,6 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/edgerelay/edgerelay/internal/s3util"
-	"github.com/edgerelay/edgerelay/queue"
 )
 
 // s3MarkerText is the body of the marker object <prefix>.edgerelay-bounce-store.
@@ -22,27 +21,27 @@ const s3MarkerText = "This S3 prefix is the dedicated bounce store of edgerelay:
 	"delivery status notifications that edgerelay writes (<key>.eml), and nothing\n" +
 	"else. edgerelay refuses to adopt a prefix that holds objects it did not write.\n"
 
-// S3BounceClient is the part of *s3.Client that S3BounceStore uses.
-type S3BounceClient interface {
+// S3Client is the part of *s3.Client that S3Store uses.
+type S3Client interface {
 	manager.UploadAPIClient
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
-// S3BounceStore is a BounceStore in an S3 bucket and key prefix: each
+// S3Store is a Store in an S3 bucket and key prefix: each
 // report is the object <prefix><key>.eml (message/rfc822), written once.
 // The prefix is dedicated to it: the marker object
 // <prefix>.edgerelay-bounce-store records that.
-type S3BounceStore struct {
-	client   S3BounceClient
+type S3Store struct {
+	client   S3Client
 	uploader *manager.Uploader
 	bucket   string
 	prefix   string // "" (the whole bucket) or ending in "/"
 }
 
-var _ BounceStore = (*S3BounceStore)(nil)
+var _ Store = (*S3Store)(nil)
 
-// NewS3BounceStore opens the bounce store s3://bucket/prefix. prefix may
+// NewS3 opens the bounce store s3://bucket/prefix. prefix may
 // be given with or without a trailing slash; empty means the whole bucket.
 // queueBucket and queuePrefix are where the SQS + S3 queue keeps its bodies
 // (empty when the queue is not in S3). It refuses:
@@ -55,13 +54,13 @@ var _ BounceStore = (*S3BounceStore)(nil)
 // object is written (a conditional write, so concurrent starts agree). The
 // client needs s3:ListBucket on the bucket for the prefix, s3:GetObject and
 // s3:PutObject on the prefix (docs/aws.md).
-func NewS3BounceStore(ctx context.Context, client S3BounceClient, bucket, prefix, queueBucket, queuePrefix string) (*S3BounceStore, error) {
+func NewS3(ctx context.Context, client S3Client, bucket, prefix, queueBucket, queuePrefix string) (*S3Store, error) {
 	p := strings.Trim(prefix, "/")
 	if p != "" {
 		p += "/"
 	}
-	st := &S3BounceStore{client: client, bucket: bucket, prefix: p}
-	fail := func(format string, args ...any) (*S3BounceStore, error) {
+	st := &S3Store{client: client, bucket: bucket, prefix: p}
+	fail := func(format string, args ...any) (*S3Store, error) {
 		return nil, fmt.Errorf("bounce store %s: %s", st, fmt.Sprintf(format, args...))
 	}
 	if bucket == "" {
@@ -115,7 +114,7 @@ func NewS3BounceStore(ctx context.Context, client S3BounceClient, bucket, prefix
 
 // foreignObjects lists (up to 5) keys under the prefix that are neither
 // the marker nor report objects.
-func (st *S3BounceStore) foreignObjects(ctx context.Context) ([]string, error) {
+func (st *S3Store) foreignObjects(ctx context.Context) ([]string, error) {
 	var foreign []string
 	pages := s3.NewListObjectsV2Paginator(st.client, &s3.ListObjectsV2Input{Bucket: aws.String(st.bucket), Prefix: aws.String(st.prefix)})
 	for pages.HasMorePages() && len(foreign) < 5 {
@@ -136,7 +135,7 @@ func (st *S3BounceStore) foreignObjects(ctx context.Context) ([]string, error) {
 }
 
 // ours reports whether key is one edgerelay writes under the prefix.
-func (st *S3BounceStore) ours(key string) bool {
+func (st *S3Store) ours(key string) bool {
 	rest, ok := strings.CutPrefix(key, st.prefix)
 	if !ok {
 		return false
@@ -145,15 +144,15 @@ func (st *S3BounceStore) ours(key string) bool {
 		return true
 	}
 	name, ok := strings.CutSuffix(rest, ".eml")
-	return ok && queue.ValidID(name)
+	return ok && validKey(name)
 }
 
 // Put stores msg as <prefix><key>.eml unless that object exists: a HEAD
 // first (so a retry does not upload a large report again), then a
 // conditional write (If-None-Match: *) so that two concurrent writers
 // store it once. Large reports are uploaded in parts, never held whole.
-func (st *S3BounceStore) Put(ctx context.Context, key string, msg io.Reader) error {
-	if !queue.ValidID(key) {
+func (st *S3Store) Put(ctx context.Context, key string, msg io.Reader) error {
+	if !validKey(key) {
 		return fmt.Errorf("bounce store %s: invalid report key %q", st, key)
 	}
 	obj := st.prefix + key + ".eml"
@@ -176,7 +175,7 @@ func (st *S3BounceStore) Put(ctx context.Context, key string, msg io.Reader) err
 }
 
 // String names the store for logs: "s3://bucket/prefix".
-func (st *S3BounceStore) String() string { return "s3://" + st.bucket + "/" + st.prefix }
+func (st *S3Store) String() string { return "s3://" + st.bucket + "/" + st.prefix }
 
 // isS3PreconditionFailed reports whether a conditional write found the
 // object already there (412).

@@ -1,4 +1,4 @@
-package outbound_test
+package bounce_test
 
 import (
 	"bytes"
@@ -14,8 +14,8 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
+	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/internal/awstest"
-	"github.com/edgerelay/edgerelay/outbound"
 )
 
 var s3BounceSeq atomic.Int64
@@ -74,15 +74,15 @@ func TestS3BounceStoreDedicated(t *testing.T) {
 			if tt.sameBucket {
 				queueBucket = bucket
 			}
-			st, err := outbound.NewS3BounceStore(context.Background(), srv.S3(), bucket, tt.prefix, queueBucket, "queue/")
+			st, err := bounce.NewS3(context.Background(), srv.S3(), bucket, tt.prefix, queueBucket, "queue/")
 			if tt.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tt.wantErr) {
-					t.Fatalf("NewS3BounceStore: %v, want an error containing %q", err, tt.wantErr)
+					t.Fatalf("NewS3: %v, want an error containing %q", err, tt.wantErr)
 				}
 				return
 			}
 			if err != nil {
-				t.Fatalf("NewS3BounceStore: %v", err)
+				t.Fatalf("NewS3: %v", err)
 			}
 			if tt.wantMarker != "" && !strings.Contains(s3Get(t, srv, bucket, tt.wantMarker), "dedicated bounce store") {
 				t.Errorf("marker object %s not written", tt.wantMarker)
@@ -100,7 +100,7 @@ func TestS3BounceStorePutOnce(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
 	bucket := s3BounceBucket(t, srv)
-	st, err := outbound.NewS3BounceStore(context.Background(), srv.S3(), bucket, "ndr/", "", "")
+	st, err := bounce.NewS3(context.Background(), srv.S3(), bucket, "ndr/", "", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,25 +150,25 @@ func TestS3BounceStorePutOnce(t *testing.T) {
 	}
 
 	// A reopen finds its own marker and reports and adopts the prefix.
-	if _, err := outbound.NewS3BounceStore(ctx, srv.S3(), bucket, "ndr", "", ""); err != nil {
+	if _, err := bounce.NewS3(ctx, srv.S3(), bucket, "ndr", "", ""); err != nil {
 		t.Errorf("reopen: %v", err)
 	}
 }
 
 // TestOpenBounceStoreS3: RELAY_BOUNCE_STORE=s3://bucket/prefix reaches
-// NewS3BounceStore through BounceStoreOptions.S3.
+// NewS3 through Options.S3.
 func TestOpenBounceStoreS3(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
 	bucket := s3BounceBucket(t, srv)
-	opener := func(b, p string) (outbound.BounceStore, error) {
-		return outbound.NewS3BounceStore(context.Background(), srv.S3(), b, p, bucket, "queue/")
+	opener := func(b, p string) (bounce.Store, error) {
+		return bounce.NewS3(context.Background(), srv.S3(), b, p, bucket, "queue/")
 	}
-	st, err := outbound.OpenBounceStore("s3://"+bucket+"/bounces", outbound.BounceStoreOptions{S3: opener})
+	st, err := bounce.Open("s3://"+bucket+"/bounces", bounce.Options{S3: opener})
 	if err != nil || st.String() != "s3://"+bucket+"/bounces/" {
-		t.Fatalf("OpenBounceStore: %v, %v", st, err)
+		t.Fatalf("Open: %v, %v", st, err)
 	}
-	if _, err := outbound.OpenBounceStore("s3://"+bucket+"/queue", outbound.BounceStoreOptions{S3: opener}); err == nil || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
+	if _, err := bounce.Open("s3://"+bucket+"/queue", bounce.Options{S3: opener}); err == nil || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
 		t.Fatalf("the queue's own prefix: %v, want a RELAY_BOUNCE_STORE error", err)
 	}
 }

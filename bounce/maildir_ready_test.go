@@ -1,4 +1,4 @@
-package outbound
+package bounce
 
 import (
 	"context"
@@ -12,7 +12,7 @@ import (
 // check would call foreign.
 func TestMaildirReady(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "bounces")
-	st, err := OpenBounceStore("maildir:"+dir, BounceStoreOptions{})
+	st, err := Open("maildir:"+dir, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
