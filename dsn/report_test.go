@@ -159,8 +159,8 @@ type failReader struct{}
 
 func (failReader) Read([]byte) (int, error) { return 0, io.ErrUnexpectedEOF }
 
-func FuzzParse(f *testing.F) {
-	// Seeds beside the corpus in testdata/fuzz/FuzzParse: one composed
+func FuzzParseDSN(f *testing.F) {
+	// Seeds beside the corpus in testdata/fuzz/FuzzParseDSN: one composed
 	// report for each combination of SMTPUTF8 and returned content.
 	for _, global := range []bool{false, true} {
 		for _, ret := range []ReturnContent{ReturnNone, ReturnHeaders, ReturnFull} {
