@@ -122,6 +122,12 @@ func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, e
 	defer cancel()
 	if err := q.Check(cctx); err != nil {
 		q.Close()
+		switch {
+		case errors.Is(err, sqs.ErrNoSuchQueue):
+			return nil, fmt.Errorf("RELAY_QUEUE=sqs: %w (check RELAY_SQS_QUEUE_URL and AWS_REGION)", err)
+		case errors.Is(err, sqs.ErrNoSuchBucket):
+			return nil, fmt.Errorf("RELAY_QUEUE=sqs: %w (check RELAY_S3_BUCKET)", err)
+		}
 		return nil, fmt.Errorf("RELAY_QUEUE=sqs: %w", err)
 	}
 	log.Info("queue ready", "queue", q.String())
@@ -136,8 +142,11 @@ func openSQS(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, e
 
 func openBounceStore(cfg *Config, qp *queueParts) (bounce.Store, error) {
 	st, err := bounce.Open(cfg.BounceStore, bounce.Options{QueueDirs: qp.dirs, S3: qp.s3Bounce})
-	if err != nil && !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
-		err = fmt.Errorf("RELAY_BOUNCE_STORE: %w", err)
+	switch {
+	case errors.Is(err, bounce.ErrNoS3Client):
+		return nil, fmt.Errorf("RELAY_BOUNCE_STORE: %w: an s3 bounce store requires RELAY_QUEUE=sqs (the S3 client is set up with the SQS + S3 queue); use maildir:PATH with the spool queue", err)
+	case err != nil:
+		return nil, fmt.Errorf("RELAY_BOUNCE_STORE: %w", err)
 	}
-	return st, err
+	return st, nil
 }

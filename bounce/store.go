@@ -35,15 +35,15 @@ type Options struct {
 	S3 func(bucket, prefix string) (Store, error)
 }
 
-// Open opens the dedicated bounce store named by spec, the value
-// of RELAY_BOUNCE_STORE:
+// Open opens the dedicated bounce store named by spec:
 //
 //   - "maildir:PATH" — a Maildir at PATH (see openMaildir for the rules
 //     that keep it dedicated);
 //   - "s3://bucket/prefix" — an S3 bucket and key prefix, opened by o.S3.
 //
-// Every error names RELAY_BOUNCE_STORE and says what is wrong; the program
-// should refuse to start on one.
+// Every error names the spec and says what is wrong; the program
+// should refuse to start on one. Without o.S3, an s3:// spec fails with
+// ErrNoS3Client.
 func Open(spec string, o Options) (Store, error) {
 	switch {
 	case strings.HasPrefix(spec, "maildir:"):
@@ -58,19 +58,23 @@ func Open(spec string, o Options) (Store, error) {
 			return nil, storeErr(spec, "no bucket in s3://bucket/prefix")
 		}
 		if o.S3 == nil {
-			return nil, storeErr(spec, "an s3 bounce store requires RELAY_QUEUE=sqs (the S3 client is set up with the SQS + S3 queue); use maildir:PATH with the spool queue")
+			return nil, fmt.Errorf("bounce store %q: %w", spec, ErrNoS3Client)
 		}
 		st, err := o.S3(bucket, strings.Trim(prefix, "/"))
 		if err != nil {
-			return nil, fmt.Errorf("RELAY_BOUNCE_STORE %q: %w", spec, err)
+			return nil, fmt.Errorf("bounce store %q: %w", spec, err)
 		}
 		return st, nil
 	}
 	return nil, storeErr(spec, "want maildir:PATH or s3://bucket/prefix")
 }
 
+// ErrNoS3Client is returned by Open for an s3:// spec when Options.S3 is
+// nil: no S3 client was set up to open it with.
+var ErrNoS3Client = errors.New("an s3 bounce store needs an S3 client, and none is set up")
+
 func storeErr(spec, problem string) error {
-	return fmt.Errorf("RELAY_BOUNCE_STORE %q: %s", spec, problem)
+	return fmt.Errorf("bounce store %q: %s", spec, problem)
 }
 
 // resolvePath returns p as a clean absolute path with symbolic links

@@ -250,7 +250,7 @@ func TestBounceStoreRefusals(t *testing.T) {
 		{"many foreign files", "maildir:" + mk("a", "b", "c", "d", "e", "f", "g"), "and 2 more"},
 		{"no path", "maildir:", "no path"},
 		{"unknown scheme", "/var/bounces", "want maildir:PATH or s3://bucket/prefix"},
-		{"s3 without opener", "s3://bucket/prefix", "requires RELAY_QUEUE=sqs"},
+		{"s3 without opener", "s3://bucket/prefix", "needs an S3 client"},
 		{"s3 without bucket", "s3:///prefix", "no bucket"},
 	}
 	for _, tt := range tests {
@@ -259,10 +259,13 @@ func TestBounceStoreRefusals(t *testing.T) {
 			if err == nil {
 				t.Fatalf("Open(%q) succeeded", tt.spec)
 			}
-			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") {
+			if !strings.Contains(err.Error(), tt.want) || !strings.Contains(err.Error(), "bounce store") {
 				t.Errorf("error %q does not say %q", err, tt.want)
 			}
 		})
+	}
+	if _, err := Open("s3://bucket/prefix", Options{}); !errors.Is(err, ErrNoS3Client) {
+		t.Errorf("s3 without opener: %v, want ErrNoS3Client", err)
 	}
 	// A refused directory is left as it was: no marker, no cur/new/tmp.
 	d := mk("notes.txt")
@@ -291,7 +294,7 @@ func TestBounceStoreS3Opener(t *testing.T) {
 	_, err = Open("s3://b/p", Options{S3: func(string, string) (Store, error) {
 		return nil, errors.New("holds objects edgerelay did not write")
 	}})
-	if err == nil || !strings.Contains(err.Error(), "RELAY_BOUNCE_STORE") || !strings.Contains(err.Error(), "did not write") {
+	if err == nil || !strings.Contains(err.Error(), "bounce store") || !strings.Contains(err.Error(), "did not write") {
 		t.Errorf("err = %v", err)
 	}
 }

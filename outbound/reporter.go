@@ -29,7 +29,7 @@ type ReporterOptions struct {
 	// Hostname names this relay: Reporting-MTA: dns; <Hostname>, and the
 	// right-hand side of report Message-IDs. Required.
 	Hostname string
-	// From is the address reports come from (RELAY_BOUNCE_FROM); empty
+	// From is the address reports come from; empty
 	// means "MAILER-DAEMON@" + Hostname.
 	From string
 	// Store is the dedicated bounce store every report is written to.
@@ -38,9 +38,8 @@ type ReporterOptions struct {
 	// Queue is where reports are queued back to the original sender; nil
 	// means reports are only stored.
 	Queue queue.Queue
-	// ToSender enables queueing reports to the sender
-	// (RELAY_BOUNCE_TO_SENDER, whose configured default is true; the zero
-	// value here means "store only").
+	// ToSender enables queueing reports to the sender (the zero value
+	// means "store only").
 	ToSender bool
 	// MaxReturnBytes bounds the original message returned with RET=FULL;
 	// a larger message is returned as its header section alone, and the

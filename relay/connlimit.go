@@ -6,8 +6,8 @@ import (
 	"sync"
 )
 
-// connLimits counts a Server's client connections for RELAY_MAX_CONNECTIONS
-// and RELAY_MAX_CONNECTIONS_PER_IP. One instance is shared by every
+// connLimits counts a Server's client connections for MaxConnections
+// and MaxConnectionsPerIP. One instance is shared by every
 // listener (587 and 465), so the documented totals hold for the process;
 // counted per listener they doubled.
 type connLimits struct {

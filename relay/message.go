@@ -35,7 +35,7 @@ type traceInfo struct {
 
 // receivedField builds the Received trace field (RFC 5321 §4.4) with the
 // protocol "ESMTPSA" — ESMTP with STARTTLS/TLS and AUTH (RFC 3848) — or
-// "ESMTPA" without TLS (only possible with RELAY_INSECURE_AUTH), and the TLS
+// "ESMTPA" without TLS (only possible with InsecureAuth), and the TLS
 // version and cipher as a comment. It never records the credentials, and
 // names a recipient only when there is exactly one (as Postfix does), so a
 // Bcc list is not disclosed.

@@ -58,7 +58,7 @@ func (s *Server) newSession(c *smtp.Conn) (smtp.Session, error) {
 		ss.tls = &st
 	}
 	// The session after STARTTLS settles a BDAT goroutine of the session
-	// before it (possible only with RELAY_INSECURE_AUTH) like its own: the
+	// before it (possible only with InsecureAuth) like its own: the
 	// connection keeps the watch (see txnState.settle).
 	if ss.tc != nil {
 		ss.txns.w = &ss.tc.bdat

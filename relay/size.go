@@ -25,7 +25,7 @@ func advertisedSize(max int64) int64 {
 }
 
 // sizeLimit fails with errTooBig once more than max octets were read: the
-// stored message, fix-ups included, never exceeds RELAY_MAX_MESSAGE_BYTES.
+// stored message, fix-ups included, never exceeds the configured maximum message size.
 type sizeLimit struct {
 	r   io.Reader
 	max int64

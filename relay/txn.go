@@ -70,7 +70,7 @@ type txnState struct {
 // bdatWatch follows go-smtp's BDAT goroutines on one connection, across
 // its sessions (STARTTLS starts a new one without waiting for the
 // goroutine of a transaction that it ended, possible only with
-// RELAY_INSECURE_AUTH).
+// InsecureAuth).
 type bdatWatch struct {
 	mu sync.Mutex
 	// bdat is the last transaction whose Data go-smtp started on a

@@ -60,7 +60,7 @@ func (q *Queue) checkQueue(ctx context.Context) error {
 	if err != nil {
 		var dne *sqstypes.QueueDoesNotExist
 		if errors.As(err, &dne) || apiCode(err) == "AWS.SimpleQueueService.NonExistentQueue" {
-			return fmt.Errorf("%w (check RELAY_SQS_QUEUE_URL and AWS_REGION): %w", ErrNoSuchQueue, err)
+			return fmt.Errorf("%w: %w", ErrNoSuchQueue, err)
 		}
 		return classifyAWS(err, "sqs:GetQueueAttributes")
 	}
@@ -87,7 +87,7 @@ func (q *Queue) checkBucket(ctx context.Context) error {
 	if _, err := q.o.S3.HeadBucket(ctx, &s3.HeadBucketInput{Bucket: aws.String(q.o.Bucket)}); err != nil {
 		switch httpStatus(err) {
 		case http.StatusNotFound:
-			return fmt.Errorf("%w (check RELAY_S3_BUCKET): %w", ErrNoSuchBucket, err)
+			return fmt.Errorf("%w: %w", ErrNoSuchBucket, err)
 		case http.StatusMovedPermanently:
 			return fmt.Errorf("the bucket is in another region than AWS_REGION: %w", err)
 		case http.StatusForbidden:

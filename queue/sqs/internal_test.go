@@ -128,7 +128,7 @@ func TestDecodeWireRejects(t *testing.T) {
 		{"bad id", good(func(_, e map[string]any) { e["id"] = "../etc/passwd" }), "invalid message ID"},
 		{"no recipients", good(func(_, e map[string]any) { e["recipients"] = nil }), "no recipients"},
 		{"no arrival", good(func(_, e map[string]any) { delete(e, "arrival") }), "no arrival"},
-		{"foreign key", good(func(w, _ map[string]any) { w["key"] = "other/06H2FSST3XFMJ0DAC53T.eml" }), "RELAY_S3_PREFIX"},
+		{"foreign key", good(func(w, _ map[string]any) { w["key"] = "other/06H2FSST3XFMJ0DAC53T.eml" }), "a different S3 prefix"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -87,7 +87,7 @@ const (
 	dueSlack = 2 * time.Second
 )
 
-// S3 server-side encryption modes for RELAY_S3_SSE.
+// S3 server-side encryption modes (Options.SSE).
 const (
 	SSENone   = ""
 	SSEAES256 = string(s3types.ServerSideEncryptionAes256)
@@ -100,10 +100,10 @@ const (
 type Options struct {
 	SQS SQSAPI
 	S3  S3API
-	// QueueURL is the SQS standard queue (RELAY_SQS_QUEUE_URL).
+	// QueueURL is the SQS standard queue.
 	QueueURL string
 	// Bucket and Prefix locate the body objects, <Prefix><id>.eml
-	// (RELAY_S3_BUCKET, RELAY_S3_PREFIX; Prefix defaults to "queue/").
+	// (Prefix defaults to "queue/").
 	Bucket string
 	Prefix string
 	// SSE is the server-side encryption of the body objects: "" (the
@@ -125,8 +125,8 @@ type Options struct {
 	BatchWindow time.Duration
 	// MaxDeliveryCrashes is how many deliveries of one message may end
 	// without Reschedule or Complete (the worker died) before the message
-	// is set aside in quarantine instead of handed out again
-	// (RELAY_MAX_DELIVERY_CRASHES; zero means queue.DefaultMaxDeliveryCrashes).
+	// is set aside in quarantine instead of handed out again (zero means
+	// queue.DefaultMaxDeliveryCrashes).
 	MaxDeliveryCrashes int
 	// MinRetention is the queue lifetime: Check warns when the queue's
 	// MessageRetentionPeriod is shorter. Zero skips that check.
@@ -182,10 +182,10 @@ func (o *Options) setDefaults() error {
 		errs = append(errs, errors.New("no S3 client"))
 	}
 	if o.QueueURL == "" {
-		errs = append(errs, errors.New("no queue URL (RELAY_SQS_QUEUE_URL)"))
+		errs = append(errs, errors.New("no queue URL"))
 	}
 	if o.Bucket == "" {
-		errs = append(errs, errors.New("no bucket (RELAY_S3_BUCKET)"))
+		errs = append(errs, errors.New("no bucket"))
 	}
 	if o.Prefix == "" {
 		o.Prefix = DefaultS3Prefix

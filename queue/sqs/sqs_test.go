@@ -525,7 +525,7 @@ func TestOpenSQSOptions(t *testing.T) {
 	if err == nil {
 		t.Fatal("Open accepted empty options")
 	}
-	for _, want := range []string{"no SQS client", "no S3 client", "RELAY_SQS_QUEUE_URL", "RELAY_S3_BUCKET", "rot13", "wait time"} {
+	for _, want := range []string{"no SQS client", "no S3 client", "no queue URL", "no bucket", "rot13", "wait time"} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("error %q does not mention %q", err, want)
 		}

@@ -163,7 +163,7 @@ func decodeWire(body string, wantKey func(id string) string) (*sqsWire, error) {
 		case !queue.ValidID(w.ID):
 			return nil, fmt.Errorf("invalid message ID %q", w.ID)
 		case w.Key != wantKey(w.ID):
-			return nil, fmt.Errorf("body key %q, want %q (a different RELAY_S3_PREFIX?)", w.Key, wantKey(w.ID))
+			return nil, fmt.Errorf("body key %q, want %q (a different S3 prefix?)", w.Key, wantKey(w.ID))
 		case !validEnvKey(w.EnvKey, w.Key):
 			return nil, fmt.Errorf("envelope object key %q is not one of message %s", w.EnvKey, w.ID)
 		}
@@ -190,7 +190,7 @@ func checkWireEnvelope(w *sqsWire, wantKey func(id string) string) error {
 	case w.Envelope.Arrival.IsZero():
 		return errors.New("no arrival time")
 	case w.Key != wantKey(w.Envelope.ID):
-		return fmt.Errorf("body key %q, want %q (a different RELAY_S3_PREFIX?)", w.Key, wantKey(w.Envelope.ID))
+		return fmt.Errorf("body key %q, want %q (a different S3 prefix?)", w.Key, wantKey(w.Envelope.ID))
 	}
 	return nil
 }
