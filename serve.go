@@ -2,13 +2,11 @@ package main
 
 import (
 	"context"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync"
 	"time"
@@ -16,7 +14,6 @@ import (
 	"github.com/edgerelay/edgerelay/auth"
 	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/outbound"
-	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
 	"github.com/edgerelay/edgerelay/queue/sqs"
 	"github.com/edgerelay/edgerelay/relay"
@@ -170,170 +167,4 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	log.Info("edgerelay stopped")
 	return nil
-}
-
-// queueParts is the opened queue and what the bounce store needs to know
-// about it.
-type queueParts struct {
-	q     queue.Queue
-	close func()
-	// dirs are the local directories the queue owns (the bounce store may
-	// be none of them, in none of them, and contain none of them).
-	dirs []string
-	// s3Bounce opens an s3:// bounce store with the queue's S3 client (nil
-	// without RELAY_QUEUE=sqs).
-	s3Bounce func(bucket, prefix string) (bounce.Store, error)
-}
-
-// openQueue opens the configured queue backend.
-func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, error) {
-	if cfg.Queue == "sqs" {
-		return openSQS(ctx, cfg, log)
-	}
-	dir := cfg.DataDir + "/spool"
-	sp, err := spool.Open(dir, spool.Options{
-		Logger:             log.With("part", "queue"),
-		LeaseTimeout:       cfg.SpoolLeaseTimeout,
-		MaxDeliveryCrashes: cfg.MaxDeliveryCrashes,
-	})
-	if err != nil {
-		return nil, fmt.Errorf("RELAY_DATA_DIR: spool %s: %w", dir, err)
-	}
-	return &queueParts{q: sp, dirs: []string{dir}, close: func() { sp.Close() }}, nil
-}
-
-func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, *auth.Authenticator, error) {
-	tlsCfg, selfSigned, err := relay.TLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Hostname)
-	if err != nil {
-		return nil, nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
-	}
-	if selfSigned {
-		log.Warn("no RELAY_TLS_CERT_FILE: using a self-signed certificate made at start; clients will warn", "hostname", cfg.Hostname)
-	}
-	if cfg.InsecureAuth {
-		log.Warn("RELAY_INSECURE_AUTH=true: passwords may be sent without TLS; development only")
-	}
-	a, err := newAuthenticator(ctx, cfg, log)
-	if err != nil {
-		return nil, nil, err
-	}
-	srv, err := relay.New(relay.Options{
-		Hostname:             cfg.Hostname,
-		TLSConfig:            tlsCfg,
-		InsecureAuth:         cfg.InsecureAuth,
-		Auth:                 a,
-		Queue:                q,
-		MaxMessageBytes:      cfg.MaxMessageBytes,
-		MaxRecipients:        cfg.MaxRecipients,
-		MaxRecipientsPerHour: cfg.MaxRecipientsPerHour,
-		CheckHeaderFrom:      cfg.CheckHeaderFrom,
-		IdleTimeout:          cfg.IdleTimeout,
-		MaxSessionDuration:   cfg.MaxSession,
-		PreAuthTimeout:       cfg.PreAuthTimeout,
-		MaxConnections:       cfg.MaxConnections,
-		MaxConnectionsPerIP:  cfg.MaxConnectionsPerIP,
-		ProxyProtocolFrom:    cfg.proxies,
-		Logger:               log.With("part", "submission"),
-
-		AllowAddressInDisplayName: cfg.FromDisplayNameAddress == "allow",
-	})
-	return srv, a, err
-}
-
-func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth.Authenticator, error) {
-	o := auth.Options{
-		Logger:        log.With("part", "auth"),
-		MaxFailures:   cfg.AuthMaxFailures,
-		FailureWindow: cfg.AuthFailureWindow,
-		CacheTTL:      cfg.AuthCacheTTL,
-	}
-	for _, b := range cfg.backends {
-		switch b {
-		case "file":
-			fb, err := auth.NewFileBackend(cfg.AuthFile, log.With("part", "auth"))
-			if err != nil {
-				return nil, fmt.Errorf("RELAY_AUTH_FILE: %w", err)
-			}
-			o.Password = append(o.Password, fb)
-		case "ldap":
-			lb, err := newLDAPBackend(cfg, log)
-			if err != nil {
-				return nil, err
-			}
-			o.Password = append(o.Password, lb)
-		case "oidc":
-			ob, err := newOIDCBackend(ctx, cfg, log)
-			if err != nil {
-				return nil, err
-			}
-			o.Token = append(o.Token, ob)
-			if cfg.OIDCPasswordGrant {
-				o.Password = append(o.Password, ob)
-			}
-		}
-	}
-	return auth.New(o), nil
-}
-
-// readier is a part that can tell /readyz whether it can work now.
-type readier interface {
-	Ready(context.Context) error
-}
-
-// newWorker builds the delivery worker and returns it with its bounce store.
-func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, bounce.Store, error) {
-	q := qp.q
-	store, err := openBounceStore(cfg, qp)
-	if err != nil {
-		return nil, nil, err
-	}
-	log.Info("bounce store opened", "store", store.String())
-	rep, err := outbound.NewReporter(outbound.ReporterOptions{
-		Hostname: cfg.Hostname,
-		From:     cfg.BounceFrom,
-		Store:    store,
-		Queue:    q,
-		ToSender: cfg.BounceToSender,
-		Logger:   log.With("part", "reports"),
-	})
-	if err != nil {
-		return nil, nil, fmt.Errorf("RELAY_BOUNCE_FROM: %w", err)
-	}
-	var roots *x509.CertPool
-	if cfg.GatewayCAFile != "" {
-		pem, err := os.ReadFile(cfg.GatewayCAFile)
-		if err != nil {
-			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %w", err)
-		}
-		roots, err = x509.SystemCertPool()
-		if err != nil || roots == nil {
-			roots = x509.NewCertPool()
-		}
-		if !roots.AppendCertsFromPEM(pem) {
-			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
-		}
-	}
-	delayWarning := cfg.DelayWarning
-	if delayWarning == 0 {
-		delayWarning = -1 // outbound: negative disables
-	}
-	w, err := outbound.New(outbound.Options{
-		Queue:            q,
-		Hostname:         cfg.Hostname,
-		Gateway:          cfg.Gateway,
-		GatewayTLS:       cfg.GatewayTLS,
-		GatewayUsername:  cfg.GatewayUsername,
-		GatewayPassword:  cfg.GatewayPassword,
-		GatewayTLSVerify: cfg.GatewayTLSVerify,
-		GatewayRootCAs:   roots,
-		MXAllowPrivate:   cfg.MXAllowPrivate,
-		Concurrency:      cfg.DeliveryConcurrency,
-		RetrySchedule:    cfg.retrySchedule,
-		QueueLifetime:    cfg.QueueLifetime,
-		DelayWarning:     delayWarning,
-		ShutdownGrace:    cfg.ShutdownGrace,
-		Reporter:         rep,
-		Logger:           log.With("part", "delivery"),
-	})
-	return w, store, err
 }
