@@ -28,11 +28,11 @@ type Config struct {
 	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
 	TLSKeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM private key for RELAY_TLS_CERT_FILE"`
 	InsecureAuth    bool   `envconfig:"INSECURE_AUTH" default:"false" desc:"allow AUTH without TLS (development only; WARN at start)"`
-	Role            string `envconfig:"ROLE" default:"all" desc:"all, submission (front end only) or worker (delivery only); the spool needs all"`
+	Role            Role   `envconfig:"ROLE" default:"all" desc:"all, submission (front end only) or worker (delivery only); the spool needs all"`
 
 	// Queue.
 	DataDir              string        `envconfig:"DATA_DIR" default:"./data" desc:"where the local spool (and the default bounce store and users file) live"`
-	Queue                string        `envconfig:"QUEUE" default:"spool" desc:"spool (local disk) or sqs (SQS + S3)"`
+	Queue                QueueKind     `envconfig:"QUEUE" default:"spool" desc:"spool (local disk) or sqs (SQS + S3)"`
 	SQSQueueURL          string        `envconfig:"SQS_QUEUE_URL" desc:"SQS queue URL (RELAY_QUEUE=sqs)"`
 	S3Bucket             string        `envconfig:"S3_BUCKET" desc:"S3 bucket for message bodies (RELAY_QUEUE=sqs)"`
 	S3Prefix             string        `envconfig:"S3_PREFIX" default:"queue/" desc:"key prefix for message bodies"`
@@ -114,6 +114,29 @@ type Config struct {
 	proxies       []netip.Prefix
 }
 
+// Role is what this process runs (RELAY_ROLE).
+type Role string
+
+const (
+	RoleAll        Role = "all"        // submission and delivery
+	RoleSubmission Role = "submission" // the front end only
+	RoleWorker     Role = "worker"     // delivery only
+)
+
+// submits reports whether the role runs the submission front end.
+func (r Role) submits() bool { return r == RoleAll || r == RoleSubmission }
+
+// delivers reports whether the role runs the delivery worker.
+func (r Role) delivers() bool { return r == RoleAll || r == RoleWorker }
+
+// QueueKind is the queue backend (RELAY_QUEUE).
+type QueueKind string
+
+const (
+	QueueSpool QueueKind = "spool" // the local spool
+	QueueSQS   QueueKind = "sqs"   // SQS + S3
+)
+
 // envPrefix is the prefix of every variable.
 const envPrefix = "RELAY"
 
@@ -174,7 +197,7 @@ func (c *Config) validate() error {
 		bad("TLS_CERT_FILE", "RELAY_TLS_CERT_FILE and RELAY_TLS_KEY_FILE go together")
 	}
 	switch c.Role {
-	case "all", "submission", "worker":
+	case RoleAll, RoleSubmission, RoleWorker:
 	default:
 		bad("ROLE", "%q: want all, submission or worker", c.Role)
 	}
@@ -185,11 +208,11 @@ func (c *Config) validate() error {
 		bad("MAX_DELIVERY_CRASHES", "must be at least 1")
 	}
 	switch c.Queue {
-	case "spool":
-		if c.Role != "all" {
+	case QueueSpool:
+		if c.Role != RoleAll {
 			bad("ROLE", "%q needs a shared queue (RELAY_QUEUE=sqs); the local spool works only with RELAY_ROLE=all", c.Role)
 		}
-	case "sqs":
+	case QueueSQS:
 		if c.SQSQueueURL == "" {
 			bad("SQS_QUEUE_URL", "required with RELAY_QUEUE=sqs")
 		}
@@ -386,7 +409,7 @@ func (c *Config) validate() error {
 	default:
 		bad("LOG_LEVEL", "%q: want debug, info, warn or error", c.LogLevel)
 	}
-	if c.Role != "worker" && c.SubmissionAddr == "" && c.SubmissionsAddr == "" {
+	if c.Role != RoleWorker && c.SubmissionAddr == "" && c.SubmissionsAddr == "" {
 		bad("SUBMISSION_ADDR", "both submission listeners are disabled; nothing would accept mail")
 	}
 	if len(errs) > 0 {

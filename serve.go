@@ -46,7 +46,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	if r, ok := q.(readier); ok {
 		ready = append(ready, readyCheck{"queue", r.Ready})
 	}
-	if cfg.Role == "all" || cfg.Role == "worker" {
+	if cfg.Role.delivers() {
 		var store bounce.Store
 		worker, store, err = newWorker(cfg, qp, log)
 		if err != nil {
@@ -56,7 +56,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			ready = append(ready, readyCheck{"bounce_store", r.Ready})
 		}
 	}
-	if cfg.Role == "all" || cfg.Role == "submission" {
+	if cfg.Role.submits() {
 		var ids *auth.Authenticator
 		srv, ids, err = newSubmission(ctx, cfg, q, log)
 		if err != nil {

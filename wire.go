@@ -42,7 +42,7 @@ type queueParts struct {
 
 // openQueue opens the configured queue backend.
 func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts, error) {
-	if cfg.Queue == "sqs" {
+	if cfg.Queue == QueueSQS {
 		return openSQS(ctx, cfg, log)
 	}
 	dir := cfg.DataDir + "/spool"
