@@ -185,7 +185,13 @@ func (c *Config) validate() error {
 	if strings.ContainsAny(c.Hostname, " \t\r\n<>@()[]") {
 		bad("HOSTNAME", "%q is not a host name", c.Hostname)
 	}
-	for name, addr := range map[string]string{"SUBMISSION_ADDR": c.SubmissionAddr, "SUBMISSIONS_ADDR": c.SubmissionsAddr, "HTTP_ADDR": c.HTTPAddr} {
+	// Slices, not maps: several errors always print in the same order.
+	for _, l := range []struct{ name, addr string }{
+		{"SUBMISSION_ADDR", c.SubmissionAddr},
+		{"SUBMISSIONS_ADDR", c.SubmissionsAddr},
+		{"HTTP_ADDR", c.HTTPAddr},
+	} {
+		name, addr := l.name, l.addr
 		if addr == "" {
 			continue
 		}
@@ -294,16 +300,16 @@ func (c *Config) validate() error {
 			}
 		}
 	}
-	for name, v := range map[string]*string{
-		"LDAP_BIND_PASSWORD_FILE": &c.LDAPBindPassword,
-		"OIDC_CLIENT_SECRET_FILE": &c.OIDCClientSecret,
-		"GATEWAY_PASSWORD_FILE":   &c.GatewayPassword,
+	for _, s := range []struct {
+		name string
+		v    *string
+		file string
+	}{
+		{"LDAP_BIND_PASSWORD_FILE", &c.LDAPBindPassword, c.LDAPBindPasswordFile},
+		{"OIDC_CLIENT_SECRET_FILE", &c.OIDCClientSecret, c.OIDCClientSecretFile},
+		{"GATEWAY_PASSWORD_FILE", &c.GatewayPassword, c.GatewayPasswordFile},
 	} {
-		file := map[string]string{
-			"LDAP_BIND_PASSWORD_FILE": c.LDAPBindPasswordFile,
-			"OIDC_CLIENT_SECRET_FILE": c.OIDCClientSecretFile,
-			"GATEWAY_PASSWORD_FILE":   c.GatewayPasswordFile,
-		}[name]
+		name, v, file := s.name, s.v, s.file
 		if file == "" {
 			continue
 		}

@@ -138,6 +138,38 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
+// TestConfigErrorOrderStable: several errors print in one fixed order, run
+// after run (validation walks slices, not maps, whose order Go randomises).
+func TestConfigErrorOrderStable(t *testing.T) {
+	t.Setenv("RELAY_SUBMISSION_ADDR", "no-port")
+	t.Setenv("RELAY_HTTP_ADDR", "also-no-port")
+	t.Setenv("RELAY_LDAP_BIND_PASSWORD_FILE", "/nonexistent/ldap-secret")
+	t.Setenv("RELAY_GATEWAY_PASSWORD_FILE", "/nonexistent/gateway-secret")
+	var first string
+	for i := 0; i < 50; i++ {
+		_, err := loadConfig()
+		if err == nil {
+			t.Fatal("no error")
+		}
+		if i == 0 {
+			first = err.Error()
+			continue
+		}
+		if err.Error() != first {
+			t.Fatalf("run %d: errors in another order:\n%s\nfirst run:\n%s", i, err, first)
+		}
+	}
+	for _, pair := range [][2]string{
+		{"RELAY_SUBMISSION_ADDR", "RELAY_HTTP_ADDR"},
+		{"RELAY_LDAP_BIND_PASSWORD_FILE", "RELAY_GATEWAY_PASSWORD_FILE"},
+	} {
+		a, b := strings.Index(first, pair[0]+":"), strings.Index(first, pair[1]+":")
+		if a < 0 || b < 0 || a > b {
+			t.Errorf("want %s before %s in:\n%s", pair[0], pair[1], first)
+		}
+	}
+}
+
 func TestSecretFromFile(t *testing.T) {
 	f := t.TempDir() + "/pw"
 	os.WriteFile(f, []byte("s3cret\n"), 0o600)
