@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"strings"
 	"time"
@@ -136,6 +137,17 @@ const (
 	QueueSpool QueueKind = "spool" // the local spool
 	QueueSQS   QueueKind = "sqs"   // SQS + S3
 )
+
+// configDefault returns the default of Config's field, from its struct
+// tag: the one source of defaults, also for the healthcheck command, which
+// reads only RELAY_HTTP_ADDR.
+func configDefault(field string) string {
+	f, ok := reflect.TypeFor[Config]().FieldByName(field)
+	if !ok {
+		panic("config: no field " + field)
+	}
+	return f.Tag.Get("default")
+}
 
 // envPrefix is the prefix of every variable.
 const envPrefix = "RELAY"

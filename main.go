@@ -93,7 +93,7 @@ func healthcheck(stderr io.Writer) int {
 			fmt.Fprintln(stderr, "healthcheck: RELAY_HTTP_ADDR is empty (HTTP disabled)")
 			return 1
 		}
-		addr = ":8080"
+		addr = configDefault("HTTPAddr")
 	}
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {

@@ -30,6 +30,15 @@ func TestCommands(t *testing.T) {
 	if rc := run([]string{"frobnicate"}, nil, &out, &errb); rc != 2 || !strings.Contains(errb.String(), "unknown command") {
 		t.Fatalf("unknown command: %d %q", rc, errb.String())
 	}
+	// Unset, the healthcheck asks the address the server listens on by
+	// default: Config's, not a copy of it.
+	c, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := configDefault("HTTPAddr"); got != c.HTTPAddr || got == "" {
+		t.Fatalf("configDefault(HTTPAddr) = %q, loaded default %q", got, c.HTTPAddr)
+	}
 	t.Setenv("RELAY_HTTP_ADDR", "127.0.0.1:1")
 	if rc := run([]string{"healthcheck"}, nil, &out, &errb); rc != 1 {
 		t.Fatalf("healthcheck with nothing listening: %d", rc)
