@@ -168,10 +168,6 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker,
 			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
 		}
 	}
-	delayWarning := cfg.DelayWarning
-	if delayWarning == 0 {
-		delayWarning = -1 // outbound: negative disables
-	}
 	w, err := outbound.New(outbound.Options{
 		Queue:            q,
 		Hostname:         cfg.Hostname,
@@ -185,7 +181,7 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker,
 		Concurrency:      cfg.DeliveryConcurrency,
 		RetrySchedule:    cfg.retrySchedule,
 		QueueLifetime:    cfg.QueueLifetime,
-		DelayWarning:     delayWarning,
+		DelayWarning:     cfg.DelayWarning, // 0: off, as in the worker
 		ShutdownGrace:    cfg.ShutdownGrace,
 		Reporter:         rep,
 		Logger:           log.With("part", "delivery"),

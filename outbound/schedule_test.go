@@ -100,6 +100,25 @@ func TestDelayWarningOnce(t *testing.T) {
 	}
 }
 
+// TestDelayWarningZeroIsOff: DelayWarning 0 (RELAY_DELAY_WARNING=0 is
+// passed as it is) sends no delay report, however long a message waits.
+func TestDelayWarningZeroIsOff(t *testing.T) {
+	srv := newScriptServer(t, withRcpt(bob, replyStep(451, "4.2.1", "busy")))
+	h := newHarness(t, combine(gatewayOpts(srv, GatewayTLSNone), func(o *Options) {
+		o.RetrySchedule = []time.Duration{time.Hour}
+		o.DelayWarning = 0
+	}))
+	h.enqueue(nil, bob)
+	var env *queue.Envelope
+	for range 6 {
+		env = h.attempt()
+		h.clock.Advance(time.Hour)
+	}
+	if c := h.rep.Calls(); len(c) != 0 || env.DelayWarned {
+		t.Fatalf("reports %+v, DelayWarned %v: want none with DelayWarning 0", c, env.DelayWarned)
+	}
+}
+
 func TestCompleteOnlyWhenNothingPending(t *testing.T) {
 	srv := newScriptServer(t, withRcpt(carol, replyStep(450, "4.2.0", "mailbox busy"), stepOK))
 	h := newHarness(t, gatewayOpts(srv, GatewayTLSNone))
