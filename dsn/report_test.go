@@ -10,6 +10,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/dsn/dsntest"
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // TestDSNComposeParse composes a model directly and parses it back to the
@@ -35,7 +38,7 @@ func TestDSNComposeParse(t *testing.T) {
 	if err := d.Compose(&buf); err != nil {
 		t.Fatal(err)
 	}
-	checkLines(t, buf.Bytes())
+	dsntest.CheckLines(t, buf.Bytes())
 	got, err := Parse(&buf)
 	if err != nil {
 		t.Fatal(err)
@@ -178,7 +181,7 @@ func FuzzParseDSN(f *testing.F) {
 	f.Fuzz(func(t *testing.T, msg []byte) {
 		var d *Report
 		var err error
-		returnsWithin(t, 2*time.Second, "Parse", func() { d, err = Parse(bytes.NewReader(msg)) })
+		testutil.ReturnsWithin(t, 2*time.Second, "Parse", func() { d, err = Parse(bytes.NewReader(msg)) })
 		if err != nil {
 			return
 		}
@@ -190,11 +193,11 @@ func FuzzParseDSN(f *testing.F) {
 		}
 		d.Boundary = "" // a fresh one, not found in the content
 		var b bytes.Buffer
-		returnsWithin(t, 2*time.Second, "Compose", func() { err = d.Compose(&b) })
+		testutil.ReturnsWithin(t, 2*time.Second, "Compose", func() { err = d.Compose(&b) })
 		if err != nil {
 			t.Fatalf("Compose of a parsed report: %v", err)
 		}
-		checkReportReadable(t, b.Bytes(), d.SMTPUTF8)
+		dsntest.CheckReadable(t, b.Bytes(), d.SMTPUTF8)
 		d2, err := Parse(bytes.NewReader(b.Bytes()))
 		if err != nil {
 			t.Fatalf("Parse of a recomposed report: %v", err)

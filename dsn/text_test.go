@@ -5,6 +5,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // invalidRun is what the issue found: a next hop answering with about
@@ -21,21 +23,21 @@ func TestLineBreakersProgress(t *testing.T) {
 		"X: " + strings.Repeat("\xe2\x82", 1500),
 	}
 	for _, in := range inputs {
-		returnsWithin(t, 2*time.Second, "fold", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "fold", func() {
 			for _, l := range strings.Split(fold(in), "\r\n") {
 				if len(l) > maxLine {
 					t.Errorf("fold left a line of %d bytes", len(l))
 				}
 			}
 		})
-		returnsWithin(t, 2*time.Second, "crlf", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "crlf", func() {
 			for _, l := range bytes.Split(crlf(in), []byte("\r\n")) {
 				if len(l) > maxLine {
 					t.Errorf("crlf left a line of %d bytes", len(l))
 				}
 			}
 		})
-		returnsWithin(t, 2*time.Second, "normalizeLines", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "normalizeLines", func() {
 			out, _ := normalizeLines([]byte(in), true)
 			for _, l := range bytes.Split(out, []byte("\r\n")) {
 				if len(l) > maxLine {

@@ -11,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"github.com/edgerelay/edgerelay/dsn/dsntest"
 )
 
 var updateGolden = flag.Bool("update", false, "rewrite testdata/ndr/*.golden from the current output")
@@ -34,7 +36,7 @@ var goldenPatterns = map[string]string{
 // most 998 characters).
 func checkGolden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	checkLines(t, got)
+	dsntest.CheckLines(t, got)
 	text := strings.ReplaceAll(string(got), "\r\n", "\n")
 	if b := reportBoundary(t, got); b != "" {
 		text = strings.ReplaceAll(text, b, "{{boundary}}")
@@ -109,24 +111,6 @@ func reportBoundary(t *testing.T, msg []byte) string {
 		t.Fatalf("report Content-Type: %v", err)
 	}
 	return params["boundary"]
-}
-
-// checkLines fails unless every line of msg ends in CRLF, no CR or LF
-// stands alone, and no line is longer than 998 characters (RFC 5322 §2.1.1).
-func checkLines(t *testing.T, msg []byte) {
-	t.Helper()
-	if !bytes.HasSuffix(msg, []byte("\r\n")) {
-		t.Errorf("message does not end with CRLF")
-	}
-	for i, l := range bytes.SplitAfter(msg, []byte("\r\n")) {
-		body := bytes.TrimSuffix(l, []byte("\r\n"))
-		if bytes.ContainsAny(body, "\r\n") {
-			t.Errorf("line %d has a bare CR or LF: %q", i+1, body)
-		}
-		if len(body) > 998 {
-			t.Errorf("line %d is %d characters long", i+1, len(body))
-		}
-	}
 }
 
 func TestMatchGolden(t *testing.T) {

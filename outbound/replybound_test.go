@@ -11,37 +11,14 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/edgerelay/edgerelay/dsn"
+	"github.com/edgerelay/edgerelay/dsn/dsntest"
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
-
-// returnsWithin runs f in a goroutine and fails the test when it has not
-// returned after d: a loop over remote bytes that does not progress is a
-// finding, not a timeout to raise (TESTING.md §3).
-func returnsWithin(t *testing.T, d time.Duration, what string, f func()) {
-	t.Helper()
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		f()
-	}()
-	select {
-	case <-done:
-	case <-time.After(d):
-		t.Fatalf("%s did not return within %v (a loop that does not progress?)", what, d)
-	}
-}
 
 // invalidRun is what the issue found: a next hop answering with about
 // 1,000 bytes that are not UTF-8 and contain no space.
 var invalidRun = strings.Repeat("\x80", 1000)
-
-// trunc shortens s to n bytes for a failure message.
-func trunc(s string, n int) string {
-	if len(s) > n {
-		return s[:n] + "…"
-	}
-	return s
-}
 
 // TestReportInvalidUTF8ReplyTerminates is the issue's case end to end: an
 // SMTPUTF8 message whose next hop answered with 1,000 invalid bytes and no
@@ -52,7 +29,7 @@ func TestReportInvalidUTF8ReplyTerminates(t *testing.T) {
 	env.SMTPUTF8 = true
 	env.Recipients[0].Reply = &queue.Reply{Code: 550, Enhanced: "5.1.1", Lines: []string{invalidRun}}
 	var err error
-	returnsWithin(t, 2*time.Second, "Report", func() {
+	testutil.ReturnsWithin(t, 2*time.Second, "Report", func() {
 		err = r.Report(context.Background(), ReportRequest{
 			Message: &queue.Message{Envelope: env}, Kind: dsn.Failed, Recipients: []int{0}, Body: ndrBody(ndrOriginal),
 		})
@@ -61,7 +38,7 @@ func TestReportInvalidUTF8ReplyTerminates(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, msg := st.only(t)
-	checkLines(t, msg)
+	dsntest.CheckLines(t, msg)
 	if !utf8.Valid(msg) {
 		t.Errorf("an SMTPUTF8 report is not valid UTF-8")
 	}
@@ -112,7 +89,7 @@ func checkRecordedReply(t *testing.T, rep *queue.Reply) {
 		t.Errorf("recorded reply text is %d bytes, want at most %d", len(text), maxReplyText)
 	}
 	if !utf8.ValidString(text) || !utf8.ValidString(rep.Enhanced) {
-		t.Errorf("recorded reply is not valid UTF-8: %q", trunc(text, 60))
+		t.Errorf("recorded reply is not valid UTF-8: %q", dsntest.Trunc(text, 60))
 	}
 	for _, r := range text {
 		if r != '\n' && (r < ' ' || r == 0x7f || (r >= 0x80 && r < 0xa0) || r == 0xfffe || r == 0xffff) {

@@ -4,10 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"io"
-	"mime"
-	"mime/multipart"
-	"net/mail"
 	"strings"
 	"testing"
 	"time"
@@ -16,6 +12,8 @@ import (
 	"github.com/emersion/go-smtp"
 
 	"github.com/edgerelay/edgerelay/dsn"
+	"github.com/edgerelay/edgerelay/dsn/dsntest"
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -55,7 +53,7 @@ func FuzzReply(f *testing.F) {
 		var env *queue.Envelope
 		var kind dsn.Action
 		var reportErr error
-		returnsWithin(t, 2*time.Second, "classify, record and report", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "classify, record and report", func() {
 			env, kind, msg, reportErr = fuzzReplyCase(w, code, enh, text, orig, flags, smtputf8, full)
 		})
 		rc := &env.Recipients[0]
@@ -69,11 +67,11 @@ func FuzzReply(f *testing.F) {
 		if reportErr != nil {
 			t.Fatalf("report: %v", reportErr)
 		}
-		checkReportReadable(t, msg, smtputf8)
+		dsntest.CheckReadable(t, msg, smtputf8)
 
 		d, err := dsn.Parse(bytes.NewReader(msg))
 		if err != nil {
-			t.Fatalf("dsn.Parse: %v\n%q", err, trunc(string(msg), 2000))
+			t.Fatalf("dsn.Parse: %v\n%q", err, dsntest.Trunc(string(msg), 2000))
 		}
 		if len(d.Recipients) != 1 {
 			t.Fatalf("%d recipients parsed, want 1", len(d.Recipients))
@@ -176,48 +174,4 @@ func fuzzReplyCase(w *Worker, code int, enh string, text, orig []byte, flags uin
 		return env, kind, nil, rerr
 	}
 	return env, kind, st.msgs[st.keys[0]], nil
-}
-
-// checkReportReadable checks a composed report with the standard library
-// alone: header by net/mail, every part by mime/multipart (decoded), line
-// lengths and endings, and valid UTF-8 for a global report.
-func checkReportReadable(t *testing.T, msg []byte, global bool) {
-	t.Helper()
-	checkLines(t, msg)
-	// The report's own header and its first two parts are valid UTF-8
-	// (ASCII unless global); the returned content is the sender's own
-	// bytes, carried unchanged.
-	if hdr, _, _ := bytes.Cut(msg, []byte("\r\n\r\n")); !utf8.Valid(hdr) || (!global && !dsn.IsASCII(hdr)) {
-		t.Fatalf("report header is not valid: %q", hdr)
-	}
-	m, err := mail.ReadMessage(bytes.NewReader(msg))
-	if err != nil {
-		t.Fatalf("net/mail: %v", err)
-	}
-	mt, params, err := mime.ParseMediaType(m.Header.Get("Content-Type"))
-	if err != nil || mt != "multipart/report" {
-		t.Fatalf("Content-Type %q: %v", m.Header.Get("Content-Type"), err)
-	}
-	mr := multipart.NewReader(m.Body, params["boundary"])
-	n := 0
-	for {
-		p, err := mr.NextPart()
-		if err == io.EOF {
-			break
-		}
-		if err != nil {
-			t.Fatalf("mime/multipart: part %d: %v", n+1, err)
-		}
-		body, err := io.ReadAll(p)
-		if err != nil {
-			t.Fatalf("mime/multipart: part %d body: %v", n+1, err)
-		}
-		if n < 2 && (!utf8.Valid(body) || (!global && n == 1 && !dsn.IsASCII(body))) {
-			t.Fatalf("part %d is not valid (UTF-8, ASCII for delivery-status): %q", n+1, trunc(string(body), 300))
-		}
-		n++
-	}
-	if n < 2 {
-		t.Fatalf("report has %d parts, want at least 2", n)
-	}
 }

@@ -14,6 +14,7 @@ import (
 
 	"github.com/edgerelay/edgerelay/bounce"
 	"github.com/edgerelay/edgerelay/dsn"
+	"github.com/edgerelay/edgerelay/dsn/dsntest"
 	"github.com/edgerelay/edgerelay/queue"
 	"github.com/edgerelay/edgerelay/queue/spool"
 )
@@ -130,7 +131,7 @@ func TestReportBounceOfBounce(t *testing.T) {
 		if len(q.envs) != 0 {
 			t.Errorf("From=%q Bounce=%v: report queued %d times", env.From, env.Bounce, len(q.envs))
 		}
-		checkLines(t, msg)
+		dsntest.CheckLines(t, msg)
 		if _, err := dsn.Parse(bytes.NewReader(msg)); err != nil {
 			t.Error(err)
 		}
@@ -345,7 +346,7 @@ func TestReportHostileReply(t *testing.T) {
 		t.Fatal(err)
 	}
 	_, msg := st.only(t)
-	checkLines(t, msg)
+	dsntest.CheckLines(t, msg)
 	d, err := dsn.Parse(bytes.NewReader(msg))
 	if err != nil {
 		t.Fatal(err)

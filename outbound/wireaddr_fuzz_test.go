@@ -10,6 +10,7 @@ import (
 	"time"
 	"unicode/utf8"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/emersion/go-smtp"
 )
 
@@ -43,7 +44,7 @@ func FuzzWirePath(f *testing.F) {
 		}
 		var wire string
 		var err error
-		returnsWithin(t, 2*time.Second, "wirePath", func() { wire, err = wirePath(addr) })
+		testutil.ReturnsWithin(t, 2*time.Second, "wirePath", func() { wire, err = wirePath(addr) })
 		local, domain, hasAt := splitAddr(addr)
 		if err != nil {
 			representable := addr == "" || hasAt && local != "" && utf8.ValidString(addr) &&

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -116,7 +117,7 @@ func FuzzWireReply(f *testing.F) {
 		defer w.pool.close()
 		env := &queue.Envelope{ID: "fuzz1", From: "alice@example.org", Arrival: time.Now(), Size: int64(len(testBody)),
 			Recipients: []queue.Recipient{{Addr: bob, Status: queue.StatusPending}}}
-		returnsWithin(t, 2*time.Second, "one delivery", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "one delivery", func() {
 			w.process(context.Background(), &queue.Message{Envelope: env})
 		})
 		r := env.Recipients[0]
