@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"time"
 
 	"github.com/emersion/go-smtp"
 
@@ -17,6 +18,7 @@ type result struct {
 	status queue.RcptStatus // StatusPending when the failure is temporary
 	reply  *queue.Reply
 	remote string
+	at     time.Time // when the reply or verdict came (see stamp)
 }
 
 // txResult is the outcome of one SMTP transaction (RFC 5321 §3.3) for the

@@ -154,7 +154,9 @@ func (w *Worker) deliverDomainLimited(ctx context.Context, m *queue.Message, d s
 		return false
 	}
 	defer release()
-	for i, r := range w.deliverDomain(ctx, m, d, idx) {
+	got := w.deliverDomain(ctx, m, d, idx)
+	stamp(got, w.o.Now())
+	for i, r := range got {
 		res[i] = r
 	}
 	return true

@@ -9,18 +9,13 @@ import (
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// finish runs after an attempt: it expires recipients past the queue
-// lifetime, produces the reports owed, and then reschedules or completes
-// the message. Reports come first: a crash before the Reschedule/Complete
+// finish runs after an attempt was recorded and expired (at now): it
+// produces the reports owed, and then reschedules or completes the
+// message. Reports come first: a crash before the Reschedule/Complete
 // repeats an idempotent Report on the next lease, and never loses one.
-func (w *Worker) finish(ctx context.Context, m *queue.Message) {
+func (w *Worker) finish(ctx context.Context, m *queue.Message, now time.Time) {
 	env := m.Envelope
-	now := w.o.Now()
 	expiry := env.Arrival.Add(w.o.QueueLifetime)
-
-	if pending := env.Pending(); len(pending) > 0 && !now.Before(expiry) {
-		w.expire(env, pending, now)
-	}
 
 	ok := w.reportDelay(ctx, m, now, expiry) &&
 		w.reportFinal(ctx, m, queue.StatusFailed, dsn.Failed) &&
@@ -54,6 +49,14 @@ func (w *Worker) reschedule(ctx context.Context, m *queue.Message, at time.Time,
 	}
 	w.log.Info("message rescheduled", "id", env.ID, "why", why, "next", at.UTC().Format(time.RFC3339),
 		"in", FormatDuration(at.Sub(w.o.Now())), "attempts", env.Attempts)
+}
+
+// expireDue fails the recipients of env still pending at now when the
+// queue lifetime is over.
+func (w *Worker) expireDue(env *queue.Envelope, now time.Time) {
+	if pending := env.Pending(); len(pending) > 0 && !now.Before(env.Arrival.Add(w.o.QueueLifetime)) {
+		w.expire(env, pending, now)
+	}
 }
 
 // expire fails the recipients still pending after the queue lifetime with

@@ -132,6 +132,10 @@ type Options struct {
 	// Reporter produces reports about recipients that failed, were delayed
 	// or were relayed to a hop without DSN; nil only logs them.
 	Reporter reporter
+	// Observe, when set, is called once per recipient per delivery
+	// attempt with its outcome (for metrics), never for a recipient that
+	// was done before the attempt and never while a lock is held.
+	Observe func(Attempt)
 	// Logger receives one line per recipient and attempt (nil discards).
 	Logger *slog.Logger
 	// Now is the clock (default time.Now). Rand returns numbers in [0, 1)
@@ -332,11 +336,16 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 	w.stats.inFlight.Add(1)
 	defer w.stats.inFlight.Add(-1)
 	defer w.recoverDelivery(ctx, m)
+	start := w.o.Now()
 	env := m.Envelope
-	if idx := env.Pending(); len(idx) > 0 {
+	idx := env.Pending()
+	var res map[int]result
+	if len(idx) > 0 {
 		// Addresses that cannot be written to a next hop fail here, before
 		// anything is dialled (issue 8 item 7).
-		res, send := unwritable(env, idx)
+		var send []int
+		res, send = unwritable(env, idx)
+		stamp(res, start)
 		var got map[int]result
 		switch {
 		case len(send) == 0:
@@ -345,6 +354,7 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 		default:
 			got = w.deliverMX(ctx, m, send)
 		}
+		stamp(got, w.o.Now())
 		for i, r := range got {
 			res[i] = r
 		}
@@ -354,7 +364,10 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 		}
 		w.apply(env, idx, res)
 	}
-	w.finish(ctx, m)
+	now := w.o.Now()
+	w.expireDue(env, now)
+	w.observe(env, idx, res, start, now)
+	w.finish(ctx, m, now)
 }
 
 // giveBack ends the lease of a delivery abandoned at shutdown, due again at
