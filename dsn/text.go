@@ -40,3 +40,55 @@ func CutAt[T string | []byte](b T, n int) int {
 	}
 	return n
 }
+
+// Clean removes control characters (CR and LF included) that would break
+// the header structure; tabs become spaces. Bytes that are not UTF-8
+// become U+FFFD: every field Compose writes is valid UTF-8 (RFC 6532 §3.2
+// for the global types; ASCII fields are made so by ASCIIOnly).
+func Clean(s string) string {
+	s = ValidUTF8(s)
+	if !strings.ContainsFunc(s, isCtl) {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if r == '\t' {
+			return ' '
+		}
+		if isCtl(r) {
+			return -1
+		}
+		return r
+	}, s)
+}
+
+func isCtl(r rune) bool { return r < ' ' || r == 0x7f }
+
+// ASCIIOnly replaces non-ASCII and invalid bytes with '?', for fields that
+// must be ASCII in a message/delivery-status.
+func ASCIIOnly(s string) string {
+	if IsASCII([]byte(s)) {
+		return s
+	}
+	b := []byte(s)
+	out := make([]byte, 0, len(b))
+	for len(b) > 0 {
+		r, n := utf8.DecodeRune(b)
+		if r < utf8.RuneSelf {
+			out = append(out, byte(r))
+		} else {
+			out = append(out, '?')
+		}
+		b = b[n:]
+	}
+	return string(out)
+}
+
+// IsASCII reports whether b holds only 7-bit bytes.
+func IsASCII(b []byte) bool {
+	for _, c := range b {
+		if c >= utf8.RuneSelf {
+			return false
+		}
+	}
+	return true
+}
