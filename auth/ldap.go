@@ -3,13 +3,11 @@ package auth
 import (
 	"context"
 	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/url"
-	"os"
 	"strings"
 	"time"
 
@@ -154,38 +152,6 @@ func NewLDAPBackend(cfg LDAPConfig, logger *slog.Logger) (*LDAPBackend, error) {
 	b.bind = newLDAPPool(b.cfg.PoolSize, b.dial)
 	b.search.abort, b.bind.abort = b.health.downSignal, b.health.downSignal
 	return b, nil
-}
-
-func hostPort(u *url.URL, defPort string) string {
-	if u.Port() != "" {
-		return u.Host
-	}
-	return net.JoinHostPort(u.Hostname(), defPort)
-}
-
-func ldapTLSConfig(cfg LDAPConfig, host string) (*tls.Config, error) {
-	t := &tls.Config{}
-	if cfg.TLSConfig != nil {
-		t = cfg.TLSConfig.Clone()
-	}
-	if t.ServerName == "" {
-		t.ServerName = host
-	}
-	if t.MinVersion == 0 {
-		t.MinVersion = tls.VersionTLS12
-	}
-	if cfg.CAFile != "" {
-		pem, err := os.ReadFile(cfg.CAFile)
-		if err != nil {
-			return nil, fmt.Errorf("auth: LDAP CA file: %w", err)
-		}
-		pool := x509.NewCertPool()
-		if !pool.AppendCertsFromPEM(pem) {
-			return nil, fmt.Errorf("auth: LDAP CA file %s: no PEM certificates", cfg.CAFile)
-		}
-		t.RootCAs = pool
-	}
-	return t, nil
 }
 
 // Name implements PasswordBackend.
@@ -375,46 +341,4 @@ func entryAddresses(e *ldap.Entry, attrs []string) []string {
 		}
 	}
 	return out
-}
-
-// dial opens a connection: TCP, then TLS for ldaps:// or StartTLS, all
-// under one deadline.
-func (b *LDAPBackend) dial(ctx context.Context) (*ldapConn, error) {
-	deadline := opDeadline(ctx, b.cfg.Timeout)
-	d := net.Dialer{Deadline: deadline}
-	raw, err := d.DialContext(ctx, "tcp", b.host)
-	if err != nil {
-		return nil, ldap.NewError(ldap.ErrorNetwork, err)
-	}
-	_ = raw.SetDeadline(deadline)
-	var conn net.Conn = raw
-	if b.ldaps {
-		tc := tls.Client(raw, b.tls)
-		if err := tc.HandshakeContext(ctx); err != nil {
-			raw.Close()
-			return nil, ldap.NewError(ldap.ErrorNetwork, fmt.Errorf("TLS handshake: %w", err))
-		}
-		conn = tc
-	}
-	l := ldap.NewConn(conn, b.ldaps)
-	l.Start()
-	c := &ldapConn{l: l, raw: raw}
-	if b.cfg.StartTLS {
-		err := c.do(ctx, b.cfg.Timeout, func(l *ldap.Conn) error { return l.StartTLS(b.tls) })
-		if err != nil {
-			c.close()
-			return nil, fmt.Errorf("StartTLS: %w", err)
-		}
-	}
-	_ = raw.SetDeadline(time.Time{})
-	return c, nil
-}
-
-// opDeadline is now+timeout, or ctx's deadline if sooner.
-func opDeadline(ctx context.Context, timeout time.Duration) time.Time {
-	d := time.Now().Add(timeout)
-	if cd, ok := ctx.Deadline(); ok && cd.Before(d) {
-		return cd
-	}
-	return d
 }
