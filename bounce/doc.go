@@ -15,6 +15,7 @@
 //     PUT (S3), so a retry after a crash finds the key and stores nothing
 //     new.
 //
-// bounce imports internal/safefile and internal/s3util, nothing else of
-// edgerelay's: report keys are checked with the same rule as queue IDs.
+// bounce imports internal/safefile, internal/s3util and the queue contract
+// (queue.ValidID, and nothing else of it), nothing else of edgerelay's:
+// report keys are queue IDs, checked by queue's one rule.
 package bounce

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/safefile"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // markerName is the file that records that a Maildir is edgerelay's
@@ -163,7 +164,7 @@ func (m *maildirStore) String() string { return "maildir:" + m.dir }
 // or cur/ (an IMAP server moves read messages to cur/, appending flags),
 // Put stores nothing: each report is stored once. Safe for concurrent use.
 func (m *maildirStore) Put(ctx context.Context, key string, msg io.Reader) error {
-	if !validKey(key) {
+	if !queue.ValidID(key) {
 		return fmt.Errorf("maildir: invalid report key %q", key)
 	}
 	if err := ctx.Err(); err != nil {

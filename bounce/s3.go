@@ -14,6 +14,7 @@ import (
 	"github.com/aws/smithy-go"
 
 	"github.com/edgerelay/edgerelay/internal/s3util"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // s3MarkerText is the body of the marker object <prefix>.edgerelay-bounce-store.
@@ -144,7 +145,7 @@ func (st *S3Store) ours(key string) bool {
 		return true
 	}
 	name, ok := strings.CutSuffix(rest, ".eml")
-	return ok && validKey(name)
+	return ok && queue.ValidID(name)
 }
 
 // Put stores msg as <prefix><key>.eml unless that object exists: a HEAD
@@ -152,7 +153,7 @@ func (st *S3Store) ours(key string) bool {
 // conditional write (If-None-Match: *) so that two concurrent writers
 // store it once. Large reports are uploaded in parts, never held whole.
 func (st *S3Store) Put(ctx context.Context, key string, msg io.Reader) error {
-	if !validKey(key) {
+	if !queue.ValidID(key) {
 		return fmt.Errorf("bounce store %s: invalid report key %q", st, key)
 	}
 	obj := st.prefix + key + ".eml"

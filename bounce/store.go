@@ -16,7 +16,9 @@ import (
 type Store interface {
 	// Put stores one report under key. Keys are deterministic per report, so
 	// a retry after a crash finds the key present and stores nothing new:
-	// each report is stored once.
+	// each report is stored once. A key is a queue ID (queue.ValidID: the
+	// copy of a report queued to the sender carries its key as its ID), and
+	// Put refuses any other: it becomes a file name or object key.
 	Put(ctx context.Context, key string, msg io.Reader) error
 	// String names the store for logs ("maildir:/data/bounces", "s3://b/p").
 	String() string
@@ -136,17 +138,4 @@ func checkNotQueue(spec, store string, queueDirs []string) error {
 		}
 	}
 	return nil
-}
-
-// validKey reports whether key is safe to use as a file name or object key
-// component: 1 to 64 characters of [A-Za-z0-9_-]. It is the rule of
-// queue.ValidID (report keys are built from queue IDs), kept here so that
-// bounce does not depend on the queue.
-func validKey(key string) bool {
-	if key == "" || len(key) > 64 {
-		return false
-	}
-	return strings.IndexFunc(key, func(r rune) bool {
-		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || r == '-' || r == '_')
-	}) < 0
 }
