@@ -1,16 +1,3 @@
-// Package queue is the durable message queue that sits between the
-// submission front end (relay) and the delivery worker (outbound). A message
-// is an Envelope (sender, recipients with per-recipient state, DSN options,
-// attempts, times) plus a body blob that is streamed, never held whole in
-// memory.
-//
-// This package is the contract only: the Queue interface and the rules
-// written on it, Message, Envelope, Recipient, Reply, IDs, the errors
-// (ErrClosed, ErrInvalidEnvelope, ErrInsufficientStorage), the limits on
-// recorded state, ValidDomain and Envelope.Validate. It imports nothing of
-// ours and no SDK, so the front end links neither backend's dependencies.
-// The backends are queue/spool (the local spool, the embedded default) and
-// queue/sqs (SQS + S3); queue/queuetest is the contract suite both pass.
 package queue
 
 import (
