@@ -1,15 +1,3 @@
-// Package spool is the local, file-based backend of queue.Queue: the
-// embedded default. It owns the spool directory (the layout below), the
-// write order that makes an Enqueue durable, the leases of the process
-// that holds the spool open, the rescan at start-up (orphans removed, what
-// cannot be read quarantined) and its readiness check (Ready).
-//
-// Write order: the body file is written and fsync'd, its directory is
-// fsync'd, then the envelope is written to a temporary name, fsync'd and
-// linked (or renamed) into place: the envelope's name is the commit. The
-// helpers that keep that order are in internal/safefile; the
-// invariants, each tried at every file operation by crash_test.go, are
-// listed on Spool.
 package spool
 
 import (
