@@ -49,9 +49,9 @@ func (ss *session) Data(r io.Reader) error {
 		}
 		rep := dataErrorReply(err)
 		if rep.Code/100 == 4 {
-			ss.srv.stats.queueErrors.Add(1)
+			ss.srv.accepted(t, AcceptQueueError)
 		} else {
-			ss.srv.stats.refused.Add(1)
+			ss.srv.accepted(t, AcceptRefused)
 		}
 		if rep == errQueue {
 			log.Error("message not queued", "stage", what, "err", err)
@@ -107,8 +107,8 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return fail(err, "enqueue")
 	}
-	ss.srv.stats.queued.Add(1)
 	ss.srv.stats.queuedBytes.Add(uint64(env.Size))
+	ss.srv.accepted(t, AcceptQueued)
 	log.Info("queued", "from", t.from, "rcpts", len(env.Recipients), "size", env.Size, "message_id", fix.msgID)
 	return &smtp.SMTPError{Code: 250, EnhancedCode: smtp.EnhancedCode{2, 0, 0}, Message: "Ok: queued as " + id}
 }

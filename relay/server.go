@@ -78,6 +78,9 @@ type Options struct {
 	ProxyProtocolFrom []netip.Prefix
 	// Logger receives the session events. Never a secret.
 	Logger *slog.Logger
+	// Observe, when set, is called once per reply to a transaction's data
+	// (see Accept), on the session's goroutine: it must not block.
+	Observe func(Accept)
 	// Now is the clock (nil: time.Now).
 	Now func() time.Time
 }

@@ -109,7 +109,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.log.Warn("mail refused: sender not allowed", "from", from)
 		return errSenderDenied
 	}
-	t := &txn{from: from, id: ss.id, helo: ss.conn.Hostname(), tls: ss.tls, log: ss.log}
+	t := &txn{from: from, id: ss.id, helo: ss.conn.Hostname(), tls: ss.tls, log: ss.log, started: time.Now()}
 	if opts != nil {
 		t.opts = *opts
 	}

@@ -38,6 +38,9 @@ type txn struct {
 	helo string
 	tls  *tls.ConnectionState
 	log  *slog.Logger
+	// started is when MAIL opened the transaction (for Accept.Duration;
+	// monotonic, not Options.Now).
+	started time.Time
 
 	// rcpts grows with RCPT, on the connection's goroutine; Data reads it
 	// once, after go-smtp started it (which happens after the last RCPT:
