@@ -54,6 +54,10 @@ type Options struct {
 	CacheTTL time.Duration
 	// Now returns the current time; nil means time.Now. For tests.
 	Now func() time.Time
+	// Observe, when set, is called after every backend call with its
+	// outcome and duration (see Check), on the caller's goroutine: it must
+	// not block.
+	Observe func(Check)
 }
 
 // Authenticator chains the configured backends, throttles repeated failures

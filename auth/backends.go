@@ -6,18 +6,23 @@ import (
 	"fmt"
 	"runtime/debug"
 	"slices"
+	"time"
 )
 
 // callPassword and callToken ask one backend. A backend that panics (a bug,
 // or a client library tripping over a malformed answer) is an outage for
 // this attempt: logged with its stack and answered ErrUnavailable, so that
 // the attempt is settled like any other and the session lives on.
+//
+// Each call is timed for Options.Observe (see Check).
 func (a *Authenticator) callPassword(ctx context.Context, b PasswordBackend, user, password string) (id *Identity, err error) {
+	defer a.observe(b.Name(), time.Now(), &err)
 	defer a.recoverBackend(b.Name(), &id, &err)
 	return b.CheckPassword(ctx, user, password)
 }
 
 func (a *Authenticator) callToken(ctx context.Context, b TokenBackend, token string) (id *Identity, err error) {
+	defer a.observe(b.Name(), time.Now(), &err)
 	defer a.recoverBackend(b.Name(), &id, &err)
 	return b.CheckToken(ctx, token)
 }
