@@ -1,23 +1,3 @@
-// Package sqs is the scale-out backend of queue.Queue: bodies in S3,
-// envelopes as SQS messages (claim-check: an SQS message holds at most
-// 256 KiB), any number of front ends and workers on one queue.
-//
-// It owns the SQS message format, the body objects (<prefix>/<id>.eml) and
-// the start-up check of the queue and the bucket. Invariants: Enqueue
-// returns only after the S3 PUT and the SQS send were both acknowledged
-// (the body first, so a message never names a body that is not there); a
-// lease is the SQS visibility timeout, extended by a heartbeat while the
-// delivery runs; Reschedule sends the updated envelope as a new message
-// before it deletes the leased one (a crash in between leaves a rare
-// duplicate, never no message). Inside this package "sqs."
-// is the AWS SDK's SQS client package; callers import this one as sqs and
-// the SDK's under another name.
-//
-// Files: sqs.go (options, lifecycle), wire.go (the SQS message format),
-// enqueue.go, lease.go (receive, re-arm, duplicates, heartbeat),
-// finish.go (Reschedule, Complete), check.go (start-up check),
-// s3body.go (the body objects), envobj.go (envelopes too large for a
-// message), poison.go (crashed deliveries), batch.go (shared sends).
 package sqs
 
 import (
