@@ -1,14 +1,3 @@
-// Package awstest runs an in-process SQS + S3 emulator on 127.0.0.1 for
-// tests, and builds real AWS SDK clients that talk to it. It is test
-// support only: production code never imports it.
-//
-// The emulator is github.com/sivchari/kumo (SQS JSON protocol with long
-// polling, visibility timeouts, receive counts and redrive; S3 path-style
-// with multipart uploads, conditional writes and the SDK's aws-chunked
-// checksum encoding). The clients are the SDK's own, configured with a
-// static region and credentials and an explicit HTTP client, so nothing in
-// the environment (AWS_PROFILE, AWS_CA_BUNDLE, SSL_CERT_FILE, …) changes
-// what a test does.
 package awstest
 
 import (

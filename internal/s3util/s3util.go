@@ -1,7 +1,3 @@
-// Package s3util holds the small S3 helpers that the S3-backed parts of
-// edgerelay share (the SQS + S3 queue backend and the S3 bounce store):
-// what "this object does not exist" looks like, and the multipart upload
-// part size. It imports the AWS SDK and nothing of ours.
 package s3util
 
 import (

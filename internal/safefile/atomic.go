@@ -1,15 +1,3 @@
-// Package safefile holds the write-temp-fsync-rename helpers the spool is
-// built on (and the bounce store's Maildir uses): write a temporary file,
-// fsync it, rename or link it into place, fsync the directory; directory
-// fsyncs shared between concurrent writers (DirSyncer, group commit); the
-// file operations behind an FS interface so that tests can fail or "lose
-// power" at any one of them; and the writable-and-not-full probe that
-// /readyz asks (ProbeDir).
-//
-// The order matters: file data is fsync'd before the rename, and the
-// directory that receives the new name is fsync'd after it, so that after a
-// crash the name either does not exist or points at complete, durable data.
-// It imports nothing of ours.
 package safefile
 
 import (
