@@ -1,7 +1,3 @@
-// Package testutil holds the small helpers that tests of several packages
-// share: a log sink that can be read while it is written, a settable clock,
-// and real faults (a full tmpfs, a read-only mount; mount.go). Test support
-// only: production code never imports it.
 package testutil
 
 import (
