@@ -3,7 +3,6 @@ package outbound
 import (
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"strings"
 	"time"
@@ -110,14 +109,14 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	// RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server
 	// that does not offer it; the recipient fails with 5.6.7.
 	if ok, _ := c.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
-		all(classify(permLocal(553, "5.6.7", "host does not support SMTPUTF8, which this message needs (RFC 6531)")), idx)
+		all(permanent(replyNeedsSMTPUTF8()), idx)
 		tr.reusable = true
 		return tr
 	}
 	// RFC 1870 §6: a message larger than the advertised fixed maximum
 	// would be refused with 552 5.3.4 anyway.
 	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && env.Size > int64(limit) {
-		all(classify(permLocal(552, "5.3.4", fmt.Sprintf("message size %d exceeds the limit of host (%d bytes)", env.Size, limit))), idx)
+		all(permanent(replyTooBig(env.Size, limit)), idx)
 		tr.reusable = true
 		return tr
 	}
@@ -126,12 +125,12 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		eight, err := w.has8BitBody(ctx, m)
 		if err != nil {
 			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
-			all(classify(tempLocal(451, "4.3.0", "local error: cannot read the queued message")), idx)
+			all(temporary(replyBodyUnreadable()), idx)
 			tr.reusable = true
 			return tr
 		}
 		if eight {
-			all(classify(errNeeds8BitMIME), idx)
+			all(permanent(replyNeeds8BitMIME()), idx)
 			tr.reusable = true
 			return tr
 		}
@@ -141,7 +140,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	body, err := w.q.Body(ctx, m)
 	if err != nil {
 		w.log.Error("cannot open queued body", "id", env.ID, "err", err)
-		all(classify(tempLocal(451, "4.3.0", "local error: cannot read the queued message")), idx)
+		all(temporary(replyBodyUnreadable()), idx)
 		tr.reusable = true
 		return tr
 	}
@@ -152,7 +151,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	// process has failed the addresses it cannot write already.
 	from, err := wirePath(env.From)
 	if err != nil {
-		all(classify(badPath(err, true)), idx)
+		all(permanent(replyBadSender(err)), idx)
 		tr.reusable = true
 		return tr
 	}
@@ -167,7 +166,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		r := &env.Recipients[i]
 		to, err := wirePath(r.Addr)
 		if err != nil {
-			tr.results[i] = resultOf(classify(badPath(err, false)), "")
+			tr.results[i] = resultOf(permanent(replyBadRecipient(err)), "")
 			continue
 		}
 		err = c.Rcpt(to, rcptOptions(r, dsn))
@@ -207,7 +206,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		v := classify(err)
 		if errors.As(err, &be) {
 			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
-			v = classify(&localError{reply: mkReply(451, "4.3.0", "local error: cannot read the queued message"), temporary: true, broken: true})
+			v = dropped(replyBodyUnreadable())
 		}
 		all(v, accepted)
 		return tr

@@ -33,9 +33,28 @@ const (
 	tlsImplicit
 )
 
-// errTLSFallback reports that an opportunistic TLS handshake failed, so
-// the caller should connect again without TLS.
-var errTLSFallback = errors.New("outbound: opportunistic TLS handshake failed")
+// setupFailure is why connect could not bring a session to the point of
+// MAIL: the verdict for the recipients, and, with plaintext set, that an
+// opportunistic TLS handshake failed so that a connection without TLS is
+// worth a try (RFC 7435).
+type setupFailure struct {
+	v         verdict
+	plaintext bool
+	// err is the I/O or protocol error behind v, for the log; nil when v
+	// is a decision made here.
+	err error
+}
+
+// ioFailure is the setupFailure for an I/O or protocol error: classify's.
+func ioFailure(err error) *setupFailure { return &setupFailure{v: classify(err), err: err} }
+
+// localFailure is the setupFailure for a decision made here.
+func localFailure(v verdict) *setupFailure { return &setupFailure{v: v} }
+
+// handshakeFailed is the setupFailure for an error from a TLS handshake.
+func handshakeFailed(err error, plaintext bool) *setupFailure {
+	return &setupFailure{v: classifyHandshake(err), plaintext: plaintext, err: err}
+}
 
 // target is one host to connect to.
 type target struct {
@@ -119,16 +138,15 @@ func withGreeting(c net.Conn) net.Conn {
 }
 
 // connect dials t and brings the session to the point where MAIL can be
-// sent: greeting, EHLO, TLS as t.policy says, EHLO again, AUTH. Failures
-// are SMTP errors from the host, network errors, *localError or
-// errTLSFallback; all are for classify.
-func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
+// sent: greeting, EHLO, TLS as t.policy says, EHLO again, AUTH. A failure
+// carries its verdict.
+func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, *setupFailure) {
 	to := w.o.Timeouts
 	dctx, cancel := context.WithTimeout(ctx, to.Connect)
 	defer cancel()
 	raw, err := w.dial(dctx, "tcp", t.addr)
 	if err != nil {
-		return nil, err
+		return nil, ioFailure(err)
 	}
 	sc := &smtpConn{raw: raw}
 	sc.stop = context.AfterFunc(ctx, func() { raw.Close() })
@@ -155,14 +173,14 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 		tc := tls.Client(conn, t.tls)
 		_ = raw.SetDeadline(time.Now().Add(to.Connect))
 		if err := tc.HandshakeContext(dctx); err != nil {
-			return nil, &localError{reply: *networkReply(err), temporary: true, broken: true}
+			return nil, handshakeFailed(err, false)
 		}
 		_ = raw.SetDeadline(time.Time{})
 		conn, sc.tls = tc, true
 	case tlsOpportunistic, tlsRequired:
-		tc, err := w.startTLS(ctx, conn, t)
-		if err != nil {
-			return nil, err
+		tc, f := w.startTLS(ctx, conn, t)
+		if f != nil {
+			return nil, f
 		}
 		if tc != nil {
 			conn, sc.tls = tc, true
@@ -182,13 +200,13 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 		if t.policy == tlsOpportunistic && sc.tls && !errors.As(err, &se) {
 			// With TLS 1.3 a failed handshake can surface only at the
 			// first exchange over it (a certificate the host wanted).
-			return nil, fmt.Errorf("%w: %v", errTLSFallback, err)
+			return nil, handshakeFailed(err, true)
 		}
-		return nil, err
+		return nil, ioFailure(err)
 	}
 	if t.auth != nil {
-		if err := authenticate(c, t.auth); err != nil {
-			return nil, err
+		if f := authenticate(c, t.auth); f != nil {
+			return nil, f
 		}
 	}
 	ok = true
@@ -197,9 +215,9 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, error) {
 
 // startTLS reads the greeting, sends EHLO and, when the host offers it,
 // STARTTLS (RFC 3207), then does the TLS handshake. It returns nil and no
-// error when the session stays in plaintext (opportunistic policy, STARTTLS
-// not offered or refused).
-func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Conn, error) {
+// failure when the session stays in plaintext (opportunistic policy,
+// STARTTLS not offered or refused).
+func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Conn, *setupFailure) {
 	to := w.o.Timeouts
 	// The guard bounds each reply and keeps what the host sends beyond it:
 	// the exchange must end between replies, since the client goes on
@@ -210,9 +228,9 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 		io.Reader
 		io.WriteCloser
 	}{br, g})
-	plaintext := func() (*tls.Conn, error) {
+	plaintext := func() (*tls.Conn, *setupFailure) {
 		if g.pending() || br.Buffered() > 0 {
-			return nil, &localError{reply: *networkReply(errOutOfStep), temporary: true, broken: true}
+			return nil, localFailure(dropped(replyOutOfStep()))
 		}
 		return nil, nil
 	}
@@ -233,7 +251,7 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 		return read(expect)
 	}
 	if _, err := read(220); err != nil {
-		return nil, err
+		return nil, ioFailure(err)
 	}
 	ehlo, err := cmd(250, "EHLO "+w.o.Hostname)
 	if err != nil {
@@ -242,40 +260,35 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 			// No ESMTP: the client falls back to HELO in plaintext.
 			return plaintext()
 		}
-		return nil, err
+		return nil, ioFailure(err)
 	}
 	if !hasExtension(ehlo, "STARTTLS") {
 		if t.policy == tlsRequired {
-			return nil, &localError{reply: mkReply(451, "4.7.4",
-				"TLS is required for this host, but it did not offer STARTTLS"), temporary: true, broken: true}
+			return nil, localFailure(dropped(replyNoSTARTTLS()))
 		}
 		return plaintext()
 	}
 	if _, err := cmd(220, "STARTTLS"); err != nil {
 		var se *smtp.SMTPError
 		if !errors.As(err, &se) || se.Code == 421 {
-			return nil, err
+			return nil, ioFailure(err)
 		}
 		if t.policy == tlsRequired {
 			// The remote's refusal is kept, but it is not a verdict on the
 			// recipients: retry later.
-			v := classify(err)
-			return nil, &localError{reply: *v.Reply, temporary: true, broken: true}
+			return nil, &setupFailure{v: dropped(classify(err).Reply), err: err}
 		}
 		return plaintext()
 	}
 	if g.pending() || br.Buffered() > 0 {
-		return nil, &localError{reply: mkReply(451, "4.7.5", "host sent data before the TLS handshake"), temporary: true, broken: true}
+		return nil, localFailure(dropped(replyDataBeforeTLS()))
 	}
 	tc := tls.Client(conn, t.tls)
 	hctx, cancel := context.WithTimeout(ctx, to.Connect)
 	defer cancel()
 	_ = conn.SetDeadline(time.Now().Add(to.Connect))
 	if err := tc.HandshakeContext(hctx); err != nil {
-		if t.policy == tlsOpportunistic {
-			return nil, fmt.Errorf("%w: %v", errTLSFallback, err)
-		}
-		return nil, &localError{reply: *networkReply(err), temporary: true, broken: true}
+		return nil, handshakeFailed(err, t.policy == tlsOpportunistic)
 	}
 	_ = conn.SetDeadline(time.Time{})
 	return tc, nil
@@ -297,14 +310,12 @@ func hasExtension(ehlo, ext string) bool {
 // authenticate runs AUTH with the gateway credentials. A refusal is not a
 // verdict on the recipients (it is this relay's configuration that is
 // wrong), so it is temporary whatever the code; the remote's reply is kept.
-func authenticate(c *smtp.Client, a sasl.Client) error {
+func authenticate(c *smtp.Client, a sasl.Client) *setupFailure {
 	if !c.SupportsAuth("PLAIN") {
-		return &localError{reply: mkReply(451, "4.7.4",
-			"credentials are configured for this host, but it does not offer AUTH PLAIN"), temporary: true, broken: true}
+		return localFailure(dropped(replyNoAuthPlain()))
 	}
 	if err := c.Auth(a); err != nil {
-		v := classify(err)
-		return &localError{reply: *v.Reply, temporary: true, broken: true}
+		return &setupFailure{v: dropped(classify(err).Reply), err: err}
 	}
 	return nil
 }

@@ -43,13 +43,13 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 	}()
 	for {
 		if sc == nil {
-			var err error
-			sc, err = w.connect(ctx, w.gatewayTarget())
-			if err != nil {
+			var f *setupFailure
+			sc, f = w.connect(ctx, w.gatewayTarget())
+			if f != nil {
 				// Nothing the gateway says before MAIL is a verdict on the
 				// recipients (a 554 greeting means "no service here",
 				// RFC 5321 §3.1): they stay pending.
-				v := classify(err)
+				v := f.v
 				v.Temporary = true
 				res := make(map[int]result, len(idx))
 				for _, i := range idx {

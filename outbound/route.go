@@ -56,17 +56,18 @@ func isNotFound(err error) bool {
 
 // mxHosts returns the hosts to try for domain, best first: MX records by
 // preference with equal preferences shuffled (RFC 5321 §5.1), or the
-// domain itself when it has no MX (the implicit MX). Errors are
-// *localError: no such domain (5.1.2), null MX (5.1.10, RFC 7505), or a
-// temporary DNS failure (4.4.3).
-func (w *Worker) mxHosts(ctx context.Context, domain string) ([]mxHost, error) {
+// domain itself when it has no MX (the implicit MX). When there are none
+// it returns the verdict instead: no such domain (5.1.2), null MX (5.1.10,
+// RFC 7505), or a temporary DNS failure (4.4.3).
+func (w *Worker) mxHosts(ctx context.Context, domain string) ([]mxHost, *verdict) {
+	fail := func(v verdict) ([]mxHost, *verdict) { return nil, &v }
 	// RFC 5321 §4.1.3: an address literal names the host itself.
 	if strings.HasPrefix(domain, "[") && strings.HasSuffix(domain, "]") {
 		lit := strings.TrimPrefix(strings.Trim(domain, "[]"), "ipv6:")
 		if ip := net.ParseIP(lit); ip != nil {
 			return []mxHost{{name: domain, ips: []string{ip.String()}}}, nil
 		}
-		return nil, permLocal(550, "5.1.2", "bad address literal "+domain)
+		return fail(permanent(replyBadDomain("bad address literal " + domain)))
 	}
 	name := domain
 	if !isASCIIName(name) {
@@ -74,29 +75,29 @@ func (w *Worker) mxHosts(ctx context.Context, domain string) ([]mxHost, error) {
 		// A-label (RFC 5891 §5: IDNA2008 lookup rules).
 		a, err := idna.Lookup.ToASCII(name)
 		if err != nil {
-			return nil, permLocal(550, "5.1.2", fmt.Sprintf("%s is not a valid internationalized domain name", domain))
+			return fail(permanent(replyBadDomain(domain + " is not a valid internationalized domain name")))
 		}
 		name = a
 	}
 	mxs, err := w.o.Resolver.LookupMX(ctx, name)
 	if err != nil && len(mxs) == 0 {
 		if !isNotFound(err) {
-			return nil, tempLocal(451, "4.4.3", fmt.Sprintf("DNS lookup of MX for %s failed: %s", domain, errString(err)))
+			return fail(temporary(replyDNSFailed(fmt.Sprintf("DNS lookup of MX for %s failed: %s", domain, errString(err)))))
 		}
 		mxs = nil // no MX records (or no such name: the A/AAAA lookup tells)
 	}
 	// RFC 7505 §3: a single MX of "." says the domain accepts no mail.
 	if len(mxs) == 1 && (mxs[0].Host == "." || mxs[0].Host == "") {
-		return nil, permLocal(556, "5.1.10", fmt.Sprintf("domain %s does not accept mail (null MX)", domain))
+		return fail(permanent(replyNullMX(domain)))
 	}
 	if len(mxs) == 0 {
 		// RFC 5321 §5.1: no MX means the domain is its own mail host.
 		ips, err := w.lookupIPs(ctx, name)
 		if err != nil {
 			if isNotFound(err) {
-				return nil, permLocal(550, "5.1.2", fmt.Sprintf("domain %s not found: no MX, A or AAAA records", domain))
+				return fail(permanent(replyBadDomain(fmt.Sprintf("domain %s not found: no MX, A or AAAA records", domain))))
 			}
-			return nil, tempLocal(451, "4.4.3", fmt.Sprintf("DNS lookup of %s failed: %s", domain, errString(err)))
+			return fail(temporary(replyDNSFailed(fmt.Sprintf("DNS lookup of %s failed: %s", domain, errString(err)))))
 		}
 		return []mxHost{{name: strings.TrimSuffix(name, "."), ips: ips}}, nil
 	}
@@ -174,12 +175,12 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 		}
 		return res
 	}
-	hosts, err := w.mxHosts(ctx, domain)
-	if err != nil {
-		return fail(classify(err), "")
+	hosts, v := w.mxHosts(ctx, domain)
+	if v != nil {
+		return fail(*v, "")
 	}
 	port := fmt.Sprint(w.o.MXPort)
-	last := verdict{Reply: &queue.Reply{Code: 451, Enhanced: "4.4.4", Lines: []string{"no usable address for any mail host of " + domain}}, Temporary: true}
+	last := temporary(replyNoUsableAddress(domain))
 	lastRemote := ""
 	tried := 0
 	var refused []string // "host [ip] (why)", addresses not dialed
@@ -187,9 +188,10 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 	for _, h := range hosts {
 		ips := h.ips
 		if ips == nil {
+			var err error
 			ips, err = w.lookupIPs(ctx, h.name)
 			if err != nil {
-				last = classify(tempLocal(451, "4.4.3", fmt.Sprintf("DNS lookup of mail host %s failed: %s", h.name, errString(err))))
+				last = temporary(replyDNSFailed(fmt.Sprintf("DNS lookup of mail host %s failed: %s", h.name, errString(err))))
 				lastRemote = h.name
 				dnsFailed = true
 				continue
@@ -207,14 +209,14 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 			tried++
 			t := target{addr: net.JoinHostPort(ip, port), host: h.name, ip: ip, policy: tlsOpportunistic,
 				tls: opportunisticTLS(h.name)}
-			sc, err := w.connect(ctx, t)
-			if errors.Is(err, errTLSFallback) {
-				w.log.Info("TLS handshake failed, retrying without TLS", "id", m.Envelope.ID, "host", h.name, "ip", ip, "err", err)
+			sc, f := w.connect(ctx, t)
+			if f != nil && f.plaintext {
+				w.log.Info("TLS handshake failed, retrying without TLS", "id", m.Envelope.ID, "host", h.name, "ip", ip, "err", f.err)
 				t.policy = tlsNone
-				sc, err = w.connect(ctx, t)
+				sc, f = w.connect(ctx, t)
 			}
-			if err != nil {
-				last, lastRemote = classify(err), fmt.Sprintf("%s [%s]", h.name, ip)
+			if f != nil {
+				last, lastRemote = f.v, fmt.Sprintf("%s [%s]", h.name, ip)
 				w.log.Debug("mail host failed", "id", m.Envelope.ID, "remote", lastRemote, "reply", recordable(last.Reply).String())
 				continue
 			}
@@ -232,8 +234,7 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 		// Every address of every host is internal: no later attempt can
 		// do better, so the recipients fail now (RFC 3463 §3.5, X.4.4
 		// "unable to route").
-		return fail(classify(permLocal(554, "5.4.4", "refusing to deliver to a private, loopback or link-local address: "+
-			strings.Join(refused, ", "))), "")
+		return fail(permanent(replyInternalOnly(strings.Join(refused, ", "))), "")
 	}
 	last.Temporary = true
 	return fail(last, lastRemote)

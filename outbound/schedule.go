@@ -65,16 +65,15 @@ func (w *Worker) expireDue(env *queue.Envelope, now time.Time) {
 func (w *Worker) expire(env *queue.Envelope, pending []int, now time.Time) {
 	for _, i := range pending {
 		r := &env.Recipients[i]
-		lines := []string{"delivery time expired: could not deliver for " + FormatDuration(w.o.QueueLifetime)}
+		last := ""
 		if r.Reply != nil {
-			last := "last reply: " + r.Reply.String()
+			last = "last reply: " + r.Reply.String()
 			if r.RemoteMTA != "" {
 				last = "last reply from " + r.RemoteMTA + ": " + r.Reply.String()
 			}
-			lines = append(lines, last)
 		}
 		r.Status = queue.StatusFailed
-		r.Reply = recordable(&queue.Reply{Code: 451, Enhanced: "4.4.7", Lines: lines})
+		r.Reply = recordable(replyExpired(FormatDuration(w.o.QueueLifetime), last))
 		w.log.Warn("failed", "id", env.ID, "rcpt", r.Addr, "status", string(r.Status), "remote", r.RemoteMTA,
 			"reply", r.Reply.String(), "attempt", env.Attempts, "delay", now.Sub(env.Arrival).Round(time.Second).String())
 	}

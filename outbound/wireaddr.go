@@ -129,7 +129,7 @@ func isAtext(c byte) bool {
 func unwritable(env *queue.Envelope, idx []int) (res map[int]result, send []int) {
 	res = make(map[int]result)
 	if _, err := wirePath(env.From); err != nil {
-		v := classify(badPath(err, true))
+		v := permanent(replyBadSender(err))
 		for _, i := range idx {
 			res[i] = resultOf(v, "")
 		}
@@ -137,18 +137,10 @@ func unwritable(env *queue.Envelope, idx []int) (res map[int]result, send []int)
 	}
 	for _, i := range idx {
 		if _, err := wirePath(env.Recipients[i].Addr); err != nil {
-			res[i] = resultOf(classify(badPath(err, false)), "")
+			res[i] = resultOf(permanent(replyBadRecipient(err)), "")
 			continue
 		}
 		send = append(send, i)
 	}
 	return res, send
-}
-
-// badPath is the permanent local failure for an address wirePath refused.
-func badPath(err error, sender bool) *localError {
-	if sender {
-		return permLocal(553, "5.1.7", "sender address cannot be written in SMTP: "+err.Error())
-	}
-	return permLocal(553, "5.1.3", "recipient address cannot be written in SMTP: "+err.Error())
 }

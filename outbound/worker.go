@@ -394,7 +394,7 @@ func (w *Worker) apply(env *queue.Envelope, idx []int, res map[int]result) {
 		r := &env.Recipients[i]
 		out, ok := res[i]
 		if !ok {
-			out = result{status: queue.StatusPending, reply: &queue.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"local error: recipient not attempted"}}}
+			out = result{status: queue.StatusPending, reply: replyNotAttempted()}
 		}
 		r.Attempts++
 		r.LastAttempt = now
