@@ -1,13 +1,3 @@
-// Command edgerelay is a lightweight SMTP submission service: mail clients
-// submit over SMTP AUTH + TLS, accepted mail is queued durably, and a worker
-// delivers it through a gateway or directly to MX. See README.md.
-//
-// Usage:
-//
-//	edgerelay                 serve (configured by RELAY_* environment variables)
-//	edgerelay version         print the version
-//	edgerelay healthcheck     exit 0 if the local /healthz answers 200
-//	edgerelay hash-password   read a password on stdin, print a bcrypt hash
 package main
 
 import (

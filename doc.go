@@ -1,0 +1,36 @@
+// Command edgerelay is a lightweight SMTP submission service: mail clients
+// submit over SMTP AUTH + TLS, accepted mail is queued durably, and a worker
+// delivers it through a gateway or directly to MX. See README.md.
+//
+// Usage:
+//
+//	edgerelay                 serve (configured by RELAY_* environment variables)
+//	edgerelay version         print the version
+//	edgerelay healthcheck     exit 0 if the local /healthz answers 200
+//	edgerelay hash-password   read a password on stdin, print a bcrypt hash
+//
+// Package main owns the process and nothing that a library could hold:
+//   - main.go: the commands above;
+//   - config.go (with config_validate.go and config_secrets.go): the typed
+//     Config, read from the environment once and validated once, in a
+//     fixed order, with typed Role and QueueKind;
+//   - wire.go: building every part from Config (the queue backend, the
+//     identity backends, the bounce store, the delivery worker, the
+//     submission server);
+//   - serve.go: running the parts the role asks for, the HTTP listener
+//     (/healthz, /readyz, /metrics: httpserver.go, ready.go, metrics.go),
+//     signals and the drain; logging.go builds the logger.
+//
+// Invariants:
+//   - This is the only place that names RELAY_ variables. The libraries
+//     take typed options and return plain, typed errors; main maps an
+//     error to the variable to fix (errors.Is, never the error's text).
+//   - Configuration is all or nothing: every wrong value is reported, one
+//     line per variable naming it, always in the same order, and the
+//     process exits 2 without starting anything.
+//   - Defaults live once, in Config's struct tags (configDefault reads
+//     them, also for the healthcheck); the README's configuration table
+//     lists every field (config_test.go keeps the two in step).
+//   - No flag or hook for tests in the binary: tests call run, loadConfig
+//     and serve as the binary does.
+package main
