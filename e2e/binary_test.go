@@ -27,21 +27,31 @@ import (
 )
 
 var (
+	buildDir  string // made by TestMain, removed after the tests
 	buildOnce sync.Once
 	binPath   string
 	buildErr  error
 )
 
-// binary builds edgerelay once per test run.
+// TestMain gives the binary a temporary directory of its own and removes
+// it, binary included, once every test has run.
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "edgerelay-e2e")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "e2e:", err)
+		os.Exit(1)
+	}
+	buildDir = dir
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// binary builds edgerelay once per test run, on first use, into buildDir.
 func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
-		dir, err := os.MkdirTemp("", "edgerelay-e2e")
-		if err != nil {
-			buildErr = err
-			return
-		}
-		binPath = filepath.Join(dir, "edgerelay")
+		binPath = filepath.Join(buildDir, "edgerelay")
 		out, err := exec.Command("go", "build", "-race", "-o", binPath, "..").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
