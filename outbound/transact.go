@@ -5,20 +5,11 @@ import (
 	"errors"
 	"io"
 	"strings"
-	"time"
 
 	"github.com/emersion/go-smtp"
 
 	"github.com/edgerelay/edgerelay/queue"
 )
-
-// result is the outcome of one attempt for one recipient.
-type result struct {
-	status queue.RcptStatus // StatusPending when the failure is temporary
-	reply  *queue.Reply
-	remote string
-	at     time.Time // when the reply or verdict came (see stamp)
-}
 
 // txResult is the outcome of one SMTP transaction (RFC 5321 §3.3) for the
 // recipients given to transact.
@@ -31,14 +22,6 @@ type txResult struct {
 	// verdict (at MAIL or the first RCPT), so the same recipients can be
 	// tried on another connection at once.
 	early bool
-}
-
-func resultOf(v verdict, remote string) result {
-	st := queue.StatusFailed
-	if v.Temporary {
-		st = queue.StatusPending
-	}
-	return result{status: st, reply: v.Reply, remote: remote}
 }
 
 // errBodyRead marks a failure to read the queued body (not the remote's).
