@@ -89,43 +89,21 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 		}
 	}
 
-	// RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server
-	// that does not offer it; the recipient fails with 5.6.7.
-	if ok, _ := c.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
-		all(permanent(replyNeedsSMTPUTF8()), idx)
+	// A verdict before MAIL leaves the connection between transactions.
+	before := func(v verdict) txResult {
+		all(v, idx)
 		tr.reusable = true
 		return tr
 	}
-	// RFC 1870 §6: a message larger than the advertised fixed maximum
-	// would be refused with 552 5.3.4 anyway.
-	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && env.Size > int64(limit) {
-		all(permanent(replyTooBig(env.Size, limit)), idx)
-		tr.reusable = true
-		return tr
-	}
-	// RFC 6152 §3: no 8-bit body to a hop without 8BITMIME.
-	if ok, _ := c.Extension("8BITMIME"); !ok {
-		eight, err := w.has8BitBody(ctx, m)
-		if err != nil {
-			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
-			all(temporary(replyBodyUnreadable()), idx)
-			tr.reusable = true
-			return tr
-		}
-		if eight {
-			all(permanent(replyNeeds8BitMIME()), idx)
-			tr.reusable = true
-			return tr
-		}
+	if v := w.unfit(ctx, c, m); v != nil {
+		return before(*v)
 	}
 	dsn, _ := c.Extension("DSN")
 
 	body, err := w.q.Body(ctx, m)
 	if err != nil {
 		w.log.Error("cannot open queued body", "id", env.ID, "err", err)
-		all(temporary(replyBodyUnreadable()), idx)
-		tr.reusable = true
-		return tr
+		return before(temporary(replyBodyUnreadable()))
 	}
 	defer body.Close()
 
@@ -134,9 +112,7 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	// process has failed the addresses it cannot write already.
 	from, err := wirePath(env.From)
 	if err != nil {
-		all(permanent(replyBadSender(err)), idx)
-		tr.reusable = true
-		return tr
+		return before(permanent(replyBadSender(err)))
 	}
 	if err := c.Mail(from, mailOptions(env, dsn)); err != nil {
 		v := classify(err)
@@ -213,6 +189,35 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	}
 	tr.reusable = true
 	return tr
+}
+
+// unfit returns the verdict for a message that the hop on c cannot take
+// as it announced itself in EHLO, or nil when it can.
+func (w *Worker) unfit(ctx context.Context, c *smtp.Client, m *queue.Message) *verdict {
+	env := m.Envelope
+	verdictOf := func(v verdict) *verdict { return &v }
+	// RFC 6531 §3.2: a message that needs SMTPUTF8 is not sent to a server
+	// that does not offer it.
+	if ok, _ := c.Extension("SMTPUTF8"); env.SMTPUTF8 && !ok {
+		return verdictOf(permanent(replyNeedsSMTPUTF8()))
+	}
+	// RFC 1870 §6: a message larger than the advertised fixed maximum
+	// would be refused anyway.
+	if limit, ok := c.MaxMessageSize(); ok && limit > 0 && env.Size > int64(limit) {
+		return verdictOf(permanent(replyTooBig(env.Size, limit)))
+	}
+	// RFC 6152 §3: no 8-bit body to a hop without 8BITMIME.
+	if ok, _ := c.Extension("8BITMIME"); !ok {
+		eight, err := w.has8BitBody(ctx, m)
+		if err != nil {
+			w.log.Error("cannot read queued body", "id", env.ID, "err", err)
+			return verdictOf(temporary(replyBodyUnreadable()))
+		}
+		if eight {
+			return verdictOf(permanent(replyNeeds8BitMIME()))
+		}
+	}
+	return nil
 }
 
 // mailOptions are the MAIL FROM parameters for env. go-smtp adds
