@@ -70,10 +70,7 @@ func (is *issuer) token(t *testing.T, email, aud string, ttl time.Duration) stri
 // through OAUTHBEARER to the binary configured with RELAY_AUTH=oidc; an
 // expired or foreign-audience token is refused with 535.
 func TestBinaryOIDCWithCurl(t *testing.T) {
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := requireClient(t, "curl", "curl")
 	is := newIssuer(t)
 	sk := newSink(t, "127.0.0.1:0")
 	p := start(t, map[string]string{

@@ -18,10 +18,7 @@ func TestQuickstart(t *testing.T) {
 	if testing.Short() {
 		t.Skip("-short")
 	}
-	curl, err := exec.LookPath("curl")
-	if err != nil {
-		t.Skip("curl not installed")
-	}
+	curl := requireClient(t, "curl", "curl")
 	qs := t.TempDir()
 	cmd := exec.Command("../scripts/quickstart.sh")
 	cmd.Env = append(os.Environ(), "QUICKSTART_DIR="+qs)
@@ -68,15 +65,19 @@ func TestQuickstart(t *testing.T) {
 	waitFor(t, "the sink to print the message", 60*time.Second, func() bool {
 		return strings.Contains(logs.String(), "=== sink: message 1")
 	})
-	// The README's swaks line too, where swaks can do TLS (Debian: swaks and libnet-ssleay-perl).
-	if swaks, err := exec.LookPath("swaks"); err == nil {
-		out, err := exec.Command(swaks, "-s", "127.0.0.1", "-p", "10587", "--tls", "-a", "PLAIN",
-			"-au", "you@example.com", "-ap", "change-me", "-f", "you@example.com", "-t", "friend@example.net").CombinedOutput()
-		switch {
-		case strings.Contains(string(out), "requires Net::SSLeay"):
-			t.Log("swaks without TLS support (libnet-ssleay-perl missing): skipped")
-		case err != nil || !strings.Contains(string(out), "250 2.0.0 Ok: queued as"):
-			t.Errorf("swaks: %v\n%s", err, out)
-		}
+	// The README's swaks line too, where swaks can do TLS (Debian: swaks and
+	// libnet-ssleay-perl; EDGERELAY_REQUIRE_CLIENTS=1 requires both).
+	swaks, err := exec.LookPath("swaks")
+	if err != nil {
+		missingClient(t, "swaks is not installed (apt-get install swaks libnet-ssleay-perl)")
+		return
+	}
+	out, err = exec.Command(swaks, "-s", "127.0.0.1", "-p", "10587", "--tls", "-a", "PLAIN",
+		"-au", "you@example.com", "-ap", "change-me", "-f", "you@example.com", "-t", "friend@example.net").CombinedOutput()
+	switch {
+	case strings.Contains(string(out), "requires Net::SSLeay"):
+		missingClient(t, "swaks has no TLS support (apt-get install libnet-ssleay-perl)")
+	case err != nil || !strings.Contains(string(out), "250 2.0.0 Ok: queued as"):
+		t.Errorf("swaks: %v\n%s", err, out)
 	}
 }

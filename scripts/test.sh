@@ -4,7 +4,10 @@
 #   slapd + ldap-utils  -> auth tests against a real OpenLDAP (scripts/ldap-test.sh)
 #   dovecot-imapd       -> the bounce Maildir served over IMAP (scripts/dovecot-test.sh)
 #   python3-flufl.bounce-> NDRs parsed by Mailman's bounce detector
-# and are skipped otherwise. .ci/run installs them all.
+#   curl, swaks + libnet-ssleay-perl -> the README's client commands (e2e)
+# and are skipped otherwise. .ci/run installs them all and sets
+# EDGERELAY_REQUIRE_SLAPD, EDGERELAY_DOVECOT, EDGERELAY_FLUFL and
+# EDGERELAY_REQUIRE_CLIENTS to 1, which make a missing one a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
