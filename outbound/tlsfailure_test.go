@@ -67,4 +67,3 @@ func TestRealTLSFailuresAreTLSVerdicts(t *testing.T) {
 		})
 	}
 }
-
