@@ -222,8 +222,7 @@ func (w *Worker) deliverDomain(ctx context.Context, m *queue.Message, domain str
 			}
 			tr := w.transactMX(ctx, sc, m, idx)
 			if tr.early {
-				v := tr.results[idx[0]]
-				last = verdict{Reply: v.reply, Temporary: true}
+				last = temporary(tr.results[idx[0]].reply)
 				lastRemote = sc.remote
 				continue
 			}
