@@ -42,26 +42,36 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 		worker *outbound.Worker
 		// ready are the parts /readyz asks (issue 8 item 16).
 		ready []readyCheck
+		// obs is /metrics: the parts' hooks feed it from the start.
+		obs = newMetrics()
 	)
+	switch qq := q.(type) {
+	case *spool.Spool:
+		obs.addSpool(qq, time.Now)
+	case *sqs.Queue:
+		obs.addSQS(qq)
+	}
 	if r, ok := q.(readier); ok {
 		ready = append(ready, readyCheck{"queue", r.Ready})
 	}
 	if cfg.Role.delivers() {
 		var store bounce.Store
-		worker, store, err = newWorker(cfg, qp, log)
+		worker, store, err = newWorker(cfg, qp, log, obs)
 		if err != nil {
 			return err
 		}
+		obs.addWorker(worker)
 		if r, ok := store.(readier); ok {
 			ready = append(ready, readyCheck{"bounce_store", r.Ready})
 		}
 	}
 	if cfg.Role.submits() {
 		var ids *auth.Authenticator
-		srv, ids, err = newSubmission(ctx, cfg, q, log)
+		srv, ids, err = newSubmission(ctx, cfg, q, log, obs)
 		if err != nil {
 			return err
 		}
+		obs.addSubmission(srv)
 		ready = append(ready, readyCheck{"identity", ids.Ready})
 		for _, l := range []struct {
 			addr     string
@@ -91,18 +101,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			defer mu.Unlock()
 			return draining
 		}, readyTimeout))
-		var queueLen func() int
-		if sp, ok := q.(*spool.Spool); ok {
-			queueLen = sp.Len
-		}
-		var crashQuarantined func() uint64
-		switch qq := q.(type) {
-		case *spool.Spool:
-			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
-		case *sqs.Queue:
-			crashQuarantined = func() uint64 { return qq.Stats().CrashQuarantined }
-		}
-		mux.Handle("GET /metrics", metricsHandler(srv, worker, queueLen, crashQuarantined))
+		mux.Handle("GET /metrics", obs.handler())
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			if srv != nil {

@@ -57,7 +57,7 @@ func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts,
 	return &queueParts{q: sp, dirs: []string{dir}, close: func() { sp.Close() }}, nil
 }
 
-func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger) (*relay.Server, *auth.Authenticator, error) {
+func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger, obs *metrics) (*relay.Server, *auth.Authenticator, error) {
 	tlsCfg, selfSigned, err := relay.TLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Hostname)
 	if err != nil {
 		return nil, nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
@@ -68,7 +68,7 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 	if cfg.InsecureAuth {
 		log.Warn("RELAY_INSECURE_AUTH=true: passwords may be sent without TLS; development only")
 	}
-	a, err := newAuthenticator(ctx, cfg, log)
+	a, err := newAuthenticator(ctx, cfg, log, obs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -89,18 +89,20 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		MaxConnectionsPerIP:  cfg.MaxConnectionsPerIP,
 		ProxyProtocolFrom:    cfg.proxies,
 		Logger:               log.With("part", "submission"),
+		Observe:              obs.observeAccept,
 
 		AllowAddressInDisplayName: cfg.FromDisplayNameAddress == "allow",
 	})
 	return srv, a, err
 }
 
-func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger) (*auth.Authenticator, error) {
+func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (*auth.Authenticator, error) {
 	o := auth.Options{
 		Logger:        log.With("part", "auth"),
 		MaxFailures:   cfg.AuthMaxFailures,
 		FailureWindow: cfg.AuthFailureWindow,
 		CacheTTL:      cfg.AuthCacheTTL,
+		Observe:       obs.observeAuth,
 	}
 	for _, b := range cfg.backends {
 		switch b {
@@ -136,7 +138,7 @@ type readier interface {
 }
 
 // newWorker builds the delivery worker and returns it with its bounce store.
-func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker, bounce.Store, error) {
+func newWorker(cfg *Config, qp *queueParts, log *slog.Logger, obs *metrics) (*outbound.Worker, bounce.Store, error) {
 	q := qp.q
 	store, err := openBounceStore(cfg, qp)
 	if err != nil {
@@ -185,6 +187,7 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger) (*outbound.Worker,
 		ShutdownGrace:    cfg.ShutdownGrace,
 		Reporter:         rep,
 		Logger:           log.With("part", "delivery"),
+		Observe:          obs.observeAttempt,
 	})
 	return w, store, err
 }
