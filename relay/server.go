@@ -1,9 +1,3 @@
-// Package relay is edgerelay's SMTP submission front end (RFC 6409) on
-// go-smtp: the listeners (587 with STARTTLS, 465 with implicit TLS, RFC
-// 8314), the session from EHLO to DATA, the relay policy (AUTH is required,
-// there is no other way to relay), sender alignment, limits, and the
-// submission fix-ups. Accepted messages go to the queue; relay never talks
-// to the delivery side directly.
 package relay
 
 import (
