@@ -1,7 +1,3 @@
-// Package auth decides who a submitting client is and which sender addresses
-// are theirs. Backends: a users file (bcrypt), LDAP (search then bind) and
-// OIDC (bearer tokens checked against the issuer's keys). The Authenticator
-// chains them and adds failure throttling and a short success cache.
 package auth
 
 import (
