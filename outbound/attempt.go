@@ -118,11 +118,6 @@ func (w *Worker) apply(env *queue.Envelope, idx []int, res map[int]result) {
 		switch out.status {
 		case queue.StatusFailed:
 			lvl = slog.LevelWarn
-			w.stats.failed.Add(1)
-		case queue.StatusPending:
-			w.stats.deferred.Add(1)
-		default:
-			w.stats.delivered.Add(1)
 		}
 		w.log.Log(context.Background(), lvl, verb, "id", env.ID, "rcpt", r.Addr, "status", string(out.status),
 			"remote", r.RemoteMTA, "reply", r.Reply.String(), "attempt", env.Attempts,

@@ -48,12 +48,16 @@ func (w *Worker) routeName() string {
 	return RouteMX
 }
 
-// observe calls Options.Observe once for each recipient of this attempt
+// observe counts each recipient's outcome of this attempt in Stats and
+// calls Options.Observe once for each recipient of this attempt
 // (idx, the recipients pending when it started), with the state recorded
 // for it, after expiry (a recipient expired in this attempt failed in it).
 // start is when the attempt started, now when its outcome was recorded;
 // res[i].at is when recipient i got its reply or verdict. It holds no lock.
 func (w *Worker) observe(env *queue.Envelope, idx []int, res map[int]result, start, now time.Time) {
+	for _, i := range idx {
+		w.stats.count(env.Recipients[i].Status)
+	}
 	if w.o.Observe == nil {
 		return
 	}

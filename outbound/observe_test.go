@@ -102,6 +102,10 @@ func TestObserveExpiredIsFailed(t *testing.T) {
 	if got := obs.take(); len(got) != 1 || got[0].Result != ResultFailed || got[0].Age != time.Hour {
 		t.Fatalf("last attempt observed %+v, want one failed at 1h", got)
 	}
+	// Stats count the same outcomes: the expiry is a failure, not a deferral.
+	if st := h.w.Stats(); st.Deferred != 1 || st.Failed != 1 || st.Delivered != 0 {
+		t.Fatalf("Stats = %+v, want 1 deferred (first attempt) and 1 failed (expired)", st)
+	}
 }
 
 // In MX mode the route is "mx", and a recipient whose domain does not

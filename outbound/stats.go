@@ -1,10 +1,15 @@
 package outbound
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
 
 // Stats are the worker's counters since start, for /metrics.
 type Stats struct {
-	// Per recipient and attempt.
+	// Per recipient and attempt, counted after expiry, as Observe sees
+	// them: a recipient that expires in an attempt failed in it.
 	Delivered, Deferred, Failed uint64
 	// Reports produced, and attempts to produce one that failed.
 	Reports, ReportErrors uint64
@@ -27,5 +32,17 @@ func (w *Worker) Stats() Stats {
 		Delivered: c.delivered.Load(), Deferred: c.deferred.Load(), Failed: c.failed.Load(),
 		Reports: c.reports.Load(), ReportErrors: c.reportErrors.Load(), Panics: c.panics.Load(),
 		InFlight: c.inFlight.Load(),
+	}
+}
+
+// count adds one recipient's outcome of one attempt.
+func (c *counters) count(st queue.RcptStatus) {
+	switch st {
+	case queue.StatusFailed:
+		c.failed.Add(1)
+	case queue.StatusPending:
+		c.deferred.Add(1)
+	default:
+		c.delivered.Add(1)
 	}
 }
