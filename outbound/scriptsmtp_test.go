@@ -2,24 +2,20 @@ package outbound
 
 import (
 	"bytes"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"errors"
 	"fmt"
 	"io"
-	"math/big"
 	"net"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // step is one scripted answer of the test SMTP server: a reply, a dropped
@@ -311,37 +307,12 @@ func (ss *scriptSession) Data(r io.Reader) error {
 func (ss *scriptSession) Reset()        { ss.msg = received{} }
 func (ss *scriptSession) Logout() error { return nil }
 
-// selfSigned makes a certificate for 127.0.0.1 and localhost, and a pool
-// that trusts it.
+// selfSigned makes a certificate for 127.0.0.1, localhost and gw.test,
+// and a pool that trusts it.
 func selfSigned(t *testing.T) (*tls.Config, *x509.CertPool) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "gw.test"},
-		DNSNames:              []string{"localhost", "gw.test"},
-		IPAddresses:           []net.IP{net.ParseIP("127.0.0.1")},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		KeyUsage:              x509.KeyUsageDigitalSignature | x509.KeyUsageCertSign,
-		ExtKeyUsage:           []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth},
-		BasicConstraintsValid: true,
-		IsCA:                  true,
-	}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cert, err := x509.ParseCertificate(der)
-	if err != nil {
-		t.Fatal(err)
-	}
-	pool := x509.NewCertPool()
-	pool.AddCert(cert)
-	return &tls.Config{Certificates: []tls.Certificate{{Certificate: [][]byte{der}, PrivateKey: key}}}, pool
+	ca := testutil.NewCA(t)
+	return &tls.Config{Certificates: []tls.Certificate{ca.Leaf(t, "gw.test", "localhost", "127.0.0.1")}}, ca.Pool()
 }
 
 // bodyHas reports whether a received body contains s.
