@@ -33,5 +33,6 @@
 //
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), enqueue.go
 // (the write path), lease.go (Lease, claim, Reschedule, Complete), scan.go
-// (the start-up rescan and quarantine), ready.go, stats.go, lock_*.go.
+// (the start-up rescan and quarantine), ready.go (readiness), stats.go
+// (the counters and Backlog, for /metrics), lock_*.go (the lock file).
 package spool

@@ -41,5 +41,6 @@
 // finish.go (Reschedule, Complete), check.go (start-up check),
 // s3body.go (the body objects), envobj.go (envelopes too large for a
 // message), poison.go (crashed deliveries and the counters), batch.go
-// (shared sends), ready.go (readiness).
+// (shared sends), ready.go (readiness), depth.go (the approximate counts
+// for the queue gauges).
 package sqs
