@@ -270,4 +270,24 @@ func TestMetricsAfterOneMessage(t *testing.T) {
 			t.Errorf("unexpected metric %s", name)
 		}
 	}
+	checkREADMEListsMetrics(t, fams)
+}
+
+// checkREADMEListsMetrics: every edgerelay_ metric served is in the
+// README's metrics table, with its type.
+func checkREADMEListsMetrics(t *testing.T, fams map[string]*dto.MetricFamily) {
+	t.Helper()
+	readme, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, f := range fams {
+		if !strings.HasPrefix(name, "edgerelay_") {
+			continue
+		}
+		row := "| `" + name + "` | " + strings.ToLower(f.GetType().String()) + " |"
+		if !strings.Contains(string(readme), row) {
+			t.Errorf("README.md's metrics table lacks the row %q", row)
+		}
+	}
 }

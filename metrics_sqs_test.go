@@ -47,6 +47,7 @@ func TestMetricsSQSGauges(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		checkREADMEListsMetrics(t, fams)
 		s := sample(fams, name, labels...)
 		switch {
 		case s == nil:
