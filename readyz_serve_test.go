@@ -1,10 +1,8 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
@@ -33,23 +31,10 @@ func TestReadyzServeWiring(t *testing.T) {
 	}
 	httpAddr := ln.Addr().String()
 	ln.Close()
-	for k, v := range map[string]string{
+	startServe(t, map[string]string{
 		"RELAY_DATA_DIR": dir, "RELAY_HTTP_ADDR": httpAddr, "RELAY_HOSTNAME": "relay.test",
 		"RELAY_SUBMISSION_ADDR": "127.0.0.1:0", "RELAY_SUBMISSIONS_ADDR": "127.0.0.1:0",
 		"RELAY_AUTH": "file", "RELAY_GATEWAY": "127.0.0.1:1", "RELAY_GATEWAY_TLS": "none",
-	} {
-		t.Setenv(k, v)
-	}
-	cfg, err := loadConfig()
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
-	t.Cleanup(func() {
-		cancel()
-		<-done
 	})
 
 	client := &http.Client{Transport: &http.Transport{Proxy: nil}, Timeout: 5 * time.Second}
