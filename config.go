@@ -23,6 +23,7 @@ type Config struct {
 	SubmissionAddr  string `envconfig:"SUBMISSION_ADDR" default:":587" desc:"STARTTLS submission listener; empty disables it"`
 	SubmissionsAddr string `envconfig:"SUBMISSIONS_ADDR" default:":465" desc:"implicit-TLS submission listener; empty disables it"`
 	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz, /readyz and /metrics (Prometheus); empty disables it"`
+	Pprof           bool   `envconfig:"PPROF" default:"false" desc:"also serve Go's profiler (net/http/pprof) under /debug/pprof/ on RELAY_HTTP_ADDR, for measuring; off by default: it shows internals to whoever reaches that port"`
 	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
 	TLSKeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM private key for RELAY_TLS_CERT_FILE"`
 	InsecureAuth    bool   `envconfig:"INSECURE_AUTH" default:"false" desc:"allow AUTH without TLS (development only; WARN at start)"`
@@ -195,6 +196,9 @@ func (c *Config) validate() error {
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			bad(name, "%q is not host:port or :port", addr)
 		}
+	}
+	if c.Pprof && c.HTTPAddr == "" {
+		bad("PPROF", "needs RELAY_HTTP_ADDR, the listener it is served on")
 	}
 	if (c.TLSCertFile == "") != (c.TLSKeyFile == "") {
 		bad("TLS_CERT_FILE", "RELAY_TLS_CERT_FILE and RELAY_TLS_KEY_FILE go together")

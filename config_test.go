@@ -119,6 +119,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"RELAY_FROM_DISPLAY_NAME_ADDRESS": "warn"}, []string{"RELAY_FROM_DISPLAY_NAME_ADDRESS", "refuse or allow"}},
 		{map[string]string{"RELAY_GATEWAY_PASSWORD_FILE": "/nonexistent/secret"}, []string{"RELAY_GATEWAY_PASSWORD_FILE", "no such file"}},
 		{map[string]string{"RELAY_SUBMISSION_ADDR": "", "RELAY_SUBMISSIONS_ADDR": ""}, []string{"RELAY_SUBMISSION_ADDR"}},
+		{map[string]string{"RELAY_PPROF": "true", "RELAY_HTTP_ADDR": ""}, []string{"RELAY_PPROF", "RELAY_HTTP_ADDR"}},
 	}
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {

@@ -102,6 +102,10 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return draining
 		}, readyTimeout))
 		mux.Handle("GET /metrics", obs.handler())
+		if cfg.Pprof {
+			mountPprof(mux)
+			log.Warn("RELAY_PPROF: the profiler is served under /debug/pprof/ on the HTTP listener", "addr", cfg.HTTPAddr)
+		}
 		ln, err := net.Listen("tcp", cfg.HTTPAddr)
 		if err != nil {
 			if srv != nil {
