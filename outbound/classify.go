@@ -69,7 +69,7 @@ func networkReply(err error) *queue.Reply {
 //	x509.HostnameError, x509.CertificateInvalidError  4.7.5 certificate not trusted
 //	tls.RecordHeaderError, tls.AlertError, *net.OpError
 //	  with Op "local error"/"remote error" (a TLS alert)  4.7.5 TLS handshake failed
-//	errOutOfStep (replyGuard)                           4.4.2 out of step
+//	errOutOfStep (replyGuard), context.Canceled         4.4.2 connection failed
 //	*net.DNSError                                       4.4.3 cannot resolve host
 //	syscall.ECONNREFUSED                                4.4.1 connection refused
 //	timeout (net.Error.Timeout, os.ErrDeadlineExceeded,
@@ -95,7 +95,7 @@ func typedNetworkReply(err error) (*queue.Reply, bool) {
 		return reply(451, "4.7.5", "TLS certificate of host not trusted: "+errString(err)), true
 	case errors.As(err, &recErr), errors.As(err, &alert), isTLSAlert(err):
 		return reply(451, "4.7.5", "TLS handshake with host failed: "+errString(err)), true
-	case errors.Is(err, errOutOfStep):
+	case errors.Is(err, errOutOfStep), errors.Is(err, context.Canceled):
 		return reply(451, "4.4.2", "connection to host failed: "+errString(err)), true
 	case errors.As(err, &dnsErr):
 		return reply(451, "4.4.3", "cannot resolve host: "+errString(err)), true

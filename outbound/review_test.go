@@ -539,3 +539,40 @@ func TestReviewFlakyGatewayAccounting(t *testing.T) {
 		t.Errorf("%d connections: the gateway's faults were not met", connN.Load())
 	}
 }
+
+// TestReviewCanceledHandshakeIsNotTLSFailure: a TLS handshake that ends
+// because the delivery's context was cancelled (shutdown) did not fail as
+// TLS: its verdict is the network's 4.4.2, as before the refactor, not
+// 4.7.5 "TLS handshake with host failed". classifyHandshake takes every
+// error it does not know by type for a failed handshake, and
+// HandshakeContext returns the context's bare error.
+func TestReviewCanceledHandshakeIsNotTLSFailure(t *testing.T) {
+	for _, err := range []error{context.Canceled, fmt.Errorf("dial: %w", context.Canceled)} {
+		want := "451 4.4.2 connection to host failed: " + errString(err)
+		if got := classifyHandshake(err).Reply.String(); got != want {
+			t.Errorf("classifyHandshake(%v) = %q, want %q", err, got, want)
+		}
+		if got := classify(err).Reply.String(); got != want {
+			t.Errorf("classify(%v) = %q, want %q", err, got, want)
+		}
+	}
+
+	// The same through connect, with a host that never answers the
+	// client hello and a delivery cancelled during the handshake.
+	addr := reviewListen(t, func(_ int, c net.Conn) { reviewDrain(c) })
+	h := newHarness(t, func(o *Options) {
+		o.Gateway, o.GatewayTLS = addr, GatewayTLSImplicit
+		o.Timeouts = Timeouts{Connect: 5 * time.Second, Command: 5 * time.Second}
+	})
+	ctx, cancel := context.WithCancel(context.Background())
+	time.AfterFunc(100*time.Millisecond, cancel)
+	sc, f := h.w.connect(ctx, h.w.gatewayTarget())
+	if sc != nil {
+		sc.close()
+		t.Fatal("connect succeeded")
+	}
+	if got := f.v.Reply; got.Enhanced != "4.4.2" || !f.v.Temporary || !f.v.Broken {
+		t.Fatalf("cancelled handshake: %q temporary %v broken %v, want 4.4.2, temporary, connection dropped",
+			got, f.v.Temporary, f.v.Broken)
+	}
+}
