@@ -46,9 +46,19 @@ func classify(err error) verdict {
 // is not a network failure (a timeout, a dropped connection, a refused
 // certificate) is a failed handshake, whatever its type, because of where
 // it came from: crypto/tls returns many handshake failures as plain errors.
+// An I/O error that typedNetworkReply does not name (a *net.OpError that is
+// not a TLS alert, a system call's errno: no route to host, network
+// unreachable) is a network failure, as networkReply says.
 func classifyHandshake(err error) verdict {
 	if r, ok := typedNetworkReply(err); ok {
 		return dropped(r)
+	}
+	var (
+		opErr *net.OpError
+		errno syscall.Errno
+	)
+	if errors.As(err, &opErr) || errors.As(err, &errno) {
+		return dropped(networkReply(err))
 	}
 	return dropped(reply(451, "4.7.5", "TLS handshake with host failed: "+errString(err)))
 }

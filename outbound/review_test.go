@@ -9,9 +9,11 @@ import (
 	"io"
 	"log/slog"
 	"net"
+	"os"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -574,5 +576,49 @@ func TestReviewCanceledHandshakeIsNotTLSFailure(t *testing.T) {
 	if got := f.v.Reply; got.Enhanced != "4.4.2" || !f.v.Temporary || !f.v.Broken {
 		t.Fatalf("cancelled handshake: %q temporary %v broken %v, want 4.4.2, temporary, connection dropped",
 			got, f.v.Temporary, f.v.Broken)
+	}
+}
+
+// unreachableConn is a loopback connection whose reads fail as a read
+// does after an ICMP "host unreachable" for the peer.
+type unreachableConn struct{ net.Conn }
+
+func (c unreachableConn) Read([]byte) (int, error) {
+	return 0, &net.OpError{Op: "read", Net: "tcp", Addr: c.RemoteAddr(), Err: os.NewSyscallError("read", syscall.EHOSTUNREACH)}
+}
+
+// TestReviewHandshakeNetworkErrorIsNotTLSFailure: an I/O error during the
+// TLS handshake that classify does not name (EHOSTUNREACH, ENETUNREACH,
+// ECONNABORTED on a read or write: a *net.OpError that is not one of
+// crypto/tls's alerts) is the network's 451 4.4.2, as before the refactor
+// and as classify says for it anywhere else, not 4.7.5 "TLS handshake with
+// host failed".
+func TestReviewHandshakeNetworkErrorIsNotTLSFailure(t *testing.T) {
+	for _, errno := range []syscall.Errno{syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.ECONNABORTED} {
+		err := &net.OpError{Op: "read", Net: "tcp", Err: os.NewSyscallError("read", errno)}
+		want := "451 4.4.2 connection to host failed: " + errString(err)
+		if got := classifyHandshake(err).Reply.String(); got != want {
+			t.Errorf("classifyHandshake(%v) = %q, want %q", err, got, want)
+		}
+		if got := classify(err).Reply.String(); got != want {
+			t.Errorf("classify(%v) = %q, want %q", err, got, want)
+		}
+	}
+
+	addr := reviewListen(t, func(_ int, c net.Conn) { reviewDrain(c) })
+	h := newHarness(t, func(o *Options) {
+		o.Gateway, o.GatewayTLS = addr, GatewayTLSImplicit
+		o.Dial = func(ctx context.Context, network, a string) (net.Conn, error) {
+			c, err := (&net.Dialer{}).DialContext(ctx, network, a)
+			if err != nil {
+				return nil, err
+			}
+			return unreachableConn{c}, nil
+		}
+	})
+	h.enqueue(nil, bob)
+	r := rcpt(t, h.attempt(), bob)
+	if r.Status != queue.StatusPending || r.Reply.Enhanced != "4.4.2" {
+		t.Fatalf("status %s reply %q, want pending with 451 4.4.2", r.Status, r.Reply)
 	}
 }
