@@ -82,7 +82,7 @@ func (w *Worker) deliverGateway(ctx context.Context, m *queue.Message, idx []int
 func (w *Worker) pooled() *smtpConn {
 	for {
 		sc := w.pool.get()
-		if sc == nil || sc.guard.quiet(idleProbe) {
+		if sc == nil || sc.guard.quiet(sc.raw) {
 			return sc
 		}
 		w.log.Debug("pooled gateway connection not quiet, closing it", "remote", sc.remote)

@@ -112,18 +112,35 @@ func (g *replyGuard) pending() bool {
 	return g.err != nil || g.r < g.w
 }
 
-// idleProbe is how long quiet waits for bytes from a pooled connection.
+// idleProbe is how long quiet waits for bytes from a pooled connection
+// whose socket it cannot ask directly (see arrived).
 const idleProbe = 5 * time.Millisecond
 
 // quiet reports whether the connection, idle between transactions, has
-// nothing to say: no byte buffered and none arriving within wait. A
-// connection that sent something while idle (a stale reply, a 421 before
-// closing) or that was closed is not quiet, and must not be reused.
-func (g *replyGuard) quiet(wait time.Duration) bool {
+// nothing to say: no byte buffered here, in the TLS layer or in the socket
+// of raw (the TCP connection under it). A connection that sent something
+// while idle (a stale reply, a 421 before closing) or that was closed is
+// not quiet, and must not be reused.
+//
+// It does not wait: the socket is asked with a non-blocking MSG_PEEK, and
+// what TLS already decrypted is read with a deadline in the past
+// (crypto/tls hands out buffered data before it touches the socket). Only
+// where the socket cannot be asked does it wait idleProbe for bytes. Bytes
+// still in flight when it looks are not seen by any wait; the guard fails
+// the session when they arrive (errOutOfStep).
+func (g *replyGuard) quiet(raw net.Conn) bool {
 	if g.pending() {
 		return false
 	}
-	_ = g.Conn.SetReadDeadline(time.Now().Add(wait))
+	sent, known := arrived(raw)
+	if sent {
+		return false
+	}
+	deadline := time.Now().Add(idleProbe)
+	if known {
+		deadline = time.Unix(1, 0) // in the past: only what is buffered above the socket
+	}
+	_ = g.Conn.SetReadDeadline(deadline)
 	n, err := g.Conn.Read(g.buf)
 	_ = g.Conn.SetReadDeadline(time.Time{})
 	if n > 0 {
