@@ -1,6 +1,7 @@
 package smtp
 
 import (
+	"bufio"
 	"crypto/tls"
 	"encoding/base64"
 	"errors"
@@ -14,6 +15,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/emersion/go-sasl"
@@ -36,9 +38,16 @@ type Conn struct {
 	binarymime bool
 
 	lineLimitReader *lineLimitReader
-	bdatPipe        *io.PipeWriter
-	bdatStatus      *statusCollector // used for BDAT on LMTP
-	dataResult      chan error
+	// edgerelay patch: idle connections hold no bufio buffers. in is what
+	// c.text.R reads from (the connection, after the byte that ended the
+	// wait); wr is what c.text.W writes to. Both buffers are taken from
+	// pools only while used (see waitForInput and writeResponse).
+	in pendingReader
+	wr io.Writer
+
+	bdatPipe   *io.PipeWriter
+	bdatStatus *statusCollector // used for BDAT on LMTP
+	dataResult chan error
 	// closed is set by Close. edgerelay patch: the server stops reading
 	// commands once it is set (see Server.handleConn).
 	closed        bool
@@ -86,7 +95,87 @@ func (c *Conn) init() {
 		}
 	}
 
-	c.text = textproto.NewConn(rwc)
+	// edgerelay patch: no buffers until there is something to read or
+	// write. Like a new textproto.Conn, this drops what was buffered on
+	// the old connection (STARTTLS).
+	c.releaseReader()
+	c.in = pendingReader{r: rwc.Reader}
+	c.wr = rwc.Writer
+	c.text = &textproto.Conn{}
+}
+
+// edgerelay patch: the line reader's and the reply writer's buffers
+// (4 KiB each, what textproto.NewConn gives) are pooled, and held only
+// while a command, a SASL response or a message is being read and while a
+// reply is written: an idle connection (most of an authenticated
+// submission session's life) holds neither.
+var (
+	readerPool = sync.Pool{New: func() interface{} { return bufio.NewReaderSize(nil, 4096) }}
+	writerPool = sync.Pool{New: func() interface{} { return bufio.NewWriterSize(nil, 4096) }}
+	// readersHeld counts the connections holding a read buffer (tests).
+	readersHeld atomic.Int64
+)
+
+// pendingReader is the connection with the byte that ended an idle wait
+// (and the error that came with it) put back in front.
+type pendingReader struct {
+	r   io.Reader
+	b   [1]byte
+	n   int
+	err error
+}
+
+func (p *pendingReader) Read(b []byte) (int, error) {
+	if p.n == 0 && p.err == nil {
+		return p.r.Read(b)
+	}
+	if len(b) == 0 {
+		return 0, nil
+	}
+	n := copy(b, p.b[:p.n])
+	err := p.err
+	p.n, p.err = 0, nil
+	if n == 1 && err == nil && b[0] != '\n' && len(b) > 1 {
+		// The byte and what came with it make one read, as without the
+		// wait: a line too long in it is refused whole, and a lone
+		// line ending is answered at once.
+		m, err := p.r.Read(b[1:])
+		if err == ErrTooLongLine {
+			return 0, err
+		}
+		return n + m, err
+	}
+	return n, err
+}
+
+// waitForInput makes c.text.R ready to read a line. With nothing buffered
+// it gives the read buffer back and waits for the next byte with a one-byte
+// read (same reader, same deadline, same errors), then takes a buffer
+// again.
+func (c *Conn) waitForInput() {
+	if c.text.R != nil {
+		if c.text.R.Buffered() > 0 {
+			return
+		}
+		c.releaseReader()
+	}
+	c.in.n, c.in.err = c.in.r.Read(c.in.b[:])
+	br := readerPool.Get().(*bufio.Reader)
+	br.Reset(&c.in)
+	c.text.R = br
+	readersHeld.Add(1)
+}
+
+// releaseReader gives the read buffer back to the pool, with anything
+// still in it.
+func (c *Conn) releaseReader() {
+	if c.text == nil || c.text.R == nil {
+		return
+	}
+	c.text.R.Reset(nil)
+	readerPool.Put(c.text.R)
+	c.text.R = nil
+	readersHeld.Add(-1)
 }
 
 // Commands are dispatched to the appropriate handler functions.
@@ -1322,6 +1411,17 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	// transform each single line with \n, into separate lines
 	text = strings.Split(strings.Join(text, "\n"), "\n")
 
+	// edgerelay patch: a pooled write buffer, for this reply only
+	// (PrintfLine flushes every line).
+	bw := writerPool.Get().(*bufio.Writer)
+	bw.Reset(c.wr)
+	c.text.W = bw
+	defer func() {
+		c.text.W = nil
+		bw.Reset(nil)
+		writerPool.Put(bw)
+	}()
+
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {
 		c.text.PrintfLine("%d-%v", code, text[i])
@@ -1349,6 +1449,7 @@ func (c *Conn) readLine() (string, error) {
 		}
 	}
 
+	c.waitForInput() // edgerelay patch
 	return c.text.ReadLine()
 }
 

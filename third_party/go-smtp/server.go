@@ -155,6 +155,7 @@ func (s *Server) handleConn(c *Conn) error {
 
 	defer func() {
 		c.Close()
+		c.releaseReader() // edgerelay patch: back to the pool
 
 		s.locker.Lock()
 		delete(s.conns, c)
