@@ -4,8 +4,9 @@
 // CommitNew, WriteFileAtomic, WriteTemp, WriteNew); directory fsyncs shared
 // between concurrent writers (DirSyncer, group commit); the file operations
 // behind an FS interface so that tests can fail or "lose power" at any one
-// of them; and the writable-and-not-full probe that /readyz asks
-// (ProbeDir, MinFreeBytes).
+// of them, writes in place included (File: pread, pwrite, fdatasync); and
+// the writable-and-not-full probe that /readyz asks (ProbeDir,
+// MinFreeBytes).
 //
 // Invariants:
 //   - The order: file data is fsync'd before the rename or link, and the

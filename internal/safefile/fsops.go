@@ -29,18 +29,51 @@ type FS interface {
 	SyncDir(dir string) error
 
 	ReadFile(path string) ([]byte, error)
-	Open(path string) (io.ReadCloser, error)
+	// Open opens an existing file for reading (ReadAt; WriteAt fails).
+	Open(path string) (File, error)
+	// OpenRW opens an existing file for reading and writing in place
+	// (pread, pwrite, fdatasync): the spool's lease records.
+	OpenRW(path string) (File, error)
 	ReadDirNames(dir string) ([]string, error)
 	Lstat(path string) (fs.FileInfo, error)
 }
 
-// TempFile is a file being written by the spool.
+// TempFile is a file being written by the spool: written in sequence,
+// and in place (WriteAt) before it is fsync'd.
 type TempFile interface {
 	io.Writer
+	io.WriterAt
 	Name() string
 	Sync() error
 	Close() error
 }
+
+// File is an existing file opened by Open or OpenRW.
+type File interface {
+	io.Reader
+	io.ReaderAt
+	io.WriterAt
+	Name() string
+	// Size is the file's current size (fstat).
+	Size() (int64, error)
+	// Datasync makes the file's data durable (fdatasync where the
+	// platform has it, else fsync): what a write in place needs.
+	Datasync() error
+	Close() error
+}
+
+// osFile is a File of the real file system.
+type osFile struct{ *os.File }
+
+func (f osFile) Size() (int64, error) {
+	fi, err := f.Stat()
+	if err != nil {
+		return 0, err
+	}
+	return fi.Size(), nil
+}
+
+func (f osFile) Datasync() error { return datasync(f.File) }
 
 // OS is the real file system.
 type OS struct{}
@@ -59,12 +92,19 @@ func (OS) Remove(path string) error             { return os.Remove(path) }
 func (OS) RemoveAll(path string) error          { return os.RemoveAll(path) }
 func (OS) SyncDir(dir string) error             { return SyncDir(dir) }
 func (OS) ReadFile(path string) ([]byte, error) { return os.ReadFile(path) }
-func (OS) Open(path string) (io.ReadCloser, error) {
+func (OS) Open(path string) (File, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, err
 	}
-	return f, nil
+	return osFile{f}, nil
+}
+func (OS) OpenRW(path string) (File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
 }
 func (OS) ReadDirNames(dir string) ([]string, error) { return ReadDirNames(dir) }
 func (OS) Lstat(path string) (fs.FileInfo, error)    { return os.Lstat(path) }

@@ -3,7 +3,6 @@ package spool
 import (
 	"errors"
 	"fmt"
-	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -27,8 +26,10 @@ import (
 //   - fault: operation k alone fails with EIO; the others work. This tries
 //     every error path of the spool.
 //
-// Mutating operations are CreateTemp, Write, Sync, Close, Rename, Link,
-// Remove, RemoveAll, MkdirAll and SyncDir; reads are not counted.
+// Mutating operations are CreateTemp, Write, WriteAt, Sync, Datasync,
+// Close (of a file being written), Rename, Link, Remove, RemoveAll,
+// MkdirAll and SyncDir; reads (ReadFile, Open, OpenRW, ReadAt, Read,
+// ReadDirNames, Lstat) are not counted, and fail after a crash.
 type faultFS struct {
 	real    safefile.OS
 	backup  string // a directory on the same file system for undo copies
@@ -39,6 +40,7 @@ type faultFS struct {
 	dead    bool
 	undo    []undoRec
 	files   map[string]*fileRec // by current name
+	recs    []*fileRec          // every file tracked, for powerLoss
 	nbackup int
 }
 
@@ -49,8 +51,18 @@ type undoRec struct {
 	undo func()
 }
 
+// fileRec is what the disk holds of one file (an inode, whatever its
+// names): its length, the length that is durable, and the old bytes of
+// writes in place not yet made durable (newest last).
 type fileRec struct {
 	size, synced int64
+	patches      []patch
+	fd           *os.File // a descriptor of the inode, to undo through
+}
+
+type patch struct {
+	off int64
+	old []byte
 }
 
 func newFaultFS(backup string) *faultFS {
@@ -64,27 +76,53 @@ func (f *faultFS) arm(k int, crash bool) {
 	defer f.mu.Unlock()
 	f.at, f.crash, f.ops, f.dead = k, crash, 0, false
 	f.undo = nil
-	for _, r := range f.files {
+	for _, r := range f.recs {
 		r.synced = r.size
+		r.patches = nil
 	}
 }
 
 // count counts one mutating operation and says whether it must fail.
 func (f *faultFS) count(what string) error {
+	_, err := f.countTorn(what)
+	return err
+}
+
+// countTorn is count that also says whether the operation is the one the
+// power is cut in (crash mode), for a write that is torn then.
+func (f *faultFS) countTorn(what string) (torn bool, err error) {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	if f.dead {
-		return errPowerLost
+		return false, errPowerLost
 	}
 	f.ops++
 	if f.ops != f.at {
-		return nil
+		return false, nil
 	}
 	if f.crash {
 		f.dead = true
-		return fmt.Errorf("%s: %w", what, errPowerLost)
+		return true, fmt.Errorf("%s: %w", what, errPowerLost)
 	}
-	return &fs.PathError{Op: what, Path: "(fault)", Err: syscall.EIO}
+	return false, &fs.PathError{Op: what, Path: "(fault)", Err: syscall.EIO}
+}
+
+// track returns the record of the file at path (an inode), making one for
+// a file the faultFS did not create: all of it durable.
+func (f *faultFS) track(path string, size int64) (*fileRec, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if r := f.files[path]; r != nil {
+		return r, nil
+	}
+	fd, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	r := &fileRec{size: size, synced: size, fd: fd}
+	f.files[path] = r
+	f.recs = append(f.recs, r)
+	return r, nil
 }
 
 // alive fails reads after a crash.
@@ -123,20 +161,39 @@ func (f *faultFS) save(path string) string {
 	return b
 }
 
-// powerLoss undoes what was not made durable, newest first.
+// powerLoss undoes what was not made durable, newest first: the data of
+// every file (through a descriptor of its inode, whatever its names are
+// now), then the directory changes.
 func (f *faultFS) powerLoss() {
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	for name, r := range f.files {
-		if r.synced < r.size {
-			os.Truncate(name, r.synced)
+	for _, r := range f.recs {
+		for i := len(r.patches) - 1; i >= 0; i-- {
+			r.fd.WriteAt(r.patches[i].old, r.patches[i].off)
 		}
+		if r.synced < r.size {
+			r.fd.Truncate(r.synced)
+		}
+		r.fd.Close()
 	}
 	for i := len(f.undo) - 1; i >= 0; i-- {
 		f.undo[i].undo()
 	}
 	f.undo = nil
 	f.files = map[string]*fileRec{}
+	f.recs = nil
+}
+
+// closeAll closes the descriptors kept for undo (a run that ends without
+// a power loss).
+func (f *faultFS) closeAll() {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	for _, r := range f.recs {
+		r.fd.Close()
+	}
+	f.files = map[string]*fileRec{}
+	f.recs = nil
 }
 
 func (f *faultFS) MkdirAll(dir string) error {
@@ -155,9 +212,15 @@ func (f *faultFS) CreateTemp(dir, pattern string) (safefile.TempFile, error) {
 		return nil, err
 	}
 	name := tf.Name()
-	r := &fileRec{}
+	fd, err := os.OpenFile(name, os.O_RDWR, 0)
+	if err != nil {
+		tf.Close()
+		return nil, err
+	}
+	r := &fileRec{fd: fd}
 	f.mu.Lock()
 	f.files[name] = r
+	f.recs = append(f.recs, r)
 	f.mu.Unlock()
 	f.record(dir, func() { os.Remove(name) })
 	return &faultFile{fs: f, f: tf, rec: r}, nil
@@ -265,11 +328,34 @@ func (f *faultFS) ReadFile(path string) ([]byte, error) {
 	return f.real.ReadFile(path)
 }
 
-func (f *faultFS) Open(path string) (io.ReadCloser, error) {
+func (f *faultFS) Open(path string) (safefile.File, error) {
 	if err := f.alive(); err != nil {
 		return nil, err
 	}
-	return f.real.Open(path)
+	rf, err := f.real.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	return &faultOpenFile{fs: f, f: rf}, nil
+}
+
+func (f *faultFS) OpenRW(path string) (safefile.File, error) {
+	if err := f.alive(); err != nil {
+		return nil, err
+	}
+	rf, err := f.real.OpenRW(path)
+	if err != nil {
+		return nil, err
+	}
+	size, err := rf.Size()
+	if err == nil {
+		var r *fileRec
+		if r, err = f.track(path, size); err == nil {
+			return &faultOpenFile{fs: f, f: rf, rec: r}, nil
+		}
+	}
+	rf.Close()
+	return nil, err
 }
 
 func (f *faultFS) ReadDirNames(dir string) ([]string, error) {
@@ -307,6 +393,46 @@ func (w *faultFile) Write(p []byte) (int, error) {
 	return n, err
 }
 
+func (w *faultFile) WriteAt(p []byte, off int64) (int, error) {
+	return writeAt(w.fs, w.rec, w.f.WriteAt, p, off)
+}
+
+// writeAt writes p at off in the file of rec with wr, keeping the bytes it
+// replaces over durable data for powerLoss; the write the power is cut in
+// is torn (half of it reaches the disk, durably).
+func writeAt(f *faultFS, rec *fileRec, wr func([]byte, int64) (int, error), p []byte, off int64) (int, error) {
+	torn, err := f.countTorn("writeat")
+	if err != nil {
+		if torn {
+			wr(p[:len(p)/2], off)
+		}
+		return 0, err
+	}
+	f.mu.Lock()
+	if end := min(off+int64(len(p)), rec.synced); end > off {
+		old := make([]byte, end-off)
+		if _, err := rec.fd.ReadAt(old, off); err != nil {
+			f.mu.Unlock()
+			return 0, err
+		}
+		rec.patches = append(rec.patches, patch{off: off, old: old})
+	}
+	f.mu.Unlock()
+	n, err := wr(p, off)
+	f.mu.Lock()
+	rec.size = max(rec.size, off+int64(n))
+	f.mu.Unlock()
+	return n, err
+}
+
+// synced marks all of rec durable.
+func (f *faultFS) synced(rec *fileRec) {
+	f.mu.Lock()
+	rec.synced = rec.size
+	rec.patches = nil
+	f.mu.Unlock()
+}
+
 func (w *faultFile) Sync() error {
 	if err := w.fs.count("sync"); err != nil {
 		return err
@@ -314,9 +440,7 @@ func (w *faultFile) Sync() error {
 	if err := w.f.Sync(); err != nil {
 		return err
 	}
-	w.fs.mu.Lock()
-	w.rec.synced = w.rec.size
-	w.fs.mu.Unlock()
+	w.fs.synced(w.rec)
 	return nil
 }
 
@@ -327,3 +451,55 @@ func (w *faultFile) Close() error {
 	}
 	return w.f.Close()
 }
+
+// faultOpenFile is a file opened by Open (rec nil: reads only) or OpenRW.
+type faultOpenFile struct {
+	fs  *faultFS
+	f   safefile.File
+	rec *fileRec
+}
+
+func (o *faultOpenFile) Name() string { return o.f.Name() }
+
+func (o *faultOpenFile) Read(p []byte) (int, error) {
+	if err := o.fs.alive(); err != nil {
+		return 0, err
+	}
+	return o.f.Read(p)
+}
+
+func (o *faultOpenFile) ReadAt(p []byte, off int64) (int, error) {
+	if err := o.fs.alive(); err != nil {
+		return 0, err
+	}
+	return o.f.ReadAt(p, off)
+}
+
+func (o *faultOpenFile) Size() (int64, error) {
+	if err := o.fs.alive(); err != nil {
+		return 0, err
+	}
+	return o.f.Size()
+}
+
+func (o *faultOpenFile) WriteAt(p []byte, off int64) (int, error) {
+	if o.rec == nil {
+		return 0, &fs.PathError{Op: "write", Path: o.f.Name(), Err: syscall.EBADF}
+	}
+	return writeAt(o.fs, o.rec, o.f.WriteAt, p, off)
+}
+
+func (o *faultOpenFile) Datasync() error {
+	if err := o.fs.count("datasync"); err != nil {
+		return err
+	}
+	if err := o.f.Datasync(); err != nil {
+		return err
+	}
+	if o.rec != nil {
+		o.fs.synced(o.rec)
+	}
+	return nil
+}
+
+func (o *faultOpenFile) Close() error { return o.f.Close() }
