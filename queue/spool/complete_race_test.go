@@ -29,9 +29,9 @@ func (p *pauseRemoveFS) Remove(path string) error {
 
 // TestSpoolEnqueueDuringComplete: an Enqueue of a preset ID (a report
 // queued again after a retried delivery) that runs while Complete of the
-// same ID is between removing the envelope and removing the body must not
-// end up with an acknowledged envelope whose body Complete then deleted
-// (issue 8 review).
+// same ID is between removing the message file and removing its envelope
+// file must not end up with an acknowledged message whose envelope Complete
+// then deleted or replaced (issue 8 review; issue 10: the one-file layout).
 func TestSpoolEnqueueDuringComplete(t *testing.T) {
 	dir := t.TempDir()
 	const id = "06H32GE1S57TAAV3RV1Q-failed-0123456789"
@@ -51,7 +51,7 @@ func TestSpoolEnqueueDuringComplete(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	pfs.path = s.bodyPath(id)
+	pfs.path = s.envelopePath(id) // the second removal of Complete, after the message file's
 	completed := make(chan error, 1)
 	go func() { completed <- s.Complete(context.Background(), m) }()
 	<-pfs.reached

@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -14,9 +15,11 @@ import (
 )
 
 // Crash consistency of the spool (TESTING.md §4, issue 8): every path that
-// writes — enqueue, claim (Lease), reschedule, complete, quarantine of a
-// corrupt envelope, quarantine of a message whose deliveries crashed, and
-// Open's own clean-up — is stopped at each of its file operations in
+// writes — enqueue, claim (Lease: the lease slot written in place, torn
+// when the power is cut during it), reschedule, complete, quarantine of a
+// corrupt envelope, quarantine of a message whose deliveries crashed,
+// Open's own clean-up, and Open's migration of the layout before issue 10
+// — is stopped at each of its file operations in
 // turn, once by a power loss (faultFS crash mode: the operation and all
 // later ones fail, and whatever was not fsync'd is undone) and once by a
 // single EIO (fault mode). The spool is then reopened on the real file
@@ -24,9 +27,9 @@ import (
 //
 //   - no message whose Enqueue returned nil is lost, and none that was
 //     not Completed is gone (envelopes are never deleted);
-//   - every envelope in msg/ is readable and its body is complete;
-//   - no body without an envelope and no temporary file is left (orphans
-//     cleaned);
+//   - every message file in msg/ is readable and its body is complete;
+//   - no envelope file without its message file, no file of the previous
+//     layout and no temporary file is left (leftovers cleaned);
 //   - a message whose claim may still be running (claimed, no durable
 //     Reschedule or Complete) is not due again before its lease ends, so it
 //     is never leased twice at once;
@@ -148,18 +151,17 @@ func (h *crashHarness) verify(label string) {
 	for n := range msg {
 		id, ext := splitName(n)
 		switch ext {
-		case bodyExt:
-			if !msg[id+envelopeExt] {
-				t.Errorf("%s: body %s has no envelope after reopen", label, n)
-			}
 		case envelopeExt:
+			if !msg[id+msgExt] {
+				t.Errorf("%s: envelope file %s has no message file after reopen", label, n)
+			}
+		case msgExt:
 			rec, err := s.readRecord(id)
 			if err != nil {
-				t.Errorf("%s: envelope %s unreadable after reopen: %v", label, id, err)
+				t.Errorf("%s: message %s unreadable after reopen: %v", label, id, err)
 				continue
 			}
-			b, err := os.ReadFile(s.bodyPath(id))
-			if err != nil || string(b) != h.bodies[id] {
+			if b, err := readBodyFile(filepath.Join(h.dir, spoolMsgDir, n)); err != nil || b != h.bodies[id] {
 				t.Errorf("%s: body of %s: %d bytes, %v; want the %d bytes enqueued", label, id, len(b), err, len(h.bodies[id]))
 			}
 			if rec.Size != int64(len(h.bodies[id])) {
@@ -182,17 +184,17 @@ func (h *crashHarness) verify(label string) {
 		return false
 	}
 	for id := range h.must {
-		inMsg := msg[id+envelopeExt]
+		inMsg := msg[id+msgExt]
 		switch {
 		case h.wantQ[id]:
-			if inMsg || !inQ(id, envelopeExt) || !inQ(id, bodyExt) {
+			if inMsg || !inQ(id, msgExt) {
 				t.Errorf("%s: %s should be in quarantine with its body (msg/ %v, quarantine/ %v)", label, id, inMsg, q)
 			}
-		case h.quarantine[id] && (inQ(id, envelopeExt) || inQ(id, bodyExt)):
-			if inMsg || !inQ(id, envelopeExt) || !inQ(id, bodyExt) {
+		case h.quarantine[id] && (inQ(id, msgExt) || inQ(id, envelopeExt)):
+			if inMsg || msg[id+envelopeExt] || !inQ(id, msgExt) {
 				t.Errorf("%s: %s half in quarantine (msg/ %v, quarantine/ %v)", label, id, msg, q)
 			}
-			if b, err := os.ReadFile(filepath.Join(h.dir, spoolQuarantineDir, id+bodyExt)); err != nil || string(b) != h.bodies[id] {
+			if b, err := readBodyFile(filepath.Join(h.dir, spoolQuarantineDir, id+msgExt)); err != nil || b != h.bodies[id] {
 				t.Errorf("%s: quarantined body of %s damaged: %d bytes, %v", label, id, len(b), err)
 			}
 		case !inMsg:
@@ -205,7 +207,7 @@ func (h *crashHarness) verify(label string) {
 		}
 	}
 	for id := range h.gone {
-		if msg[id+envelopeExt] {
+		if msg[id+msgExt] {
 			t.Errorf("%s: completed message %s is back", label, id)
 		}
 	}
@@ -240,6 +242,9 @@ func crashPath(t *testing.T, crash bool, setup, run func(h *crashHarness)) int {
 		if crash {
 			mode = "crash"
 		}
+		if !crash {
+			h.fs.closeAll()
+		}
 		h.verify(fmt.Sprintf("%s at op %d", mode, k))
 		h.cfail()
 		if t.Failed() {
@@ -267,6 +272,18 @@ func TestSpoolCrashPoints(t *testing.T) {
 		{"claim", func(h *crashHarness) {
 			h.open()
 			h.mustEnqueue("A")
+		}, func(h *crashHarness) {
+			h.lease()
+		}},
+		{"claim after a crashed claim", func(h *crashHarness) {
+			// The second claim writes the other lease slot; torn, the
+			// first (unfinished, its lease over) is what counts.
+			h.open()
+			h.mustEnqueue("A")
+			h.mustLease("A")
+			h.s.Close()
+			h.open()
+			h.now = h.now.Add(11 * time.Minute)
 		}, func(h *crashHarness) {
 			h.lease()
 		}},
@@ -334,15 +351,74 @@ func TestSpoolCrashPoints(t *testing.T) {
 			h.open()
 			h.mustEnqueue("A")
 			h.mustEnqueue("Q")
+			h.mustEnqueue("D")
+			// All rescheduled: each has an envelope file.
+			var held []*queue.Message
+			for range 3 {
+				m, err := h.lease()
+				must(h.t, err)
+				held = append(held, m)
+			}
+			for _, m := range held {
+				at := h.now.Add(time.Hour)
+				if m.Envelope.ID == "D" {
+					at = h.now
+				}
+				must(h.t, h.s.Reschedule(h.ctx, m, at))
+				delete(h.leased, m.Envelope.ID)
+			}
+			// D completed, and enqueued again since, but the envelope file
+			// of the first D is still there (a Complete interrupted between
+			// its two removals).
+			staleD, err := os.ReadFile(h.s.envelopePath("D"))
+			must(h.t, err)
+			m, err := h.lease()
+			must(h.t, err)
+			if m.Envelope.ID != "D" {
+				h.t.Fatalf("leased %s, want D", m.Envelope.ID)
+			}
+			must(h.t, h.s.Complete(h.ctx, m))
+			delete(h.leased, "D")
+			h.mustEnqueue("D")
+			must(h.t, os.WriteFile(h.s.envelopePath("D"), staleD, 0o600))
 			h.s.Close()
 			h.s = nil
-			// An interrupted enqueue, temporary files, and a quarantine
-			// interrupted after the envelope moved.
+			// An interrupted enqueue of the layout before issue 10,
+			// temporary files, and a quarantine interrupted after the
+			// message file moved.
 			must(h.t, os.WriteFile(filepath.Join(h.dir, spoolMsgDir, "ORPHAN.eml"), []byte("half"), 0o600))
 			must(h.t, os.WriteFile(filepath.Join(h.dir, spoolTmpDir, "X.env.1.tmp"), []byte("{"), 0o600))
-			must(h.t, os.Rename(filepath.Join(h.dir, spoolMsgDir, "Q.env"), filepath.Join(h.dir, spoolQuarantineDir, "Q.env")))
+			must(h.t, os.Rename(filepath.Join(h.dir, spoolMsgDir, "Q.msg"), filepath.Join(h.dir, spoolQuarantineDir, "Q.msg")))
 			h.wantQ["Q"] = true
 			h.quarantine["Q"] = true
+			h.check = func(h *crashHarness, s *Spool) {
+				if rec, err := s.readRecord("D"); err != nil || !rec.NextAttempt.IsZero() {
+					h.t.Errorf("D after reopen: %+v, %v; want the envelope of its second Enqueue", rec, err)
+				}
+			}
+		}, func(h *crashHarness) {
+			if s, err := Open(h.dir, h.o); err == nil {
+				h.s = s
+			}
+		}},
+		{"migrate", func(h *crashHarness) {
+			// A spool of the layout before issue 10: M1 queued, M2 with a
+			// claim that never ended (lease until 5 minutes from now, one
+			// earlier crash).
+			for _, d := range []string{spoolMsgDir, spoolTmpDir, spoolQuarantineDir} {
+				must(h.t, os.MkdirAll(filepath.Join(h.dir, d), 0o700))
+			}
+			writeOldMessage(h.t, h, "M1", time.Time{}, 0, 0)
+			writeOldMessage(h.t, h, "M2", h.now.Add(5*time.Minute), 3, 1)
+			h.leased["M2"] = h.now.Add(5 * time.Minute)
+			h.check = func(h *crashHarness, s *Spool) {
+				if rec, err := s.readRecord("M2"); err != nil || !rec.LeaseUntil.Equal(h.now.Add(5*time.Minute)) || rec.Crashes != 1 || rec.Attempts != 3 {
+					h.t.Errorf("M2 after the migration: %+v, %v; want its claim (lease, 1 crash, 3 attempts)", rec, err)
+				}
+				if s.Len() != 2 {
+					h.t.Errorf("Len = %d after the migration, want 2", s.Len())
+				}
+			}
 		}, func(h *crashHarness) {
 			if s, err := Open(h.dir, h.o); err == nil {
 				h.s = s
@@ -356,6 +432,50 @@ func TestSpoolCrashPoints(t *testing.T) {
 			t.Logf("%s: %d crash points, %d fault points tried", p.name, nc, nf)
 		})
 	}
+}
+
+// writeOldMessage writes message id as the spool before issue 10 did:
+// msg/<id>.eml, the body, and msg/<id>.env, the envelope JSON with the
+// claim's lease_until and crashes.
+func writeOldMessage(t *testing.T, h *crashHarness, id string, leaseUntil time.Time, attempts, crashes int) {
+	t.Helper()
+	h.bodies[id] = h.body(id)
+	h.must[id] = true
+	env := &queue.Envelope{ID: id, From: "alice@example.com", Recipients: []queue.Recipient{
+		{Addr: "bob@example.net", Status: queue.StatusPending}}, Arrival: h.now.Add(-time.Hour),
+		Attempts: attempts, Size: int64(len(h.bodies[id]))}
+	data, err := json.Marshal(struct {
+		*queue.Envelope
+		LeaseUntil time.Time `json:"lease_until,omitzero"`
+		Crashes    int       `json:"crashes,omitempty"`
+	}{env, leaseUntil, crashes})
+	must(t, err)
+	must(t, os.WriteFile(filepath.Join(h.dir, spoolMsgDir, id+".eml"), []byte(h.bodies[id]), 0o600))
+	must(t, os.WriteFile(filepath.Join(h.dir, spoolMsgDir, id+".env"), append(data, '\n'), 0o600))
+}
+
+// readBodyFile reads the body section of a message file.
+func readBodyFile(path string) (string, error) {
+	f, err := safefile.OS{}.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return "", err
+	}
+	b := make([]byte, bodyOffset)
+	if _, err := f.ReadAt(b, 0); err != nil {
+		return "", err
+	}
+	hdr, err := decodeHeader(b, size)
+	if err != nil {
+		return "", err
+	}
+	body := make([]byte, hdr.bodyLen)
+	_, err = f.ReadAt(body, hdr.bodyOff)
+	return string(body), err
 }
 
 func must(t *testing.T, err error) {

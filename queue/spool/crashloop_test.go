@@ -71,7 +71,7 @@ func TestSpoolCrashLoopQuarantined(t *testing.T) {
 		t.Fatalf("after %d crashed deliveries leased %s, want only %s", queue.DefaultMaxDeliveryCrashes, m.Envelope.ID, fine)
 	}
 	noLease(t, s)
-	if got, want := dirNames(t, filepath.Join(dir, "quarantine")), []string{poison + ".eml", poison + ".env"}; !equal(got, want) {
+	if got, want := dirNames(t, filepath.Join(dir, "quarantine")), []string{poison + ".msg"}; !equal(got, want) {
 		t.Fatalf("quarantine/ = %v, want %v", got, want)
 	}
 	if l := logs.String(); !strings.Contains(l, "level=ERROR") || !strings.Contains(l, "id="+poison) {

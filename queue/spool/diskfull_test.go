@@ -32,7 +32,7 @@ func TestSpoolDiskFull(t *testing.T) {
 		if !errors.Is(err, queue.ErrInsufficientStorage) || !errors.Is(err, syscall.ENOSPC) {
 			t.Fatalf("Enqueue of %d bytes on a full disk: %v, want ErrInsufficientStorage wrapping ENOSPC", len(b), err)
 		}
-		if got := dirNames(t, filepath.Join(dir, "msg")); !equal(got, []string{first + ".eml", first + ".env"}) {
+		if got := dirNames(t, filepath.Join(dir, "msg")); !equal(got, []string{first + ".msg"}) {
 			t.Fatalf("msg/ after the failed Enqueue = %v, want only the first message", got)
 		}
 		if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {

@@ -6,16 +6,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
-	"path/filepath"
 
 	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// Enqueue stores a message durably: the body is streamed to a temporary
-// file, fsync'd and linked into place, the directory is fsync'd, and then
-// the envelope is written the same way; the envelope's link is the commit.
+// Enqueue stores a message durably, in one file: the body is streamed to a
+// temporary file and the envelope appended, the header written in place,
+// the file fsync'd and linked into msg/, and msg/ fsync'd (shared with
+// concurrent Enqueues); the link is the commit, and Enqueue returns nil
+// only after that directory fsync.
 // On error everything this call wrote is removed again, and nothing that
 // another Enqueue committed is ever replaced or removed.
 //
@@ -95,77 +95,70 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 	return id, nil
 }
 
-// write stores body and then env. It leaves nothing of its own behind on
-// error, and never touches a file it did not create. The caller holds the
-// in-process claim on env.ID (s.enqueuing).
+// write stores the message in one file: a temporary file in tmp/ gets a
+// blank header, the body (streamed), the envelope, then the header in
+// place; it is fsync'd once and linked into msg/ (CommitNew: never over a
+// file that exists), and msg/ is fsync'd (group commit). It leaves nothing
+// of its own behind on error, and never touches a file it did not create.
+// The caller holds the in-process claim on env.ID (s.enqueuing).
 func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) error {
-	bodyPath, envPath := s.bodyPath(env.ID), s.envelopePath(env.ID)
-	f, err := s.fs.CreateTemp(s.tmpDir, env.ID+bodyExt+".*.tmp")
+	path := s.msgPath(env.ID)
+	f, err := s.fs.CreateTemp(s.tmpDir, env.ID+msgExt+".*.tmp")
 	if err != nil {
 		return err
 	}
-	n, err := io.Copy(f, ctxReader{ctx, body})
+	n, err := fillMessage(ctx, f, env, body, leaseRec{})
 	if err != nil {
 		f.Close()
 		s.fs.Remove(f.Name())
-		return fmt.Errorf("write body: %w", err)
-	}
-	// Body first, durable, under its final name: an envelope must never
-	// point at a body that a crash could lose.
-	if err := s.commitBody(f, bodyPath, envPath); err != nil {
-		return fmt.Errorf("commit body: %w", err)
+		return err
 	}
 	env.Size = n
-	rec := spoolRecord{Envelope: env}
-	data, err := json.Marshal(rec)
-	var created bool
-	if err == nil {
-		var tf safefile.TempFile
-		if tf, err = safefile.WriteTemp(s.fs, s.tmpDir, filepath.Base(envPath), append(data, '\n')); err == nil {
-			created, err = safefile.CommitNew(s.fs, &s.dirs, tf, envPath)
-		}
-	}
+	created, err := safefile.CommitNew(s.fs, &s.dirs, f, path)
 	if err != nil {
 		// The link may have happened before the failing directory fsync;
 		// remove what this call made so that nothing half-committed stays.
 		if created {
-			s.fs.Remove(envPath)
+			s.fs.Remove(path)
+			s.dirs.Sync(s.msgDir)
 		}
-		s.fs.Remove(bodyPath)
-		s.dirs.Sync(s.msgDir)
-		return fmt.Errorf("commit envelope: %w", err)
+		return fmt.Errorf("commit: %w", err)
 	}
 	return nil
 }
 
-// commitBody links the written body f to bodyPath. A body already there
-// without an envelope is the leftover of an Enqueue whose cleanup failed
-// (only one Enqueue of an ID runs at a time): it is replaced. With an
-// envelope it belongs to a committed message and is never touched.
-func (s *Spool) commitBody(f safefile.TempFile, bodyPath, envPath string) error {
-	tmp := f.Name()
-	err := f.Sync()
-	if cerr := f.Close(); err == nil {
-		err = cerr
+// fillMessage writes a message file's content to f (not yet fsync'd) and
+// returns the body's size: a blank header, the body, the envelope (with
+// Size set), and the header in place. lease, when its seq is not 0, is
+// written to its slot (a claim carried over by the migration of the layout
+// before issue 10).
+func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, body io.Reader, lease leaseRec) (int64, error) {
+	if _, err := f.Write(make([]byte, bodyOffset)); err != nil {
+		return 0, fmt.Errorf("write header: %w", err)
 	}
-	if err == nil {
-		err = s.fs.Link(tmp, bodyPath)
-		if errors.Is(err, fs.ErrExist) {
-			if _, serr := s.fs.Lstat(envPath); errors.Is(serr, fs.ErrNotExist) {
-				s.log.Warn("spool: replacing a leftover body without envelope", "file", bodyPath)
-				err = s.fs.Rename(tmp, bodyPath)
-			}
+	n, err := io.Copy(f, ctxReader{ctx, body})
+	if err != nil {
+		return 0, fmt.Errorf("write body: %w", err)
+	}
+	env.Size = n
+	data, err := json.Marshal(env)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := f.Write(data); err != nil {
+		return 0, fmt.Errorf("write envelope: %w", err)
+	}
+	hdr := encodeHeader(msgHeader{instance: newInstance(), bodyOff: bodyOffset, bodyLen: n,
+		envOff: bodyOffset + n, envLen: int64(len(data))})
+	if lease.seq != 0 {
+		if _, err := f.WriteAt(encodeSlot(lease), slotOffset(lease.seq)); err != nil {
+			return 0, fmt.Errorf("write lease: %w", err)
 		}
 	}
-	s.fs.Remove(tmp)
-	if err != nil {
-		return err
+	if _, err := f.WriteAt(hdr, 0); err != nil {
+		return 0, fmt.Errorf("write header: %w", err)
 	}
-	if err := s.dirs.Sync(s.msgDir); err != nil {
-		s.fs.Remove(bodyPath)
-		return err
-	}
-	return nil
+	return n, nil
 }
 
 // ctxReader stops a body copy once ctx is done, so that a client that went

@@ -2,7 +2,6 @@ package spool_test
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"io"
 	"os"
@@ -15,14 +14,14 @@ import (
 	"github.com/edgerelay/edgerelay/queue/spool"
 )
 
-// TestSpoolEnqueueFiles checks the committed layout: body and envelope in
+// TestSpoolEnqueueFiles checks the committed layout: one message file in
 // msg/, the envelope's recorded size, and nothing in tmp/.
 func TestSpoolEnqueueFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpool(t, dir, spool.Options{})
 	env := envelope("bob@example.net")
 	id := mustEnqueue(t, s, env, "Subject: x\r\n\r\nhello\r\n")
-	if got, want := dirNames(t, filepath.Join(dir, "msg")), []string{id + ".eml", id + ".env"}; !equal(got, want) {
+	if got, want := dirNames(t, filepath.Join(dir, "msg")), []string{id + ".msg"}; !equal(got, want) {
 		t.Fatalf("msg/ = %v, want %v", got, want)
 	}
 	if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {
@@ -39,15 +38,11 @@ func TestSpoolEnqueueFiles(t *testing.T) {
 
 func readEnvelopeFile(t testing.TB, dir, id string) *queue.Envelope {
 	t.Helper()
-	data, err := os.ReadFile(filepath.Join(dir, "msg", id+".env"))
+	env, err := spool.ReadEnvelope(dir, id)
 	if err != nil {
 		t.Fatal(err)
 	}
-	var env queue.Envelope
-	if err := json.Unmarshal(data, &env); err != nil {
-		t.Fatal(err)
-	}
-	return &env
+	return env
 }
 
 func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b, "\n") }
@@ -146,11 +141,11 @@ func TestSpoolEnqueueFailureLeavesNothing(t *testing.T) {
 			body:  strings.NewReader("body"),
 		},
 		{
-			// A directory where the envelope must go makes its rename fail
-			// after the body was committed: the body must go again.
+			// A directory where the message file must go makes its link
+			// fail after the file was written: it must go again.
 			name: "envelope commit fails",
 			setup: func(t *testing.T, dir string) {
-				if err := os.MkdirAll(filepath.Join(dir, "msg", presetID+".env", "x"), 0o700); err != nil {
+				if err := os.MkdirAll(filepath.Join(dir, "msg", presetID+".msg", "x"), 0o700); err != nil {
 					t.Fatal(err)
 				}
 			},
@@ -181,7 +176,7 @@ func TestSpoolEnqueueFailureLeavesNothing(t *testing.T) {
 				t.Fatalf("Len = %d after failed Enqueue", s.Len())
 			}
 			for _, name := range dirNames(t, filepath.Join(dir, "msg")) {
-				if name != presetID+".env" { // the obstacle of the last case
+				if name != presetID+".msg" { // the obstacle of the last case
 					t.Errorf("left in msg/: %s", name)
 				}
 			}

@@ -5,24 +5,32 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// FuzzSpoolRecord: decoding an envelope file read from disk never panics or
-// hangs (each case within 2 s), and either fails with errCorruptEnvelope
-// (the message is quarantined) or yields an envelope for that ID that
-// passes Validate and survives a write and a second read unchanged.
+// FuzzSpoolRecord: decoding a message file read from disk (header, lease
+// slots, embedded envelope) or an envelope file never panics or hangs
+// (each case within 2 s), and either fails with errCorruptEnvelope (the
+// message is quarantined) or yields an envelope for that ID that passes
+// Validate and survives a write and a second read unchanged (message file:
+// the body section, the envelope and the current claim too).
 func FuzzSpoolRecord(f *testing.F) {
-	good, _ := json.Marshal(spoolRecord{Envelope: &queue.Envelope{ID: "A", From: "a@b.example",
+	env := &queue.Envelope{ID: "A", From: "a@b.example",
 		Recipients: []queue.Recipient{{Addr: "c@d.example", ORCPT: "rfc822;c@d.example", Notify: []string{queue.NotifyFailure}, Status: queue.StatusPending,
 			Reply: &queue.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"later"}}}},
-		Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Attempts: 2, Size: 42},
-		LeaseUntil: time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC), Crashes: 1})
+		Arrival: time.Date(2026, 1, 2, 3, 4, 5, 6, time.UTC), Attempts: 2, Size: 4}
+	good, _ := json.Marshal(envFile{Envelope: env, Instance: 7, LeaseSeq: 3})
+	msg, _ := encodeMessage(7, env, []byte("body"), leaseRec{seq: 5, leaseUntil: time.Date(2026, 1, 2, 3, 5, 5, 0, time.UTC), attempts: 3, crashes: 1})
+	torn := slices.Clone(msg)
+	copy(torn[slot1+4:], "\xff\xff") // slot 1 (seq 5) torn: slot 0 is empty
 	for _, seed := range []string{
-		string(good), "", "null", "{}", `{"id":"A"}`, `{"id":"A","recipients":[]}`,
+		string(good), string(msg), string(torn), string(msg[:bodyOffset]), string(msg[:len(msg)-1]),
+		"", "null", "{}", `{"id":"A"}`, `{"id":"A","recipients":[]}`,
 		`{"id":"A","recipients":[{"addr":"x\u0000@y"}]}`, `{"id":"A","recipients":[{"addr":"x@y"}],"lease_until":"bad"}`,
 		`{"id":"A","recipients":[{"addr":"x@y"}],"crashes":-5,"attempts":1e30}`, `[`, "\xff\xfe",
 	} {
@@ -33,16 +41,26 @@ func FuzzSpoolRecord(f *testing.F) {
 			rec *spoolRecord
 			err error
 		}
+		isMsg := strings.HasPrefix(data, msgMagic)
 		done := make(chan result, 1)
 		go func() {
-			rec, err := decodeRecord("A", []byte(data))
-			done <- result{rec, err}
+			if isMsg {
+				rec, err := decodeMessage("A", []byte(data))
+				done <- result{rec, err}
+				return
+			}
+			env, err := decodeEnvFile("A", []byte(data))
+			if err != nil {
+				done <- result{nil, err}
+				return
+			}
+			done <- result{&spoolRecord{Envelope: env.Envelope}, nil}
 		}()
 		var r result
 		select {
 		case r = <-done:
 		case <-time.After(2 * time.Second):
-			t.Fatalf("decodeRecord did not return within 2s for %d bytes", len(data))
+			t.Fatalf("decoding did not return within 2s for %d bytes", len(data))
 		}
 		if r.err != nil {
 			if !errors.Is(r.err, errCorruptEnvelope) {
@@ -56,17 +74,51 @@ func FuzzSpoolRecord(f *testing.F) {
 		if err := r.rec.Validate(); err != nil {
 			t.Fatalf("decoded an envelope that fails Validate: %v", err)
 		}
-		again, err := json.Marshal(r.rec)
+		if !isMsg {
+			again, err := json.Marshal(envFile{Envelope: r.rec.Envelope})
+			if err != nil {
+				t.Fatalf("cannot write back what was read: %v", err)
+			}
+			env2, err := decodeEnvFile("A", again)
+			if err != nil {
+				t.Fatalf("what was written back cannot be read: %v\n%s", err, again)
+			}
+			third, _ := json.Marshal(envFile{Envelope: env2.Envelope})
+			if string(third) != string(again) {
+				t.Fatalf("not stable across a write and a read:\n%s\n%s", again, third)
+			}
+			return
+		}
+		// A message file: write it back as Enqueue and a claim would (the
+		// embedded envelope as read, before the claim's Attempts) and read
+		// it again.
+		h := r.rec.hdr
+		body := []byte(data[h.bodyOff : h.bodyOff+h.bodyLen])
+		embedded, err := decodeEnvFile("A", []byte(data[h.envOff:h.envOff+h.envLen]))
+		if err != nil {
+			t.Fatalf("embedded envelope: %v", err)
+		}
+		again, err := encodeMessage(h.instance, embedded.Envelope, body, r.rec.lease)
 		if err != nil {
 			t.Fatalf("cannot write back what was read: %v", err)
 		}
-		rec2, err := decodeRecord("A", again)
+		rec2, err := decodeMessage("A", again)
 		if err != nil {
-			t.Fatalf("what was written back cannot be read: %v\n%s", err, again)
+			t.Fatalf("what was written back cannot be read: %v", err)
 		}
-		third, _ := json.Marshal(rec2)
-		if string(third) != string(again) {
-			t.Fatalf("not stable across a write and a read:\n%s\n%s", again, third)
+		h2 := rec2.hdr
+		embedded2, err := decodeEnvFile("A", again[h2.envOff:h2.envOff+h2.envLen])
+		if err != nil {
+			t.Fatalf("embedded envelope written back: %v", err)
+		}
+		third, err := encodeMessage(h2.instance, embedded2.Envelope, again[h2.bodyOff:h2.bodyOff+h2.bodyLen], rec2.lease)
+		if err != nil || string(third) != string(again) {
+			t.Fatalf("not stable across a write and a read (%v)", err)
+		}
+		j1, _ := json.Marshal(r.rec.Envelope)
+		j2, _ := json.Marshal(rec2.Envelope)
+		if string(j1) != string(j2) || !r.rec.LeaseUntil.Equal(rec2.LeaseUntil) || r.rec.Crashes != rec2.Crashes || rec2.hdr.bodyLen != int64(len(body)) {
+			t.Fatalf("the record changed across a write and a read:\n%s %v %d\n%s %v %d", j1, r.rec.LeaseUntil, r.rec.Crashes, j2, rec2.LeaseUntil, rec2.Crashes)
 		}
 	})
 }

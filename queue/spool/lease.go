@@ -17,24 +17,6 @@ import (
 // lease has already ended (it was rescheduled or completed before).
 var errLeaseLost = errors.New("spool: message is not leased (lease already ended)")
 
-// errCorruptEnvelope marks an envelope file that was read but cannot be
-// used; such a message is quarantined.
-var errCorruptEnvelope = errors.New("corrupt envelope")
-
-// spoolRecord is what an envelope file holds: the Envelope, and the
-// spool's own bookkeeping of claims next to it (never shown to the holder
-// of a lease, so a Reschedule cannot change it).
-type spoolRecord struct {
-	*queue.Envelope
-	// LeaseUntil is written by a claim and cleared by Reschedule: found set
-	// at Open, the claim never ended (the process died during the
-	// delivery), and the message is due no earlier than this.
-	LeaseUntil time.Time `json:"lease_until,omitzero"`
-	// Crashes counts the claims of this message that never ended since
-	// its last Reschedule (crashed deliveries in a row).
-	Crashes int `json:"crashes,omitempty"`
-}
-
 // spoolEntry is the in-memory index record of one committed message.
 type spoolEntry struct {
 	id     string
@@ -45,6 +27,10 @@ type spoolEntry struct {
 	crashed bool
 	seq     uint64 // lease generation; a Token is valid while it matches
 	index   int    // position in the due heap, -1 when not in it
+	// Of the current claim (set by claim, for Reschedule): the instance
+	// of the message file and the sequence of the claim's lease slot.
+	instance uint64
+	diskSeq  uint64
 }
 
 // entryHeap orders the messages that are not leased by due time (see
@@ -85,9 +71,10 @@ func (s *Spool) release(e *spoolEntry) {
 	s.kick = make(chan struct{})
 }
 
-// Lease blocks until a message is due and not leased, then claims it: the
-// envelope is rewritten with Attempts incremented before Lease returns
-// (claim before deliver), so that a crash during delivery is counted.
+// Lease blocks until a message is due and not leased, then claims it: a
+// lease record with Attempts incremented and the lease deadline is written
+// in place in the message file and fdatasync'd before Lease returns (claim
+// before deliver), so that a crash during delivery is counted.
 // Due messages are handed out oldest first, by NextAttempt (by Arrival for
 // a message never rescheduled).
 //
@@ -150,19 +137,27 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 	return nil, wait, s.kick, nil
 }
 
-// claim reads e's envelope, increments Attempts, writes the lease deadline
-// and, when Open found an unfinished earlier claim, the crash count,
-// and writes it back before the message is handed out (claim before
-// deliver). It returns (nil, nil) when the message was set aside instead
+// claim reads e's files, writes the claim in place in the message file
+// (the next lease slot: Attempts incremented, the lease deadline and, when
+// Open found an unfinished earlier claim, the crash count) and fdatasyncs
+// it before the message is handed out (claim before deliver). No file is
+// created. It returns (nil, nil) when the message was set aside instead
 // (unusable envelope, too many crashed deliveries, or vanished) and left
 // the index.
 func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
-	rec, err := s.readRecord(e.id)
+	f, err := s.fs.OpenRW(s.msgPath(e.id))
+	var rec *spoolRecord
+	if err == nil {
+		rec, err = s.readRecordFrom(e.id, f)
+		if err != nil {
+			f.Close()
+		}
+	}
 	switch {
 	case errors.Is(err, errCorruptEnvelope):
 		return nil, s.setAside(e, err, false)
 	case errors.Is(err, fs.ErrNotExist):
-		s.log.Error("spool: envelope vanished from the spool", "id", e.id, "err", err)
+		s.log.Error("spool: message file vanished from the spool", "id", e.id, "err", err)
 		s.mu.Lock()
 		delete(s.entries, e.id)
 		s.mu.Unlock()
@@ -176,16 +171,24 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	s.mu.Lock()
 	crashed := e.crashed
 	s.mu.Unlock()
+	crashes := rec.Crashes
 	if crashed {
-		rec.Crashes++
-		if rec.Crashes >= s.maxCrashes {
+		crashes++
+		if crashes >= s.maxCrashes {
+			f.Close()
 			return nil, s.setAside(e, fmt.Errorf("%d deliveries of this message ended in a crash of the process (limit %d)",
-				rec.Crashes, s.maxCrashes), true)
+				crashes, s.maxCrashes), true)
 		}
 	}
-	rec.Attempts++
-	rec.LeaseUntil = s.now().Add(s.leaseTimeout)
-	if err := s.writeRecord(rec); err != nil {
+	l := leaseRec{seq: rec.nextSeq(), leaseUntil: s.now().Add(s.leaseTimeout), attempts: rec.Attempts + 1, crashes: crashes}
+	_, err = f.WriteAt(encodeSlot(l), slotOffset(l.seq))
+	if err == nil {
+		err = f.Datasync()
+	}
+	if cerr := f.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
 		if !safefile.IsNoSpace(err) {
 			s.mu.Lock()
 			s.release(e)
@@ -197,10 +200,13 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 		// in memory only (a crash now makes it due at once after the
 		// restart, with this claim uncounted). Refusing would leave the
 		// relay neither accepting nor delivering until an operator acts.
+		// (A write in place rarely needs a block, so this is rare.)
 		s.log.Warn("spool: file system full; claim not written, message handed out with its lease in memory only", "id", e.id, "err", err)
 	}
+	rec.Attempts = l.attempts
 	s.mu.Lock()
 	e.crashed = false // counted (on disk unless the file system is full)
+	e.instance, e.diskSeq = rec.hdr.instance, l.seq
 	seq := e.seq
 	s.mu.Unlock()
 	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
@@ -233,34 +239,6 @@ func (s *Spool) retryLater(e *spoolEntry) {
 	s.mu.Unlock()
 }
 
-// readRecord loads and checks the envelope file of message id. An error
-// wrapping errCorruptEnvelope means the file was read and cannot be used
-// (not JSON, another ID, or an envelope failing Envelope.Validate); any
-// other error is the file system's and may be transient.
-func (s *Spool) readRecord(id string) (*spoolRecord, error) {
-	data, err := s.fs.ReadFile(s.envelopePath(id))
-	if err != nil {
-		return nil, err
-	}
-	return decodeRecord(id, data)
-}
-
-// decodeRecord decodes the envelope file of message id; every error wraps
-// errCorruptEnvelope.
-func decodeRecord(id string, data []byte) (*spoolRecord, error) {
-	rec := spoolRecord{Envelope: new(queue.Envelope)}
-	if err := json.Unmarshal(data, &rec); err != nil {
-		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
-	}
-	if rec.ID != id {
-		return nil, fmt.Errorf("%w: ID %q does not match its file name", errCorruptEnvelope, rec.ID)
-	}
-	if err := rec.Validate(); err != nil {
-		return nil, fmt.Errorf("%w: %w", errCorruptEnvelope, err)
-	}
-	return &rec, nil
-}
-
 // dueAt is when env is due: its NextAttempt, or for a message never
 // rescheduled its Arrival, so that due messages go out first come, first
 // served and fresh mail does not overtake retries that are already due.
@@ -271,13 +249,15 @@ func dueAt(env *queue.Envelope) time.Time {
 	return env.NextAttempt
 }
 
-// writeRecord replaces the envelope file of rec.ID atomically.
-func (s *Spool) writeRecord(rec *spoolRecord) error {
-	data, err := json.Marshal(rec)
+// writeEnvelope replaces the envelope file of env.ID atomically
+// (temporary file, fsync, rename, directory fsync): it supersedes the
+// envelope in message file instance, and ends the claim leaseSeq.
+func (s *Spool) writeEnvelope(env *queue.Envelope, instance, leaseSeq uint64) error {
+	data, err := json.Marshal(envFile{Envelope: env, Instance: instance, LeaseSeq: leaseSeq})
 	if err != nil {
 		return err
 	}
-	return safefile.WriteFileAtomic(s.fs, &s.dirs, s.tmpDir, s.envelopePath(rec.ID), append(data, '\n'))
+	return safefile.WriteFileAtomic(s.fs, &s.dirs, s.tmpDir, s.envelopePath(env.ID), append(data, '\n'))
 }
 
 // endLease checks that m still holds its lease and ends the lease's token,
@@ -302,8 +282,8 @@ func (s *Spool) endLease(m *queue.Message) (*spoolEntry, error) {
 // Reschedule persists m.Envelope (per-recipient state included) with
 // NextAttempt set to at, and ends the lease: the message is due again at
 // at. If the envelope cannot be written, the lease ends all the same and
-// the message is due at at with the envelope last written (the claim), so
-// it is retried rather than lost; the error is returned.
+// the message is due at at with the envelope last written (and the claim
+// unfinished), so it is retried rather than lost; the error is returned.
 func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) error {
 	if m == nil || m.Envelope == nil {
 		return errors.New("spool: reschedule: nil message or envelope")
@@ -318,12 +298,16 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	env := m.Envelope.Clone()
 	env.ID = e.id
 	env.NextAttempt = at
-	// The claim ends: LeaseUntil is cleared, and so is the crash count: a
-	// delivery that ended shows the message does not kill the process, and
-	// MaxDeliveryCrashes counts crashed deliveries in a row (as the SQS
-	// backend, whose Reschedule sends a new message), lest crashes or
-	// shutdowns spread over a message's life quarantine it.
-	werr := s.writeRecord(&spoolRecord{Envelope: env})
+	// The claim ends (the envelope file names it: its lease slot no longer
+	// counts), and so does the crash count: a delivery that ended shows
+	// the message does not kill the process, and MaxDeliveryCrashes counts
+	// crashed deliveries in a row (as the SQS backend, whose Reschedule
+	// sends a new message), lest crashes or shutdowns spread over a
+	// message's life quarantine it.
+	s.mu.Lock()
+	instance, leaseSeq := e.instance, e.diskSeq
+	s.mu.Unlock()
+	werr := s.writeEnvelope(env, instance, leaseSeq)
 
 	s.mu.Lock()
 	e.next = at
@@ -335,25 +319,31 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	return nil
 }
 
-// Complete removes m from the spool: the envelope first (the commit point:
-// without it the message no longer exists), then the body, then the
-// directory is fsync'd. If the envelope cannot be removed, the message
-// stays queued and is due again after a minute.
+// Complete removes m from the spool: the message file first (the commit
+// point: without it the message no longer exists), then its envelope file
+// if there is one, then the directory is fsync'd (shared with concurrent
+// writers). If the message file cannot be removed, the message stays
+// queued and is due again after a minute.
+//
+// The message file goes first so that a crash can never leave it without
+// the envelope file that superseded its embedded envelope (the message
+// would come back with the recipients' state of its Enqueue); an envelope
+// file left alone is a leftover that Open removes, and it is ignored
+// meanwhile (it names the instance of the removed message file).
 func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 	e, err := s.endLease(m)
 	if err != nil {
 		return err
 	}
-	if err := safefile.RemoveIfExists(s.fs, s.envelopePath(e.id)); err != nil {
+	if err := safefile.RemoveIfExists(s.fs, s.msgPath(e.id)); err != nil {
 		s.mu.Lock()
 		e.next = s.now().Add(spoolErrorRetry)
 		s.release(e)
 		s.mu.Unlock()
 		return fmt.Errorf("spool: complete %s: %w", e.id, err)
 	}
-	// Until the body is gone, an Enqueue of the same ID (a report queued
-	// again) waits as for another Enqueue: its new body must not be the
-	// one removed below.
+	// Until the envelope file is gone, an Enqueue of the same ID (a report
+	// queued again) waits as for another Enqueue.
 	removing := make(chan struct{})
 	s.mu.Lock()
 	delete(s.entries, e.id)
@@ -365,9 +355,10 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		close(removing)
 		s.mu.Unlock()
 	}()
-	if err := safefile.RemoveIfExists(s.fs, s.bodyPath(e.id)); err != nil {
-		// Harmless: the next Open removes it as an orphan.
-		s.log.Warn("spool: cannot remove body of completed message", "id", e.id, "err", err)
+	if err := safefile.RemoveIfExists(s.fs, s.envelopePath(e.id)); err != nil {
+		// Harmless: it names this instance only, and the next Open removes
+		// it as a leftover.
+		s.log.Warn("spool: cannot remove envelope file of completed message", "id", e.id, "err", err)
 	}
 	if err := s.dirs.Sync(s.msgDir); err != nil {
 		return fmt.Errorf("spool: complete %s: %w", e.id, err)

@@ -154,7 +154,7 @@ func TestSpoolCorruptAtLease(t *testing.T) {
 	if m := mustLease(t, s); m.Envelope.ID != good {
 		t.Fatalf("leased %s, want %s", m.Envelope.ID, good)
 	}
-	if got, want := dirNames(t, filepath.Join(dir, "quarantine")), []string{bad + ".eml", bad + ".env"}; !equal(got, want) {
+	if got, want := dirNames(t, filepath.Join(dir, "quarantine")), []string{bad + ".env", bad + ".msg"}; !equal(got, want) {
 		t.Fatalf("quarantine = %v, want %v", got, want)
 	}
 	if !strings.Contains(logs.String(), "level=ERROR") || !strings.Contains(logs.String(), bad) {
@@ -205,10 +205,7 @@ func TestSpoolUnreadableAtLease(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpool(t, dir, spool.Options{})
 	id := mustEnqueue(t, s, envelope("bob@example.net"), "x")
-	p := filepath.Join(dir, "msg", id+".env")
-	if err := os.Remove(p); err != nil {
-		t.Fatal(err)
-	}
+	p := filepath.Join(dir, "msg", id+".env") // where a Reschedule writes its envelope
 	if err := os.Mkdir(p, 0o700); err != nil {
 		t.Fatal(err)
 	}

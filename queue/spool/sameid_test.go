@@ -37,7 +37,7 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 		if s.Len() != 1 {
 			t.Fatalf("round %d: Len = %d, want 1", round, s.Len())
 		}
-		if got := dirNames(t, filepath.Join(dir, "msg")); !equal(got, []string{id + ".eml", id + ".env"}) {
+		if got := dirNames(t, filepath.Join(dir, "msg")); !equal(got, []string{id + ".msg"}) {
 			t.Fatalf("round %d: msg/ = %v", round, got)
 		}
 		if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {
@@ -63,8 +63,9 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 // TestSpoolEnqueueNeverReplacesFiles: the commit is a link, which never
 // replaces a file: a message committed on disk under an ID (here written
 // behind the open spool's back) is left untouched by an Enqueue of that ID,
-// which fails; a leftover body without an envelope is replaced (issue 8
-// item 29).
+// which fails; a leftover envelope file of a completed message with that ID
+// does not apply to the new message (issue 8 item 29; issue 10: the
+// one-file layout, where the leftover is an envelope file, not a body).
 func TestSpoolEnqueueNeverReplacesFiles(t *testing.T) {
 	dir := t.TempDir()
 	s := openSpool(t, dir, spool.Options{})
@@ -79,23 +80,23 @@ func TestSpoolEnqueueNeverReplacesFiles(t *testing.T) {
 		return string(b)
 	}
 
-	write("OTHER.eml", "the other writer's body")
-	write("OTHER.env", `{"id":"OTHER","recipients":[{"addr":"x@example.net"}]}`)
+	write("OTHER.msg", "the other writer's body, x@example.net")
 	env := envelope("bob@example.net")
 	env.ID = "OTHER"
 	if _, err := s.Enqueue(context.Background(), env, strings.NewReader("mine")); err == nil {
 		t.Fatal("Enqueue over a committed message on disk succeeded")
 	}
-	if read("OTHER.eml") != "the other writer's body" || !strings.Contains(read("OTHER.env"), "x@example.net") {
-		t.Fatalf("the committed message was changed: %q %q", read("OTHER.eml"), read("OTHER.env"))
+	if got := read("OTHER.msg"); got != "the other writer's body, x@example.net" {
+		t.Fatalf("the committed message was changed: %q", got)
 	}
 
-	write("STALE.eml", "leftover")
+	write("STALE.env", `{"id":"STALE","msg_instance":12345,"recipients":[{"addr":"x@example.net"}]}`)
 	env = envelope("bob@example.net")
 	env.ID = "STALE"
 	mustEnqueue(t, s, env, "fresh")
-	if got := read("STALE.eml"); got != "fresh" {
-		t.Fatalf("body = %q, want the enqueued one", got)
+	m := mustLease(t, s)
+	if got := readBody(t, s, m); got != "fresh" || m.Envelope.Recipients[0].Addr != "bob@example.net" {
+		t.Fatalf("body = %q, recipient %s; want the enqueued ones", got, m.Envelope.Recipients[0].Addr)
 	}
 	if got := dirNames(t, filepath.Join(dir, "tmp")); len(got) != 0 {
 		t.Fatalf("tmp/ = %v", got)

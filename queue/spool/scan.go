@@ -12,14 +12,21 @@ import (
 	"github.com/edgerelay/edgerelay/queue"
 )
 
-// scan rebuilds the index from the files at Open. It never deletes an
-// envelope: what cannot be used goes to quarantine for an operator. It
-// deletes only temporary files and bodies without an envelope (an Enqueue
-// that was interrupted before its commit, so never acknowledged) — but
-// never a body whose ID has files in quarantine: that is a quarantine that
-// was interrupted, and the body follows its envelope there.
+// scan rebuilds the index from the files at Open. It never deletes a
+// message file: what cannot be used goes to quarantine for an operator. It
+// deletes only what was never acknowledged or is a leftover of a commit
+// that happened: temporary files; an envelope file without its message file
+// that names an instance (a Complete interrupted between its two removals);
+// an envelope file of another instance beside a message file; a body of the
+// layout before issue 10 without its envelope (an interrupted Enqueue of
+// that layout) or beside a message file (a migration interrupted after its
+// commit). Never a file whose ID has files in quarantine: that is a
+// quarantine that was interrupted, and the file follows the others there.
 //
-// An envelope that cannot be read for a reason other than its content
+// Messages of the layout before issue 10 (<id>.env and <id>.eml) are
+// migrated to a message file (see migrate).
+//
+// A message file that cannot be read for a reason other than its content
 // (EIO, EMFILE, EACCES…) is left in place and indexed as due now: the
 // claim reads it again, and retries later if it still fails.
 //
@@ -34,20 +41,27 @@ func (s *Spool) scan() error {
 	if err != nil {
 		return err
 	}
+	msgs := make(map[string]bool)
+	envs := make(map[string]bool)
 	bodies := make(map[string]bool)
-	envelopes := make(map[string]bool)
+	ids := make(map[string]bool)
 	for _, name := range names {
 		id, ext := splitName(name)
 		switch {
 		case !queue.ValidID(id):
 			s.log.Warn("spool: unexpected file in the message directory; left alone", "file", name)
+			continue
+		case ext == msgExt:
+			msgs[id] = true
+		case ext == envelopeExt:
+			envs[id] = true
 		case ext == bodyExt:
 			bodies[id] = true
-		case ext == envelopeExt:
-			envelopes[id] = true
 		default:
 			s.log.Warn("spool: unexpected file in the message directory; left alone", "file", name)
+			continue
 		}
+		ids[id] = true
 	}
 	quarantined, err := s.quarantinedIDs()
 	if err != nil {
@@ -55,30 +69,75 @@ func (s *Spool) scan() error {
 	}
 
 	changed := false
-	for id := range bodies {
-		if envelopes[id] {
-			continue
+	remove := func(path, what, id string) error {
+		if err := s.fs.Remove(path); err != nil {
+			return fmt.Errorf("remove %s: %w", what, err)
 		}
-		if quarantined[id] {
-			// Its envelope went to quarantine and a crash (or an error)
-			// stopped the body from following: finish the move.
-			// On error the body stays where it is (logged), for the next start.
-			s.quarantine(id, errors.New("completing an interrupted quarantine"))
-			continue
-		}
-		// Body committed, envelope not: the Enqueue never returned success.
-		if err := s.fs.Remove(s.bodyPath(id)); err != nil {
-			return fmt.Errorf("remove orphan body: %w", err)
-		}
-		s.log.Info("spool: removed orphan body of an interrupted enqueue", "id", id)
+		s.log.Info("spool: removed "+what, "id", id)
 		changed = true
+		return nil
 	}
 	now := s.now()
-	for id := range envelopes {
-		if !bodies[id] {
-			// On error the envelope stays (logged), for the next start.
-			s.quarantine(id, errors.New("body file is missing"))
+	for id := range ids {
+		switch {
+		case !msgs[id] && envs[id] && bodies[id]:
+			// A message of the layout before issue 10.
+			err := s.migrate(id)
+			switch {
+			case errors.Is(err, errCorruptEnvelope):
+				s.quarantine(id, err)
+				continue
+			case err != nil:
+				s.log.Warn("spool: cannot migrate message of the previous spool layout; left in place, tried again at the next start", "id", id, "err", err)
+				continue
+			}
+			msgs[id], envs[id], bodies[id] = true, false, false
+			changed = true
+		case !msgs[id] && quarantined[id]:
+			// Its message file (or old envelope) went to quarantine and a
+			// crash or an error stopped the rest from following: finish the
+			// move. On error the files stay (logged), for the next start.
+			s.quarantine(id, errors.New("completing an interrupted quarantine"))
 			continue
+		case !msgs[id] && bodies[id]:
+			// Body committed, envelope not (layout before issue 10): that
+			// Enqueue never returned success.
+			if err := remove(s.bodyPath(id), "orphan body of an interrupted enqueue", id); err != nil {
+				return err
+			}
+			continue
+		case !msgs[id]:
+			// An envelope file alone: the leftover of a Complete (it names
+			// the instance of the message file removed), else an envelope of
+			// the layout before issue 10 whose body is missing.
+			if data, err := s.fs.ReadFile(s.envelopePath(id)); err == nil {
+				if env, err := decodeEnvFile(id, data); err == nil && env.Instance != 0 {
+					if err := remove(s.envelopePath(id), "envelope file of a completed message", id); err != nil {
+						return err
+					}
+					continue
+				}
+			}
+			// On error the envelope stays (logged), for the next start.
+			s.quarantine(id, errors.New("message file is missing"))
+			continue
+		}
+		if bodies[id] {
+			// A migration interrupted after its commit: the message file
+			// wins; the old envelope (it names no instance) and body are
+			// leftovers, the envelope removed first as the migration does.
+			if envs[id] {
+				if data, err := s.fs.ReadFile(s.envelopePath(id)); err == nil {
+					if env, err := decodeEnvFile(id, data); err != nil || env.Instance == 0 {
+						if err := remove(s.envelopePath(id), "envelope of the previous spool layout, already migrated", id); err != nil {
+							return err
+						}
+					}
+				}
+			}
+			if err := remove(s.bodyPath(id), "body of the previous spool layout, already migrated", id); err != nil {
+				return err
+			}
 		}
 		rec, err := s.readRecord(id)
 		switch {
@@ -92,6 +151,11 @@ func (s *Spool) scan() error {
 			s.log.Warn("spool: cannot read envelope; left in place, retried at its claim", "id", id, "err", err)
 			s.entries[id] = &spoolEntry{id: id, next: now, index: -1}
 			continue
+		}
+		if rec.stale {
+			if err := remove(s.envelopePath(id), "envelope file of an earlier message with this ID", id); err != nil {
+				return err
+			}
 		}
 		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), index: -1}
 		if !rec.LeaseUntil.IsZero() {
@@ -150,14 +214,15 @@ func (s *Spool) cleanTmp() error {
 }
 
 // quarantine moves the files of message id to the quarantine directory and
-// logs why at ERROR. It never deletes them. The body goes first, and is
-// durable there before the envelope moves: while the envelope is in msg/
-// the message is still queued, and a body in msg/ without its envelope
-// would be taken for the orphan of an interrupted Enqueue. A missing file is
-// skipped; any other error stops the move (the message stays where it is,
-// to be tried again) and is returned.
+// logs why at ERROR. It never deletes them. The message file goes first,
+// and is durable there before the envelope file moves: an envelope file in
+// msg/ without its message file would otherwise be taken for the leftover of
+// a Complete (Open finishes the move instead, as the ID is in quarantine).
+// For the layout before issue 10 the body goes first, before its envelope,
+// for the same reason. A missing file is skipped; any other error stops the
+// move (the message stays where it is, to be tried again) and is returned.
 func (s *Spool) quarantine(id string, reason error) error {
-	for _, src := range []string{s.bodyPath(id), s.envelopePath(id)} {
+	for _, src := range []string{s.msgPath(id), s.bodyPath(id), s.envelopePath(id)} {
 		dst := filepath.Join(s.qDir, filepath.Base(src))
 		if _, err := s.fs.Lstat(dst); err == nil {
 			dst += "." + time.Now().UTC().Format("20060102T150405.000000000")

@@ -38,7 +38,7 @@ func TestSpoolRescan(t *testing.T) {
 			name:    "intact",
 			damage:  func(t *testing.T, dir string) {},
 			wantLen: 1,
-			wantMsg: []string{id + ".eml", id + ".env"},
+			wantMsg: []string{id + ".msg"},
 		},
 		{
 			name: "orphan body of an interrupted enqueue",
@@ -46,7 +46,7 @@ func TestSpoolRescan(t *testing.T) {
 				writeFile(t, filepath.Join(dir, "msg", "ORPHAN.eml"), "half")
 			},
 			wantLen: 1,
-			wantMsg: []string{id + ".eml", id + ".env"},
+			wantMsg: []string{id + ".msg"},
 			wantLog: "level=INFO msg=\"spool: removed orphan body",
 		},
 		{
@@ -56,13 +56,13 @@ func TestSpoolRescan(t *testing.T) {
 				writeFile(t, filepath.Join(dir, "tmp", "X.env.456.tmp"), "{")
 			},
 			wantLen: 1,
-			wantMsg: []string{id + ".eml", id + ".env"},
+			wantMsg: []string{id + ".msg"},
 			wantLog: "level=INFO msg=\"spool: removed temporary files",
 		},
 		{
 			name:           "envelope is not JSON",
 			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), "\x00\xff garbage") },
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
@@ -70,19 +70,19 @@ func TestSpoolRescan(t *testing.T) {
 			damage: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","from":"a@`)
 			},
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR",
 		},
 		{
 			name:           "envelope empty",
 			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), "") },
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR",
 		},
 		{
 			name:           "envelope is JSON null",
 			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), "null") },
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR",
 		},
 		{
@@ -90,13 +90,13 @@ func TestSpoolRescan(t *testing.T) {
 			damage: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","recipients":"x"}`)
 			},
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR",
 		},
 		{
 			name:           "envelope names another message",
 			damage:         func(t *testing.T, dir string) { writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"OTHER"}`) },
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR",
 		},
 		{
@@ -112,7 +112,7 @@ func TestSpoolRescan(t *testing.T) {
 				}
 			},
 			wantLen:    1,
-			wantMsg:    []string{id + ".eml", id + ".env"},
+			wantMsg:    []string{id + ".env", id + ".msg"},
 			wantLog:    "level=WARN msg=\"spool: cannot read envelope; left in place",
 			unleasable: true,
 		},
@@ -121,7 +121,7 @@ func TestSpoolRescan(t *testing.T) {
 			damage: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","from":"a@b.example","recipients":[]}`)
 			},
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
@@ -129,26 +129,32 @@ func TestSpoolRescan(t *testing.T) {
 			damage: func(t *testing.T, dir string) {
 				writeFile(t, filepath.Join(dir, "msg", id+".env"), `{"id":"MSG1","recipients":[{"addr":"a@b.example\u0000@evil.example"}]}`)
 			},
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
-			// A quarantine interrupted after the envelope moved (the order
-			// before issue 8 item 2): the body is not an orphan to delete,
-			// it follows its envelope.
+			// A quarantine interrupted after the message file moved (issue
+			// 10: the one-file layout): the envelope file of a Reschedule is
+			// not a leftover to delete, it follows its message file.
 			name: "quarantine interrupted after the envelope",
 			damage: func(t *testing.T, dir string) {
-				if err := os.Rename(filepath.Join(dir, "msg", id+".env"), filepath.Join(dir, "quarantine", id+".env")); err != nil {
+				s := openSpool(t, dir, spool.Options{})
+				if err := s.Reschedule(t.Context(), mustLease(t, s), time.Now()); err != nil {
+					t.Fatal(err)
+				}
+				s.Close()
+				if err := os.Rename(filepath.Join(dir, "msg", id+".msg"), filepath.Join(dir, "quarantine", id+".msg")); err != nil {
 					t.Fatal(err)
 				}
 			},
-			wantQuarantine: []string{id + ".eml", id + ".env"},
+			wantQuarantine: []string{id + ".env", id + ".msg"},
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
+			// Issue 10: the body is in the message file; missing is cut short.
 			name:           "body missing",
-			damage:         func(t *testing.T, dir string) { os.Remove(filepath.Join(dir, "msg", id+".eml")) },
-			wantQuarantine: []string{id + ".env"},
+			damage:         func(t *testing.T, dir string) { os.Truncate(filepath.Join(dir, "msg", id+".msg"), 514) },
+			wantQuarantine: []string{id + ".msg"},
 			wantLog:        "level=ERROR msg=\"spool: message quarantined",
 		},
 		{
@@ -157,7 +163,7 @@ func TestSpoolRescan(t *testing.T) {
 				writeFile(t, filepath.Join(dir, "msg", "README"), "operator notes")
 			},
 			wantLen: 1,
-			wantMsg: []string{id + ".eml", id + ".env", "README"},
+			wantMsg: []string{id + ".msg", "README"},
 			wantLog: "level=WARN",
 		},
 	}
@@ -230,8 +236,53 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 }
 
 // BenchmarkSpoolEnqueue measures durable Enqueue of a 10 KiB body from
-// parallel sessions (two file fsyncs each; directory fsyncs shared by concurrent enqueues).
+// parallel sessions (one file fsync each, since issue 10; directory fsyncs
+// shared by concurrent enqueues).
 func BenchmarkSpoolEnqueue(b *testing.B) {
 	s := openSpool(b, b.TempDir(), spool.Options{})
 	queuetest.BenchEnqueue(b, s, func() *queue.Envelope { return envelope("bob@example.net") })
+}
+
+// TestSpoolMigratesPreviousLayout: a spool written by the layout before
+// issue 10 (msg/<id>.env, JSON, beside msg/<id>.eml) keeps working: Open
+// turns each message into one message file with its body, envelope and
+// claim, removes the old files, and quarantines an old message whose
+// envelope cannot be used, body first as that layout did.
+func TestSpoolMigratesPreviousLayout(t *testing.T) {
+	dir := t.TempDir()
+	msg := filepath.Join(dir, "msg")
+	if err := os.MkdirAll(msg, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	write := func(name, data string) {
+		t.Helper()
+		if err := os.WriteFile(filepath.Join(msg, name), []byte(data), 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+	write("OLD1.eml", "Subject: old\r\n\r\nbody\r\n")
+	write("OLD1.env", `{"id":"OLD1","from":"a@example.com","recipients":[{"addr":"b@example.net","status":"delivered"},{"addr":"c@example.net","status":"pending","attempts":1}],"arrival":"2026-01-01T00:00:00Z","attempts":1,"size":21}`+"\n")
+	write("BAD.eml", "body")
+	write("BAD.env", "{garbage")
+	var logs logBuffer
+	s := openSpool(t, dir, spool.Options{Logger: logs.Logger()})
+	if got := dirNames(t, msg); !equal(got, []string{"OLD1.msg"}) {
+		t.Fatalf("msg/ = %v, want [OLD1.msg]", got)
+	}
+	if got := dirNames(t, filepath.Join(dir, "quarantine")); !equal(got, []string{"BAD.eml", "BAD.env"}) {
+		t.Fatalf("quarantine/ = %v", got)
+	}
+	if s.Len() != 1 {
+		t.Fatalf("Len = %d, want 1", s.Len())
+	}
+	m := mustLease(t, s)
+	if m.Envelope.ID != "OLD1" || m.Envelope.Attempts != 2 || m.Envelope.Recipients[0].Status != queue.StatusDelivered || m.Envelope.Recipients[1].Attempts != 1 {
+		t.Fatalf("migrated envelope = %+v", m.Envelope)
+	}
+	if got := readBody(t, s, m); got != "Subject: old\r\n\r\nbody\r\n" {
+		t.Fatalf("migrated body = %q", got)
+	}
+	if !strings.Contains(logs.String(), "migrated") {
+		t.Errorf("no log of the migration:\n%s", logs.String())
+	}
 }

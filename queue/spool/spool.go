@@ -16,13 +16,19 @@ import (
 
 // Spool layout under the spool directory:
 //
-//	msg/<id>.eml         the message body, exactly as received
-//	msg/<id>.env         the envelope, JSON; its presence is the commit
+//	msg/<id>.msg         the message: header, two lease slots, the body
+//	                     exactly as received, the envelope as enqueued
+//	                     (record.go); its link into msg/ is the commit
+//	msg/<id>.env         the envelope written by the last Reschedule (JSON,
+//	                     replaced atomically); it supersedes the one in
+//	                     <id>.msg when it names that file's instance
+//	msg/<id>.eml         a body of the layout before issue 10 (beside its
+//	                     <id>.env): Open migrates such a message to <id>.msg
 //	tmp/                 temporary files, removed at startup
 //	quarantine/          messages set aside: envelopes that cannot be used
 //	                     (unparseable, or failing Envelope.Validate) and
 //	                     messages whose deliveries crashed the process
-//	                     MaxDeliveryCrashes times; the body is moved first.
+//	                     MaxDeliveryCrashes times; <id>.msg is moved first.
 //	                     Kept for an operator, never deleted by edgerelay
 //	lock                 flock'd while a process has the spool open
 const (
@@ -31,8 +37,9 @@ const (
 	spoolQuarantineDir = "quarantine"
 	spoolLockFile      = "lock"
 
-	bodyExt     = ".eml"
+	msgExt      = ".msg"
 	envelopeExt = ".env"
+	bodyExt     = ".eml" // the layout before issue 10
 )
 
 // DefaultPollInterval is the longest an idle Lease sleeps before it
@@ -80,14 +87,16 @@ type Options struct {
 }
 
 // Spool is the local, file-based Queue backend: the embedded default. Every
-// message is two files in one directory; an Enqueue commits with the link
-// of its envelope file, after the body is durable.
+// message is one file (body and envelope) in one directory, plus an
+// envelope file once it has been rescheduled; an Enqueue commits with the
+// link of its message file, after its data is durable.
 //
 // Invariants, each tried at every file operation by crash_test.go:
 //   - a message whose Enqueue returned nil survives any crash, and is
-//     removed only by Complete; an envelope is never deleted, only moved
-//     to quarantine (body first) when it cannot be used;
-//   - an envelope in msg/ always has its whole body beside it;
+//     removed only by Complete; a message file is never deleted otherwise,
+//     only moved to quarantine (before its envelope file) when it cannot
+//     be used;
+//   - a message file in msg/ always holds its whole body and envelope;
 //   - leases live in the memory of the process that holds the spool open
 //     (a lock file keeps a second process out), and every claim writes its
 //     lease deadline, so after a crash a message whose delivery was under
@@ -128,12 +137,13 @@ type spoolLease struct {
 }
 
 // Open opens (creating it if needed) the spool in dir. It takes the
-// spool's lock, removes temporary files and orphan bodies left by an
-// interrupted Enqueue (never a body whose ID is in quarantine: that move is
-// completed instead), moves envelopes that cannot be used (unparseable,
-// failing Envelope.Validate, or without body) to dir/quarantine, and
-// indexes the remaining messages; each becomes due at its NextAttempt, or
-// when the lease of an interrupted claim ends, whichever is later.
+// spool's lock, removes temporary files and the leftovers of interrupted
+// writes (never a file whose ID is in quarantine: that move is completed
+// instead), migrates messages of the layout before issue 10, moves
+// messages that cannot be used (unparseable, failing Envelope.Validate, or
+// cut short) to dir/quarantine, and indexes the remaining messages; each
+// becomes due at its NextAttempt, or when the lease of an interrupted claim
+// ends, whichever is later.
 func Open(dir string, o Options) (*Spool, error) {
 	s := &Spool{
 		dir:       dir,
@@ -198,20 +208,39 @@ func (s *Spool) Len() int {
 	return len(s.entries)
 }
 
-func (s *Spool) bodyPath(id string) string     { return filepath.Join(s.msgDir, id+bodyExt) }
+func (s *Spool) msgPath(id string) string      { return filepath.Join(s.msgDir, id+msgExt) }
 func (s *Spool) envelopePath(id string) string { return filepath.Join(s.msgDir, id+envelopeExt) }
+func (s *Spool) bodyPath(id string) string     { return filepath.Join(s.msgDir, id+bodyExt) }
 
-// Body opens the body of m for reading.
+// Body opens the body of m for reading: a reader over the body section of
+// its message file, streamed from the file.
 func (s *Spool) Body(ctx context.Context, m *queue.Message) (io.ReadCloser, error) {
 	id, err := messageID(m)
 	if err != nil {
 		return nil, err
 	}
-	f, err := s.fs.Open(s.bodyPath(id))
+	f, err := s.fs.Open(s.msgPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: body of %s: %w", id, err)
 	}
-	return f, nil
+	size, err := f.Size()
+	if err == nil {
+		b := make([]byte, bodyOffset)
+		var h msgHeader
+		if _, err = f.ReadAt(b, 0); err == nil {
+			if h, err = decodeHeader(b, size); err == nil {
+				return bodyReader{io.NewSectionReader(f, h.bodyOff, h.bodyLen), f}, nil
+			}
+		}
+	}
+	f.Close()
+	return nil, fmt.Errorf("spool: body of %s: %w", id, err)
+}
+
+// bodyReader reads the body section of an open message file.
+type bodyReader struct {
+	*io.SectionReader
+	io.Closer
 }
 
 // Close makes Lease calls in progress, and later Lease and Enqueue calls,
