@@ -296,9 +296,9 @@ func TestBinaryRestartDeliversSpool(t *testing.T) {
 	}
 	waitFor(t, "a failed attempt", 60*time.Second, func() bool { return strings.Contains(p.logs.String(), "deferred") })
 	p.stop()
-	entries, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*.env"))
+	entries, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*.msg"))
 	if len(entries) != 3 {
-		t.Fatalf("%d envelopes in the spool after stop, want 3", len(entries))
+		t.Fatalf("%d message files in the spool after stop, want 3", len(entries))
 	}
 	sk := newSink(t, gw)
 	p2 := start(t, env)
