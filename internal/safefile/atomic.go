@@ -114,16 +114,20 @@ type DirSyncer struct {
 
 type dirSyncState struct {
 	cond    *sync.Cond
-	issued  uint64 // tickets handed out
-	done    uint64 // every ticket <= done was covered by a finished fsync
+	issued  uint64 // callers so far
+	done    uint64 // every caller <= done was covered by a finished fsync
 	running bool
-	failed  []failedSync // recent fsyncs that failed (rare), newest last
+	// next is the fsync that covers the changes made from now on: it has
+	// not started yet (it starts once the running one ends).
+	next *syncRound
 }
 
-// failedSync is an fsync that failed: tickets in (from, to] are not durable.
-type failedSync struct {
-	from, to uint64
-	err      error
+// syncRound is one directory fsync and the callers it covers: each of
+// them gets its outcome, however many fsyncs ran since (a failed fsync
+// fails every change it was meant to make durable).
+type syncRound struct {
+	done bool
+	err  error
 }
 
 // sync returns once a directory fsync that started after the caller's
@@ -137,6 +141,7 @@ func (d *DirSyncer) Sync(dir string) error {
 		fsys = OS{}
 	}
 	d.mu.Lock()
+	defer d.mu.Unlock()
 	if d.dirs == nil {
 		d.dirs = map[string]*dirSyncState{}
 	}
@@ -146,36 +151,29 @@ func (d *DirSyncer) Sync(dir string) error {
 		d.dirs[dir] = st
 	}
 	st.issued++
-	ticket := st.issued
-	for st.done < ticket {
+	if st.next == nil {
+		st.next = &syncRound{}
+	}
+	r := st.next
+	for !r.done {
 		if st.running {
 			st.cond.Wait()
 			continue
 		}
-		// Lead one fsync for every ticket issued so far.
+		// r has not started (a round is taken off st.next only by the
+		// leader that runs it to the end): lead it, for every caller so far.
 		st.running = true
-		from, target := st.done, st.issued
+		st.next = nil
+		target := st.issued
 		d.mu.Unlock()
 		err := fsys.SyncDir(dir)
 		d.mu.Lock()
 		st.running = false
 		st.done = target
-		if err != nil {
-			st.failed = append(st.failed, failedSync{from: from, to: target, err: err})
-			if len(st.failed) > 64 {
-				st.failed = st.failed[1:]
-			}
-		}
+		r.done, r.err = true, err
 		st.cond.Broadcast()
 	}
-	var err error
-	for _, f := range st.failed {
-		if ticket > f.from && ticket <= f.to {
-			err = f.err // the fsync that covered this change failed
-		}
-	}
-	d.mu.Unlock()
-	return err
+	return r.err
 }
 
 // RemoveIfExists removes path; a missing file is not an error.
