@@ -58,6 +58,9 @@ type trackedConn struct {
 	// failReads makes every read fail once one timed out: go-smtp must not
 	// go on reading (the rest of a body would be read as commands).
 	failReads atomic.Bool
+	// probing makes Read fail at once with errProbe, touching nothing:
+	// idleRead asks TLS for what it already decrypted (idle.go).
+	probing atomic.Bool
 
 	// limitKey is what the per-IP limit counted this connection as.
 	limitKey string
@@ -83,24 +86,12 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 	if c.failReads.Load() {
 		return 0, os.ErrDeadlineExceeded
 	}
+	if c.probing.Load() {
+		return 0, errProbe
+	}
 	now := time.Now()
-	d := now.Add(c.idle)
-	earlier := func(nanos int64) {
-		if nanos != 0 && nanos < d.UnixNano() {
-			d = time.Unix(0, nanos)
-		}
-	}
 	phase := c.phase.Load()
-	if phase == phaseCommand {
-		earlier(c.cmdDeadline.Load())
-	} else {
-		earlier(c.bodyDeadline.Load())
-	}
-	earlier(c.preauthEnd.Load())
-	if !c.deadline.IsZero() && c.deadline.Before(d) {
-		d = c.deadline
-	}
-	c.Conn.SetReadDeadline(d)
+	c.Conn.SetReadDeadline(c.readDeadline(now, phase))
 	c.readSince.Store(now.UnixNano())
 	c.reading.Store(true)
 	n, err := c.Conn.Read(p)
@@ -116,6 +107,26 @@ func (c *trackedConn) Read(p []byte) (int, error) {
 		}
 	}
 	return n, err
+}
+
+// readDeadline is when a read in phase, starting now, must have ended.
+func (c *trackedConn) readDeadline(now time.Time, phase int32) time.Time {
+	d := now.Add(c.idle)
+	earlier := func(nanos int64) {
+		if nanos != 0 && nanos < d.UnixNano() {
+			d = time.Unix(0, nanos)
+		}
+	}
+	if phase == phaseCommand {
+		earlier(c.cmdDeadline.Load())
+	} else {
+		earlier(c.bodyDeadline.Load())
+	}
+	earlier(c.preauthEnd.Load())
+	if !c.deadline.IsZero() && c.deadline.Before(d) {
+		d = c.deadline
+	}
+	return d
 }
 
 // SetReadDeadline is how go-smtp starts reading a command line or a SASL

@@ -134,6 +134,7 @@ func New(o Options) (*Server, error) {
 	srv.MaxLineLength = maxCommandLine
 	srv.WriteTimeout = time.Minute
 	srv.ReadTimeout = o.IdleTimeout
+	srv.IdleRead = idleRead // a shallow wait between commands (idle.go)
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true
 	srv.ErrorLog = slogPrinter{s.log}

@@ -38,11 +38,13 @@ type Conn struct {
 	binarymime bool
 
 	lineLimitReader *lineLimitReader
-	// edgerelay patch: idle connections hold no bufio buffers. in is what
-	// c.text.R reads from (the connection, after the byte that ended the
-	// wait); wr is what c.text.W writes to. Both buffers are taken from
+	// edgerelay patch: idle connections hold no bufio buffers. in is the
+	// connection with the byte that ended the wait in front (under the
+	// line limit); rd is what c.text.R reads from (the line limit, and the
+	// Debug copy), wr what c.text.W writes to. Both buffers are taken from
 	// pools only while used (see waitForInput and writeResponse).
 	in pendingReader
+	rd io.Reader
 	wr io.Writer
 
 	bdatPipe   *io.PipeWriter
@@ -69,8 +71,9 @@ func newConn(c net.Conn, s *Server) *Conn {
 }
 
 func (c *Conn) init() {
+	c.in = pendingReader{r: c.conn} // edgerelay patch
 	c.lineLimitReader = &lineLimitReader{
-		R:         c.conn,
+		R:         &c.in,
 		LineLimit: c.server.MaxLineLength,
 	}
 	rwc := struct {
@@ -99,8 +102,7 @@ func (c *Conn) init() {
 	// write. Like a new textproto.Conn, this drops what was buffered on
 	// the old connection (STARTTLS).
 	c.releaseReader()
-	c.in = pendingReader{r: rwc.Reader}
-	c.wr = rwc.Writer
+	c.rd, c.wr = rwc.Reader, rwc.Writer
 	c.text = &textproto.Conn{}
 }
 
@@ -117,7 +119,8 @@ var (
 )
 
 // pendingReader is the connection with the byte that ended an idle wait
-// (and the error that came with it) put back in front.
+// (and the error that came with it) put back in front. It is under the line
+// limit and the Debug copy, which see that byte like any other.
 type pendingReader struct {
 	r   io.Reader
 	b   [1]byte
@@ -137,12 +140,9 @@ func (p *pendingReader) Read(b []byte) (int, error) {
 	p.n, p.err = 0, nil
 	if n == 1 && err == nil && b[0] != '\n' && len(b) > 1 {
 		// The byte and what came with it make one read, as without the
-		// wait: a line too long in it is refused whole, and a lone
-		// line ending is answered at once.
+		// wait (a line too long in it is refused whole); a lone line
+		// ending is answered at once.
 		m, err := p.r.Read(b[1:])
-		if err == ErrTooLongLine {
-			return 0, err
-		}
 		return n + m, err
 	}
 	return n, err
@@ -150,8 +150,8 @@ func (p *pendingReader) Read(b []byte) (int, error) {
 
 // waitForInput makes c.text.R ready to read a line. With nothing buffered
 // it gives the read buffer back and waits for the next byte with a one-byte
-// read (same reader, same deadline, same errors), then takes a buffer
-// again.
+// read of the connection (Server.IdleRead if set; same deadline, same
+// errors), then takes a buffer again.
 func (c *Conn) waitForInput() {
 	if c.text.R != nil {
 		if c.text.R.Buffered() > 0 {
@@ -159,9 +159,13 @@ func (c *Conn) waitForInput() {
 		}
 		c.releaseReader()
 	}
-	c.in.n, c.in.err = c.in.r.Read(c.in.b[:])
+	if c.server.IdleRead != nil {
+		c.in.n, c.in.err = c.server.IdleRead(c.conn, c.in.b[:])
+	} else {
+		c.in.n, c.in.err = c.conn.Read(c.in.b[:])
+	}
 	br := readerPool.Get().(*bufio.Reader)
-	br.Reset(&c.in)
+	br.Reset(c.rd)
 	c.text.R = br
 	readersHeld.Add(1)
 }

@@ -41,6 +41,12 @@ type Server struct {
 	ReadTimeout       time.Duration
 	WriteTimeout      time.Duration
 
+	// IdleRead, when set, does the read that waits for a command line on a
+	// connection with nothing buffered: up to len(b) bytes of c, as c.Read
+	// (it may wait in a way that costs less while the client is silent).
+	// edgerelay patch.
+	IdleRead func(c net.Conn, b []byte) (int, error)
+
 	// Advertise SMTPUTF8 (RFC 6531) capability.
 	// Should be used only if backend supports it.
 	EnableSMTPUTF8 bool
