@@ -13,9 +13,11 @@ import (
 
 // TestIdleWaitTLSBuffered: more pipelined commands in one TLS record than
 // go-smtp's 4 KiB read buffer takes leave the rest decrypted in crypto/tls
-// with the socket empty; the wait must not sit on the socket then.
+// with the socket empty; the wait must not sit on the socket then (it
+// would until the idle timeout, a minute here: the client's reads give up
+// after 10 s).
 func TestIdleWaitTLSBuffered(t *testing.T) {
-	e := newEnv(t)
+	e := newEnv(t, func(o *Options) { o.IdleTimeout = time.Minute })
 	for name, c := range map[string]*client{"587": e.authed(alice, alicePW), "465": func() *client {
 		c := e.dialTLS()
 		c.ehlo()
