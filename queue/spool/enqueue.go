@@ -2,7 +2,6 @@ package spool
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -141,7 +140,7 @@ func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, 
 		return 0, fmt.Errorf("write body: %w", err)
 	}
 	env.Size = n
-	data, err := json.Marshal(env)
+	data, err := marshalEnvelope(env)
 	if err != nil {
 		return 0, err
 	}

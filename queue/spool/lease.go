@@ -3,7 +3,6 @@ package spool
 import (
 	"container/heap"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -253,7 +252,7 @@ func dueAt(env *queue.Envelope) time.Time {
 // (temporary file, fsync, rename, directory fsync): it supersedes the
 // envelope in message file instance, and ends the claim leaseSeq.
 func (s *Spool) writeEnvelope(env *queue.Envelope, instance, leaseSeq uint64) error {
-	data, err := json.Marshal(envFile{Envelope: env, Instance: instance, LeaseSeq: leaseSeq})
+	data, err := marshalEnvelope(envFile{Envelope: env, Instance: instance, LeaseSeq: leaseSeq})
 	if err != nil {
 		return err
 	}

@@ -2,9 +2,11 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"fmt"
 
 	"github.com/edgerelay/edgerelay/internal/safefile"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // migrate turns message id of the layout before issue 10 (msg/<id>.env,
@@ -22,7 +24,7 @@ import (
 // used (the caller quarantines the message); any other error leaves the old
 // files in place.
 func (s *Spool) migrate(id string) error {
-	data, err := s.fs.ReadFile(s.envelopePath(id))
+	data, err := s.readEnvFile(s.envelopePath(id))
 	if err != nil {
 		return err
 	}
@@ -46,6 +48,9 @@ func (s *Spool) migrate(id string) error {
 	if _, err := fillMessage(context.Background(), f, old.Envelope, body, lease); err != nil {
 		f.Close()
 		s.fs.Remove(f.Name())
+		if errors.Is(err, queue.ErrInvalidEnvelope) {
+			err = fmt.Errorf("%w: %w", errCorruptEnvelope, err) // too large to store
+		}
 		return err
 	}
 	created, err := safefile.CommitNew(s.fs, &s.dirs, f, s.msgPath(id))

@@ -44,6 +44,10 @@ const (
 	// maxEnvelopeLen bounds the envelope section a header may announce, so
 	// that a damaged header cannot make a read allocate without bound.
 	maxEnvelopeLen = 64 << 20
+	// maxEnvFileLen bounds an envelope file (msg/<id>.env): the envelope
+	// and the few fields around it. A larger one is corrupt: it is never
+	// read into memory.
+	maxEnvFileLen = maxEnvelopeLen + 4096
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -274,7 +278,7 @@ func (s *Spool) readRecordFrom(id string, f safefile.File) (*spoolRecord, error)
 	}
 	l := currentLease(b)
 	var stale bool
-	data, err := s.fs.ReadFile(s.envelopePath(id))
+	data, err := s.readEnvFile(s.envelopePath(id))
 	switch {
 	case err == nil:
 		env, err := decodeEnvFile(id, data)
@@ -302,6 +306,45 @@ func (s *Spool) readRecordFrom(id string, f safefile.File) (*spoolRecord, error)
 	rec := combine(h, l, env, false)
 	rec.stale = stale
 	return rec, nil
+}
+
+// readEnvFile reads an envelope file without trusting its size: one
+// larger than maxEnvFileLen (no Reschedule writes one) is corrupt
+// (errCorruptEnvelope) and is not read; other errors are the file
+// system's.
+func (s *Spool) readEnvFile(path string) ([]byte, error) {
+	f, err := s.fs.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	size, err := f.Size()
+	if err != nil {
+		return nil, err
+	}
+	if size > maxEnvFileLen {
+		return nil, fmt.Errorf("%w: envelope file of %d bytes (at most %d)", errCorruptEnvelope, size, maxEnvFileLen)
+	}
+	data := make([]byte, size)
+	n, err := f.ReadAt(data, 0)
+	if n < len(data) && err != io.EOF {
+		return nil, err
+	}
+	return data[:n], nil
+}
+
+// marshalEnvelope is the JSON of an envelope as stored, refused with
+// queue.ErrInvalidEnvelope when larger than a message file's header may
+// announce (maxEnvelopeLen): stored, it could not be read back.
+func marshalEnvelope(v any) ([]byte, error) {
+	data, err := json.Marshal(v)
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxEnvelopeLen {
+		return nil, fmt.Errorf("%w: envelope of %d bytes, more than the spool stores (%d)", queue.ErrInvalidEnvelope, len(data), maxEnvelopeLen)
+	}
+	return data, nil
 }
 
 // decodeMessage decodes a whole message file of message id held in memory

@@ -110,7 +110,7 @@ func (s *Spool) scan() error {
 			// An envelope file alone: the leftover of a Complete (it names
 			// the instance of the message file removed), else an envelope of
 			// the layout before issue 10 whose body is missing.
-			if data, err := s.fs.ReadFile(s.envelopePath(id)); err == nil {
+			if data, err := s.readEnvFile(s.envelopePath(id)); err == nil {
 				if env, err := decodeEnvFile(id, data); err == nil && env.Instance != 0 {
 					if err := remove(s.envelopePath(id), "envelope file of a completed message", id); err != nil {
 						return err
@@ -127,11 +127,14 @@ func (s *Spool) scan() error {
 			// wins; the old envelope (it names no instance) and body are
 			// leftovers, the envelope removed first as the migration does.
 			if envs[id] {
-				if data, err := s.fs.ReadFile(s.envelopePath(id)); err == nil {
-					if env, err := decodeEnvFile(id, data); err != nil || env.Instance == 0 {
-						if err := remove(s.envelopePath(id), "envelope of the previous spool layout, already migrated", id); err != nil {
-							return err
-						}
+				data, err := s.readEnvFile(s.envelopePath(id))
+				var env *envFile
+				if err == nil {
+					env, err = decodeEnvFile(id, data)
+				}
+				if errors.Is(err, errCorruptEnvelope) || err == nil && env.Instance == 0 {
+					if err := remove(s.envelopePath(id), "envelope of the previous spool layout, already migrated", id); err != nil {
+						return err
 					}
 				}
 			}
