@@ -48,6 +48,11 @@ const (
 	// and the few fields around it. A larger one is corrupt: it is never
 	// read into memory.
 	maxEnvFileLen = maxEnvelopeLen + 4096
+
+	// maxLeaseSeq bounds a lease sequence read from disk: claims never get
+	// near it, and one above it is corrupt (the next claim's sequence would
+	// wrap to 0, which reads as "no claim").
+	maxLeaseSeq = 1 << 62
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -155,6 +160,9 @@ func decodeSlot(b []byte) (l leaseRec, ok bool) {
 	}
 	l.attempts = int(binary.LittleEndian.Uint32(b[16:]) & (1<<31 - 1))
 	l.crashes = int(binary.LittleEndian.Uint32(b[20:]) & (1<<31 - 1))
+	if l.seq > maxLeaseSeq {
+		return leaseRec{}, false // damaged: the other slot counts
+	}
 	return l, l.seq != 0
 }
 
@@ -198,6 +206,9 @@ func decodeEnvFile(id string, data []byte) (*envFile, error) {
 	}
 	if rec.Envelope == nil {
 		return nil, fmt.Errorf("%w: no envelope", errCorruptEnvelope)
+	}
+	if rec.LeaseSeq > maxLeaseSeq {
+		return nil, fmt.Errorf("%w: lease sequence %d out of range", errCorruptEnvelope, rec.LeaseSeq)
 	}
 	if rec.ID != id {
 		return nil, fmt.Errorf("%w: ID %q does not match its file name", errCorruptEnvelope, rec.ID)
