@@ -46,6 +46,9 @@ type Conn struct {
 	in pendingReader
 	rd io.Reader
 	wr io.Writer
+	// werr is the first error writing a reply: nothing more is written
+	// (the one writer textproto.NewConn gave kept its error).
+	werr error
 
 	bdatPipe   *io.PipeWriter
 	bdatStatus *statusCollector // used for BDAT on LMTP
@@ -102,7 +105,7 @@ func (c *Conn) init() {
 	// write. Like a new textproto.Conn, this drops what was buffered on
 	// the old connection (STARTTLS).
 	c.releaseReader()
-	c.rd, c.wr = rwc.Reader, rwc.Writer
+	c.rd, c.wr, c.werr = rwc.Reader, rwc.Writer, nil
 	c.text = &textproto.Conn{}
 }
 
@@ -1416,7 +1419,11 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 	text = strings.Split(strings.Join(text, "\n"), "\n")
 
 	// edgerelay patch: a pooled write buffer, for this reply only
-	// (PrintfLine flushes every line).
+	// (PrintfLine flushes every line). After a failed write nothing more
+	// is written: a reply cut short would run into the next one.
+	if c.werr != nil {
+		return
+	}
 	bw := writerPool.Get().(*bufio.Writer)
 	bw.Reset(c.wr)
 	c.text.W = bw
@@ -1428,12 +1435,14 @@ func (c *Conn) writeResponse(code int, enhCode EnhancedCode, text ...string) {
 
 	lastLineIndex := len(text) - 1
 	for i := 0; i < lastLineIndex; i++ {
-		c.text.PrintfLine("%d-%v", code, text[i])
+		if c.werr = c.text.PrintfLine("%d-%v", code, text[i]); c.werr != nil {
+			return
+		}
 	}
 	if enhCode == NoEnhancedCode {
-		c.text.PrintfLine("%d %v", code, text[lastLineIndex])
+		c.werr = c.text.PrintfLine("%d %v", code, text[lastLineIndex])
 	} else {
-		c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
+		c.werr = c.text.PrintfLine("%d %v.%v.%v %v", code, enhCode[0], enhCode[1], enhCode[2], text[lastLineIndex])
 	}
 }
 
