@@ -334,6 +334,13 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 	if err != nil {
 		return err
 	}
+	// A message rescheduled before has an envelope file that supersedes the
+	// one in its message file. The message file goes first, and its removal
+	// is made durable before the envelope file's, so that no file system
+	// that reorders the two can bring the message back after a crash with
+	// the recipients' state of its Enqueue (duplicate deliveries, reports).
+	_, serr := s.fs.Lstat(s.envelopePath(e.id))
+	hasEnv := serr == nil
 	if err := safefile.RemoveIfExists(s.fs, s.msgPath(e.id)); err != nil {
 		s.mu.Lock()
 		e.next = s.now().Add(spoolErrorRetry)
@@ -354,6 +361,14 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		close(removing)
 		s.mu.Unlock()
 	}()
+	if hasEnv {
+		if err := s.dirs.Sync(s.msgDir); err != nil {
+			// The envelope file stays: after a crash it is either with its
+			// message file again (due, with its recipients' state) or an
+			// orphan that the next Open removes.
+			return fmt.Errorf("spool: complete %s: %w", e.id, err)
+		}
+	}
 	if err := safefile.RemoveIfExists(s.fs, s.envelopePath(e.id)); err != nil {
 		// Harmless: it names this instance only, and the next Open removes
 		// it as a leftover.
