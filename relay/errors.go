@@ -27,6 +27,7 @@ var (
 	errHeaderLineTooLong   = reply(554, 5, 6, 0, "Header line longer than 4000 octets (RFC 5322 section 2.1.1 allows 998)")
 	errLineTooLong         = reply(500, 5, 6, 0, "Line too long")
 	errQueue               = reply(451, 4, 3, 0, "Temporary queue failure, try again later")
+	errEnvelopeRefused     = reply(554, 5, 5, 0, "The queue cannot store this envelope")
 	errStorage             = reply(452, 4, 3, 1, "Insufficient system storage, try again later")
 	errTimeout             = reply(451, 4, 4, 2, "Timeout reading the message")
 	errBadCreds            = reply(535, 5, 7, 8, "Authentication credentials invalid")
@@ -77,6 +78,11 @@ func dataErrorReply(err error) *smtp.SMTPError {
 		// RFC 5321 §4.2.2: 452 insufficient system storage; RFC 3463
 		// X.3.1: mail system full.
 		return errStorage
+	case errors.Is(err, queue.ErrInvalidEnvelope):
+		// The queue refuses this envelope whatever the time (the session
+		// checks what a client can send, so this is an envelope past the
+		// backend's own bounds): permanent, not a retry loop.
+		return errEnvelopeRefused
 	default:
 		return errQueue
 	}
