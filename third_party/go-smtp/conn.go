@@ -162,10 +162,15 @@ func (c *Conn) waitForInput() {
 		}
 		c.releaseReader()
 	}
-	if c.server.IdleRead != nil {
-		c.in.n, c.in.err = c.server.IdleRead(c.conn, c.in.b[:])
-	} else {
-		c.in.n, c.in.err = c.conn.Read(c.in.b[:])
+	// A line already past the limit fails the next read at once, with no
+	// input: no wait then (after a SASL response too long, whose error
+	// handleAuth drops, the client waits for a reply, not we for it).
+	if l := c.lineLimitReader; l.LineLimit <= 0 || l.curLineLength <= l.LineLimit {
+		if c.server.IdleRead != nil {
+			c.in.n, c.in.err = c.server.IdleRead(c.conn, c.in.b[:])
+		} else {
+			c.in.n, c.in.err = c.conn.Read(c.in.b[:])
+		}
 	}
 	br := readerPool.Get().(*bufio.Reader)
 	br.Reset(c.rd)

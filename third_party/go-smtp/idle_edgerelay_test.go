@@ -98,3 +98,25 @@ func TestIdleWaitTooLongLineSplit(t *testing.T) {
 		t.Fatalf("too long line: got %q", scanner.Text())
 	}
 }
+
+// A SASL response longer than the line limit: handleAuth drops the read's
+// error and the next line read fails at once, as the line limit is still
+// exceeded: "500 Too long line", not a wait for input that the client,
+// waiting for a reply, will not send (review of patch 3: the wait was made
+// before the line limit was asked).
+func TestIdleWaitAfterTooLongSASLResponse(t *testing.T) {
+	_, s, c, scanner, _ := testServerEhlo(t)
+	defer s.Close()
+	defer c.Close()
+	io.WriteString(c, "AUTH PLAIN\r\n")
+	if !scanner.Scan() || !strings.HasPrefix(scanner.Text(), "334") {
+		t.Fatalf("AUTH PLAIN: got %q", scanner.Text())
+	}
+	// The whole line, limit and line ending, in one write: nothing of it
+	// is left in the socket once the limit is reached.
+	io.WriteString(c, strings.Repeat("A", s.MaxLineLength+10)+"\r\n")
+	c.SetReadDeadline(time.Now().Add(3 * time.Second))
+	if !scanner.Scan() || !strings.HasPrefix(scanner.Text(), "500 5.4.0 ") {
+		t.Fatalf("too long SASL response: got %q (err %v)", scanner.Text(), scanner.Err())
+	}
+}
