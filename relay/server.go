@@ -226,6 +226,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 		select {
 		case err := <-done:
 			s.cancel()
+			s.closeListeners()
 			s.serving.Wait()
 			if errors.Is(err, smtp.ErrServerClosed) {
 				err = nil
@@ -238,6 +239,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 			s.smtp.Close()
 			s.cancel()
 			<-done
+			s.closeListeners()
 			s.serving.Wait()
 			return nil
 		case <-tick.C:
@@ -247,6 +249,20 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				}
 			}
 		}
+	}
+}
+
+// closeListeners closes every listener Serve was given. go-smtp's Shutdown
+// and Close close only the listeners its Serve registered, which a Serve
+// goroutine not scheduled yet has not done: it would then Accept on an open
+// listener forever, and Shutdown would wait for it. Closed here, its Accept
+// fails at once and go-smtp's Serve returns (it sees the server closed).
+func (s *Server) closeListeners() {
+	s.mu.Lock()
+	ls := append([]*listener(nil), s.listeners...)
+	s.mu.Unlock()
+	for _, l := range ls {
+		l.Close()
 	}
 }
 
