@@ -41,8 +41,9 @@
 // (observe.go). Files: server.go (Options, Server, listeners, shutdown),
 // session.go (the session, MAIL, RCPT), sessionauth.go and sasl.go (AUTH),
 // data.go (DATA and BDAT: read, check, fix up, queue), txn.go (one
-// transaction's state), errors.go (the replies), conn.go, connlimit.go,
-// proxyproto.go, tls.go (connections), header.go, originator.go,
+// transaction's state), errors.go (the replies), conn.go (one connection),
+// listener.go (accept, limits, 465's TLS), idle*.go (the idle wait),
+// connlimit.go, proxyproto.go, tls.go (connections), header.go, originator.go,
 // message.go, crlf.go, size.go, addrcheck.go, localpart.go (the message and
 // its addresses), ratelimit.go, stats.go, observe.go.
 package relay
