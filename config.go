@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
@@ -107,6 +108,11 @@ type Config struct {
 	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text or json"`
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
+	// Recorded by load: the variables set in the environment, and those
+	// whose value could not be converted (keyed RELAY_NAME).
+	set      map[string]bool
+	unparsed map[string]struct{}
+
 	// Derived at validation.
 	backends      []string
 	retrySchedule []time.Duration
@@ -151,20 +157,97 @@ func configDefault(field string) string {
 const envPrefix = "RELAY"
 
 // loadConfig reads the environment and validates it. Every problem is
-// reported, one line per variable, naming it.
+// reported, one line per variable, naming it: a value of the wrong type
+// (envconfig stops at the first) as well as every value validate refuses.
 func loadConfig() (*Config, error) {
 	var c Config
-	if err := envconfig.Process(envPrefix, &c); err != nil {
-		var pe *envconfig.ParseError
-		if errors.As(err, &pe) {
-			return nil, fmt.Errorf("%s: cannot use %q: %s", pe.KeyName, pe.Value, conversionHint(pe))
-		}
-		return nil, err
-	}
+	errs := c.load()
 	if err := c.validate(); err != nil {
-		return nil, err
+		// A variable whose value could not be converted is validated with
+		// its default and reported once, for the conversion.
+		for _, line := range strings.Split(err.Error(), "\n") {
+			name, _, _ := strings.Cut(line, ":")
+			if _, typeErr := c.unparsed[name]; !typeErr {
+				errs = append(errs, line)
+			}
+		}
+	}
+	if len(errs) > 0 {
+		return nil, errors.New(strings.Join(errs, "\n"))
 	}
 	return &c, nil
+}
+
+// load fills c from the environment, one variable at a time, each through
+// envconfig.Process of a struct holding that field alone, so names, the
+// fallback to the unprefixed name, defaults and conversions are
+// envconfig's, and a value that cannot be converted does not hide the next
+// one. Such a variable keeps its default; load returns one line for each,
+// and records which variables were set (c.set) and which failed
+// (c.unparsed).
+func (c *Config) load() []string {
+	var errs []string
+	c.set, c.unparsed = map[string]bool{}, map[string]struct{}{}
+	v := reflect.ValueOf(c).Elem()
+	t := v.Type()
+	for i := range t.NumField() {
+		f := t.Field(i)
+		name := f.Tag.Get("envconfig")
+		if name == "" {
+			continue
+		}
+		key := envPrefix + "_" + name
+		if _, ok := os.LookupEnv(key); ok {
+			c.set[key] = true
+		} else if _, ok := os.LookupEnv(name); ok {
+			c.set[key] = true
+		}
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
+		err := envconfig.Process(envPrefix, one.Interface())
+		if err == nil {
+			v.Field(i).Set(one.Elem().Field(0))
+			continue
+		}
+		var pe *envconfig.ParseError
+		if !errors.As(err, &pe) {
+			errs = append(errs, fmt.Sprintf("%s: %v", key, err))
+			continue
+		}
+		c.unparsed[key] = struct{}{}
+		errs = append(errs, fmt.Sprintf("%s: cannot use %q: %s", key, pe.Value, conversionHint(f, pe.Value)))
+		// Validate the rest as if it were unset.
+		setDefault(v.Field(i), f.Tag.Get("default"))
+	}
+	return errs
+}
+
+// setDefault sets a bool, integer or duration field to its default tag, as
+// envconfig would have (the defaults are valid: TestConfigDefaultsValid).
+func setDefault(field reflect.Value, def string) {
+	switch {
+	case def == "":
+	case field.Type() == reflect.TypeFor[time.Duration]():
+		d, _ := time.ParseDuration(def)
+		field.SetInt(int64(d))
+	case field.Kind() == reflect.Bool:
+		b, _ := strconv.ParseBool(def)
+		field.SetBool(b)
+	case field.CanInt():
+		n, _ := strconv.ParseInt(def, 0, 64)
+		field.SetInt(n)
+	}
+}
+
+// shortDuration writes d as a person would: 4h, not 4h0m0s.
+func shortDuration(d time.Duration) string {
+	s := d.String()
+	if strings.HasSuffix(s, "m0s") {
+		s = strings.TrimSuffix(s, "0s")
+	}
+	if strings.HasSuffix(s, "h0m") {
+		s = strings.TrimSuffix(s, "0m")
+	}
+	return s
 }
 
 // validate checks values and fills in derived defaults.
@@ -216,7 +299,7 @@ func (c *Config) validate() error {
 	}
 	switch c.Queue {
 	case QueueSpool:
-		if c.Role != RoleAll {
+		if c.Role == RoleSubmission || c.Role == RoleWorker {
 			bad("ROLE", "%q needs a shared queue (RELAY_QUEUE=sqs); the local spool works only with RELAY_ROLE=all", c.Role)
 		}
 	case QueueSQS:
@@ -328,7 +411,11 @@ func (c *Config) validate() error {
 		bad("QUEUE_LIFETIME", "must be at least 1m")
 	}
 	if c.DelayWarning < 0 || c.DelayWarning >= c.QueueLifetime && c.DelayWarning != 0 {
-		bad("DELAY_WARNING", "must be 0 (off) or less than RELAY_QUEUE_LIFETIME")
+		if c.set[envPrefix+"_DELAY_WARNING"] {
+			bad("DELAY_WARNING", "%s must be 0 (off) or less than RELAY_QUEUE_LIFETIME (%s)", shortDuration(c.DelayWarning), shortDuration(c.QueueLifetime))
+		} else {
+			bad("DELAY_WARNING", "not set, so its default %s applies, which must be less than RELAY_QUEUE_LIFETIME (%s): set RELAY_DELAY_WARNING below it, or 0 for no delay warning", configDefault("DelayWarning"), shortDuration(c.QueueLifetime))
+		}
 	}
 	if c.BounceFrom != "" && !strings.Contains(c.BounceFrom, "@") {
 		bad("BOUNCE_FROM", "%q is not an address", c.BounceFrom)

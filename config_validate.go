@@ -2,11 +2,14 @@ package main
 
 import (
 	"fmt"
+	"net/url"
+	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
-	"github.com/kelseyhightower/envconfig"
+	"github.com/go-ldap/ldap/v3"
 
 	"github.com/edgerelay/edgerelay/auth"
 )
@@ -37,15 +40,7 @@ func (c *Config) validateIdentity(bad badFunc) {
 		bad("AUTH", "at least one backend is needed")
 	}
 	if slices.Contains(c.backends, "ldap") {
-		if !strings.HasPrefix(c.LDAPURL, "ldap://") && !strings.HasPrefix(c.LDAPURL, "ldaps://") {
-			bad("LDAP_URL", "%q: want ldap://host[:port] or ldaps://host[:port]", c.LDAPURL)
-		}
-		if c.LDAPBaseDN == "" {
-			bad("LDAP_BASE_DN", "required with RELAY_AUTH=ldap")
-		}
-		if !strings.Contains(c.LDAPFilter, "{user}") {
-			bad("LDAP_FILTER", "must contain {user}")
-		}
+		c.validateLDAP(bad)
 	}
 	if slices.Contains(c.backends, "oidc") {
 		if !strings.HasPrefix(c.OIDCIssuer, "https://") && !strings.HasPrefix(c.OIDCIssuer, "http://") {
@@ -69,18 +64,55 @@ func (c *Config) validateIdentity(bad badFunc) {
 	}
 }
 
-// conversionHint says what a variable that envconfig could not convert
-// should hold.
-func conversionHint(pe *envconfig.ParseError) string {
-	switch pe.TypeName {
-	case "bool":
-		return "want true or false"
-	case "int", "int64":
-		return "want a whole number"
-	case "Duration":
-		return "want a duration such as 90s, 5m or 120h"
+// validateLDAP checks the LDAP variables as auth.NewLDAPBackend would,
+// but here, with the rest and before anything is opened, naming each
+// variable.
+func (c *Config) validateLDAP(bad badFunc) {
+	u, err := url.Parse(c.LDAPURL)
+	switch {
+	case err != nil || u.Host == "" || (u.Scheme != "ldap" && u.Scheme != "ldaps"):
+		bad("LDAP_URL", "%q: want ldap://host[:port] or ldaps://host[:port]", c.LDAPURL)
+	case u.Scheme == "ldaps" && c.LDAPStartTLS:
+		bad("LDAP_STARTTLS", "true with the ldaps:// URL %s, which is TLS from the start: unset RELAY_LDAP_STARTTLS, or use ldap:// (port 389) with StartTLS", c.LDAPURL)
 	}
-	return "want a " + pe.TypeName
+	if c.LDAPBaseDN == "" {
+		bad("LDAP_BASE_DN", "required with RELAY_AUTH=ldap")
+	} else if _, err := ldap.ParseDN(c.LDAPBaseDN); err != nil {
+		bad("LDAP_BASE_DN", "%q is not a DN such as ou=people,dc=example,dc=org: %v", c.LDAPBaseDN, err)
+	}
+	if !strings.Contains(c.LDAPFilter, "{user}") {
+		bad("LDAP_FILTER", "must contain {user}")
+	} else if _, err := ldap.CompileFilter(strings.ReplaceAll(c.LDAPFilter, "{user}", "x")); err != nil {
+		bad("LDAP_FILTER", "%q is not an LDAP filter: %v", c.LDAPFilter, err)
+	}
+}
+
+// conversionHint says what a variable that envconfig could not convert
+// should hold, in words a person can act on, with the field's default as
+// the example.
+func conversionHint(f reflect.StructField, value string) string {
+	example := f.Tag.Get("default")
+	switch {
+	case f.Type == reflect.TypeFor[time.Duration]():
+		if example == "" || example == "0" || example == "0s" {
+			example = "90s"
+		}
+		hint := "want a duration such as " + example + " (units s, m, h); days are not a unit"
+		if n, err := strconv.Atoi(strings.TrimSuffix(strings.TrimSpace(value), "d")); err == nil && strings.HasSuffix(strings.TrimSpace(value), "d") && n > 0 {
+			hint += fmt.Sprintf(": %dd is %dh", n, 24*n)
+		}
+		return hint
+	case f.Type.Kind() == reflect.Bool:
+		return "want true or false"
+	case strings.HasSuffix(f.Name, "Bytes"):
+		return "want a number of bytes such as " + example + " (no unit: 25 MiB is 26214400)"
+	case f.Type.Kind() >= reflect.Int && f.Type.Kind() <= reflect.Int64:
+		if example == "" {
+			example = "10"
+		}
+		return "want a whole number such as " + example
+	}
+	return "want a " + f.Type.String()
 }
 
 // parseSchedule parses "5m,10m,1h" into delays, each positive.
