@@ -105,7 +105,7 @@ type Config struct {
 	ShutdownGrace       time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
 
 	// Logging.
-	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text or json"`
+	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text (tint on a terminal; elsewhere plain text with RFC 3339 times, no colour codes) or json"`
 	LogLevel  string `envconfig:"LOG_LEVEL" default:"info" desc:"debug, info, warn or error"`
 
 	// Recorded by load: the variables set in the environment, and those
