@@ -23,7 +23,10 @@ for pkg in "${pkgs[@]}"; do
     echo "== fuzz $pkg $target ($fuzztime)"
     corpus="$pkg/testdata/fuzz/$target"
     before=$(ls "$corpus" 2>/dev/null | sort || true)
-    if ! go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s -parallel 2 "$pkg" >"$out" 2>&1; then
+    # A package with its own go.mod (third_party/go-smtp, FuzzDataReaderBlocks)
+    # is outside the main module: its tests run from its directory.
+    dir=.; gopkg=$pkg; if [ -f "$pkg/go.mod" ]; then dir=$pkg; gopkg=.; fi
+    if ! (cd "$dir" && go test -run '^$' -fuzz "^${target}\$" -fuzztime "$fuzztime" -fuzzminimizetime 5s -parallel 2 "$gopkg") >"$out" 2>&1; then
       after=$(ls "$corpus" 2>/dev/null | sort || true)
       # Go 1.26's fuzz coordinator can fail a run whose -fuzztime ran out
       # while a worker was busy, with a bare "context deadline exceeded"
