@@ -34,6 +34,11 @@ type FS interface {
 	// OpenRW opens an existing file for reading and writing in place
 	// (pread, pwrite, fdatasync): the spool's lease records.
 	OpenRW(path string) (File, error)
+	// Create creates a new file for reading and writing (O_EXCL: it fails
+	// with fs.ErrExist when path exists): a journal segment, appended to
+	// with WriteAt at its tail. Its directory entry is durable only after
+	// SyncDir of its directory.
+	Create(path string) (File, error)
 	ReadDirNames(dir string) ([]string, error)
 	Lstat(path string) (fs.FileInfo, error)
 }
@@ -59,6 +64,9 @@ type File interface {
 	// Datasync makes the file's data durable (fdatasync where the
 	// platform has it, else fsync): what a write in place needs.
 	Datasync() error
+	// Truncate cuts the file to size bytes (an unsynced journal tail
+	// removed after a failed write); durable after Datasync.
+	Truncate(size int64) error
 	Close() error
 }
 
@@ -101,6 +109,13 @@ func (OS) Open(path string) (File, error) {
 }
 func (OS) OpenRW(path string) (File, error) {
 	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		return nil, err
+	}
+	return osFile{f}, nil
+}
+func (OS) Create(path string) (File, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|os.O_CREATE|os.O_EXCL, 0o600)
 	if err != nil {
 		return nil, err
 	}

@@ -26,9 +26,9 @@ import (
 //   - fault: operation k alone fails with EIO; the others work. This tries
 //     every error path of the spool.
 //
-// Mutating operations are CreateTemp, Write, WriteAt, Sync, Datasync,
-// Close (of a file being written), Rename, Link, Remove, RemoveAll,
-// MkdirAll and SyncDir; reads (ReadFile, Open, OpenRW, ReadAt, Read,
+// Mutating operations are CreateTemp, Create, Write, WriteAt, Sync,
+// Datasync, Truncate, Close (of a file being written), Rename, Link,
+// Remove, RemoveAll, MkdirAll and SyncDir; reads (ReadFile, Open, OpenRW, ReadAt, Read,
 // ReadDirNames, Lstat) are not counted, and fail after a crash.
 type faultFS struct {
 	real    safefile.OS
@@ -358,6 +358,30 @@ func (f *faultFS) OpenRW(path string) (safefile.File, error) {
 	return nil, err
 }
 
+// Create creates a new file (a journal segment): the creation is undone by
+// a power loss until its directory is fsync'd, its data until Datasync.
+func (f *faultFS) Create(path string) (safefile.File, error) {
+	if err := f.count("create"); err != nil {
+		return nil, err
+	}
+	rf, err := f.real.Create(path)
+	if err != nil {
+		return nil, err
+	}
+	fd, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		rf.Close()
+		return nil, err
+	}
+	r := &fileRec{fd: fd}
+	f.mu.Lock()
+	f.files[path] = r
+	f.recs = append(f.recs, r)
+	f.mu.Unlock()
+	f.record(filepath.Dir(path), func() { os.Remove(path) })
+	return &faultOpenFile{fs: f, f: rf, rec: r}, nil
+}
+
 func (f *faultFS) ReadDirNames(dir string) ([]string, error) {
 	if err := f.alive(); err != nil {
 		return nil, err
@@ -499,6 +523,32 @@ func (o *faultOpenFile) Datasync() error {
 	if o.rec != nil {
 		o.fs.synced(o.rec)
 	}
+	return nil
+}
+
+// Truncate cuts the file; what it cuts off is gone for good (the harshest
+// outcome), and the durable length follows it down.
+func (o *faultOpenFile) Truncate(size int64) error {
+	if o.rec == nil {
+		return &fs.PathError{Op: "truncate", Path: o.f.Name(), Err: syscall.EBADF}
+	}
+	if err := o.fs.count("truncate"); err != nil {
+		return err
+	}
+	if err := o.f.Truncate(size); err != nil {
+		return err
+	}
+	o.fs.mu.Lock()
+	o.rec.size = size
+	o.rec.synced = min(o.rec.synced, size)
+	kept := o.rec.patches[:0]
+	for _, p := range o.rec.patches {
+		if p.off < size {
+			kept = append(kept, p)
+		}
+	}
+	o.rec.patches = kept
+	o.fs.mu.Unlock()
 	return nil
 }
 
