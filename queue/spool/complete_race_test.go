@@ -36,7 +36,7 @@ func TestSpoolEnqueueDuringComplete(t *testing.T) {
 	dir := t.TempDir()
 	const id = "06H32GE1S57TAAV3RV1Q-failed-0123456789"
 	pfs := &pauseRemoveFS{reached: make(chan struct{}), resume: make(chan struct{})}
-	s, err := Open(dir, Options{fs: pfs, PollInterval: 10 * time.Millisecond})
+	s, err := Open(dir, Options{fs: pfs, PollInterval: 10 * time.Millisecond, JournalMaxBytes: -1})
 	if err != nil {
 		t.Fatal(err)
 	}

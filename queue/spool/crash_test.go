@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
@@ -53,8 +54,10 @@ type crashHarness struct {
 	leased     map[string]time.Time // claimed, not ended durably: not due before this (the lease's end)
 	quarantine map[string]bool      // may be in quarantine (then whole)
 	wantQ      map[string]bool      // must be in quarantine
+	failed     map[string]bool      // Enqueue returned an error: must never be queued
 	check      func(h *crashHarness, s *Spool)
 	pending    *queue.Message // a lease taken in setup
+	small      bool           // bodies that fit the journal
 }
 
 func newCrashHarness(t *testing.T) *crashHarness {
@@ -64,6 +67,7 @@ func newCrashHarness(t *testing.T) *crashHarness {
 		now:    time.Date(2026, 6, 1, 12, 0, 0, 0, time.UTC),
 		bodies: map[string]string{}, must: map[string]bool{}, gone: map[string]bool{},
 		leased: map[string]time.Time{}, quarantine: map[string]bool{}, wantQ: map[string]bool{},
+		failed: map[string]bool{},
 	}
 	h.ctx, h.cfail = context.WithTimeout(context.Background(), 5*time.Second)
 	h.o = Options{Now: func() time.Time { return h.now }, PollInterval: time.Millisecond, LeaseTimeout: 10 * time.Minute, fs: h.fs}
@@ -80,8 +84,12 @@ func (h *crashHarness) open() {
 }
 
 func (h *crashHarness) body(id string) string {
-	// Several write calls' worth, so that each write is a crash point.
-	return strings.Repeat(id+" body line\r\n", 9000)
+	if h.small {
+		return strings.Repeat(id+" body line\r\n", 200) // a journal record
+	}
+	// Several write calls' worth, so that each write is a crash point;
+	// more than the journal takes.
+	return strings.Repeat(id+" body line\r\n", 12000)
 }
 
 func (h *crashHarness) enqueue(id string) error {
@@ -91,6 +99,8 @@ func (h *crashHarness) enqueue(id string) error {
 	_, err := h.s.Enqueue(h.ctx, env, strings.NewReader(h.bodies[id]))
 	if err == nil {
 		h.must[id] = true
+	} else {
+		h.failed[id] = true
 	}
 	return err
 }
@@ -183,7 +193,15 @@ func (h *crashHarness) verify(label string) {
 		}
 		return false
 	}
+	inJournal := func(id string) bool { return s.journalOf(id) != nil }
 	for id := range h.must {
+		if inJournal(id) {
+			h.checkJournalMessage(label, s, id)
+			if h.wantQ[id] {
+				t.Errorf("%s: %s should be in quarantine, is in the journal", label, id)
+			}
+			continue
+		}
 		inMsg := msg[id+msgExt]
 		switch {
 		case h.wantQ[id]:
@@ -206,8 +224,13 @@ func (h *crashHarness) verify(label string) {
 			t.Errorf("%s: %s quarantined unexpectedly", label, n)
 		}
 	}
+	for id := range h.failed {
+		if s.entries[id] != nil && !h.must[id] {
+			t.Errorf("%s: %s is queued after the restart, but its Enqueue failed", label, id)
+		}
+	}
 	for id := range h.gone {
-		if msg[id+msgExt] {
+		if msg[id+msgExt] || s.entries[id] != nil {
 			t.Errorf("%s: completed message %s is back", label, id)
 		}
 	}
@@ -331,20 +354,7 @@ func TestSpoolCrashPoints(t *testing.T) {
 		}, func(h *crashHarness) {
 			h.lease()
 		}},
-		{"quarantine after crashed deliveries", func(h *crashHarness) {
-			h.open()
-			h.mustEnqueue("A")
-			h.now = h.now.Add(time.Second)
-			for range queue.DefaultMaxDeliveryCrashes {
-				h.mustLease("A")
-				h.s.Close()
-				h.open()
-				h.now = h.now.Add(11 * time.Minute)
-			}
-			h.mustEnqueue("C")
-			delete(h.leased, "A")
-			h.quarantine["A"] = true
-		}, func(h *crashHarness) {
+		{"quarantine after crashed deliveries", crashedDeliveries, func(h *crashHarness) {
 			h.lease()
 		}},
 		{"open", func(h *crashHarness) {
@@ -432,6 +442,46 @@ func TestSpoolCrashPoints(t *testing.T) {
 			t.Logf("%s: %d crash points, %d fault points tried", p.name, nc, nf)
 		})
 	}
+}
+
+// checkJournalMessage checks that journal message id reads back whole
+// after the reopen.
+func (h *crashHarness) checkJournalMessage(label string, s *Spool, id string) {
+	t := h.t
+	t.Helper()
+	jm := s.journalOf(id)
+	env, err := s.readJournalEnvelope(id, jm)
+	if err != nil || env.Size != int64(len(h.bodies[id])) {
+		t.Errorf("%s: journal envelope of %s: %+v, %v; want Size %d", label, id, env, err, len(h.bodies[id]))
+		return
+	}
+	rc, err := s.journalBody(id, jm)
+	if err != nil {
+		t.Errorf("%s: journal body of %s: %v", label, id, err)
+		return
+	}
+	defer rc.Close()
+	var b strings.Builder
+	if _, err := io.Copy(&b, rc); err != nil || b.String() != h.bodies[id] {
+		t.Errorf("%s: journal body of %s: %d bytes, %v; want the %d bytes enqueued", label, id, b.Len(), err, len(h.bodies[id]))
+	}
+}
+
+// crashedDeliveries sets up A, whose deliveries crashed the process
+// MaxDeliveryCrashes times (the next claim quarantines it), and C.
+func crashedDeliveries(h *crashHarness) {
+	h.open()
+	h.mustEnqueue("A")
+	h.now = h.now.Add(time.Second)
+	for range queue.DefaultMaxDeliveryCrashes {
+		h.mustLease("A")
+		h.s.Close()
+		h.open()
+		h.now = h.now.Add(11 * time.Minute)
+	}
+	h.mustEnqueue("C")
+	delete(h.leased, "A")
+	h.quarantine["A"] = true
 }
 
 // writeOldMessage writes message id as the spool before issue 10 did:

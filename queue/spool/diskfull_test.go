@@ -21,7 +21,7 @@ import (
 func TestSpoolDiskFull(t *testing.T) {
 	mnt := testutil.Tmpfs(t, "3m")
 	dir := filepath.Join(mnt, "spool")
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	first := mustEnqueue(t, s, envelope("bob@example.net"), "before the disk filled up")
 
 	filler := filepath.Join(mnt, "filler")

@@ -79,10 +79,85 @@
 //     files are leftovers. A migration that fails for a transient reason
 //     leaves the old files in place until the next start.
 //
+// The journal (issue 10). A message of up to JournalMaxBytes (body,
+// envelope and record header; 128 KiB by default) is not a file of its
+// own: Enqueue reads the body into a pooled buffer of that bound, and if
+// the body ends within it, appends one MSG record to journal/<n>.log and
+// returns once an fdatasync that started after that write has succeeded.
+// A longer body (the buffered prefix, then the rest of the stream) takes
+// the one-file path above; so does every message when JournalMaxBytes is
+// negative, or once the journal is broken. Records (journal_record.go):
+// MSG (instance, body, envelope as enqueued), CLAIM (lease sequence,
+// attempts, lease deadline, crash count: what a lease slot holds), END
+// (the message left the journal). Each has a magic, its length and a
+// CRC-32C over the whole record.
+//   - Group commit (journal.go): records are written one WriteAt each at
+//     the tail, under a mutex; the first waiter whose record is not yet
+//     covered runs one fdatasync for every record written before it
+//     started, outside the mutex, and the others wait for it. No setting
+//     acknowledges before that fdatasync.
+//   - Segments rotate at JournalSegmentBytes: the full segment is
+//     fdatasync'd completely, the new file created and journal/ fsync'd,
+//     all before a record is written to the new one; so a torn record can
+//     only be at the tail of the newest segment that has bytes. Segments
+//     are numbered upwards and never reused or written below their tail.
+//   - A failed write or fdatasync (EIO, ENOSPC) fails every record not
+//     covered by a successful fdatasync (ENOSPC as ErrInsufficientStorage),
+//     truncates the segment to its durable length, fdatasyncs it and
+//     rotates: nothing an Enqueue failed for can replay. If that clean-up
+//     fails, the journal is broken: Enqueue uses the one-file path, Ready
+//     fails, and claims and ENDs of journal messages fail (those messages
+//     wait for the restart, which starts a new segment).
+//   - Claim: a CLAIM record, group-committed, before Lease returns. The
+//     crash count and lease deadline work as with lease slots; a CLAIM
+//     without END at Open is a crashed claim.
+//   - Reschedule moves the message to msg/<id>.msg (the Enqueue write
+//     path with the new envelope: fsync, link, msg/ fsync'd), then writes
+//     an END. Complete writes an END. Quarantine writes quarantine/<id>.msg
+//     (keeping the record's instance), then an END. A crash between the
+//     move and its END leaves both: Open lets msg/ (or the quarantine copy
+//     of the same instance) win and writes the END. An END that fails
+//     after a move is written by the message's Complete before it removes
+//     the file, so that the MSG cannot come back once the file is gone.
+//   - Segment deletion: only the oldest segment, only when it is not the
+//     active one and every MSG in it has a synced END; unlink, then fsync
+//     journal/. Why in order: a CLAIM or END is always in the segment of
+//     its MSG or a newer one. Deleting a newer segment first could drop
+//     the END of a MSG in an older segment that survives, and the message
+//     would come back after a restart; deleting oldest first means that
+//     when an END's segment goes, every older segment (the one of its MSG
+//     included) is gone already.
+//   - Open: the msg/ scan first, then every segment in order. A bad
+//     record (CRC, length, magic, cut short) in the newest segment with
+//     bytes is a write never acknowledged: the segment is cut there and
+//     fdatasync'd, WARN with the byte count. A bad record anywhere else is
+//     damage: the rest of that segment is copied to
+//     quarantine/journal@<n>.log.at-<offset> for an operator (ERROR), then
+//     the segment is cut; the records before it are kept (acknowledged
+//     messages after the damage are in that copy, not lost silently).
+//   - Decided where the design was silent: the journal directory is
+//     replayed whatever JournalMaxBytes says (turning the journal off
+//     never strands a message); the first segment is created at the first
+//     append, not at Open; Close closes the active segment when nothing
+//     is in flight, and a later append (a Complete during a shutdown)
+//     starts a new one; a full file system hands a journal message out
+//     with its lease in memory only, as for a message file; a rotation
+//     whose create or directory fsync fails fails only the append that
+//     needed it; replay reads at most 16 MiB + 4 KiB per record, which is
+//     also the cap on JournalMaxBytes; a second MSG for an ID without END
+//     is ignored with a WARN; a transient read error during replay fails
+//     Open rather than drop anything.
+//
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), record.go
 // (the message file's format, lease slots, envelope files, reading a
 // message), enqueue.go (the write path), lease.go (Lease, claim,
 // Reschedule, Complete), scan.go (the start-up rescan and quarantine),
 // migrate.go (the previous layout), ready.go (readiness), stats.go (the
-// counters and Backlog, for /metrics), lock_*.go (the lock file).
+// counters and Backlog, for /metrics), lock_*.go (the lock file);
+// journal.go (appends, group commit, rotation, failures, segment
+// deletion), journal_record.go (the record format and reading a segment),
+// journal_enqueue.go (Enqueue into the journal, Body and envelope of a
+// journal message), journal_lease.go (claim, Reschedule's move to msg/,
+// Complete, quarantine), journal_replay.go (Open), due.go (the order in
+// which due messages are handed out).
 package spool

@@ -78,7 +78,23 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 	if env.Arrival.IsZero() {
 		env.Arrival = s.now()
 	}
-	if err := s.write(ctx, env, body); err != nil {
+	if s.jmax > 0 {
+		bp := s.journalBuf()
+		defer s.bufs.Put(bp)
+		done, rest, err := s.enqueueJournal(ctx, env, body, *bp)
+		if done {
+			return s.enqueued(id, env, err)
+		}
+		body = rest
+	}
+	return s.enqueued(id, env, s.write(ctx, env, body))
+}
+
+// enqueued finishes an Enqueue whose write ended with err: the error
+// (ENOSPC as ErrInsufficientStorage), or the message indexed (a journal
+// message is indexed by enqueueJournal).
+func (s *Spool) enqueued(id string, env *queue.Envelope, err error) (string, error) {
+	if err != nil {
 		if safefile.IsNoSpace(err) {
 			s.stats.noSpace.Add(1)
 			err = fmt.Errorf("%w: %w", queue.ErrInsufficientStorage, err)
@@ -88,8 +104,10 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.entries[id] = &spoolEntry{id: id, next: dueAt(env)}
-	s.release(s.entries[id])
+	if s.entries[id] == nil {
+		s.entries[id] = &spoolEntry{id: id, next: dueAt(env)}
+		s.release(s.entries[id])
+	}
 	s.log.Debug("spool: enqueued", "id", id, "size", env.Size, "recipients", len(env.Recipients))
 	return id, nil
 }
@@ -144,20 +162,40 @@ func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, 
 	if err != nil {
 		return 0, err
 	}
-	if _, err := f.Write(data); err != nil {
-		return 0, fmt.Errorf("write envelope: %w", err)
+	return n, finishMessage(f, newInstance(), n, data, lease)
+}
+
+// fillRaw is fillMessage with the envelope's bytes given as they are (a
+// journal message copied to quarantine, its envelope perhaps unusable),
+// keeping the journal record's instance.
+func fillRaw(f safefile.TempFile, body io.Reader, envData []byte, instance uint64) (int64, error) {
+	if _, err := f.Write(make([]byte, bodyOffset)); err != nil {
+		return 0, fmt.Errorf("write header: %w", err)
 	}
-	hdr := encodeHeader(msgHeader{instance: newInstance(), bodyOff: bodyOffset, bodyLen: n,
+	n, err := io.Copy(f, body)
+	if err != nil {
+		return 0, fmt.Errorf("write body: %w", err)
+	}
+	return n, finishMessage(f, instance, n, envData, leaseRec{})
+}
+
+// finishMessage appends the envelope after a body of n bytes and writes
+// the header (and lease, when its seq is not 0) in place.
+func finishMessage(f safefile.TempFile, instance uint64, n int64, data []byte, lease leaseRec) error {
+	if _, err := f.Write(data); err != nil {
+		return fmt.Errorf("write envelope: %w", err)
+	}
+	hdr := encodeHeader(msgHeader{instance: instance, bodyOff: bodyOffset, bodyLen: n,
 		envOff: bodyOffset + n, envLen: int64(len(data))})
 	if lease.seq != 0 {
 		if _, err := f.WriteAt(encodeSlot(lease), slotOffset(lease.seq)); err != nil {
-			return 0, fmt.Errorf("write lease: %w", err)
+			return fmt.Errorf("write lease: %w", err)
 		}
 	}
 	if _, err := f.WriteAt(hdr, 0); err != nil {
-		return 0, fmt.Errorf("write header: %w", err)
+		return fmt.Errorf("write header: %w", err)
 	}
-	return n, nil
+	return nil
 }
 
 // ctxReader stops a body copy once ctx is done, so that a client that went

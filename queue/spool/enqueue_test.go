@@ -18,7 +18,7 @@ import (
 // msg/, the envelope's recorded size, and nothing in tmp/.
 func TestSpoolEnqueueFiles(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	env := envelope("bob@example.net")
 	id := mustEnqueue(t, s, env, "Subject: x\r\n\r\nhello\r\n")
 	if got, want := dirNames(t, filepath.Join(dir, "msg")), []string{id + ".msg"}; !equal(got, want) {
@@ -51,7 +51,7 @@ func equal(a, b []string) bool { return strings.Join(a, "\n") == strings.Join(b,
 // stored twice (an NDR retried after a crash), and the first body stays.
 func TestSpoolEnqueueIdempotent(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	const id = "NDR-01HXYZ"
 	for i, body := range []string{"first", "second"} {
 		env := envelope("alice@example.com")
@@ -72,7 +72,7 @@ func TestSpoolEnqueueIdempotent(t *testing.T) {
 	env.ID = id
 	mustEnqueue(t, s, env, "third")
 	s.Close()
-	s = openSpool(t, dir, spool.Options{})
+	s = openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	env.ID = id
 	mustEnqueue(t, s, env, "fourth")
 	if s.Len() != 1 {
@@ -81,7 +81,7 @@ func TestSpoolEnqueueIdempotent(t *testing.T) {
 }
 
 func TestSpoolEnqueueInvalidID(t *testing.T) {
-	s := openSpool(t, t.TempDir(), spool.Options{})
+	s := openSpool(t, t.TempDir(), spool.Options{JournalMaxBytes: -1})
 	for _, id := range []string{"../etc/passwd", "a b", "x.env", strings.Repeat("a", 65)} {
 		env := envelope("bob@example.net")
 		env.ID = id
@@ -155,7 +155,7 @@ func TestSpoolEnqueueFailureLeavesNothing(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openSpool(t, dir, spool.Options{})
+			s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 			if tc.setup != nil {
 				tc.setup(t, dir)
 			}
@@ -206,7 +206,7 @@ func replaceWithFile(t *testing.T, path string) {
 func TestSpoolConcurrentEnqueue(t *testing.T) {
 	const workers, each = 16, 8
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	var (
 		mu  sync.Mutex
 		ids = make(map[string]string)
@@ -252,7 +252,7 @@ func TestSpoolConcurrentEnqueue(t *testing.T) {
 		}
 	}
 	s.Close()
-	s = openSpool(t, dir, spool.Options{})
+	s = openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	if s.Len() != workers*each {
 		t.Fatalf("after restart Len = %d", s.Len())
 	}

@@ -30,35 +30,9 @@ type spoolEntry struct {
 	// of the message file and the sequence of the claim's lease slot.
 	instance uint64
 	diskSeq  uint64
-}
-
-// entryHeap orders the messages that are not leased by due time (see
-// dueAt), oldest first, and by ID (which sorts by arrival) among equals.
-type entryHeap []*spoolEntry
-
-func (h entryHeap) Len() int { return len(h) }
-func (h entryHeap) Less(i, j int) bool {
-	if !h[i].next.Equal(h[j].next) {
-		return h[i].next.Before(h[j].next)
-	}
-	return h[i].id < h[j].id
-}
-func (h entryHeap) Swap(i, j int) {
-	h[i], h[j] = h[j], h[i]
-	h[i].index, h[j].index = i, j
-}
-func (h *entryHeap) Push(x any) {
-	e := x.(*spoolEntry)
-	e.index = len(*h)
-	*h = append(*h, e)
-}
-func (h *entryHeap) Pop() any {
-	old := *h
-	e := old[len(old)-1]
-	old[len(old)-1] = nil
-	e.index = -1
-	*h = old[:len(old)-1]
-	return e
+	// j is set for a message that came through the journal, until the END
+	// of its MSG record is synced (journal_enqueue.go).
+	j *jmsg
 }
 
 // release puts e back among the messages that can be leased and wakes the
@@ -144,6 +118,9 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 // (unusable envelope, too many crashed deliveries, or vanished) and left
 // the index.
 func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
+	if jm := s.journalOf(e.id); jm != nil {
+		return s.claimJournal(e, jm)
+	}
 	f, err := s.fs.OpenRW(s.msgPath(e.id))
 	var rec *spoolRecord
 	if err == nil {
@@ -187,20 +164,8 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	if cerr := f.Close(); err == nil {
 		err = cerr
 	}
-	if err != nil {
-		if !safefile.IsNoSpace(err) {
-			s.mu.Lock()
-			s.release(e)
-			s.mu.Unlock()
-			return nil, fmt.Errorf("spool: claim %s: %w", e.id, err)
-		}
-		// A full file system: delivering and completing messages is what
-		// frees space, so the message is handed out with its lease held
-		// in memory only (a crash now makes it due at once after the
-		// restart, with this claim uncounted). Refusing would leave the
-		// relay neither accepting nor delivering until an operator acts.
-		// (A write in place rarely needs a block, so this is rare.)
-		s.log.Warn("spool: file system full; claim not written, message handed out with its lease in memory only", "id", e.id, "err", err)
+	if err := s.claimNotWritten(e, err); err != nil {
+		return nil, err
 	}
 	rec.Attempts = l.attempts
 	s.mu.Lock()
@@ -210,6 +175,27 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	s.mu.Unlock()
 	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
 	return &queue.Message{Envelope: rec.Envelope, Token: &spoolLease{id: e.id, seq: seq}}, nil
+}
+
+// claimNotWritten decides for a claim whose write failed with err (nil:
+// it did not): the error to return, the message due again; or nil to
+// hand it out all the same. A full file system: delivering and completing
+// messages is what frees space, so the message is handed out with its
+// lease held in memory only (a crash now makes it due at once after the
+// restart, with this claim uncounted). Refusing would leave the relay
+// neither accepting nor delivering until an operator acts.
+func (s *Spool) claimNotWritten(e *spoolEntry, err error) error {
+	if err == nil {
+		return nil
+	}
+	if !safefile.IsNoSpace(err) {
+		s.mu.Lock()
+		s.release(e)
+		s.mu.Unlock()
+		return fmt.Errorf("spool: claim %s: %w", e.id, err)
+	}
+	s.log.Warn("spool: file system full; claim not written, message handed out with its lease in memory only", "id", e.id, "err", err)
+	return nil
 }
 
 // setAside quarantines the leased entry e and drops it from the index; when
@@ -236,16 +222,6 @@ func (s *Spool) retryLater(e *spoolEntry) {
 	e.next = s.now().Add(spoolErrorRetry)
 	s.release(e)
 	s.mu.Unlock()
-}
-
-// dueAt is when env is due: its NextAttempt, or for a message never
-// rescheduled its Arrival, so that due messages go out first come, first
-// served and fresh mail does not overtake retries that are already due.
-func dueAt(env *queue.Envelope) time.Time {
-	if env.NextAttempt.IsZero() {
-		return env.Arrival
-	}
-	return env.NextAttempt
 }
 
 // writeEnvelope replaces the envelope file of env.ID atomically
@@ -306,7 +282,12 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	s.mu.Lock()
 	instance, leaseSeq := e.instance, e.diskSeq
 	s.mu.Unlock()
-	werr := s.writeEnvelope(env, instance, leaseSeq)
+	var werr error
+	if jm := s.journalOf(e.id); jm != nil {
+		werr = s.rescheduleJournal(ctx, e, jm, env)
+	} else {
+		werr = s.writeEnvelope(env, instance, leaseSeq)
+	}
 
 	s.mu.Lock()
 	e.next = at
@@ -333,6 +314,14 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 	e, err := s.endLease(m)
 	if err != nil {
 		return err
+	}
+	s.mu.Lock()
+	jm := e.j
+	s.mu.Unlock()
+	if jm != nil {
+		if done, err := s.completeJournal(e, jm); done {
+			return err
+		}
 	}
 	// A message rescheduled before has an envelope file that supersedes the
 	// one in its message file. The message file goes first, and its removal

@@ -18,7 +18,7 @@ import (
 // NextAttempt, else the Arrival) first, and one that is not due yet becomes due when the clock reaches it.
 func TestSpoolLeaseOrder(t *testing.T) {
 	clock := testutil.NewClock(time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC))
-	s := openSpool(t, t.TempDir(), spool.Options{Now: clock.Now, PollInterval: 5 * time.Millisecond})
+	s := openSpool(t, t.TempDir(), spool.Options{JournalMaxBytes: -1, Now: clock.Now, PollInterval: 5 * time.Millisecond})
 	base := clock.Now()
 	offsets := []time.Duration{-time.Minute, time.Hour, -time.Hour, 0, -time.Second}
 	byOffset := make(map[time.Duration]string)
@@ -53,7 +53,7 @@ func TestSpoolLeaseOrder(t *testing.T) {
 // TestSpoolLeaseWakes: a waiting Lease is woken by Enqueue and by
 // Reschedule at once, not by polling (the poll interval is an hour).
 func TestSpoolLeaseWakes(t *testing.T) {
-	s := openSpool(t, t.TempDir(), spool.Options{PollInterval: time.Hour})
+	s := openSpool(t, t.TempDir(), spool.Options{JournalMaxBytes: -1, PollInterval: time.Hour})
 	for _, step := range []string{"enqueue", "reschedule"} {
 		var held *queue.Message
 		if step == "reschedule" {
@@ -92,7 +92,7 @@ func TestSpoolLeaseWakes(t *testing.T) {
 // Lease returns, and Reschedule writes the holder's envelope.
 func TestSpoolClaimBeforeDeliver(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	id := mustEnqueue(t, s, envelope("bob@example.net", "carol@example.org"), "x")
 	m := mustLease(t, s)
 	if got := readEnvelopeFile(t, dir, id).Attempts; got != 1 {
@@ -115,7 +115,7 @@ func TestSpoolClaimBeforeDeliver(t *testing.T) {
 // TestSpoolStaleLease: a Message whose lease ended cannot be rescheduled or
 // completed again, and a foreign Message is refused.
 func TestSpoolStaleLease(t *testing.T) {
-	s := openSpool(t, t.TempDir(), spool.Options{})
+	s := openSpool(t, t.TempDir(), spool.Options{JournalMaxBytes: -1})
 	mustEnqueue(t, s, envelope("bob@example.net"), "x")
 	ctx := context.Background()
 	m := mustLease(t, s)
@@ -145,7 +145,7 @@ func TestSpoolStaleLease(t *testing.T) {
 func TestSpoolCorruptAtLease(t *testing.T) {
 	dir := t.TempDir()
 	var logs logBuffer
-	s := openSpool(t, dir, spool.Options{Logger: logs.Logger()})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1, Logger: logs.Logger()})
 	bad := mustEnqueue(t, s, envelope("bob@example.net"), "bad")
 	good := mustEnqueue(t, s, envelope("bob@example.net"), "good")
 	if err := os.WriteFile(filepath.Join(dir, "msg", bad+".env"), []byte("{garbage"), 0o600); err != nil {
@@ -169,20 +169,20 @@ func TestSpoolCorruptAtLease(t *testing.T) {
 // first is open, and succeeds after Close.
 func TestSpoolLocked(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
-	if s2, err := spool.Open(dir, spool.Options{}); err == nil {
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
+	if s2, err := spool.Open(dir, spool.Options{JournalMaxBytes: -1}); err == nil {
 		s2.Close()
 		t.Fatal("second Open of an open spool succeeded")
 	}
 	s.Close()
-	openSpool(t, dir, spool.Options{})
+	openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 }
 
 // TestSpoolClosed: Enqueue after Close fails with ErrClosed; a lease taken
 // before Close can still record its outcome.
 func TestSpoolClosed(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	mustEnqueue(t, s, envelope("bob@example.net"), "x")
 	m := mustLease(t, s)
 	s.Close()
@@ -192,7 +192,7 @@ func TestSpoolClosed(t *testing.T) {
 	if err := s.Complete(context.Background(), m); err != nil {
 		t.Fatalf("Complete after Close: %v", err)
 	}
-	if s := openSpool(t, dir, spool.Options{}); s.Len() != 0 {
+	if s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1}); s.Len() != 0 {
 		t.Fatalf("Len after reopen = %d", s.Len())
 	}
 }
@@ -203,7 +203,7 @@ func TestSpoolClosed(t *testing.T) {
 // for a later retry.
 func TestSpoolUnreadableAtLease(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	id := mustEnqueue(t, s, envelope("bob@example.net"), "x")
 	p := filepath.Join(dir, "msg", id+".env") // where a Reschedule writes its envelope
 	if err := os.Mkdir(p, 0o700); err != nil {

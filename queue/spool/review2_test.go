@@ -17,7 +17,7 @@ import (
 
 func reviewSpool(t *testing.T, dir string) *Spool {
 	t.Helper()
-	s, err := Open(dir, Options{PollInterval: time.Millisecond})
+	s, err := Open(dir, Options{PollInterval: time.Millisecond, JournalMaxBytes: -1})
 	if err != nil {
 		t.Fatalf("Open: %v", err)
 	}

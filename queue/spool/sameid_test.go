@@ -21,7 +21,7 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 	body := strings.Repeat("report body line\r\n", 4096)
 	for round := range 20 {
 		dir := t.TempDir()
-		s := openSpool(t, dir, spool.Options{})
+		s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 		var wg sync.WaitGroup
 		for range 8 {
 			wg.Go(func() {
@@ -68,7 +68,7 @@ func TestSpoolEnqueueSameIDRace(t *testing.T) {
 // one-file layout, where the leftover is an envelope file, not a body).
 func TestSpoolEnqueueNeverReplacesFiles(t *testing.T) {
 	dir := t.TempDir()
-	s := openSpool(t, dir, spool.Options{})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 	write := func(name, data string) {
 		t.Helper()
 		if err := os.WriteFile(filepath.Join(dir, "msg", name), []byte(data), 0o600); err != nil {

@@ -172,6 +172,9 @@ func (s *Spool) scan() error {
 		}
 		s.entries[id] = e
 	}
+	if err := s.replayJournal(quarantined, now); err != nil {
+		return err
+	}
 	for _, e := range s.entries {
 		s.due = append(s.due, e)
 		e.index = len(s.due) - 1

@@ -138,7 +138,7 @@ func TestSpoolRescan(t *testing.T) {
 			// not a leftover to delete, it follows its message file.
 			name: "quarantine interrupted after the envelope",
 			damage: func(t *testing.T, dir string) {
-				s := openSpool(t, dir, spool.Options{})
+				s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 				if err := s.Reschedule(t.Context(), mustLease(t, s), time.Now()); err != nil {
 					t.Fatal(err)
 				}
@@ -170,7 +170,7 @@ func TestSpoolRescan(t *testing.T) {
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
-			s := openSpool(t, dir, spool.Options{})
+			s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 			env := envelope("bob@example.net")
 			env.ID = id
 			mustEnqueue(t, s, env, "body")
@@ -178,7 +178,7 @@ func TestSpoolRescan(t *testing.T) {
 			tc.damage(t, dir)
 
 			var logs logBuffer
-			s = openSpool(t, dir, spool.Options{Logger: logs.Logger()})
+			s = openSpool(t, dir, spool.Options{JournalMaxBytes: -1, Logger: logs.Logger()})
 			if s.Len() != tc.wantLen {
 				t.Errorf("Len = %d, want %d", s.Len(), tc.wantLen)
 			}
@@ -220,7 +220,7 @@ func TestSpoolRescan(t *testing.T) {
 func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 	dir := t.TempDir()
 	for range 2 {
-		s := openSpool(t, dir, spool.Options{})
+		s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1})
 		env := envelope("bob@example.net")
 		env.ID = "SAME"
 		mustEnqueue(t, s, env, "body")
@@ -228,7 +228,7 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 		if err := os.WriteFile(filepath.Join(dir, "msg", "SAME.env"), []byte("bad"), 0o600); err != nil {
 			t.Fatal(err)
 		}
-		openSpool(t, dir, spool.Options{}).Close()
+		openSpool(t, dir, spool.Options{JournalMaxBytes: -1}).Close()
 	}
 	if got := dirNames(t, filepath.Join(dir, "quarantine")); len(got) != 4 {
 		t.Fatalf("quarantine/ = %v, want 4 files", got)
@@ -239,7 +239,7 @@ func TestSpoolQuarantineKeepsEarlierCopies(t *testing.T) {
 // parallel sessions (one file fsync each, since issue 10; directory fsyncs
 // shared by concurrent enqueues).
 func BenchmarkSpoolEnqueue(b *testing.B) {
-	s := openSpool(b, b.TempDir(), spool.Options{})
+	s := openSpool(b, b.TempDir(), spool.Options{JournalMaxBytes: -1})
 	queuetest.BenchEnqueue(b, s, func() *queue.Envelope { return envelope("bob@example.net") })
 }
 
@@ -265,7 +265,7 @@ func TestSpoolMigratesPreviousLayout(t *testing.T) {
 	write("BAD.eml", "body")
 	write("BAD.env", "{garbage")
 	var logs logBuffer
-	s := openSpool(t, dir, spool.Options{Logger: logs.Logger()})
+	s := openSpool(t, dir, spool.Options{JournalMaxBytes: -1, Logger: logs.Logger()})
 	if got := dirNames(t, msg); !equal(got, []string{"OLD1.msg"}) {
 		t.Fatalf("msg/ = %v, want [OLD1.msg]", got)
 	}

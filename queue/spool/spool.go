@@ -30,12 +30,19 @@ import (
 //	                     messages whose deliveries crashed the process
 //	                     MaxDeliveryCrashes times; <id>.msg is moved first.
 //	                     Kept for an operator, never deleted by edgerelay
+//	journal/<n>.log      the journal (journal.go): segments of records (MSG,
+//	                     CLAIM, END) appended with group commit; the
+//	                     messages up to JournalMaxBytes live there until
+//	                     Complete, or a Reschedule moves them to msg/
+//	quarantine/journal@<n>.log.at-<offset>
+//	                     the unreadable rest of a damaged segment
 //	lock                 flock'd while a process has the spool open
 const (
 	spoolMsgDir        = "msg"
 	spoolTmpDir        = "tmp"
 	spoolQuarantineDir = "quarantine"
 	spoolLockFile      = "lock"
+	spoolJournalDir    = "journal"
 
 	msgExt      = ".msg"
 	envelopeExt = ".env"
@@ -82,14 +89,27 @@ type Options struct {
 	// queue.DefaultMaxDeliveryCrashes.
 	MaxDeliveryCrashes int
 
+	// JournalMaxBytes is the largest message (body, envelope and record
+	// header) that Enqueue appends to the journal (group commit) instead
+	// of writing it as one file in msg/. Zero means DefaultJournalMaxBytes;
+	// a negative value turns the journal off for new messages (those
+	// already in it are still delivered); at most 16 MiB. Either way
+	// Enqueue returns nil only once the message is on stable storage.
+	JournalMaxBytes int
+	// JournalSegmentBytes is the size at which the journal starts a new
+	// segment file. Zero means DefaultJournalSegmentBytes.
+	JournalSegmentBytes int64
+
 	// fs replaces the real file system in tests (crash points).
 	fs safefile.FS
 }
 
-// Spool is the local, file-based Queue backend: the embedded default. Every
-// message is one file (body and envelope) in one directory, plus an
-// envelope file once it has been rescheduled; an Enqueue commits with the
-// link of its message file, after its data is durable.
+// Spool is the local, file-based Queue backend: the embedded default. A
+// message up to JournalMaxBytes is a record in the journal (group commit)
+// until its Complete, or until a Reschedule moves it to msg/; a larger one
+// is one file (body and envelope) in one directory, plus an envelope file
+// once it has been rescheduled, and an Enqueue commits with the link of its
+// message file, after its data is durable.
 //
 // Invariants, each tried at every file operation by crash_test.go:
 //   - a message whose Enqueue returned nil survives any crash, and is
@@ -111,6 +131,10 @@ type Options struct {
 // in-memory index.
 type Spool struct {
 	dir, msgDir, tmpDir, qDir string
+	jDir                      string
+	j                         *journal  // the append-only log (journal.go)
+	jmax                      int       // JournalMaxBytes; 0: journal off for Enqueue
+	bufs                      sync.Pool // *[]byte of jmax+1 bytes
 	log                       *slog.Logger
 	now                       func() time.Time
 	poll                      time.Duration
@@ -150,6 +174,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		msgDir:    filepath.Join(dir, spoolMsgDir),
 		tmpDir:    filepath.Join(dir, spoolTmpDir),
 		qDir:      filepath.Join(dir, spoolQuarantineDir),
+		jDir:      filepath.Join(dir, spoolJournalDir),
 		log:       o.Logger,
 		now:       o.Now,
 		poll:      o.PollInterval,
@@ -180,7 +205,21 @@ func Open(dir string, o Options) (*Spool, error) {
 		s.fs = safefile.OS{}
 	}
 	s.dirs.FS = s.fs
-	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir} {
+	s.jmax = o.JournalMaxBytes
+	switch {
+	case s.jmax == 0:
+		s.jmax = DefaultJournalMaxBytes
+	case s.jmax < 0:
+		s.jmax = 0
+	case s.jmax > maxJournalMaxBytes:
+		s.jmax = maxJournalMaxBytes
+	}
+	segBytes := o.JournalSegmentBytes
+	if segBytes <= 0 {
+		segBytes = DefaultJournalSegmentBytes
+	}
+	s.j = newJournal(s.fs, s.jDir, s.log, segBytes)
+	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir, s.jDir} {
 		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
 		}
@@ -219,6 +258,9 @@ func (s *Spool) Body(ctx context.Context, m *queue.Message) (io.ReadCloser, erro
 	if err != nil {
 		return nil, err
 	}
+	if jm := s.journalOf(id); jm != nil {
+		return s.journalBody(id, jm)
+	}
 	f, err := s.fs.Open(s.msgPath(id))
 	if err != nil {
 		return nil, fmt.Errorf("spool: body of %s: %w", id, err)
@@ -256,6 +298,7 @@ func (s *Spool) Close() error {
 	s.closed = true
 	close(s.done)
 	s.mu.Unlock()
+	s.j.closeIdle()
 	return s.unlock()
 }
 

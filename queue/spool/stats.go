@@ -82,7 +82,11 @@ func (b *Backlog) Read() (messages int, oldest time.Time) {
 			continue
 		}
 		reads++
-		if rec, err := s.readRecord(id); err == nil {
+		if jm := s.journalOf(id); jm != nil {
+			if env, err := s.readJournalEnvelope(id, jm); err == nil {
+				b.arrival[id] = env.Arrival
+			}
+		} else if rec, err := s.readRecord(id); err == nil {
 			b.arrival[id] = rec.Arrival
 		}
 	}

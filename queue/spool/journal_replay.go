@@ -1,0 +1,239 @@
+package spool
+
+import (
+	"bufio"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/edgerelay/edgerelay/internal/safefile"
+)
+
+// journalState is what replaying the segments in order leaves: the MSG
+// records without an END, with their last CLAIM.
+type journalState struct {
+	live map[string]*jmsg
+	log  func(msg string, args ...any)
+}
+
+// apply replays one record of seg found at off.
+func (st *journalState) apply(seg *segment, rec jrec, off int64) {
+	jm := st.live[rec.id]
+	switch rec.typ {
+	case recMsg:
+		if jm != nil {
+			st.log("spool: journal holds a second MSG for a message without END; the first is kept", "id", rec.id, "segment", seg.path, "offset", off)
+			return
+		}
+		jm = &jmsg{seg: seg, instance: rec.instance, bodyOff: off + rec.bodyOff, bodyLen: rec.bodyLen,
+			envOff: off + rec.envOff, envLen: rec.envLen}
+		if env, err := decodeEnvFile(rec.id, rec.env); err == nil {
+			jm.due = dueAt(env.Envelope)
+		} // else due at once: its claim finds it unusable and quarantines it
+		st.live[rec.id] = jm
+		seg.live++
+	case recClaim:
+		if jm != nil && jm.instance == rec.instance && rec.lease.seq > jm.claim.seq {
+			jm.claim = rec.lease
+		}
+	case recEnd:
+		if jm != nil && jm.instance == rec.instance {
+			jm.seg.live--
+			delete(st.live, rec.id)
+		}
+	}
+}
+
+// replayJournal rebuilds the journal's messages at Open, after the msg/
+// scan: segments in order, every record applied. A bad record in the
+// newest segment that has records is a write never acknowledged: the
+// segment is cut there (WARN). A bad record anywhere else is damage: the
+// rest of that segment is copied to quarantine/ for an operator (ERROR),
+// then cut; the records before it are kept. A live MSG whose ID is in
+// msg/ (or whose instance is in quarantine/) was moved: its END is
+// written now. The others are indexed, a CLAIM without END counted as a
+// crashed claim.
+func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error {
+	names, err := s.fs.ReadDirNames(s.jDir)
+	if err != nil {
+		return err
+	}
+	var nums []uint64
+	for _, name := range names {
+		hex, ok := strings.CutSuffix(name, ".log")
+		n, err := strconv.ParseUint(hex, 16, 64)
+		if !ok || err != nil || len(hex) != 16 || n == 0 || n == 1<<64-1 {
+			s.log.Warn("spool: unexpected file in the journal directory; left alone", "file", name)
+			continue
+		}
+		nums = append(nums, n)
+	}
+	slices.Sort(nums)
+	sizes := make([]int64, len(nums))
+	last := -1 // the newest segment with bytes
+	for i, n := range nums {
+		fi, err := s.fs.Lstat(filepath.Join(s.jDir, segmentName(n)))
+		if err != nil {
+			return err
+		}
+		if sizes[i] = fi.Size(); sizes[i] > 0 {
+			last = i
+		}
+	}
+	st := &journalState{live: map[string]*jmsg{}, log: s.log.Warn}
+	for i, n := range nums {
+		seg := &segment{num: n, path: filepath.Join(s.jDir, segmentName(n))}
+		if err := s.replaySegment(st, seg, sizes[i], i == last); err != nil {
+			return err
+		}
+		s.j.segs = append(s.j.segs, seg)
+		s.j.next = n + 1
+	}
+	ids := make([]string, 0, len(st.live))
+	for id := range st.live {
+		ids = append(ids, id)
+	}
+	slices.Sort(ids)
+	for _, id := range ids {
+		jm := st.live[id]
+		moved := s.entries[id] != nil
+		if !moved && quarantined[id] {
+			if moved, err = s.inQuarantine(id, jm.instance); err != nil {
+				return err
+			}
+		}
+		if moved {
+			// Moved (Reschedule or quarantine) before a crash took its END.
+			if _, _, err := s.j.append(encodeEndRecord(id, jm.instance), false); err != nil {
+				return fmt.Errorf("journal: END of a moved message: %w", err)
+			}
+			jm.seg.live--
+			s.log.Info("spool: journal message already moved; its END written", "id", id)
+			continue
+		}
+		e := &spoolEntry{id: id, next: jm.due, index: -1, j: jm}
+		if e.next.IsZero() {
+			e.next = now
+		}
+		if jm.claim.seq != 0 {
+			e.crashed = true
+			s.stats.crashedClaims.Add(1)
+			if jm.claim.leaseUntil.After(e.next) {
+				e.next = jm.claim.leaseUntil
+			}
+			s.log.Warn("spool: a delivery of this message was interrupted by a crash; due again when its lease ends",
+				"id", id, "lease_until", jm.claim.leaseUntil, "earlier_crashes", jm.claim.crashes)
+		}
+		s.entries[id] = e
+	}
+	s.j.collect()
+	return nil
+}
+
+// replaySegment applies the records of seg (size bytes) to st, and cuts
+// the segment after its last valid record if bytes follow it: a torn tail
+// when tail is set, else damage whose rest is first copied to quarantine.
+func (s *Spool) replaySegment(st *journalState, seg *segment, size int64, tail bool) error {
+	f, err := s.fs.Open(seg.path)
+	if err != nil {
+		return err
+	}
+	good, err := readRecords(bufio.NewReaderSize(io.NewSectionReader(f, 0, size), 64<<10), func(rec jrec, off int64) error {
+		st.apply(seg, rec, off)
+		return nil
+	})
+	f.Close()
+	if err == nil {
+		return nil
+	}
+	if !errors.Is(err, errBadRecord) {
+		return fmt.Errorf("journal %s: %w", seg.path, err)
+	}
+	if tail {
+		s.log.Warn("spool: journal ends in a record that was never acknowledged (torn write); cut off",
+			"segment", seg.path, "offset", good, "bytes", size-good, "reason", err.Error())
+	} else {
+		q, qerr := s.quarantineSegmentRest(seg, good, size)
+		if qerr != nil {
+			return fmt.Errorf("journal %s: copying damaged rest to quarantine: %w", seg.path, qerr)
+		}
+		s.log.Error("spool: journal segment damaged; the records before the damage are kept, the rest is in quarantine",
+			"segment", seg.path, "offset", good, "bytes", size-good, "quarantine", q, "reason", err.Error())
+	}
+	w, err := s.fs.OpenRW(seg.path)
+	if err != nil {
+		return err
+	}
+	err = w.Truncate(good)
+	if err == nil {
+		err = w.Datasync()
+	}
+	if cerr := w.Close(); err == nil {
+		err = cerr
+	}
+	return err
+}
+
+// quarantineSegmentRest copies bytes [from, size) of seg to
+// quarantine/journal@<segment>.at-<from> (fsync, link, fsync'd).
+func (s *Spool) quarantineSegmentRest(seg *segment, from, size int64) (string, error) {
+	src, err := s.fs.Open(seg.path)
+	if err != nil {
+		return "", err
+	}
+	defer src.Close()
+	name := "journal@" + segmentName(seg.num) + ".at-" + strconv.FormatInt(from, 10)
+	f, err := s.fs.CreateTemp(s.tmpDir, name+".*.tmp")
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(f, io.NewSectionReader(src, from, size-from)); err != nil {
+		f.Close()
+		s.fs.Remove(f.Name())
+		return "", err
+	}
+	dst := filepath.Join(s.qDir, name)
+	if _, err := s.fs.Lstat(dst); err == nil {
+		dst += "." + time.Now().UTC().Format("20060102T150405.000000000")
+	}
+	_, err = safefile.CommitNew(s.fs, &s.dirs, f, dst)
+	return dst, err
+}
+
+// inQuarantine reports whether quarantine/ holds message id of the given
+// journal instance (copied there by setAsideJournal, which keeps it).
+func (s *Spool) inQuarantine(id string, instance uint64) (bool, error) {
+	names, err := s.fs.ReadDirNames(s.qDir)
+	if err != nil {
+		return false, err
+	}
+	for _, name := range names {
+		if !strings.HasPrefix(name, id+msgExt) {
+			continue
+		}
+		f, err := s.fs.Open(filepath.Join(s.qDir, name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return false, err
+		}
+		b := make([]byte, headerLen)
+		n, err := f.ReadAt(b, 0)
+		f.Close()
+		if n == len(b) && string(b[:8]) == msgMagic && binary.LittleEndian.Uint64(b[16:]) == instance {
+			return true, nil
+		}
+		if err != nil && err != io.EOF {
+			return false, err
+		}
+	}
+	return false, nil
+}
