@@ -179,12 +179,18 @@ func loadConfig() (*Config, error) {
 }
 
 // load fills c from the environment, one variable at a time, each through
-// envconfig.Process of a struct holding that field alone, so names, the
-// fallback to the unprefixed name, defaults and conversions are
-// envconfig's, and a value that cannot be converted does not hide the next
-// one. Such a variable keeps its default; load returns one line for each,
-// and records which variables were set (c.set) and which failed
-// (c.unparsed).
+// envconfig.Process of a struct holding that field alone, so defaults and
+// conversions are envconfig's, and a value that cannot be converted does
+// not hide the next one. Such a variable keeps its default; load returns
+// one line for each, and records which variables were set (c.set) and
+// which failed (c.unparsed).
+//
+// Only RELAY_NAME counts. envconfig, given the prefix RELAY and the tag
+// envconfig:"NAME", falls back to plain NAME when RELAY_NAME is unset, so
+// HOSTNAME (which Docker sets to the container ID), QUEUE, AUTH, GATEWAY
+// and the like would configure the relay unasked. The one-field struct is
+// therefore tagged with the whole name, RELAY_NAME, and processed without
+// a prefix: envconfig's key and its fallback are then the same variable.
 func (c *Config) load() []string {
 	var errs []string
 	c.set, c.unparsed = map[string]bool{}, map[string]struct{}{}
@@ -199,11 +205,10 @@ func (c *Config) load() []string {
 		key := envPrefix + "_" + name
 		if _, ok := os.LookupEnv(key); ok {
 			c.set[key] = true
-		} else if _, ok := os.LookupEnv(name); ok {
-			c.set[key] = true
 		}
-		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: f.Tag}}))
-		err := envconfig.Process(envPrefix, one.Interface())
+		tag := reflect.StructTag(fmt.Sprintf("envconfig:%q default:%q", key, f.Tag.Get("default")))
+		one := reflect.New(reflect.StructOf([]reflect.StructField{{Name: f.Name, Type: f.Type, Tag: tag}}))
+		err := envconfig.Process("", one.Interface())
 		if err == nil {
 			v.Field(i).Set(one.Elem().Field(0))
 			continue

@@ -127,17 +127,20 @@ func TestConfigLDAPValidatedWithTheRest(t *testing.T) {
 
 // TestConfigLoadMatchesEnvconfig: loading one variable at a time gives
 // the Config that envconfig.Process gives for the same valid environment:
-// names, the unprefixed fallback, defaults and conversions unchanged.
+// names, defaults and conversions unchanged. The environments hold no
+// unprefixed names (clearUnprefixedEnv): envconfig.Process falls back to
+// plain NAME when RELAY_NAME is unset and load deliberately does not
+// (TestConfigIgnoresUnprefixedNames), so with HOSTNAME, QUEUE, AUTH... set
+// the two differ by design.
 func TestConfigLoadMatchesEnvconfig(t *testing.T) {
 	for _, env := range []map[string]string{
 		{},
 		{"RELAY_MAX_MESSAGE_BYTES": "0x1000000", "RELAY_QUEUE_LIFETIME": "72h", "RELAY_INSECURE_AUTH": "1",
 			"RELAY_SUBMISSION_ADDR": "", "RELAY_ROLE": "worker", "RELAY_QUEUE": "sqs", "RELAY_MAX_RECIPIENTS": "7",
-			"HOSTNAME": "fallback.example.org", "RELAY_CHECK_HEADER_FROM": "F"},
+			"RELAY_HOSTNAME": "relay.example.org", "RELAY_CHECK_HEADER_FROM": "F"},
 	} {
 		clearRelayEnv(t)
-		t.Setenv("HOSTNAME", "")
-		os.Unsetenv("HOSTNAME")
+		clearUnprefixedEnv(t)
 		for k, v := range env {
 			t.Setenv(k, v)
 		}
