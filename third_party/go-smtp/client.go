@@ -430,7 +430,26 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 	if err := c.hello(); err != nil {
 		return err
 	}
+	// edgerelay patch 5: the command is built by mailCommand, which
+	// MailPipelined shares.
+	line, err := c.mailCommand(from, opts)
+	if err != nil {
+		return err
+	}
+	if _, _, err := c.cmd(250, "%s", line); err != nil {
+		return err
+	}
 
+	// A new transaction has started, forget the previous recipients.
+	c.rcpts = nil
+
+	return nil
+}
+
+// mailCommand returns the MAIL FROM command line (without CRLF) that Mail
+// sends for from and opts, or the error Mail returns for them
+// (edgerelay patch 5).
+func (c *Client) mailCommand(from string, opts *MailOptions) (string, error) {
 	var sb strings.Builder
 	// A high enough power of 2 than 510+14+26+11+9+9+39+500
 	sb.Grow(2048)
@@ -445,14 +464,14 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		if _, ok := c.ext["REQUIRETLS"]; ok {
 			sb.WriteString(" REQUIRETLS")
 		} else {
-			return errors.New("smtp: server does not support REQUIRETLS")
+			return "", errors.New("smtp: server does not support REQUIRETLS")
 		}
 	}
 	if opts != nil && opts.UTF8 {
 		if _, ok := c.ext["SMTPUTF8"]; ok {
 			sb.WriteString(" SMTPUTF8")
 		} else {
-			return errors.New("smtp: server does not support SMTPUTF8")
+			return "", errors.New("smtp: server does not support SMTPUTF8")
 		}
 	}
 	if _, ok := c.ext["DSN"]; ok && opts != nil {
@@ -462,11 +481,11 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		case "":
 			// This space is intentionally left blank
 		default:
-			return errors.New("smtp: Unknown RET parameter value")
+			return "", errors.New("smtp: Unknown RET parameter value")
 		}
 		if opts.EnvelopeID != "" {
 			if !isPrintableASCII(opts.EnvelopeID) {
-				return errors.New("smtp: Malformed ENVID parameter value")
+				return "", errors.New("smtp: Malformed ENVID parameter value")
 			}
 			fmt.Fprintf(&sb, " ENVID=%s", encodeXtext(opts.EnvelopeID))
 		}
@@ -477,14 +496,7 @@ func (c *Client) Mail(from string, opts *MailOptions) error {
 		}
 		// We can safely discard parameter if server does not support AUTH.
 	}
-	if _, _, err := c.cmd(250, "%s", sb.String()); err != nil {
-		return err
-	}
-
-	// A new transaction has started, forget the previous recipients.
-	c.rcpts = nil
-
-	return nil
+	return sb.String(), nil
 }
 
 // Rcpt issues a RCPT command to the server using the provided email address.
@@ -499,7 +511,23 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 	if err := validateLine(to); err != nil {
 		return err
 	}
+	// edgerelay patch 5: the command is built by rcptCommand, which
+	// MailPipelined shares.
+	line, err := c.rcptCommand(to, opts)
+	if err != nil {
+		return err
+	}
+	if _, _, err := c.cmd(25, "%s", line); err != nil {
+		return err
+	}
+	c.rcpts = append(c.rcpts, to)
+	return nil
+}
 
+// rcptCommand returns the RCPT TO command line (without CRLF) that Rcpt
+// sends for to and opts, or the error Rcpt returns for them (edgerelay
+// patch 5).
+func (c *Client) rcptCommand(to string, opts *RcptOptions) (string, error) {
 	var sb strings.Builder
 	// A high enough power of 2 than 510+29+501
 	sb.Grow(2048)
@@ -508,7 +536,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 		if len(opts.Notify) != 0 {
 			sb.WriteString(" NOTIFY=")
 			if err := checkNotifySet(opts.Notify); err != nil {
-				return errors.New("smtp: Malformed NOTIFY parameter value")
+				return "", errors.New("smtp: Malformed NOTIFY parameter value")
 			}
 			for i, v := range opts.Notify {
 				if i != 0 {
@@ -522,7 +550,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 			switch opts.OriginalRecipientType {
 			case DSNAddressTypeRFC822:
 				if !isPrintableASCII(opts.OriginalRecipient) {
-					return errors.New("smtp: Illegal address")
+					return "", errors.New("smtp: Illegal address")
 				}
 				enc = encodeXtext(opts.OriginalRecipient)
 			case DSNAddressTypeUTF8:
@@ -532,7 +560,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 					enc = encodeUTF8AddrXtext(opts.OriginalRecipient)
 				}
 			default:
-				return errors.New("smtp: Unknown address type")
+				return "", errors.New("smtp: Unknown address type")
 			}
 			fmt.Fprintf(&sb, " ORCPT=%s;%s", string(opts.OriginalRecipientType), enc)
 		}
@@ -542,7 +570,7 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 	}
 	if _, ok := c.ext["DELIVERBY"]; ok && opts != nil && opts.DeliverBy != nil {
 		if opts.DeliverBy.Mode == DeliverByReturn && opts.DeliverBy.Time < 1 {
-			return errors.New("smtp: DELIVERBY mode must be greater than zero with return mode")
+			return "", errors.New("smtp: DELIVERBY mode must be greater than zero with return mode")
 		}
 		arg := fmt.Sprintf(" BY=%d;%s", int(opts.DeliverBy.Time.Seconds()), opts.DeliverBy.Mode)
 		if opts.DeliverBy.Trace {
@@ -552,15 +580,11 @@ func (c *Client) Rcpt(to string, opts *RcptOptions) error {
 	}
 	if _, ok := c.ext["MT-PRIORITY"]; ok && opts != nil && opts.MTPriority != nil {
 		if *opts.MTPriority < -9 || *opts.MTPriority > 9 {
-			return errors.New("smtp: MT-PRIORITY must be between -9 and 9")
+			return "", errors.New("smtp: MT-PRIORITY must be between -9 and 9")
 		}
 		sb.WriteString(fmt.Sprintf(" MT-PRIORITY=%d", *opts.MTPriority))
 	}
-	if _, _, err := c.cmd(25, "%s", sb.String()); err != nil {
-		return err
-	}
-	c.rcpts = append(c.rcpts, to)
-	return nil
+	return sb.String(), nil
 }
 
 // DataCommand is a pending DATA command. DataCommand is an io.WriteCloser.
@@ -709,6 +733,180 @@ func (c *Client) Data() (*DataCommand, error) {
 		return nil, err
 	}
 	return &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+}
+
+// edgerelay patch 5: RFC 2920 command pipelining for a mail transaction.
+
+// ErrDataWithoutRecipients is the Data error of MailPipelined when the
+// server answered DATA with 354 although it had refused MAIL or every
+// RCPT. As RFC 2920 §3.1 says ("if the DATA command was accepted the
+// client SMTP should send a single dot"), MailPipelined has then ended the
+// empty message with a lone "." and read the reply to it: the session is
+// between transactions again.
+var ErrDataWithoutRecipients = errors.New("smtp: server accepted DATA with no recipient accepted; ended at once with a lone dot")
+
+// PipelinedReplies are the server's answers to the commands of a
+// transaction sent by MailPipelined, in the order they were sent. Each is
+// nil when the server accepted the command (250 to MAIL, 25x to RCPT, 354
+// to DATA), an *SMTPError when it refused it, or the error that ended the
+// exchange. An I/O error, a reply that cannot be parsed, a 421 (the server
+// closes the channel, RFC 5321 §3.8) or a 2xx/3xx reply where another code
+// was due (the session is out of step) ends it: that error then stands for
+// every later command, whose reply is not read.
+type PipelinedReplies struct {
+	Mail error
+	Rcpt []error // one per recipient
+	Data error   // also ErrDataWithoutRecipients, see there
+}
+
+// pipelineMaxGroup bounds the bytes of the commands written as one group,
+// so that a write never waits for a server that has stopped reading
+// because its own replies are not being read (RFC 2920 leaves avoiding
+// that deadlock to the client). A transaction whose commands are longer
+// (hundreds of recipients) is sent in several groups, each written after
+// the replies to the one before were read; DATA ends the last one.
+const pipelineMaxGroup = 16 << 10
+
+// MailPipelined sends MAIL FROM, one RCPT TO per recipient and DATA as one
+// group, in one write, to a server that offers PIPELINING (RFC 2920), then
+// reads the replies in order, each within CommandTimeout. The commands are
+// the ones Mail and Rcpt send for the same arguments; rcptOpts is nil or
+// has one entry per recipient.
+//
+// When the server accepted MAIL, at least one RCPT and DATA, the returned
+// DataCommand takes the message as Data's does. Otherwise it is nil, and
+// the session is between transactions unless the replies say it ended
+// (see PipelinedReplies); a server that accepted DATA regardless got a
+// lone "." (ErrDataWithoutRecipients). RFC 2920 §3.1 lets the client send
+// RSET then; MailPipelined does not.
+//
+// A non-nil error means that nothing was sent: the arguments are not
+// valid (the error Mail or Rcpt would return), the server does not offer
+// PIPELINING, or the greeting or EHLO failed.
+func (c *Client) MailPipelined(from string, opts *MailOptions, rcpts []string, rcptOpts []*RcptOptions) (*PipelinedReplies, *DataCommand, error) {
+	if len(rcpts) == 0 {
+		return nil, nil, errors.New("smtp: MailPipelined needs at least one recipient")
+	}
+	if rcptOpts != nil && len(rcptOpts) != len(rcpts) {
+		return nil, nil, errors.New("smtp: MailPipelined needs one RcptOptions per recipient")
+	}
+	if err := validateLine(from); err != nil {
+		return nil, nil, err
+	}
+	if err := c.hello(); err != nil {
+		return nil, nil, err
+	}
+	if _, ok := c.ext["PIPELINING"]; !ok {
+		return nil, nil, errors.New("smtp: server does not support PIPELINING")
+	}
+	lines := make([]string, 0, len(rcpts)+2)
+	line, err := c.mailCommand(from, opts)
+	if err != nil {
+		return nil, nil, err
+	}
+	lines = append(lines, line)
+	for i, to := range rcpts {
+		if err := validateLine(to); err != nil {
+			return nil, nil, err
+		}
+		var o *RcptOptions
+		if rcptOpts != nil {
+			o = rcptOpts[i]
+		}
+		line, err := c.rcptCommand(to, o)
+		if err != nil {
+			return nil, nil, err
+		}
+		lines = append(lines, line)
+	}
+	lines = append(lines, "DATA")
+
+	defer c.conn.SetDeadline(time.Time{})
+	rep := &PipelinedReplies{Rcpt: make([]error, len(rcpts))}
+	var ended error // what ended the exchange, if anything
+	read := func(expectCode int) error {
+		if ended != nil {
+			return ended
+		}
+		c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
+		_, _, err := c.readResponse(expectCode)
+		if endsPipeline(err) {
+			ended = err
+		}
+		return err
+	}
+	var accepted []string
+	for start := 0; start < len(lines); {
+		end, size := start+1, len(lines[start])+2
+		for end < len(lines) && size+len(lines[end])+2 <= pipelineMaxGroup {
+			size += len(lines[end]) + 2
+			end++
+		}
+		if ended == nil {
+			ended = c.writeLines(lines[start:end], size)
+		}
+		for k := start; k < end; k++ {
+			switch {
+			case k == 0:
+				rep.Mail = read(250)
+			case k == len(lines)-1:
+				rep.Data = read(354)
+			default:
+				if rep.Rcpt[k-1] = read(25); rep.Rcpt[k-1] == nil {
+					accepted = append(accepted, rcpts[k-1])
+				}
+			}
+		}
+		start = end
+	}
+	if rep.Mail == nil {
+		// A new transaction has started: these are its recipients.
+		c.rcpts = accepted
+	}
+	if rep.Data != nil {
+		return rep, nil, nil
+	}
+	if rep.Mail == nil && len(accepted) > 0 {
+		return rep, &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	}
+	// RFC 2920 §3.1: DATA accepted with nothing to send; end it at once.
+	err = c.writeLines([]string{"."}, 3)
+	if err == nil {
+		c.conn.SetDeadline(time.Now().Add(c.SubmissionTimeout))
+		_, _, err = c.readResponse(250)
+	}
+	rep.Data = ErrDataWithoutRecipients
+	if endsPipeline(err) {
+		rep.Data = err
+	}
+	return rep, nil, nil
+}
+
+// writeLines writes lines, each followed by CRLF, in one write of size
+// bytes (edgerelay patch 5).
+func (c *Client) writeLines(lines []string, size int) error {
+	b := make([]byte, 0, size)
+	for _, l := range lines {
+		b = append(b, l...)
+		b = append(b, '\r', '\n')
+	}
+	c.conn.SetDeadline(time.Now().Add(c.CommandTimeout))
+	// With nothing buffered (every command was flushed), bufio writes b
+	// through at once when it does not fit, or in one Flush when it does.
+	if _, err := c.text.W.Write(b); err != nil {
+		return err
+	}
+	return c.text.W.Flush()
+}
+
+// endsPipeline reports whether err, a reply or an error from reading one,
+// ends a pipelined exchange (see PipelinedReplies) (edgerelay patch 5).
+func endsPipeline(err error) bool {
+	if err == nil {
+		return false
+	}
+	var se *SMTPError
+	return !errors.As(err, &se) || se.Code == 421 || se.Code < 400
 }
 
 // SendMail will use an existing connection to send an email from
