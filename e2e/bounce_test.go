@@ -66,9 +66,9 @@ func TestBinaryBounce(t *testing.T) {
 	if !strings.Contains(string(b), "Final-Recipient: rfc822; nobody@example.net") {
 		t.Fatalf("stored report:\n%s", b)
 	}
-	waitFor(t, "the spool to empty", 60*time.Second, func() bool {
-		left, _ := filepath.Glob(filepath.Join(dir, "spool", "msg", "*"))
-		return len(left) == 0
-	})
+	waitFor(t, "the spool to empty", 60*time.Second, func() bool { return queueGauge(t, p.http) == "0" })
 	p.stop()
+	if n := spoolLen(t, filepath.Join(dir, "spool")); n != 0 {
+		t.Fatalf("%d messages in the spool after the report, want 0", n)
+	}
 }
