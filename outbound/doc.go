@@ -42,6 +42,33 @@
 //     reply is never taken for the answer to a later command (a stale 250
 //     for the final dot's), the connection is dropped instead (replyGuard).
 //
+// Pipelining (RFC 2920). To a hop whose EHLO offers PIPELINING, MAIL, every
+// RCPT and DATA go in one write (go-smtp patch 5, Client.MailPipelined;
+// pipeline.go), the replies are read in order through the same bounds,
+// and each recipient gets the result the sequential exchange (RFC 5321
+// §3.3, transact.go) gives for the same replies: the same verdicts, 452
+// batches, early and reusable flags, DSN (RFC 3461) and SMTPUTF8
+// (RFC 6531) parameters. Without PIPELINING nothing changes. Where
+// pipelining leaves a choice:
+//   - DATA is the last command of the group (RFC 2920 §3.1); when no RCPT
+//     was accepted it is still sent and its reply read: refused (503/554),
+//     RSET follows as without pipelining; accepted (354), go-smtp sends a
+//     lone "." ("the client SMTP should send a single dot"), never a body.
+//   - A pipelined reply cannot be matched to its command by anything but
+//     its place, so a hop that answers a command twice would shift every
+//     later verdict. A reply whose code its command does not allow (354 to
+//     RCPT, 250 to DATA), or RSET/EHLO not answered 250 after a refused
+//     DATA, leaves every recipient of the group pending and the connection
+//     dropped; bytes left after DATA's 354 stop the body (replyGuard).
+//   - Groups are at most 16 KiB of commands (several for hundreds of
+//     recipients), so the write never waits on a host that waits for its
+//     replies to be read: RFC 2920 leaves avoiding that deadlock to the
+//     client.
+//   - RSET (after a transaction without an accepted recipient or with DATA
+//     refused) and the EHLO after it stay one round trip each: a delivered
+//     message sends no RSET, and a pooled connection's quiet check is a
+//     non-blocking peek, neither of which showed in the delivery profile.
+//
 // outbound imports queue, dsn and bounce, and never relay: the two sides
 // meet only in queue.
 package outbound

@@ -6,12 +6,15 @@ import (
 	"net"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
 // rawServer is a hand-written SMTP server on 127.0.0.1 for the cases a
 // go-smtp server cannot play: an EHLO without 8BITMIME, a connection
-// dropped right after a given reply. Each command line goes to answer,
+// dropped right after a given reply. It offers PIPELINING unless noPipe
+// is set before the first connection, and answers DATA 554 when no RCPT
+// of the transaction was accepted. Each command line goes to answer,
 // which returns the reply to send ("" for the default) and whether to hang
 // up after it.
 type rawServer struct {
@@ -20,10 +23,12 @@ type rawServer struct {
 	// ext are the EHLO keywords offered.
 	ext    []string
 	answer func(conn int, cmd string) (reply string, hangup bool)
+	noPipe atomic.Bool // EHLO does not offer PIPELINING
 
 	mu    sync.Mutex
 	conns int
 	cmds  []string // "conn: command", in order
+	reads []string // "conn: bytes" of each read from a connection, in order
 	msgs  []rawMsg
 	wg    sync.WaitGroup
 }
@@ -69,12 +74,13 @@ func (s *rawServer) serve() {
 }
 
 func (s *rawServer) session(n int, c net.Conn) {
-	br := bufio.NewReader(c)
+	br := bufio.NewReader(readLog{c, s, n})
 	say := func(l string) bool { _, err := c.Write([]byte(l + "\r\n")); return err == nil }
 	if !say("220 raw.test ESMTP") {
 		return
 	}
 	var mail string
+	rcpts := 0 // RCPTs accepted in this transaction
 	for {
 		line, err := br.ReadString('\n')
 		if err != nil {
@@ -92,15 +98,22 @@ func (s *rawServer) session(n int, c net.Conn) {
 		if reply == "" {
 			switch verb {
 			case "EHLO":
-				reply = "250-raw.test"
-				for _, e := range s.ext {
-					reply += "\r\n250-" + e
+				kw := append([]string{"raw.test"}, s.ext...)
+				if !s.noPipe.Load() {
+					kw = append(kw, "PIPELINING")
 				}
-				reply += "\r\n250 PIPELINING"
+				reply = "250-" + strings.Join(kw, "\r\n250-")
+				reply = reply[:strings.LastIndex(reply, "250-")] + "250 " + kw[len(kw)-1]
 			case "MAIL":
-				mail = cmd
+				mail, rcpts = cmd, 0
 				reply = "250 2.1.0 ok"
 			case "DATA":
+				if rcpts == 0 {
+					// RFC 5321 §3.3; with PIPELINING the client sends DATA
+					// after every RCPT was refused (RFC 2920 §3.1).
+					reply = "554 5.5.1 no valid recipients"
+					break
+				}
 				if !say("354 go ahead") {
 					return
 				}
@@ -125,6 +138,12 @@ func (s *rawServer) session(n int, c net.Conn) {
 			default:
 				reply = "250 2.0.0 ok"
 			}
+		}
+		switch {
+		case verb == "RCPT" && strings.HasPrefix(reply, "25"):
+			rcpts++
+		case verb == "RSET", verb == "EHLO", verb == "DATA":
+			rcpts = 0
 		}
 		if !say(reply) || hangup {
 			return
@@ -151,4 +170,28 @@ func (s *rawServer) Cmds() []string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return append([]string(nil), s.cmds...)
+}
+
+// readLog records the bytes of each read (the read boundaries).
+type readLog struct {
+	net.Conn
+	s *rawServer
+	n int
+}
+
+func (r readLog) Read(p []byte) (int, error) {
+	k, err := r.Conn.Read(p)
+	if k > 0 {
+		r.s.mu.Lock()
+		r.s.reads = append(r.s.reads, fmt.Sprintf("%d: %s", r.n, p[:k]))
+		r.s.mu.Unlock()
+	}
+	return k, err
+}
+
+// Reads returns the bytes of each read so far, as "conn: bytes".
+func (s *rawServer) Reads() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]string(nil), s.reads...)
 }

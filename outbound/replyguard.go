@@ -34,8 +34,10 @@ var (
 // (the next command, or the message body after 354) finds it and fails with
 // errOutOfStep instead of letting the stale bytes answer it. It fails a
 // reply longer than maxReplyBytes with errReplyTooLong. Errors are sticky.
-// go-smtp does not pipeline, so at every Write the previous reply was read
-// whole and nothing may be pending.
+// At every Write the replies to everything written before were read whole
+// (a pipelined group, RFC 2920, is written after the replies to the
+// commands before it, and the body after DATA's 354, the group's last), so
+// nothing may be pending.
 type replyGuard struct {
 	net.Conn
 	buf  []byte

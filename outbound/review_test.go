@@ -30,7 +30,7 @@ import (
 // real crypto/tls handshakes.
 
 // reviewListen serves each connection on 127.0.0.1 with handle.
-func reviewListen(t *testing.T, handle func(n int, c net.Conn)) string {
+func reviewListen(t testing.TB, handle func(n int, c net.Conn)) string {
 	t.Helper()
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {

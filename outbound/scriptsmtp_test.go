@@ -74,6 +74,7 @@ type scriptServer struct {
 	srv    *smtp.Server
 	ln     net.Listener
 	stallc chan struct{}
+	noPipe bool // set before Serve, read by Accept
 
 	mu       sync.Mutex
 	greet    script            // one step per connection
@@ -107,6 +108,11 @@ func withMaxSize(n int64) serverOpt {
 func withAuth(user, password string) serverOpt {
 	return func(s *scriptServer) { s.user, s.password = user, password }
 }
+
+// withoutPipelining hides PIPELINING, which go-smtp's server always
+// offers, from its EHLO reply: the client then sends one command per
+// round trip.
+func withoutPipelining() serverOpt      { return func(s *scriptServer) { s.noPipe = true } }
 func withGreet(steps ...step) serverOpt { return func(s *scriptServer) { s.greet = steps } }
 func withMail(steps ...step) serverOpt  { return func(s *scriptServer) { s.mail = steps } }
 func withData(steps ...step) serverOpt  { return func(s *scriptServer) { s.data = steps } }
@@ -168,9 +174,24 @@ func (l *greetListener) Accept() (net.Conn, error) {
 			fmt.Fprintf(c, "%d %d.%d.%d %s\r\n", st.code, st.enh[0], st.enh[1], st.enh[2], st.text)
 			c.Close()
 		default:
+			if l.s.noPipe {
+				return noPipeConn{c}, nil
+			}
 			return c, nil
 		}
 	}
+}
+
+// noPipeConn drops the PIPELINING line from what the server writes (its
+// EHLO reply is written in one piece).
+type noPipeConn struct{ net.Conn }
+
+func (c noPipeConn) Write(p []byte) (int, error) {
+	q := bytes.Replace(p, []byte("250-PIPELINING\r\n"), nil, 1)
+	if _, err := c.Conn.Write(q); err != nil {
+		return 0, err
+	}
+	return len(p), nil
 }
 
 // Conns is the number of connections accepted so far.

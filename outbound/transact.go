@@ -24,6 +24,13 @@ type txResult struct {
 	early bool
 }
 
+// set gives each recipient in which the result of v from remote.
+func (tr *txResult) set(v verdict, remote string, which []int) {
+	for _, i := range which {
+		tr.results[i] = resultOf(v, remote)
+	}
+}
+
 // errBodyRead marks a failure to read the queued body (not the remote's).
 type errBodyRead struct{ err error }
 
@@ -76,18 +83,15 @@ func (w *Worker) transactBatches(ctx context.Context, sc *smtpConn, m *queue.Mes
 }
 
 // transact sends message m to the recipients idx over sc: MAIL, one RCPT
-// per recipient, DATA with the body streamed from the queue. Each RCPT
+// per recipient, DATA (in one write when the host offers PIPELINING,
+// pipeline.go), the body streamed from the queue. Each RCPT
 // reply decides its recipient (4xx pending, 5xx failed, RFC 5321 §4.2.1);
 // the reply to the final dot decides every accepted recipient.
 func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, idx []int) txResult {
 	env := m.Envelope
 	c := sc.c
 	tr := txResult{results: make(map[int]result, len(idx))}
-	all := func(v verdict, which []int) {
-		for _, i := range which {
-			tr.results[i] = resultOf(v, sc.remote)
-		}
-	}
+	all := func(v verdict, which []int) { tr.set(v, sc.remote, which) }
 
 	// A verdict before MAIL leaves the connection between transactions.
 	before := func(v verdict) txResult {
@@ -114,48 +118,14 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	if err != nil {
 		return before(permanent(replyBadSender(err)))
 	}
-	if err := c.Mail(from, mailOptions(env, dsn)); err != nil {
-		v := classify(err)
-		all(v, idx)
-		tr.early, tr.reusable = v.Broken, !v.Broken
-		return tr
+	// RFC 2920: with PIPELINING the envelope goes in one write
+	// (pipeline.go); without it, one command per round trip.
+	envelope := w.envelopeSequential
+	if ok, _ := c.Extension("PIPELINING"); ok {
+		envelope = w.envelopePipelined
 	}
-	var accepted []int
-	for n, i := range idx {
-		r := &env.Recipients[i]
-		to, err := wirePath(r.Addr)
-		if err != nil {
-			tr.results[i] = resultOf(permanent(replyBadRecipient(err)), "")
-			continue
-		}
-		err = c.Rcpt(to, rcptOptions(r, dsn))
-		if err == nil {
-			accepted = append(accepted, i)
-			continue
-		}
-		v := classify(err)
-		if v.Broken {
-			// The connection is gone: this recipient, those not tried yet
-			// and those already accepted all stay pending. At the first
-			// RCPT no recipient got a verdict yet, so the caller may try
-			// them all on another connection at once (a pooled one that
-			// died while idle).
-			all(v, idx[n:])
-			all(v, accepted)
-			tr.early = n == 0
-			return tr
-		}
-		tr.results[i] = resultOf(v, sc.remote)
-	}
-	if len(accepted) == 0 {
-		tr.reusable = sc.reset(w.o.Hostname) == nil
-		return tr
-	}
-	wc, err := c.Data()
-	if err != nil {
-		v := classify(err)
-		all(v, accepted)
-		tr.reusable = !v.Broken && sc.reset(w.o.Hostname) == nil
+	accepted, wc := envelope(sc, env, idx, from, dsn, &tr)
+	if wc == nil {
 		return tr
 	}
 	if _, err := io.Copy(wc, bodyReader{body}); err != nil {
@@ -189,6 +159,64 @@ func (w *Worker) transact(ctx context.Context, sc *smtpConn, m *queue.Message, i
 	}
 	tr.reusable = true
 	return tr
+}
+
+// envelopeSequential sends MAIL, one RCPT per recipient in idx and DATA,
+// each after the reply to the one before. It returns the recipients the
+// host accepted and the DATA command to send the body with after a 354;
+// when it returns no command, tr holds every recipient's result and
+// whether the connection is reusable, and the transaction is over. Each
+// RCPT reply decides its recipient (4xx pending, 5xx failed, RFC 5321
+// §4.2.1); a reply that breaks the connection leaves the recipients
+// without a verdict so far pending, and marks tr early when none had one.
+func (w *Worker) envelopeSequential(sc *smtpConn, env *queue.Envelope, idx []int, from string, dsn bool, tr *txResult) ([]int, *smtp.DataCommand) {
+	c := sc.c
+	all := func(v verdict, which []int) { tr.set(v, sc.remote, which) }
+	if err := c.Mail(from, mailOptions(env, dsn)); err != nil {
+		v := classify(err)
+		all(v, idx)
+		tr.early, tr.reusable = v.Broken, !v.Broken
+		return nil, nil
+	}
+	var accepted []int
+	for n, i := range idx {
+		r := &env.Recipients[i]
+		to, err := wirePath(r.Addr)
+		if err != nil {
+			tr.results[i] = resultOf(permanent(replyBadRecipient(err)), "")
+			continue
+		}
+		err = c.Rcpt(to, rcptOptions(r, dsn))
+		if err == nil {
+			accepted = append(accepted, i)
+			continue
+		}
+		v := classify(err)
+		if v.Broken {
+			// The connection is gone: this recipient, those not tried yet
+			// and those already accepted all stay pending. At the first
+			// RCPT no recipient got a verdict yet, so the caller may try
+			// them all on another connection at once (a pooled one that
+			// died while idle).
+			all(v, idx[n:])
+			all(v, accepted)
+			tr.early = n == 0
+			return nil, nil
+		}
+		tr.results[i] = resultOf(v, sc.remote)
+	}
+	if len(accepted) == 0 {
+		tr.reusable = sc.reset(w.o.Hostname) == nil
+		return nil, nil
+	}
+	wc, err := c.Data()
+	if err != nil {
+		v := classify(err)
+		all(v, accepted)
+		tr.reusable = !v.Broken && sc.reset(w.o.Hostname) == nil
+		return nil, nil
+	}
+	return accepted, wc
 }
 
 // unfit returns the verdict for a message that the hop on c cannot take
