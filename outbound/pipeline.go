@@ -71,11 +71,13 @@ func (w *Worker) envelopePipelined(sc *smtpConn, env *queue.Envelope, idx []int,
 		tr.early, tr.reusable = v.Broken, !v.Broken && settled
 		return nil, nil
 	}
-	if outOfStep(rep) {
+	if outOfStep(rep) || (wc != nil && sc.guard.pending()) {
 		// A reply whose code its command does not allow (354 to a RCPT,
-		// 250 to DATA): the host answered more or fewer commands than it
-		// was sent, and no reply of the group can be told to be its
-		// command's. Every recipient stays pending, no body goes.
+		// 250 to DATA), or bytes already waiting after DATA's 354: the
+		// host answered more or fewer commands than it was sent, and no
+		// reply of the group can be told to be its command's. Every
+		// recipient stays pending, no body goes, the connection is
+		// dropped (tr.reusable stays false).
 		all(dropped(replyOutOfStep()), send)
 		tr.early = true
 		return nil, nil

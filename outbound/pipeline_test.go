@@ -345,3 +345,45 @@ func TestPipelinedEndlessReplies(t *testing.T) {
 		})
 	}
 }
+
+// TestPipelinedDoubledReply: a host that answers MAIL twice shifts every
+// later reply of the group by one (RCPT bob would read the stale 250, RCPT
+// carol bob's 550). A reply code that its command does not allow, or bytes
+// waiting after DATA's 354, shows it: no verdict of the group is
+// recorded, every recipient stays pending, no body goes.
+func TestPipelinedDoubledReply(t *testing.T) {
+	t.Run("shifted replies", func(t *testing.T) {
+		srv := newRawServer(t, []string{"8BITMIME"}, func(conn int, cmd string) (string, bool) {
+			switch {
+			case strings.HasPrefix(cmd, "MAIL"):
+				return "250 2.1.0 ok\r\n250 2.1.0 stale", false
+			case strings.Contains(cmd, "bob"):
+				return "550 5.1.1 no such user", false
+			}
+			return "", false
+		})
+		h := newHarness(t, func(o *Options) { o.Gateway, o.GatewayTLS = srv.Addr, GatewayTLSNone })
+		h.enqueue(nil, bob, carol)
+		for _, r := range h.attemptSafe().Recipients {
+			if r.Status != queue.StatusPending || r.Reply.String() != replyOutOfStep().String() {
+				t.Errorf("%s: %s %v, want pending, out of step", r.Addr, r.Status, r.Reply)
+			}
+		}
+		if m := srv.Msgs(); len(m) != 0 {
+			t.Errorf("messages %+v, want none", m)
+		}
+	})
+	t.Run("bytes after 354", func(t *testing.T) {
+		// The stray reply comes in the same write as the 354.
+		addr := pipeServer(t, func(c net.Conn, replies []string) {
+			c.Write([]byte(strings.Join(replies, "\r\n") + "\r\n250 2.0.0 stray\r\n"))
+		})
+		h := newHarness(t, func(o *Options) { o.Gateway, o.GatewayTLS = addr, GatewayTLSNone })
+		h.enqueue(nil, bob, carol)
+		for _, r := range h.attemptSafe().Recipients {
+			if r.Status != queue.StatusPending || r.Reply.String() != replyOutOfStep().String() {
+				t.Errorf("%s: %s %v, want pending, out of step", r.Addr, r.Status, r.Reply)
+			}
+		}
+	})
+}
