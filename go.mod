@@ -65,7 +65,7 @@ require (
 	google.golang.org/protobuf v1.36.12 // indirect
 )
 
-// go-smtp v0.25.1 with two fixes (third_party/go-smtp/EDGERELAY.md): the
-// server stops at QUIT instead of running pipelined commands already
-// buffered, and a BDAT goroutine keeps its own session and result channel.
+// go-smtp v0.25.1 with edgerelay's patches, each listed with its reason and
+// tests in third_party/go-smtp/EDGERELAY.md (and marked "edgerelay patch" in
+// the source). Its tests run from its directory (scripts/test.sh).
 replace github.com/emersion/go-smtp => ./third_party/go-smtp

@@ -330,9 +330,14 @@ func TestServerAcceptErrorHandling(t *testing.T) {
 	l.Send(temporaryError)
 	permanentError := newMockError("permanent mock error", false)
 	l.Send(permanentError)
+	// edgerelay patch (test only): wait for Serve to return before Close.
+	// Upstream called s.Close() here, racing Serve between Accept returning
+	// the permanent error and its check of s.done: when Close won, Serve
+	// returned nil ("Serve had exited without an expected error", about 1
+	// run in 20 under -race).
+	serveError := <-done
 	s.Close()
 
-	serveError := <-done
 	if serveError == nil {
 		t.Fatal("Serve had exited without an expected error")
 	} else if serveError != permanentError {
