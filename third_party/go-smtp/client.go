@@ -732,7 +732,7 @@ func (c *Client) Data() (*DataCommand, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+	return &DataCommand{client: c, wc: &dotWriter{w: c.text.W}}, nil // edgerelay patch 6: dot-stuffing in blocks
 }
 
 // edgerelay patch 5: RFC 2920 command pipelining for a mail transaction.
@@ -867,7 +867,7 @@ func (c *Client) MailPipelined(from string, opts *MailOptions, rcpts []string, r
 		return rep, nil, nil
 	}
 	if rep.Mail == nil && len(accepted) > 0 {
-		return rep, &DataCommand{client: c, wc: c.text.DotWriter()}, nil
+		return rep, &DataCommand{client: c, wc: &dotWriter{w: c.text.W}}, nil // edgerelay patch 6: dot-stuffing in blocks
 	}
 	// RFC 2920 §3.1: DATA accepted with nothing to send; end it at once.
 	err = c.writeLines([]string{"."}, 3)
