@@ -57,9 +57,10 @@
 //   - A pipelined reply cannot be matched to its command by anything but
 //     its place, so a hop that answers a command twice would shift every
 //     later verdict. A reply whose code its command does not allow (354 to
-//     RCPT, 250 to DATA), or RSET/EHLO not answered 250 after a refused
-//     DATA, or bytes already waiting after DATA's 354, leaves every
-//     recipient of the group pending and the connection dropped.
+//     RCPT, 250 to DATA), even after MAIL was refused, or RSET/EHLO not
+//     answered 250 after a refused DATA, or bytes already waiting after
+//     DATA's 354 or when a later group or the lone dot is written, leaves
+//     every recipient of the group pending and the connection dropped.
 //   - Groups are at most 16 KiB of commands (several for hundreds of
 //     recipients), so the write never waits on a host that waits for its
 //     replies to be read: RFC 2920 leaves avoiding that deadlock to the

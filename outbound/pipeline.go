@@ -15,16 +15,16 @@ import (
 // envelopeSequential for the same replies. Where they differ from a
 // sequential exchange, RFC 2920 §3.1 decides:
 //   - MAIL refused: the RCPT and DATA already sent are answered too (503
-//     or the like) and their replies read and ignored; every recipient
-//     gets MAIL's verdict, as without pipelining.
+//     or the like) and their replies read and only checked for a code out
+//     of step; every recipient gets MAIL's verdict, as without pipelining.
 //   - No RCPT accepted: the client "cannot assume that the DATA command
 //     will be rejected"; refused (503/554), the session goes on with RSET
 //     as without pipelining; accepted (354), go-smtp ends the empty
 //     message with a lone "." first, never a body.
-//   - A reply that breaks the connection (421, I/O error, a reply out of
-//     step) ends the exchange: the replies after it are not read, and the
-//     recipients without a verdict so far stay pending, as without
-//     pipelining.
+//   - A reply that breaks the connection (421, I/O error) ends the
+//     exchange: the replies after it are not read, and the recipients
+//     without a verdict so far stay pending, as without pipelining. A
+//     reply out of step (outOfStep) leaves every recipient pending.
 //
 // Replies are read by the same client, through the same bounds (the
 // client's 2,000-byte line limit, replyGuard's maxReplyBytes per reply,
@@ -65,21 +65,26 @@ func (w *Worker) envelopePipelined(sc *smtpConn, env *queue.Envelope, idx []int,
 			"id", env.ID, "remote", sc.remote)
 	}
 	settled := rep.Data == nil || lonedot || !classify(rep.Data).Broken
+	mailBroken := rep.Mail != nil && classify(rep.Mail).Broken
+	if !mailBroken && (outOfStep(rep) || (wc != nil && sc.guard.pending())) {
+		// A reply whose code its command does not allow (354 to a RCPT,
+		// 250 to DATA), bytes already waiting when a later group or the
+		// lone dot was written (replyGuard's errOutOfStep), or bytes
+		// already waiting after DATA's 354: the host answered more or
+		// fewer commands than it was sent, and no reply of the group can
+		// be told to be its command's, MAIL's refusal included (a MAIL
+		// left unanswered makes the first RCPT's 550 read as MAIL's).
+		// Every recipient stays pending, no body goes, the connection is
+		// dropped (tr.reusable stays false). (A MAIL reply that ended the
+		// exchange stands for every later command, and is kept below.)
+		all(dropped(replyOutOfStep()), send)
+		tr.early = true
+		return nil, nil
+	}
 	if rep.Mail != nil {
 		v := classify(rep.Mail)
 		all(v, idx)
 		tr.early, tr.reusable = v.Broken, !v.Broken && settled
-		return nil, nil
-	}
-	if outOfStep(rep) || (wc != nil && sc.guard.pending()) {
-		// A reply whose code its command does not allow (354 to a RCPT,
-		// 250 to DATA), or bytes already waiting after DATA's 354: the
-		// host answered more or fewer commands than it was sent, and no
-		// reply of the group can be told to be its command's. Every
-		// recipient stays pending, no body goes, the connection is
-		// dropped (tr.reusable stays false).
-		all(dropped(replyOutOfStep()), send)
-		tr.early = true
 		return nil, nil
 	}
 	var accepted []int
@@ -123,12 +128,17 @@ func (w *Worker) envelopePipelined(sc *smtpConn, env *queue.Envelope, idx []int,
 }
 
 // outOfStep reports whether a reply to a pipelined RCPT or DATA has a
-// code that command does not allow: neither its success code nor 4xx or
-// 5xx.
+// code that command does not allow (neither its success code nor 4xx or
+// 5xx), or the exchange ended at a write that found bytes answering no
+// command waiting (errOutOfStep: the replies to the group before it, or to
+// the whole group before the lone dot, were more than its commands).
 func outOfStep(rep *smtp.PipelinedReplies) bool {
 	odd := func(err error) bool {
 		var se *smtp.SMTPError
-		return errors.As(err, &se) && (se.Code < 400 || se.Code > 599)
+		if errors.As(err, &se) {
+			return se.Code < 400 || se.Code > 599
+		}
+		return errors.Is(err, errOutOfStep)
 	}
 	for _, err := range rep.Rcpt {
 		if odd(err) {
