@@ -103,12 +103,20 @@ func (ss *session) Data(r io.Reader) error {
 		helo: t.helo, remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname,
 		queueID: qid, tls: t.tls, rcpts: rcptAddrs, now: now,
 	})
+	scan, scanField := ss.scanPlan(t, log)
+	var msg io.Reader = &sizeLimit{
+		r:   io.MultiReader(strings.NewReader(trace+scanField+fix.add), h.without(fix.drop), br),
+		max: ss.srv.opts.MaxMessageBytes,
+	}
+	var sr *scanReader // the virus scan's verdict ends the body (scan.go)
+	if scan != nil {
+		sr = ss.srv.newScanReader(ss.srv.ctx, scan, msg, log)
+		defer sr.close()
+		msg = sr
+	}
 	// The guard again at the outside: whatever was buffered, the end of
 	// the body is not reached for an aborted transaction.
-	body := abortGuard{r: &sizeLimit{
-		r:   io.MultiReader(strings.NewReader(trace+fix.add), h.without(fix.drop), br),
-		max: ss.srv.opts.MaxMessageBytes,
-	}, t: t}
+	body := abortGuard{r: msg, t: t}
 
 	env := &queue.Envelope{
 		ID:         qid,
@@ -124,7 +132,7 @@ func (ss *session) Data(r io.Reader) error {
 	}
 	id, err := ss.srv.opts.Queue.Enqueue(ss.srv.ctx, env, body)
 	if err != nil {
-		return fail(err, "enqueue")
+		return fail(ss.scanExplain(sr, t, err, log), "enqueue")
 	}
 	ss.srv.stats.queuedBytes.Add(uint64(env.Size))
 	ss.srv.accepted(t, AcceptQueued)

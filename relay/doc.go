@@ -21,6 +21,24 @@
 //     each transaction owns its state (txn.go), and an aborted one (RSET,
 //     EHLO, an oversized chunk, a closed connection) is never queued, even
 //     while go-smtp's BDAT goroutine is still reading it.
+//   - Virus scanning (scan.go, clamd.go; Options.Scan): the message is
+//     streamed to clamd with INSTREAM (clamd(8), "INSTREAM": 4-byte
+//     network-order length + data chunks, a zero-length chunk ends the
+//     stream, do not exceed StreamMaxLength) as the queue reads it, and
+//     the scanner's verdict is what the queue's last Read returns: io.EOF
+//     when clean, an error otherwise. Every backend commits only after
+//     reading io.EOF and keeps nothing on an error (the contract
+//     abortGuard already relies on), so 250 still means durable and an
+//     infected message (554 5.7.1) is never committed: there is no
+//     "queued first, removed later" window, no crash can leave it
+//     deliverable, and nothing is held in memory or spooled twice. (The
+//     alternative, a temporary copy scanned before Enqueue, costs a second
+//     write of every message.) The price: the message's bytes are in the
+//     queue's uncommitted temporary file (spool) or upload (S3) while
+//     clamd scans; a refusal discards them as any failed Enqueue does.
+//     clamd failing is 451 4.7.1 unless FailOpen; a message over the
+//     scanner's limit is never scanned in part (552 5.3.4, or unscanned
+//     with X-Edgerelay-Scan when its declared SIZE said so beforehand).
 //   - AUTH outcomes: a wrong password is 535 5.7.8; a directory outage or
 //     the throttle is 454 4.7.0, never 535; the third failure on one
 //     connection ends it with 421 4.7.0. Credentials are never logged.
@@ -45,5 +63,6 @@
 // listener.go (accept, limits, 465's TLS), idle*.go (the idle wait),
 // connlimit.go, proxyproto.go, tls.go (connections), header.go, originator.go,
 // message.go, crlf.go, size.go, addrcheck.go, localpart.go (the message and
-// its addresses), ratelimit.go, stats.go, observe.go.
+// its addresses), scan.go and clamd.go (virus scanning), ratelimit.go,
+// stats.go, observe.go.
 package relay

@@ -70,6 +70,9 @@ type Options struct {
 	// header (v1 or v2) carries the real client address. Connections from
 	// them must start with one; other peers are served directly.
 	ProxyProtocolFrom []netip.Prefix
+	// Scan, when set, streams every message to a virus scanner before the
+	// reply to its data (scan.go).
+	Scan *ScanOptions
 	// Logger receives the session events. Never a secret.
 	Logger *slog.Logger
 	// Observe, when set, is called once per reply to a transaction's data
@@ -89,6 +92,7 @@ type Server struct {
 	cancel   context.CancelFunc
 	draining atomic.Bool
 	stats    counters
+	scans    scanCounters
 	rate     *rateLimiter
 	limits   *connLimits
 

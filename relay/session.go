@@ -100,6 +100,11 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 	if err := checkMailParams(opts); err != nil {
 		return err
 	}
+	if opts != nil {
+		if rep, _ := scanSizeCheck(ss.scanOpts(), opts.Size); rep != nil {
+			return rep // RFC 1870 §6.1: too big to be scanned, refused at MAIL
+		}
+	}
 	if !isASCII(from) && (opts == nil || !opts.UTF8) {
 		return errUTF8
 	}
