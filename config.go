@@ -86,6 +86,16 @@ type Config struct {
 	// Header originator policy (RFC 5322 §3.6.2), with CHECK_HEADER_FROM.
 	FromDisplayNameAddress string `envconfig:"FROM_DISPLAY_NAME_ADDRESS" default:"refuse" desc:"refuse: a display name in From, Sender, Resent-From or Resent-Sender that contains an address not the user's is refused (550 5.7.1); allow: not checked"`
 
+	// Virus scanning: clamd's INSTREAM before the reply to the final dot
+	// or BDAT LAST (relay/scan.go).
+	ClamdAddr           string        `envconfig:"CLAMD_ADDR" desc:"clamd that scans every message before the reply to its data: tcp://host:port or unix:///path; empty = no virus scanning"`
+	ScanSubmission      bool          `envconfig:"SCAN_SUBMISSION" default:"true" desc:"with RELAY_CLAMD_ADDR, scan submissions (587/465) too; false for sites that scan them elsewhere"`
+	ClamdTimeout        time.Duration `envconfig:"CLAMD_TIMEOUT" default:"30s" desc:"bound on each step with clamd (a free connection, connecting, each write, the verdict once the message ended); past it clamd counts as failed"`
+	ClamdFailOpen       bool          `envconfig:"CLAMD_FAIL_OPEN" default:"false" desc:"clamd down, erroring or slow: false refuses the message with 451 4.7.1; true accepts it unscanned, with a WARN per message and a count"`
+	ClamdMaxBytes       int64         `envconfig:"CLAMD_MAX_BYTES" default:"26214400" desc:"clamd's StreamMaxLength as set in its clamd.conf (Debian: 25M = 26214400); a larger message is never sent to clamd, see RELAY_CLAMD_OVERSIZE"`
+	ClamdOversize       string        `envconfig:"CLAMD_OVERSIZE" default:"refuse" desc:"a message over RELAY_CLAMD_MAX_BYTES: refuse (552 5.3.4, at MAIL when its SIZE says so) or accept (unscanned, with an X-Edgerelay-Scan header and a count, when its SIZE declared it; if not declared, 552 5.3.4 still)"`
+	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"10" desc:"connections to clamd open at once, one scan each (clamd's MaxThreads defaults to 10); a scan waits up to RELAY_CLAMD_TIMEOUT for one"`
+
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
 	GatewayTLS          string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
@@ -342,6 +352,7 @@ func (c *Config) validate() error {
 	}
 
 	c.validateIdentity(bad)
+	c.validateScan(bad)
 	c.readSecretFiles(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")

@@ -12,6 +12,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/relay"
 )
 
 // badFunc reports one wrong value: the variable's name without the RELAY_
@@ -84,6 +85,27 @@ func (c *Config) validateLDAP(bad badFunc) {
 		bad("LDAP_FILTER", "must contain {user}")
 	} else if _, err := ldap.CompileFilter(strings.ReplaceAll(c.LDAPFilter, "{user}", "x")); err != nil {
 		bad("LDAP_FILTER", "%q is not an LDAP filter: %v", c.LDAPFilter, err)
+	}
+}
+
+// validateScan checks the virus scanning variables (RELAY_CLAMD_*).
+func (c *Config) validateScan(bad badFunc) {
+	if c.ClamdAddr != "" {
+		if _, _, err := relay.ParseClamdAddr(c.ClamdAddr); err != nil {
+			bad("CLAMD_ADDR", "%v", err)
+		}
+	}
+	if c.ClamdTimeout < 100*time.Millisecond {
+		bad("CLAMD_TIMEOUT", "must be at least 100ms")
+	}
+	if c.ClamdMaxBytes < 1024 {
+		bad("CLAMD_MAX_BYTES", "%d is too small: set clamd's StreamMaxLength in bytes", c.ClamdMaxBytes)
+	}
+	if c.ClamdOversize != "refuse" && c.ClamdOversize != "accept" {
+		bad("CLAMD_OVERSIZE", "%q: want refuse or accept", c.ClamdOversize)
+	}
+	if c.ClamdMaxConnections < 1 {
+		bad("CLAMD_MAX_CONNECTIONS", "must be at least 1")
 	}
 }
 
