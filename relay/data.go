@@ -84,6 +84,7 @@ func (ss *session) Data(r io.Reader) error {
 	if err != nil {
 		return fail(err, "header")
 	}
+	defer h.release() // as br: nothing reads the header after Enqueue
 	if ss.srv.opts.CheckHeaderFrom {
 		// From, Sender, Resent-From and Resent-Sender: only the user's
 		// addresses, in display names too unless that rule is off.

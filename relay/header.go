@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"io"
 	"strings"
+	"sync"
 )
 
 // Bounds on the header section, which is held in memory while it is
@@ -75,8 +76,13 @@ func (h *header) values(name string) []string {
 // the header section is only ever a real empty line (issue 8 item 22: a
 // long line read in pieces must not end it early). The bounds above are
 // checked as bytes arrive.
-func readHeader(br *bufio.Reader) (*header, error) {
-	h := &header{}
+func readHeader(br *bufio.Reader) (_ *header, err error) {
+	h := headers.Get().(*header)
+	defer func() {
+		if err != nil {
+			h.release()
+		}
+	}()
 	cur := -1 // index in h.fields of the field being continued, or -1
 	inField := false
 	for {
@@ -149,6 +155,25 @@ func (h *header) unfold() *header {
 		f.value = strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", ""))
 	}
 	return h
+}
+
+// headers holds headers for readHeader to reuse, their buffers with them
+// (issue 10: the raw bytes, at least 4 KiB, were the largest allocation
+// left per message once Data's reader was pooled). Data gives its header
+// back with release when it returns; a header read elsewhere is left to
+// the garbage collector.
+var headers = sync.Pool{New: func() any { return new(header) }}
+
+// release empties h and puts it in headers, unless its buffers grew past
+// what is worth keeping. Nothing may use h, or anything taken from its raw
+// bytes or fields, afterwards.
+func (h *header) release() {
+	if cap(h.raw) > 64<<10 || cap(h.fields) > 64 {
+		return
+	}
+	clear(h.fields) // the values, so that they can be collected
+	*h = header{raw: h.raw[:0], fields: h.fields[:0]}
+	headers.Put(h)
 }
 
 // appendDoubling appends p to b, at least doubling the capacity when it
