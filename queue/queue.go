@@ -21,6 +21,8 @@ var ErrInsufficientStorage = errors.New("queue: insufficient storage")
 //
 //   - Enqueue is durable on return: the body and the envelope are on stable
 //     storage (fsync'd spool files, or an acknowledged S3 PUT and SQS send).
+//     It reads body only while it runs, never after it returns (the front
+//     end reuses the buffers behind body for the next message).
 //     On error nothing half-written is left that could later be delivered.
 //     An envelope that fails Envelope.Validate (no recipients, control
 //     characters) is refused with ErrInvalidEnvelope; full storage is
