@@ -82,6 +82,13 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 		bp := s.journalBuf()
 		defer s.bufs.Put(bp)
 		done, rest, err := s.enqueueJournal(ctx, env, body, *bp)
+		if done && err == nil {
+			// Indexed by enqueueJournal already; indexing it again here
+			// could bring back a message that a Lease and Complete ended
+			// meanwhile, and make a waiting Enqueue of its ID a no-op.
+			s.log.Debug("spool: enqueued", "id", id, "size", env.Size, "recipients", len(env.Recipients), "journal", true)
+			return id, nil
+		}
 		if done {
 			return s.enqueued(id, env, err)
 		}
@@ -92,7 +99,7 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 
 // enqueued finishes an Enqueue whose write ended with err: the error
 // (ENOSPC as ErrInsufficientStorage), or the message indexed (a journal
-// message is indexed by enqueueJournal).
+// message is indexed by enqueueJournal, and does not come here).
 func (s *Spool) enqueued(id string, env *queue.Envelope, err error) (string, error) {
 	if err != nil {
 		if safefile.IsNoSpace(err) {

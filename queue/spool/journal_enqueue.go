@@ -60,12 +60,12 @@ func (s *Spool) enqueueJournal(ctx context.Context, env *queue.Envelope, body io
 	if room < 0 {
 		return false, body, nil
 	}
-	n, err := io.ReadFull(ctxReader{ctx, body}, buf[bo:bo+room+1])
+	n, eof, err := readBody(ctxReader{ctx, body}, buf[bo:bo+room+1])
 	switch {
-	case err == nil: // more than room: the one-file path
-		return false, io.MultiReader(bytes.NewReader(buf[bo:bo+n]), body), nil
-	case err != io.EOF && err != io.ErrUnexpectedEOF:
+	case err != nil:
 		return true, nil, fmt.Errorf("read body: %w", err)
+	case !eof: // more than room: the one-file path
+		return false, io.MultiReader(bytes.NewReader(buf[bo:bo+n]), body), nil
 	}
 	rest = bytes.NewReader(buf[bo : bo+n])
 	env.Size = int64(n)
@@ -92,6 +92,32 @@ func (s *Spool) enqueueJournal(ctx context.Context, env *queue.Envelope, body io
 	s.entries[env.ID] = &spoolEntry{id: env.ID, next: dueAt(env), j: jm}
 	s.release(s.entries[env.ID])
 	return true, nil, nil
+}
+
+// readBody reads r into buf until buf is full or r ends. Only io.EOF
+// ends a body (eof true): any other error, io.ErrUnexpectedEOF included
+// (go-smtp's DATA reader returns it when the client drops the connection
+// mid-message), is returned, so that half a message is never stored.
+// io.ReadFull cannot be used: it turns a short read ending in io.EOF into
+// io.ErrUnexpectedEOF, the same error a dropped connection gives.
+func readBody(r io.Reader, buf []byte) (n int, eof bool, err error) {
+	for empty := 0; n < len(buf); {
+		m, err := r.Read(buf[n:])
+		n += m
+		switch {
+		case err == io.EOF:
+			return n, true, nil
+		case err != nil:
+			return n, false, err
+		case m > 0:
+			empty = 0
+		default:
+			if empty++; empty >= 100 {
+				return n, false, io.ErrNoProgress
+			}
+		}
+	}
+	return n, false, nil
 }
 
 // journalOf returns the journal place of message id when its state is in
