@@ -16,6 +16,12 @@ import (
 	"github.com/edgerelay/edgerelay/internal/safefile"
 )
 
+// maxSegmentNum is the highest segment number replay takes: 2^48. At a
+// segment a second that is 8.9 million years of rotations, so a number
+// above it is no segment the journal wrote (damage, a stray file), and
+// setting the next number from it could run the numbering to 2^64-1.
+const maxSegmentNum = 1 << 48
+
 // journalState is what replaying the segments in order leaves: the MSG
 // records without an END, with their last CLAIM.
 type journalState struct {
@@ -67,9 +73,14 @@ func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error 
 	}
 	var nums []uint64
 	for _, name := range names {
-		hex, ok := strings.CutSuffix(name, ".log")
+		hex, _ := strings.CutSuffix(name, ".log")
 		n, err := strconv.ParseUint(hex, 16, 64)
-		if !ok || err != nil || len(hex) != 16 || n == 0 || n == 1<<64-1 {
+		// Exactly the name segmentName gives (lower-case hex: another
+		// spelling would be looked up under a name that does not exist),
+		// and a number that leaves room above it for the segments still
+		// to be created (rotateLocked never creates one above
+		// maxSegmentNum; a name above it is not the journal's).
+		if err != nil || n == 0 || n > maxSegmentNum || name != segmentName(n) {
 			s.log.Warn("spool: unexpected file in the journal directory; left alone", "file", name)
 			continue
 		}

@@ -52,8 +52,9 @@ func (s *Spool) release(e *spoolEntry) {
 // a message never rescheduled).
 //
 // Lease returns ctx.Err() when ctx is done and ErrClosed once the spool is
-// closed. An error writing the claim is returned as is and the message stays
-// due; the caller should pause before it leases again. A full file system
+// closed. An error writing the claim is returned as is and the message is
+// due again after a minute (spoolErrorRetry), so that it does not stand
+// before the others; the caller should pause before it leases again. A full file system
 // is the exception: the message is handed out with its lease in memory
 // only, so that deliveries can free space.
 func (s *Spool) Lease(ctx context.Context) (*queue.Message, error) {
@@ -189,9 +190,11 @@ func (s *Spool) claimNotWritten(e *spoolEntry, err error) error {
 		return nil
 	}
 	if !safefile.IsNoSpace(err) {
-		s.mu.Lock()
-		s.release(e)
-		s.mu.Unlock()
+		// Due again after spoolErrorRetry, not at once: released due now it
+		// would be the top of the heap again, and every Lease would fail
+		// on it while other messages (msg/ ones, with a broken journal)
+		// could go out.
+		s.retryLater(e)
 		return fmt.Errorf("spool: claim %s: %w", e.id, err)
 	}
 	s.log.Warn("spool: file system full; claim not written, message handed out with its lease in memory only", "id", e.id, "err", err)
