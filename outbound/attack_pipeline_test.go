@@ -211,3 +211,25 @@ func TestAttackPipelinedManyGroupsInStep(t *testing.T) {
 		t.Errorf("%d messages, want 1", n)
 	}
 }
+
+// TestAttackPipelinedBytesBeforeLoneDot: every RCPT refused, DATA
+// accepted (354) and a reply to no command right behind it: the lone dot's
+// write finds it waiting (errOutOfStep). The host answered more commands
+// than it was sent, so the refusals may be other commands' replies: every
+// recipient stays pending, and the connection is not reused.
+func TestAttackPipelinedBytesBeforeLoneDot(t *testing.T) {
+	addr := pipeServer(t, func(c net.Conn, replies []string) {
+		c.Write([]byte("250 2.1.0 ok\r\n550 5.1.1 no\r\n550 5.1.1 no\r\n354 go ahead\r\n250 2.0.0 stray\r\n"))
+	})
+	h := newHarness(t, func(o *Options) { o.Gateway, o.GatewayTLS = addr, GatewayTLSNone })
+	h.enqueue(nil, bob, carol)
+	for _, r := range h.attemptSafe().Recipients {
+		if r.Status != queue.StatusPending || r.Reply.String() != replyOutOfStep().String() {
+			t.Errorf("%s: %s %v, want pending, out of step", r.Addr, r.Status, r.Reply)
+		}
+	}
+	if sc := h.w.pool.get(); sc != nil {
+		sc.close()
+		t.Error("the connection was pooled, want it closed")
+	}
+}
