@@ -95,19 +95,48 @@
 //     the tail, under a mutex; the first waiter whose record is not yet
 //     covered runs one fdatasync for every record written before it
 //     started, outside the mutex, and the others wait for it. No setting
-//     acknowledges before that fdatasync.
+//     acknowledges before that fdatasync. A write that fails may leave
+//     part of its record past the tail (a short write on a full disk):
+//     nothing else is written, fdatasync'd or rotated until that is
+//     truncated and the cut fdatasync'd, so that no byte past the tail of
+//     a segment ever becomes durable (a record written at the same tail
+//     over the first bytes of a longer one would leave the rest after its
+//     end, where a crafted body reads as records).
 //   - Segments rotate at JournalSegmentBytes: the full segment is
-//     fdatasync'd completely, the new file created and journal/ fsync'd,
-//     all before a record is written to the new one; so a torn record can
-//     only be at the tail of the newest segment that has bytes. Segments
-//     are numbered upwards and never reused or written below their tail.
-//   - A failed write or fdatasync (EIO, ENOSPC) fails every record not
-//     covered by a successful fdatasync (ENOSPC as ErrInsufficientStorage),
-//     truncates the segment to its durable length, fdatasyncs it and
-//     rotates: nothing an Enqueue failed for can replay. If that clean-up
-//     fails, the journal is broken: Enqueue uses the one-file path, Ready
-//     fails, and claims and ENDs of journal messages fail (those messages
-//     wait for the restart, which starts a new segment).
+//     truncated to its tail and fdatasync'd completely, the new file
+//     created and journal/ fsync'd, all before a record is written to the
+//     new one; so a torn record can only be at the tail of the newest
+//     segment that has bytes. Segments are numbered upwards and never
+//     reused or written below their durable length (what a failure cut
+//     off was never acknowledged, and nothing reads it).
+//   - A failed write fails its own record: the segment is cut back to the
+//     tail (truncate, fdatasync; the records written before it are synced
+//     by that fdatasync). A failed fdatasync (EIO, ENOSPC) fails every
+//     record not covered by a successful fdatasync (ENOSPC as
+//     ErrInsufficientStorage), truncates the segment to its durable length
+//     and fdatasyncs it: nothing an Enqueue failed for can replay. Either
+//     way the segment stays the active one (what is below its durable
+//     length was fdatasync'd before): a disk that keeps failing creates no
+//     file per failure. Each waiter holds the outcome of its batch (the
+//     records one fdatasync covers), so nothing of a failure outlives the
+//     waiters it failed. If the clean-up fails, the journal is broken:
+//     Enqueue uses the one-file path, Ready fails, and claims and ENDs of
+//     journal messages fail; later appends and Ready retry the clean-up
+//     (truncate, fdatasync) after a back-off (1 s, doubling up to 30 s),
+//     and the journal works again, Ready passes, once it succeeds.
+//   - Decided: a failure whose clean-up failed, then a crash or restart
+//     before a retry succeeds. The failed records are still in the newest
+//     segment past its durable length, whole or torn, and nothing durable
+//     says where that length was: Open replays the whole ones, though their
+//     Enqueues returned an error (a client that got 451 and sends again
+//     has the message delivered twice). Accepted as the same double-failure
+//     class as the one-file path: there a failing directory fsync followed
+//     by a failing Remove (write in enqueue.go) leaves a linked message
+//     file, which Open takes likewise. Both need a second failure of the
+//     disk right after the first, and both end in a duplicate, never a
+//     loss. A side file naming the durable length would need a create, a
+//     write, an fsync, a rename and a directory fsync to work on the disk
+//     where a truncate (or the fdatasync after it) has just failed.
 //   - Claim: a CLAIM record, group-committed, before Lease returns. The
 //     crash count and lease deadline work as with lease slots; a CLAIM
 //     without END at Open is a crashed claim.
@@ -139,8 +168,9 @@
 //     replayed whatever JournalMaxBytes says (turning the journal off
 //     never strands a message); the first segment is created at the first
 //     append, not at Open; Close closes the active segment when nothing
-//     is in flight, and a later append (a Complete during a shutdown)
-//     starts a new one; a full file system hands a journal message out
+//     is in flight and the journal is not broken (a broken journal's tail
+//     is still to be cut), and a later append (a Complete during a
+//     shutdown) starts a new one; a full file system hands a journal message out
 //     with its lease in memory only, as for a message file; a rotation
 //     whose create or directory fsync fails fails only the append that
 //     needed it; replay reads at most 16 MiB + 4 KiB per record, which is

@@ -256,6 +256,10 @@ func (j *journal) retryLocked() bool {
 	if j.broken == nil {
 		return true
 	}
+	if j.active == nil { // not reached: closeIdle keeps a broken journal's segment
+		j.broken = nil
+		return true
+	}
 	if j.syncing || j.cutting || j.now().Before(j.retryAt) {
 		return false
 	}
