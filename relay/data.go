@@ -85,7 +85,7 @@ func (ss *session) Data(r io.Reader) error {
 		return fail(err, "header")
 	}
 	defer h.release() // as br: nothing reads the header after Enqueue
-	if ss.srv.opts.CheckHeaderFrom {
+	if ss.srv.opts.CheckHeaderFrom && ss.mx == nil {
 		// From, Sender, Resent-From and Resent-Sender: only the user's
 		// addresses, in display names too unless that rule is off.
 		if rep, addr := checkOriginators(h, t.id, ss.srv.opts.AllowAddressInDisplayName); rep != nil {
@@ -101,7 +101,7 @@ func (ss *session) Data(r io.Reader) error {
 		rcptAddrs[i] = rc.Addr
 	}
 	trace := receivedField(traceInfo{
-		helo: t.helo, remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname,
+		helo: t.helo, remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname, inbound: ss.mx != nil,
 		queueID: qid, tls: t.tls, rcpts: rcptAddrs, now: now,
 	})
 	scan, scanField := ss.scanPlan(t, log)

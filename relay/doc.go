@@ -2,7 +2,9 @@
 // go-smtp: the listeners (587 with STARTTLS, 465 with implicit TLS, RFC
 // 8314), the session from EHLO to DATA and BDAT, the relay policy (AUTH is
 // required, there is no other way to relay), sender alignment, limits, the
-// PROXY protocol from trusted load balancers, and the submission fix-ups.
+// PROXY protocol from trusted load balancers, and the submission fix-ups;
+// and, with Options.MX, the inbound MX listener for the local domains
+// (ServeMX: no AUTH, opportunistic STARTTLS, local recipients only).
 // Accepted messages go to the queue (package queue, the contract only);
 // relay never talks to the delivery side, and imports only auth and queue.
 //
@@ -13,6 +15,12 @@
 //     envelope sender must be one of the addresses the identity store gives
 //     the user (553 5.7.1), and with Options.CheckHeaderFrom so must every
 //     From, Sender, Resent-From and Resent-Sender address (550 5.7.1).
+//     The MX listener takes mail without AUTH only for recipients whose
+//     canonical domain is a local domain and whose local part carries no
+//     routing syntax (mxaddr.go: 550 5.7.1 for everything else, whatever
+//     the sender and the client's address), stores the canonical address,
+//     and with MXOptions.Verify refuses unknown ones (550 5.1.1; a
+//     directory outage 451 4.4.3) so nothing accepted has to bounce.
 //   - 250 means durable. The reply to the final dot or BDAT LAST is 250
 //     only once the queue's Enqueue returned, which is after the message
 //     is durable; any queue failure is 451 4.3.0 (452 4.3.1 when the store
@@ -63,6 +71,6 @@
 // listener.go (accept, limits, 465's TLS), idle*.go (the idle wait),
 // connlimit.go, proxyproto.go, tls.go (connections), header.go, originator.go,
 // message.go, crlf.go, size.go, addrcheck.go, localpart.go (the message and
-// its addresses), scan.go and clamd.go (virus scanning), ratelimit.go,
-// stats.go, observe.go.
+// its addresses), scan.go and clamd.go (virus scanning), mx.go, mxaddr.go
+// and mxlimit.go (the MX listener), ratelimit.go, stats.go, observe.go.
 package relay

@@ -31,6 +31,8 @@ type traceInfo struct {
 	tls      *tls.ConnectionState
 	rcpts    []string
 	now      time.Time
+	// inbound: from the MX listener, without AUTH.
+	inbound bool
 }
 
 // receivedField builds the Received trace field (RFC 5321 §4.4) with the
@@ -41,9 +43,12 @@ type traceInfo struct {
 // Bcc list is not disclosed.
 func receivedField(t traceInfo) string {
 	proto := "ESMTPA"
+	if t.inbound {
+		proto = "ESMTP"
+	}
 	tlsComment := ""
 	if t.tls != nil {
-		proto = "ESMTPSA"
+		proto = strings.Replace(proto, "ESMTP", "ESMTPS", 1)
 		tlsComment = fmt.Sprintf("\r\n\t(version=%s cipher=%s)",
 			tls.VersionName(t.tls.Version), tls.CipherSuiteName(t.tls.CipherSuite))
 	}

@@ -269,17 +269,29 @@ func scanSizeCheck(o *ScanOptions, declared int64) (rep *smtp.SMTPError, skip bo
 	return errScanTooBig, false
 }
 
+// scanSizeAtMail refuses at MAIL, with 552 5.3.4, a message whose SIZE
+// (RFC 1870 §6.1) is too big to be scanned when such messages are refused.
+func (ss *session) scanSizeAtMail(opts *smtp.MailOptions) error {
+	if opts == nil {
+		return nil
+	}
+	if rep, _ := scanSizeCheck(ss.scanOpts(), opts.Size); rep != nil {
+		return rep
+	}
+	return nil
+}
+
 // unscannedField is the ScanHeader field of a message accepted unscanned
 // for its size.
 func unscannedField(max int64) string {
 	return fmt.Sprintf("%s: not scanned: larger than the virus scanner's limit of %d bytes\r\n", ScanHeader, max)
 }
 
-// scanOpts returns the scanning that applies to this session's messages,
-// or nil.
+// scanOpts returns the scanning that applies to this session's messages
+// (on the MX listener whatever SkipSubmission says), or nil.
 func (ss *session) scanOpts() *ScanOptions {
 	o := ss.srv.opts.Scan
-	if o == nil || o.Scanner == nil || o.SkipSubmission {
+	if o == nil || o.Scanner == nil || o.SkipSubmission && ss.mx == nil {
 		return nil
 	}
 	return o

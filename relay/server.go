@@ -73,6 +73,9 @@ type Options struct {
 	// Scan, when set, streams every message to a virus scanner before the
 	// reply to its data (scan.go).
 	Scan *ScanOptions
+	// MX, when set, makes ServeMX serve inbound mail for local domains
+	// (mx.go).
+	MX *MXOptions
 	// Logger receives the session events. Never a secret.
 	Logger *slog.Logger
 	// Observe, when set, is called once per reply to a transaction's data
@@ -93,6 +96,11 @@ type Server struct {
 	draining atomic.Bool
 	stats    counters
 	scans    scanCounters
+
+	// The MX listener's (mx.go), with Options.MX.
+	mx       *mxPolicy
+	mxSMTP   *smtp.Server
+	mxLimits *connLimits
 	rate     *rateLimiter
 	limits   *connLimits
 
@@ -124,7 +132,16 @@ func New(o Options) (*Server, error) {
 	s.limits = newConnLimits(o.MaxConnections, o.MaxConnectionsPerIP)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	be := smtp.BackendFunc(s.newPhasedSession)
+	s.smtp = s.newSMTP(smtp.BackendFunc(s.newPhasedSession))
+	if err := s.newMXServer(); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+// newSMTP makes a go-smtp server with the Options' settings.
+func (s *Server) newSMTP(be smtp.Backend) *smtp.Server {
+	o := s.opts
 	srv := smtp.NewServer(be)
 	srv.Domain = o.Hostname
 	srv.TLSConfig = o.TLSConfig
@@ -142,8 +159,7 @@ func New(o Options) (*Server, error) {
 	srv.EnableSMTPUTF8 = true
 	srv.EnableDSN = true
 	srv.ErrorLog = slogPrinter{s.log}
-	s.smtp = srv
-	return s, nil
+	return srv
 }
 
 // maxSASLResponse is the longest base64 SASL response accepted, as the
@@ -184,12 +200,22 @@ func (s *Server) Listen(addr string, implicitTLS bool) (net.Addr, error) {
 
 // Serve serves submission on an open listener in the background.
 func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
+	return s.serve(nl, implicitTLS, false)
+}
+
+// serve serves submission, or with mx the MX listener (no pre-AUTH budget:
+// there is no AUTH; its own connection limits).
+func (s *Server) serve(nl net.Listener, implicitTLS, mx bool) net.Addr {
+	srv, limits, preauth := s.smtp, s.limits, s.opts.PreAuthTimeout
+	if mx {
+		srv, limits, preauth = s.mxSMTP, s.mxLimits, 0
+	}
 	l := &listener{
 		Listener:   nl,
 		idle:       s.opts.IdleTimeout,
 		maxSession: s.opts.MaxSessionDuration,
-		preauth:    s.opts.PreAuthTimeout,
-		limits:     s.limits,
+		preauth:    preauth,
+		limits:     limits,
 		proxies:    s.opts.ProxyProtocolFrom,
 		conns:      map[*trackedConn]struct{}{},
 		log:        s.log.Warn,
@@ -205,11 +231,11 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 	s.serving.Add(1)
 	go func() {
 		defer s.serving.Done()
-		if err := s.smtp.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
+		if err := srv.Serve(l); err != nil && !errors.Is(err, net.ErrClosed) {
 			s.log.Error("listener stopped", "addr", nl.Addr().String(), "err", err)
 		}
 	}()
-	s.log.Info("listening", "addr", nl.Addr().String(), "implicit_tls", implicitTLS)
+	s.log.Info("listening", "addr", nl.Addr().String(), "implicit_tls", implicitTLS, "mx", mx)
 	return nl.Addr()
 }
 
@@ -221,7 +247,15 @@ func (s *Server) Serve(nl net.Listener, implicitTLS bool) net.Addr {
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.draining.Store(true)
 	done := make(chan error, 1)
-	go func() { done <- s.smtp.Shutdown(ctx) }()
+	go func() {
+		err := s.smtp.Shutdown(ctx)
+		if s.mxSMTP != nil {
+			if mxErr := s.mxSMTP.Shutdown(ctx); err == nil || errors.Is(err, smtp.ErrServerClosed) {
+				err = mxErr
+			}
+		}
+		done <- err
+	}()
 
 	const bye = "421 4.3.2 Service shutting down, try again later"
 	tick := time.NewTicker(50 * time.Millisecond)
@@ -241,6 +275,9 @@ func (s *Server) Shutdown(ctx context.Context) error {
 				c.say421(bye)
 			}
 			s.smtp.Close()
+			if s.mxSMTP != nil {
+				s.mxSMTP.Close()
+			}
 			s.cancel()
 			<-done
 			s.closeListeners()

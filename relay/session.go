@@ -31,6 +31,8 @@ type session struct {
 
 	id        *auth.Identity
 	authFails int
+	// mx is set on the MX listener (mx.go): no AUTH, local recipients.
+	mx *mxPolicy
 
 	txns txnState
 }
@@ -72,7 +74,7 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		return errShutdown
 	}
-	if ss.id == nil {
+	if ss.id == nil && ss.mx == nil {
 		ss.log.Info("mail refused: not authenticated", "from", from)
 		return errAuthRequired
 	}
@@ -88,25 +90,14 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		}
 		return errQueue421
 	}
+	if ss.mx != nil {
+		return ss.mxMail(from, opts)
+	}
 	if from == "" {
 		return errNullSender
 	}
-	if hasControl(from) {
-		return errAddrControl
-	}
-	if err := checkSenderPath(from); err != nil {
+	if err := ss.checkSender(from, opts); err != nil {
 		return err
-	}
-	if err := checkMailParams(opts); err != nil {
-		return err
-	}
-	if opts != nil {
-		if rep, _ := scanSizeCheck(ss.scanOpts(), opts.Size); rep != nil {
-			return rep // RFC 1870 §6.1: too big to be scanned, refused at MAIL
-		}
-	}
-	if !isASCII(from) && (opts == nil || !opts.UTF8) {
-		return errUTF8
 	}
 	// Sender alignment: the envelope sender must be one of the addresses
 	// the identity store gives this user.
@@ -114,7 +105,36 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 		ss.log.Warn("mail refused: sender not allowed", "from", from)
 		return errSenderDenied
 	}
-	t := &txn{from: from, id: ss.id, helo: ss.conn.Hostname(), tls: ss.tls, log: ss.log, started: time.Now()}
+	return ss.beginTxn(from, opts, ss.id)
+}
+
+// checkSender applies what every MAIL is checked for: control characters,
+// a path the worker can write back, the parameters, a size the scanner
+// takes, SMTPUTF8 for a non-ASCII sender. The null sender passes.
+func (ss *session) checkSender(from string, opts *smtp.MailOptions) error {
+	if hasControl(from) {
+		return errAddrControl
+	}
+	if from != "" {
+		if err := checkSenderPath(from); err != nil {
+			return err
+		}
+	}
+	if err := checkMailParams(opts); err != nil {
+		return err
+	}
+	if err := ss.scanSizeAtMail(opts); err != nil {
+		return err
+	}
+	if !isASCII(from) && (opts == nil || !opts.UTF8) {
+		return errUTF8
+	}
+	return nil
+}
+
+// beginTxn opens the transaction of a MAIL that passed its checks.
+func (ss *session) beginTxn(from string, opts *smtp.MailOptions, id *auth.Identity) error {
+	t := &txn{from: from, id: id, helo: ss.conn.Hostname(), tls: ss.tls, log: ss.log, started: time.Now()}
 	if opts != nil {
 		t.opts = *opts
 	}
@@ -129,6 +149,9 @@ func (ss *session) Mail(from string, opts *smtp.MailOptions) error {
 
 // Rcpt adds a recipient with its DSN options (RFC 3461 §4).
 func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
+	if ss.mx != nil {
+		return ss.mxRcpt(to, opts)
+	}
 	t := ss.txns.current()
 	if ss.id == nil || t == nil {
 		return errAuthRequired
@@ -153,6 +176,12 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 		ss.log.Warn("recipient refused: hourly rate limit reached", "rcpt", to, "limit", ss.srv.opts.MaxRecipientsPerHour)
 		return errRateLimited
 	}
+	ss.addRcpt(t, to, opts)
+	return nil
+}
+
+// addRcpt adds a recipient with its DSN options (RFC 3461 §4) to t.
+func (ss *session) addRcpt(t *txn, to string, opts *smtp.RcptOptions) {
 	r := queue.Recipient{Addr: to, Status: queue.StatusPending}
 	if opts != nil {
 		for _, n := range opts.Notify {
@@ -169,7 +198,6 @@ func (ss *session) Rcpt(to string, opts *smtp.RcptOptions) error {
 	ss.txns.mu.Lock()
 	t.rcpts = append(t.rcpts, r)
 	ss.txns.mu.Unlock()
-	return nil
 }
 
 // Reset discards the transaction in progress (RSET, a new EHLO, an
