@@ -27,10 +27,7 @@ type gateFS struct {
 
 func (g *gateFS) Create(path string) (safefile.File, error) {
 	f, err := g.OS.Create(path)
-	if err != nil {
-		return nil, err
-	}
-	return gateFile{f, g}, nil
+	return gateFile{f, g}, err
 }
 
 type gateFile struct {
