@@ -46,8 +46,16 @@ type replyGuard struct {
 	// the reply goes on, RFC 5321 §4.2.1), n its length so far.
 	head  [4]byte
 	headN int
-	reply int // bytes of the current reply handed out
-	err   error
+	// code is the first line's code while a multi-line reply goes on
+	// (more is set): as net/textproto reads it, only a line with that
+	// code and a space ends the reply, and every other line (another
+	// code, a short or malformed line) is more of its text, so it counts
+	// towards the same maxReplyBytes (lastLine).
+	code   [3]byte
+	codeOK bool // code is valid: a line can end the reply
+	more   bool
+	reply  int // bytes of the current reply handed out
+	err    error
 }
 
 func newReplyGuard(c net.Conn) *replyGuard {
@@ -86,8 +94,8 @@ func (g *replyGuard) Read(p []byte) (int, error) {
 			g.headN++
 		}
 		if c == '\n' {
-			if g.headN < len(g.head) || g.head[3] != '-' {
-				g.reply = 0 // the last line of a reply
+			if g.lastLine() {
+				g.reply, g.more = 0, false
 			}
 			g.headN = 0
 		}
@@ -95,6 +103,30 @@ func (g *replyGuard) Read(p []byte) (int, error) {
 	n := copy(p, chunk)
 	g.r += n
 	return n, nil
+}
+
+// lastLine reports whether the line that head starts, just read whole,
+// ends its reply as net/textproto's ReadResponse reads it: a first line
+// unless its 4th byte is '-'; a later line only when it has the first
+// line's code, a valid one, and a space (after a first line with an
+// invalid code, such as "abc-" or "099-", no line ends the reply).
+func (g *replyGuard) lastLine() bool {
+	full := g.headN == len(g.head)
+	if g.more {
+		return g.codeOK && full && g.head[3] == ' ' && [3]byte(g.head[:3]) == g.code
+	}
+	if full && g.head[3] == '-' {
+		g.code, g.more = [3]byte(g.head[:3]), true
+		g.codeOK = validCode(g.code)
+		return false
+	}
+	return true
+}
+
+// validCode reports whether c is a code net/textproto takes: three digits,
+// at least 100.
+func validCode(c [3]byte) bool {
+	return c[0] >= '1' && c[0] <= '9' && c[1] >= '0' && c[1] <= '9' && c[2] >= '0' && c[2] <= '9'
 }
 
 func (g *replyGuard) Write(p []byte) (int, error) {
