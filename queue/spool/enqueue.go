@@ -44,16 +44,30 @@ func (s *Spool) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 	id := env.ID
 
 	var mine chan struct{}
+	flushed := false
 	for mine == nil {
 		s.mu.Lock()
 		if s.closed {
 			s.mu.Unlock()
 			return "", queue.ErrClosed
 		}
-		if s.entries[id] != nil {
+		if e := s.entries[id]; e != nil && (e.end == nil || e.end.complete == nil) {
 			s.mu.Unlock()
 			s.log.Info("spool: message already queued; enqueue skipped", "id", id)
 			return id, nil
+		}
+		if s.endPendingFor(id) {
+			// An earlier message of this ID left the journal without its
+			// END (quarantined, or completed from msg/): a second MSG of
+			// the ID must not be written before it (replay would pair
+			// them wrongly), nor a file that its Complete would remove.
+			s.mu.Unlock()
+			if flushed {
+				return "", fmt.Errorf("spool: enqueue %s: the END of an earlier message of this ID cannot be written yet; try again later", id)
+			}
+			flushed = true
+			s.flushEnds()
+			continue
 		}
 		if other := s.enqueuing[id]; other != nil {
 			s.mu.Unlock()
@@ -126,12 +140,19 @@ func (s *Spool) enqueued(id string, env *queue.Envelope, err error) (string, err
 // of its own behind on error, and never touches a file it did not create.
 // The caller holds the in-process claim on env.ID (s.enqueuing).
 func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) error {
+	return s.writeAs(ctx, env, body, newInstance())
+}
+
+// writeAs is write with the message file's instance given: a journal
+// message moved to msg/ keeps its MSG's instance, so that Open can tell
+// it (or its quarantine copy) from another message of the ID.
+func (s *Spool) writeAs(ctx context.Context, env *queue.Envelope, body io.Reader, instance uint64) error {
 	path := s.msgPath(env.ID)
 	f, err := s.fs.CreateTemp(s.tmpDir, env.ID+msgExt+".*.tmp")
 	if err != nil {
 		return err
 	}
-	n, err := fillMessage(ctx, f, env, body, leaseRec{})
+	n, err := fillMessage(ctx, f, env, body, instance, leaseRec{})
 	if err != nil {
 		f.Close()
 		s.fs.Remove(f.Name())
@@ -156,7 +177,7 @@ func (s *Spool) write(ctx context.Context, env *queue.Envelope, body io.Reader) 
 // Size set), and the header in place. lease, when its seq is not 0, is
 // written to its slot (a claim carried over by the migration of the layout
 // before issue 10).
-func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, body io.Reader, lease leaseRec) (int64, error) {
+func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, body io.Reader, instance uint64, lease leaseRec) (int64, error) {
 	if _, err := f.Write(make([]byte, bodyOffset)); err != nil {
 		return 0, fmt.Errorf("write header: %w", err)
 	}
@@ -169,7 +190,7 @@ func fillMessage(ctx context.Context, f safefile.TempFile, env *queue.Envelope, 
 	if err != nil {
 		return 0, err
 	}
-	return n, finishMessage(f, newInstance(), n, data, lease)
+	return n, finishMessage(f, instance, n, data, lease)
 }
 
 // fillRaw is fillMessage with the envelope's bytes given as they are (a

@@ -33,10 +33,6 @@ type jmsg struct {
 	envOff, envLen   int64
 	claim            leaseRec  // the last CLAIM (seq 0: none)
 	due              time.Time // at replay: when it is due
-	// moved: the message is in msg/ (Reschedule) and that is its state;
-	// only the END of its MSG is still to be synced (Complete writes it
-	// first).
-	moved bool
 }
 
 // journalBuf returns a buffer of the journal's bound (plus one byte, to
@@ -76,6 +72,7 @@ func (s *Spool) enqueueJournal(ctx context.Context, env *queue.Envelope, body io
 	if bo+n+len(data) > s.jmax {
 		return false, rest, nil
 	}
+	s.flushEnds()
 	instance := newInstance()
 	rec := encodeMsgRecord(buf[:s.jmax+1], env.ID, instance, n, data)
 	seg, off, err := s.j.append(rec, true)
@@ -125,7 +122,7 @@ func readBody(r io.Reader, buf []byte) (n int, eof bool, err error) {
 func (s *Spool) journalOf(id string) *jmsg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if e := s.entries[id]; e != nil && e.j != nil && !e.j.moved {
+	if e := s.entries[id]; e != nil && e.j != nil {
 		return e.j
 	}
 	return nil

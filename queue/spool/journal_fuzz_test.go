@@ -80,8 +80,8 @@ func replayBounded(t *testing.T, data []byte) {
 			if err == nil && good != int64(len(data)) {
 				t.Errorf("replay ended at %d of %d bytes without an error", good, len(data))
 			}
-			if sg.live != len(st.live) || sg.live < 0 {
-				t.Errorf("segment counts %d live messages, replay left %d", sg.live, len(st.live))
+			if sg.live != len(st.live)+len(st.older) || sg.live < 0 {
+				t.Errorf("segment counts %d live messages, replay left %d (%d superseded)", sg.live, len(st.live), len(st.older))
 			}
 		}()
 		select {

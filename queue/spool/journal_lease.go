@@ -53,30 +53,31 @@ func (s *Spool) claimJournal(e *spoolEntry, jm *jmsg) (*queue.Message, error) {
 
 // rescheduleJournal moves a journal message to msg/ with env (its new
 // state): msg/<id>.msg written by the Enqueue path (fsync, link, msg/
-// fsync'd), then an END record group-committed. A crash between the two
-// leaves both; Open lets msg/ win and writes the END. If the END cannot
-// be written, the message is rescheduled all the same (msg/ holds it) and
-// its END is written by its Complete, before anything else.
+// fsync'd), keeping the MSG's instance, then an END record
+// group-committed. A crash between the two leaves both; Open lets msg/
+// win and writes the END. If the END cannot be written, the message is
+// rescheduled all the same (msg/ holds it) and its END is pending
+// (pendEnd): written before the next append, and before the message's
+// Complete removes its file.
 func (s *Spool) rescheduleJournal(ctx context.Context, e *spoolEntry, jm *jmsg, env *queue.Envelope) error {
 	body, err := s.journalBody(e.id, jm)
 	if err != nil {
 		return err
 	}
-	err = s.write(ctx, env, body)
+	err = s.writeAs(ctx, env, body, jm.instance)
 	body.Close()
 	if err != nil {
 		return err
 	}
 	_, _, err = s.j.append(encodeEndRecord(e.id, jm.instance), false)
 	s.mu.Lock()
+	e.j = nil
 	if err != nil {
-		jm.moved = true
-	} else {
-		e.j = nil
+		e.end = s.pendEnd(e.id, jm)
 	}
 	s.mu.Unlock()
 	if err != nil {
-		s.log.Warn("spool: message moved to msg/ but the END of its journal record could not be written; its Complete writes it",
+		s.log.Warn("spool: message moved to msg/ but the END of its journal record could not be written; written later, before its Complete removes it",
 			"id", e.id, "err", err)
 		return nil
 	}
@@ -84,32 +85,26 @@ func (s *Spool) rescheduleJournal(ctx context.Context, e *spoolEntry, jm *jmsg, 
 	return nil
 }
 
-// completeJournal is Complete's first step for a message that came
-// through the journal: its END record, group-committed. done reports that
-// the message is gone; when it was moved to msg/ (done false), Complete
-// goes on with its file.
-func (s *Spool) completeJournal(e *spoolEntry, jm *jmsg) (done bool, err error) {
+// completeJournal is Complete for a message whose state is in the
+// journal: its END record, group-committed.
+func (s *Spool) completeJournal(e *spoolEntry, jm *jmsg) error {
 	if _, _, err := s.j.append(encodeEndRecord(e.id, jm.instance), false); err != nil {
-		s.mu.Lock()
-		e.next = s.now().Add(spoolErrorRetry)
-		s.release(e)
-		s.mu.Unlock()
-		return true, fmt.Errorf("spool: complete %s: %w", e.id, err)
+		s.retryLater(e)
+		return fmt.Errorf("spool: complete %s: %w", e.id, err)
 	}
 	s.mu.Lock()
 	e.j = nil
-	if !jm.moved {
-		delete(s.entries, e.id)
-	}
+	delete(s.entries, e.id)
 	s.mu.Unlock()
 	s.j.ended(jm.seg)
-	return !jm.moved, nil
+	return nil
 }
 
 // setAsideJournal quarantines a journal message: quarantine/<id>.msg is
-// written in the one-file format (fsync, link, quarantine/ fsync'd), then
-// an END record is written. When the END fails, the next Open writes it
-// (the ID is in quarantine). On a write error the message stays, retried
+// written in the one-file format (fsync, link, quarantine/ fsync'd),
+// keeping the MSG's instance, then an END record is written. When the END
+// fails it is pending (pendEnd; the next Open writes it too, the instance
+// being in quarantine). On a write error the message stays, retried
 // later.
 func (s *Spool) setAsideJournal(e *spoolEntry, jm *jmsg, reason error, crashes bool) error {
 	if err := s.copyJournalMessage(e.id, jm); err != nil {
@@ -126,11 +121,98 @@ func (s *Spool) setAsideJournal(e *spoolEntry, jm *jmsg, reason error, crashes b
 	delete(s.entries, e.id)
 	s.mu.Unlock()
 	if _, _, err := s.j.append(encodeEndRecord(e.id, jm.instance), false); err != nil {
-		s.log.Warn("spool: the END of a quarantined journal message could not be written; the next start writes it", "id", e.id, "err", err)
+		s.mu.Lock()
+		s.pendEnd(e.id, jm)
+		s.mu.Unlock()
+		s.log.Warn("spool: the END of a quarantined journal message could not be written; written later", "id", e.id, "err", err)
 		return nil
 	}
 	s.j.ended(jm.seg)
 	return nil
+}
+
+// endKey names one MSG record: a message ID and its instance.
+type endKey struct {
+	id       string
+	instance uint64
+}
+
+// pendingEnd is the END of a MSG record whose message left the journal
+// (moved to msg/ by a Reschedule, or quarantined) but whose END could not
+// be written: until it is, the MSG pins its segment and every later one,
+// and would come back at a restart. flushEnds writes it before the next
+// append of Enqueue, Lease, Reschedule or Complete.
+type pendingEnd struct {
+	id string
+	jm *jmsg
+	// complete is the entry of the moved message whose Complete waits for
+	// this END: the message was delivered, so it stays out of the due
+	// heap, and its files in msg/ are removed once the END is synced.
+	complete *spoolEntry
+}
+
+// pendEnd records the pending END of jm (message id) and returns it. s.mu
+// is held.
+func (s *Spool) pendEnd(id string, jm *jmsg) *pendingEnd {
+	p := &pendingEnd{id: id, jm: jm}
+	s.ends[endKey{id, jm.instance}] = p
+	return p
+}
+
+// endPendingFor reports whether an END of a message of ID id is pending.
+// s.mu is held.
+func (s *Spool) endPendingFor(id string) bool {
+	for k := range s.ends {
+		if k.id == id {
+			return true
+		}
+	}
+	return false
+}
+
+// flushEnds writes the pending ENDs, one at a time, and stops at the first
+// that fails (the rest wait for the next call). The Complete waiting for
+// one is finished after it (completeFile).
+func (s *Spool) flushEnds() {
+	s.mu.Lock()
+	n := len(s.ends)
+	s.mu.Unlock()
+	if n == 0 {
+		return
+	}
+	s.endMu.Lock()
+	defer s.endMu.Unlock()
+	s.mu.Lock()
+	list := make([]*pendingEnd, 0, len(s.ends))
+	for _, p := range s.ends {
+		list = append(list, p)
+	}
+	s.mu.Unlock()
+	for _, p := range list {
+		if _, _, err := s.j.append(encodeEndRecord(p.id, p.jm.instance), false); err != nil {
+			s.log.Warn("spool: pending END of a message moved out of the journal still not written; tried again later", "id", p.id, "err", err)
+			return
+		}
+		s.mu.Lock()
+		delete(s.ends, endKey{p.id, p.jm.instance})
+		e := p.complete
+		if e == nil {
+			if e = s.entries[p.id]; e != nil && e.end == p {
+				e.end = nil
+			}
+			e = nil
+		} else {
+			e.end = nil
+		}
+		s.mu.Unlock()
+		s.j.ended(p.jm.seg)
+		s.log.Info("spool: pending END of a message moved out of the journal written", "id", p.id)
+		if e != nil {
+			if err := s.completeFile(e); err != nil {
+				s.log.Warn("spool: Complete after its pending END failed", "id", p.id, "err", err)
+			}
+		}
+	}
 }
 
 // copyJournalMessage writes the MSG of jm as quarantine/<id>.msg in the

@@ -26,17 +26,33 @@ const maxSegmentNum = 1 << 48
 // records without an END, with their last CLAIM.
 type journalState struct {
 	live map[string]*jmsg
-	log  func(msg string, args ...any)
+	// older: MSGs without END that a later MSG of the same ID (another
+	// instance) superseded in live: an END that failed before the ID was
+	// enqueued again (before pending ENDs blocked that), or damage.
+	older map[endKey]*jmsg
+	log   func(msg string, args ...any)
 }
 
-// apply replays one record of seg found at off.
+// apply replays one record of seg found at off. CLAIM and END apply to
+// the MSG of their instance.
 func (st *journalState) apply(seg *segment, rec jrec, off int64) {
 	jm := st.live[rec.id]
+	if jm != nil && jm.instance != rec.instance && rec.typ != recMsg {
+		jm = st.older[endKey{rec.id, rec.instance}]
+	}
 	switch rec.typ {
 	case recMsg:
 		if jm != nil {
-			st.log("spool: journal holds a second MSG for a message without END; the first is kept", "id", rec.id, "segment", seg.path, "offset", off)
-			return
+			if jm.instance == rec.instance {
+				st.log("spool: journal holds a MSG twice; the first is kept", "id", rec.id, "segment", seg.path, "offset", off)
+				return
+			}
+			st.log("spool: journal holds a second MSG for an ID whose first has no END; the newer is the message, the older is checked against quarantine",
+				"id", rec.id, "segment", seg.path, "offset", off)
+			if st.older == nil {
+				st.older = map[endKey]*jmsg{}
+			}
+			st.older[endKey{rec.id, jm.instance}] = jm
 		}
 		jm = &jmsg{seg: seg, instance: rec.instance, bodyOff: off + rec.bodyOff, bodyLen: rec.bodyLen,
 			envOff: off + rec.envOff, envLen: rec.envLen}
@@ -52,7 +68,11 @@ func (st *journalState) apply(seg *segment, rec jrec, off int64) {
 	case recEnd:
 		if jm != nil && jm.instance == rec.instance {
 			jm.seg.live--
-			delete(st.live, rec.id)
+			if st.live[rec.id] == jm {
+				delete(st.live, rec.id)
+			} else {
+				delete(st.older, endKey{rec.id, rec.instance})
+			}
 		}
 	}
 }
@@ -98,7 +118,7 @@ func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error 
 			last = i
 		}
 	}
-	st := &journalState{live: map[string]*jmsg{}, log: s.log.Warn}
+	st := &journalState{live: map[string]*jmsg{}, older: map[endKey]*jmsg{}, log: s.log.Warn}
 	for i, n := range nums {
 		seg := &segment{num: n, path: filepath.Join(s.jDir, segmentName(n))}
 		if err := s.replaySegment(st, seg, sizes[i], i == last); err != nil {
@@ -106,6 +126,9 @@ func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error 
 		}
 		s.j.segs = append(s.j.segs, seg)
 		s.j.next = n + 1
+	}
+	if err := s.replayOlder(st, quarantined); err != nil {
+		return err
 	}
 	ids := make([]string, 0, len(st.live))
 	for id := range st.live {
@@ -122,11 +145,7 @@ func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error 
 		}
 		if moved {
 			// Moved (Reschedule or quarantine) before a crash took its END.
-			if _, _, err := s.j.append(encodeEndRecord(id, jm.instance), false); err != nil {
-				return fmt.Errorf("journal: END of a moved message: %w", err)
-			}
-			jm.seg.live--
-			s.log.Info("spool: journal message already moved; its END written", "id", id)
+			s.endMoved(id, jm)
 			continue
 		}
 		e := &spoolEntry{id: id, next: jm.due, index: -1, j: jm}
@@ -145,6 +164,56 @@ func (s *Spool) replayJournal(quarantined map[string]bool, now time.Time) error 
 		s.entries[id] = e
 	}
 	s.j.collect()
+	return nil
+}
+
+// endMoved writes the END of a MSG whose message left the journal (moved
+// to msg/, or quarantined) at Open. If it cannot be written (a full disk:
+// Open must succeed so that deliveries can free space), it is pending, as
+// at runtime: written before a later append, and before the Complete of
+// the message in msg/ removes its file.
+func (s *Spool) endMoved(id string, jm *jmsg) {
+	if _, _, err := s.j.append(encodeEndRecord(id, jm.instance), false); err != nil {
+		p := s.pendEnd(id, jm)
+		if e := s.entries[id]; e != nil {
+			e.end = p
+		}
+		s.log.Warn("spool: journal message already moved; its END cannot be written now, tried again later", "id", id, "err", err)
+		return
+	}
+	jm.seg.live--
+	s.log.Info("spool: journal message already moved; its END written", "id", id)
+}
+
+// replayOlder settles the MSGs that a later MSG of the same ID
+// superseded: one whose instance is in quarantine was quarantined, and
+// gets its END; any other is copied to quarantine first (ERROR), so that
+// neither acknowledged message is lost.
+func (s *Spool) replayOlder(st *journalState, quarantined map[string]bool) error {
+	keys := make([]endKey, 0, len(st.older))
+	for k := range st.older {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b endKey) int { return strings.Compare(a.id, b.id) })
+	for _, k := range keys {
+		jm := st.older[k]
+		in := false
+		if quarantined[k.id] {
+			var err error
+			if in, err = s.inQuarantine(k.id, k.instance); err != nil {
+				return err
+			}
+		}
+		if !in {
+			if err := s.copyJournalMessage(k.id, jm); err != nil {
+				return fmt.Errorf("journal: quarantine of a superseded MSG of %s: %w", k.id, err)
+			}
+			s.stats.quarantined.Add(1)
+			s.log.Error("spool: message quarantined", "id", k.id,
+				"reason", "the journal holds a later message of this ID without an END of this one", "quarantine", s.qDir)
+		}
+		s.endMoved(k.id, jm)
+	}
 	return nil
 }
 

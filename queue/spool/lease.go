@@ -30,9 +30,13 @@ type spoolEntry struct {
 	// of the message file and the sequence of the claim's lease slot.
 	instance uint64
 	diskSeq  uint64
-	// j is set for a message that came through the journal, until the END
-	// of its MSG record is synced (journal_enqueue.go).
+	// j is set for a message whose state is in the journal: until it is
+	// moved to msg/ or the END of its MSG record is synced
+	// (journal_enqueue.go).
 	j *jmsg
+	// end is the pending END of the MSG record of a message moved to msg/
+	// (journal_lease.go): its Complete waits for it.
+	end *pendingEnd
 }
 
 // release puts e back among the messages that can be leased and wakes the
@@ -119,6 +123,7 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 // (unusable envelope, too many crashed deliveries, or vanished) and left
 // the index.
 func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
+	s.flushEnds()
 	if jm := s.journalOf(e.id); jm != nil {
 		return s.claimJournal(e, jm)
 	}
@@ -273,6 +278,7 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	if at.IsZero() {
 		at = s.now()
 	}
+	s.flushEnds()
 	env := m.Envelope.Clone()
 	env.ID = e.id
 	env.NextAttempt = at
@@ -319,13 +325,36 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		return err
 	}
 	s.mu.Lock()
-	jm := e.j
-	s.mu.Unlock()
-	if jm != nil {
-		if done, err := s.completeJournal(e, jm); done {
-			return err
-		}
+	jm, p := e.j, e.end
+	if p != nil {
+		p.complete = e
 	}
+	s.mu.Unlock()
+	s.flushEnds()
+	if jm != nil {
+		return s.completeJournal(e, jm)
+	}
+	if p != nil {
+		// Moved out of the journal, its END pending: its file may go only
+		// once that END is synced (else the MSG would come back after a
+		// restart). flushEnds finished the Complete if it wrote the END;
+		// if not, the message was delivered all the same and stays out of
+		// the due heap (no duplicate delivery every minute) until a later
+		// flushEnds writes the END and removes it.
+		s.mu.Lock()
+		pending := e.end == p
+		s.mu.Unlock()
+		if pending {
+			s.log.Warn("spool: message delivered; its Complete finishes once the END of its journal record can be written", "id", e.id)
+		}
+		return nil
+	}
+	return s.completeFile(e)
+}
+
+// completeFile is Complete for a message in msg/ (e leased, its lease
+// token ended).
+func (s *Spool) completeFile(e *spoolEntry) error {
 	// A message rescheduled before has an envelope file that supersedes the
 	// one in its message file. The message file goes first, and its removal
 	// is made durable before the envelope file's, so that no file system

@@ -45,7 +45,7 @@ func (s *Spool) migrate(id string) error {
 	if err != nil {
 		return err
 	}
-	if _, err := fillMessage(context.Background(), f, old.Envelope, body, lease); err != nil {
+	if _, err := fillMessage(context.Background(), f, old.Envelope, body, newInstance(), lease); err != nil {
 		f.Close()
 		s.fs.Remove(f.Name())
 		if errors.Is(err, queue.ErrInvalidEnvelope) {

@@ -149,6 +149,8 @@ type Spool struct {
 	entries   map[string]*spoolEntry   // every committed message, leased or not
 	due       entryHeap                // the messages that are not leased
 	enqueuing map[string]chan struct{} // IDs with an Enqueue in flight; closed when it ends
+	ends      map[endKey]*pendingEnd   // ENDs of MSGs moved out of the journal, not yet written
+	endMu     sync.Mutex               // one flushEnds at a time
 	kick      chan struct{}            // closed (and replaced) when due may change
 	closed    bool
 	done      chan struct{}
@@ -181,6 +183,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		fs:        o.fs,
 		entries:   make(map[string]*spoolEntry),
 		enqueuing: make(map[string]chan struct{}),
+		ends:      make(map[endKey]*pendingEnd),
 		kick:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
