@@ -83,6 +83,20 @@ func replayBounded(t *testing.T, data []byte) {
 			if sg.live != len(st.live)+len(st.older) || sg.live < 0 {
 				t.Errorf("segment counts %d live messages, replay left %d (%d superseded)", sg.live, len(st.live), len(st.older))
 			}
+			if err != nil {
+				// The search for a valid record after the bad one (damage
+				// or a torn tail) ends, and finds only valid records.
+				at, ferr := findRecord(bytes.NewReader(data), good+1, int64(len(data)))
+				if ferr != nil || at >= int64(len(data)) || at >= 0 && at <= good {
+					t.Errorf("findRecord after %d = %d, %v", good, at, ferr)
+				}
+				if at >= 0 {
+					l := int64(leUint32(data[at+4:]))
+					if _, derr := decodeRecord(data[at : at+l]); derr != nil {
+						t.Errorf("findRecord found an invalid record at %d: %v", at, derr)
+					}
+				}
+			}
 		}()
 		select {
 		case <-done:

@@ -236,7 +236,24 @@ func (s *Spool) replaySegment(st *journalState, seg *segment, size int64, tail b
 	if !errors.Is(err, errBadRecord) {
 		return fmt.Errorf("journal %s: %w", seg.path, err)
 	}
+	damaged := !tail
 	if tail {
+		// A torn write leaves one record cut short, and nothing after it
+		// (appends are serialized, and a failed one is cut back before the
+		// next): a valid record after the bad one means damage, whose
+		// rest must not be dropped silently.
+		f, err := s.fs.Open(seg.path)
+		if err != nil {
+			return err
+		}
+		next, ferr := findRecord(f, good+1, min(size, good+s.segmentBound()))
+		f.Close()
+		if ferr != nil {
+			return fmt.Errorf("journal %s: %w", seg.path, ferr)
+		}
+		damaged = next >= 0
+	}
+	if !damaged {
 		s.log.Warn("spool: journal ends in a record that was never acknowledged (torn write); cut off",
 			"segment", seg.path, "offset", good, "bytes", size-good, "reason", err.Error())
 	} else {
@@ -246,6 +263,10 @@ func (s *Spool) replaySegment(st *journalState, seg *segment, size int64, tail b
 		}
 		s.log.Error("spool: journal segment damaged; the records before the damage are kept, the rest is in quarantine",
 			"segment", seg.path, "offset", good, "bytes", size-good, "quarantine", q, "reason", err.Error())
+		if bound := good + s.segmentBound(); size > bound {
+			s.log.Error("spool: journal segment larger than any segment the journal writes; the bytes beyond the bound are not copied",
+				"segment", seg.path, "bound", bound, "bytes", size-bound)
+		}
 	}
 	w, err := s.fs.OpenRW(seg.path)
 	if err != nil {
@@ -261,6 +282,67 @@ func (s *Spool) replaySegment(st *journalState, seg *segment, size int64, tail b
 	return err
 }
 
+// segmentBound is the most bytes a segment written by this journal
+// holds: records are appended while they fit JournalSegmentBytes (the
+// default at least, lest a journal written with a larger setting count as
+// oversized), and a record larger than that goes alone into a segment.
+func (s *Spool) segmentBound() int64 {
+	return max(s.j.segBytes, DefaultJournalSegmentBytes) + maxRecordLen
+}
+
+// findRecord returns the offset of the first valid whole record that
+// starts in [from, end) of r and ends by end, or -1. It reads every byte
+// once for the magic, and a candidate record of at most maxRecordLen
+// bytes (one buffer) at each occurrence of the magic; it ends at end.
+func findRecord(r io.ReaderAt, from, end int64) (int64, error) {
+	if from >= end {
+		return -1, nil
+	}
+	br := bufio.NewReaderSize(io.NewSectionReader(r, from, end-from), 64<<10)
+	magic := binary.BigEndian.Uint32([]byte(recMagic))
+	var win uint32
+	var buf []byte
+	hdr := make([]byte, recHeaderLen)
+	for off := from; ; {
+		c, err := br.ReadByte()
+		if err == io.EOF {
+			return -1, nil
+		}
+		if err != nil {
+			return -1, err
+		}
+		off++
+		win = win<<8 | uint32(c)
+		at := off - 4
+		if win != magic || at < from {
+			continue
+		}
+		if n, err := r.ReadAt(hdr, at); n < len(hdr) {
+			if err != nil && err != io.EOF {
+				return -1, err
+			}
+			continue
+		}
+		l := int64(binary.LittleEndian.Uint32(hdr[4:]))
+		if l < recHeaderLen+1+8 || l > maxRecordLen || at+l > end {
+			continue
+		}
+		if int64(cap(buf)) < l {
+			buf = make([]byte, l)
+		}
+		b := buf[:l]
+		if n, err := r.ReadAt(b, at); int64(n) < l {
+			if err != nil && err != io.EOF {
+				return -1, err
+			}
+			continue
+		}
+		if _, err := decodeRecord(b); err == nil {
+			return at, nil
+		}
+	}
+}
+
 // quarantineSegmentRest copies bytes [from, size) of seg to
 // quarantine/journal@<segment>.at-<from> (fsync, link, fsync'd).
 func (s *Spool) quarantineSegmentRest(seg *segment, from, size int64) (string, error) {
@@ -274,7 +356,9 @@ func (s *Spool) quarantineSegmentRest(seg *segment, from, size int64) (string, e
 	if err != nil {
 		return "", err
 	}
-	if _, err := io.Copy(f, io.NewSectionReader(src, from, size-from)); err != nil {
+	// Bounded: a huge (sparse, say) file is no segment the journal wrote,
+	// and copying it whole could fill the disk and fail every start.
+	if _, err := io.Copy(f, io.NewSectionReader(src, from, min(size-from, s.segmentBound()))); err != nil {
 		f.Close()
 		s.fs.Remove(f.Name())
 		return "", err
