@@ -145,9 +145,18 @@
 //     an END. Complete writes an END. Quarantine writes quarantine/<id>.msg
 //     (keeping the record's instance), then an END. A crash between the
 //     move and its END leaves both: Open lets msg/ (or the quarantine copy
-//     of the same instance) win and writes the END. An END that fails
-//     after a move is written by the message's Complete before it removes
-//     the file, so that the MSG cannot come back once the file is gone.
+//     of the same instance) win and writes the END; a moved file keeps
+//     its MSG's instance. An END that fails after a move or quarantine is
+//     pending (journal_lease.go): written before the next append of an
+//     Enqueue, claim, Reschedule or Complete, and before an Enqueue of its
+//     ID writes anything (else that Enqueue fails); a Complete of the
+//     moved message waits for it before it removes the file (so that the
+//     MSG cannot come back once the file is gone), the message out of the
+//     due heap meanwhile (it was delivered). Open writes such ENDs too,
+//     and keeps them pending when it cannot (a full disk must not stop
+//     the start that lets deliveries free space). A claim that cannot be
+//     written (not ENOSPC) makes the message due after spoolErrorRetry,
+//     so that it does not stand at the top of the heap.
 //   - Segment deletion: only the oldest segment, only when it is not the
 //     active one and every MSG in it has a synced END; unlink, then fsync
 //     journal/. Why in order: a CLAIM or END is always in the segment of
@@ -158,12 +167,16 @@
 //     included) is gone already.
 //   - Open: the msg/ scan first, then every segment in order. A bad
 //     record (CRC, length, magic, cut short) in the newest segment with
-//     bytes is a write never acknowledged: the segment is cut there and
-//     fdatasync'd, WARN with the byte count. A bad record anywhere else is
-//     damage: the rest of that segment is copied to
+//     bytes, with no valid record after it, is a write never
+//     acknowledged: the segment is cut there and fdatasync'd, WARN with
+//     the byte count. A bad record anywhere else, or followed by a valid
+//     one, is damage: the rest of that segment (at most a segment's bound,
+//     JournalSegmentBytes or its default + maxRecordLen) is copied to
 //     quarantine/journal@<n>.log.at-<offset> for an operator (ERROR), then
 //     the segment is cut; the records before it are kept (acknowledged
-//     messages after the damage are in that copy, not lost silently).
+//     messages after the damage are in that copy, not lost silently). A
+//     segment is exactly segmentName(n) with 0 < n <= 2^48; any other name
+//     is left alone (WARN).
 //   - Decided where the design was silent: the journal directory is
 //     replayed whatever JournalMaxBytes says (turning the journal off
 //     never strands a message); the first segment is created at the first
@@ -175,8 +188,10 @@
 //     whose create or directory fsync fails fails only the append that
 //     needed it; replay reads at most 16 MiB + 4 KiB per record, which is
 //     also the cap on JournalMaxBytes; a second MSG for an ID without END
-//     is ignored with a WARN; a transient read error during replay fails
-//     Open rather than drop anything.
+//     (another instance) is the message, the first is copied to
+//     quarantine (unless its instance is there already) and gets its END;
+//     CLAIM and END apply to the MSG of their instance; a transient read
+//     error during replay fails Open rather than drop anything.
 //
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), record.go
 // (the message file's format, lease slots, envelope files, reading a
