@@ -156,7 +156,31 @@ type pendingEnd struct {
 func (s *Spool) pendEnd(id string, jm *jmsg) *pendingEnd {
 	p := &pendingEnd{id: id, jm: jm}
 	s.ends[endKey{id, jm.instance}] = p
+	s.endRetryLocked()
 	return p
+}
+
+// endRetryLocked arms a timer that runs flushEnds after s.endRetry while
+// ENDs are pending, so that they are written (and a Complete waiting for
+// one finished) on a spool with no traffic too. Not before Open has
+// succeeded, nor after Close. s.mu is held.
+func (s *Spool) endRetryLocked() {
+	if s.endTimer != nil || len(s.ends) == 0 || !s.started || s.closed {
+		return
+	}
+	s.endTimer = time.AfterFunc(s.endRetry, func() {
+		s.mu.Lock()
+		s.endTimer = nil
+		closed := s.closed
+		s.mu.Unlock()
+		if closed {
+			return
+		}
+		s.flushEnds()
+		s.mu.Lock()
+		s.endRetryLocked()
+		s.mu.Unlock()
+	})
 }
 
 // endPendingFor reports whether an END of a message of ID id is pending.

@@ -282,3 +282,45 @@ func TestJournalReplaySupersededMsgQuarantined(t *testing.T) {
 		s.Close()
 	}
 }
+
+// TestJournalPendingEndWrittenWhenIdle: an END that failed after a move
+// is written by a timer when no Enqueue, Lease, Reschedule or Complete
+// comes to write it, and the segment it pinned goes.
+func TestJournalPendingEndWrittenWhenIdle(t *testing.T) {
+	dir := t.TempDir()
+	fsys := &failSyncFS{err: syscall.EIO}
+	s, err := Open(dir, Options{fs: fsys})
+	must(t, err)
+	defer s.Close()
+	s.mu.Lock()
+	s.endRetry = 10 * time.Millisecond
+	s.mu.Unlock()
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, jenv("R"), strings.NewReader("r\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Lease(ctx)
+	must(t, err)
+	fsys.failing.Store(1) // the END after the move fails
+	if err := s.Reschedule(ctx, m, time.Now().Add(time.Hour)); err != nil {
+		t.Fatalf("Reschedule: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(5 * time.Millisecond) {
+		s.mu.Lock()
+		n := len(s.ends)
+		s.mu.Unlock()
+		if n == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%d ENDs still pending on an idle spool after 5 s", n)
+		}
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if s.Len() != 1 || s.journalOf("R") != nil {
+		t.Fatalf("after reopen Len %d, R in the journal %v: want R in msg/ only", s.Len(), s.journalOf("R") != nil)
+	}
+}

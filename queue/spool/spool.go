@@ -151,6 +151,9 @@ type Spool struct {
 	enqueuing map[string]chan struct{} // IDs with an Enqueue in flight; closed when it ends
 	ends      map[endKey]*pendingEnd   // ENDs of MSGs moved out of the journal, not yet written
 	endMu     sync.Mutex               // one flushEnds at a time
+	endTimer  *time.Timer              // runs flushEnds while ENDs are pending
+	endRetry  time.Duration            // its delay: spoolErrorRetry (tests shorten it)
+	started   bool                     // Open has succeeded
 	kick      chan struct{}            // closed (and replaced) when due may change
 	closed    bool
 	done      chan struct{}
@@ -184,6 +187,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		entries:   make(map[string]*spoolEntry),
 		enqueuing: make(map[string]chan struct{}),
 		ends:      make(map[endKey]*pendingEnd),
+		endRetry:  spoolErrorRetry,
 		kick:      make(chan struct{}),
 		done:      make(chan struct{}),
 	}
@@ -236,6 +240,10 @@ func Open(dir string, o Options) (*Spool, error) {
 		unlock()
 		return nil, fmt.Errorf("spool %s: %w", dir, err)
 	}
+	s.mu.Lock()
+	s.started = true
+	s.endRetryLocked() // ENDs that Open could not write
+	s.mu.Unlock()
 	s.log.Info("spool opened", "dir", dir, "messages", len(s.entries))
 	return s, nil
 }
@@ -300,6 +308,10 @@ func (s *Spool) Close() error {
 	}
 	s.closed = true
 	close(s.done)
+	if s.endTimer != nil {
+		s.endTimer.Stop()
+		s.endTimer = nil
+	}
 	s.mu.Unlock()
 	s.j.closeIdle()
 	return s.unlock()
