@@ -214,7 +214,7 @@ func (s *Spool) flushEnds() {
 	s.mu.Unlock()
 	for _, p := range list {
 		if _, _, err := s.j.append(encodeEndRecord(p.id, p.jm.instance), false); err != nil {
-			s.log.Warn("spool: pending END of a message moved out of the journal still not written; tried again later", "id", p.id, "err", err)
+			s.log.Debug("spool: pending END of a message moved out of the journal still not written; tried again later", "id", p.id, "err", err)
 			return
 		}
 		s.mu.Lock()
