@@ -125,9 +125,9 @@ func eicarAttachment(from, to string) string {
 }
 
 // TestRealClamd: a real clamd behind the server. Over 587 with STARTTLS
-// (Go's net/smtp client) and over 465 (the raw client): an EICAR
-// attachment and EICAR in the text are refused with 554 5.7.1 naming the
-// local signature, a clean message is queued; clamd's own StreamMaxLength
+// (Go's net/smtp client), over 465 (the raw client) and on the MX listener
+// after STARTTLS: an EICAR attachment and EICAR in the text are refused
+// with 554 5.7.1 naming the local signature, a clean message is queued; clamd's own StreamMaxLength
 // is 552 5.3.4; over its Unix socket too; and with clamd stopped, 451
 // 4.7.1 and nothing queued.
 func TestRealClamd(t *testing.T) {
@@ -135,9 +135,20 @@ func TestRealClamd(t *testing.T) {
 	const rcpt = "r@example.net"
 	for _, addr := range []string{r.tcp, r.unix} {
 		t.Run(strings.SplitN(addr, ":", 2)[0], func(t *testing.T) {
-			e, logs := scanEnv(t, addr, func(o *Options) { o.MaxMessageBytes = 1 << 20 })
+			local, err := NewLocalDomains([]string{"example.org"})
+			if err != nil {
+				t.Fatal(err)
+			}
+			e, logs := scanEnv(t, addr, func(o *Options) {
+				o.MaxMessageBytes = 1 << 20
+				o.MX = &MXOptions{LocalDomains: local}
+			})
+			mx, err := e.srv.ListenMX("127.0.0.1:0")
+			if err != nil {
+				t.Fatal(err)
+			}
 			// 587, STARTTLS, AUTH PLAIN: net/smtp.
-			err := netSMTPSend(e.addr587, alice, alicePW, rcpt, eicarAttachment(alice, rcpt))
+			err = netSMTPSend(e.addr587, alice, alicePW, rcpt, eicarAttachment(alice, rcpt))
 			var te *textproto.Error
 			if !errors.As(err, &te) || te.Code != 554 || !strings.HasPrefix(te.Msg, "5.7.1 ") || !strings.Contains(te.Msg, "Test.EICAR-Local") {
 				t.Fatalf("EICAR attachment on 587: %v", err)
@@ -157,11 +168,24 @@ func TestRealClamd(t *testing.T) {
 			if code, msg := submit(c, bob, rcpt, big); code != 552 || !strings.HasPrefix(msg, "5.3.4 ") {
 				t.Fatalf("over clamd's StreamMaxLength: %d %s", code, msg)
 			}
-			if n := len(e.queued()); n != 2 {
-				t.Fatalf("%d queued, want the 2 clean ones", n)
+			// The MX listener, after STARTTLS: an EICAR attachment from the
+			// Internet to a local recipient.
+			m := dialMX(t, mx.String(), "127.0.0.1")
+			m.ehlo()
+			m.starttls()
+			m.ehlo()
+			const from, to = "x@internet.example", "alice@example.org"
+			if code, msg := submit(m, from, to, eicarAttachment(from, to)); code != 554 || !strings.Contains(msg, "Test.EICAR-Local") {
+				t.Fatalf("EICAR on MX: %d %s", code, msg)
 			}
-			if len(logs.lines(`virus found"`, `"signature":"Test.EICAR-Local`)) != 2 {
-				t.Errorf("want 2 detections logged:\n%s", logs)
+			if code, msg := submit(m, from, to, message(from, to, "")); code != 250 {
+				t.Fatalf("clean on MX: %d %s", code, msg)
+			}
+			if n := len(e.queued()); n != 3 {
+				t.Fatalf("%d queued, want the 3 clean ones", n)
+			}
+			if len(logs.lines(`virus found"`, `"signature":"Test.EICAR-Local`)) != 3 {
+				t.Errorf("want 3 detections logged:\n%s", logs)
 			}
 		})
 	}

@@ -4,7 +4,9 @@ import (
 	"bufio"
 	"context"
 	"errors"
+	"fmt"
 	"net"
+	"net/netip"
 	"net/textproto"
 	"strings"
 	"sync/atomic"
@@ -250,4 +252,40 @@ func TestMXLimits(t *testing.T) {
 	}
 	other := dialMX(t, mx, "127.0.0.4")
 	other.ehlo()
+}
+
+// TestMXProxyProtocol: behind a trusted load balancer the MX listener reads
+// the PROXY header as submission does: the client's address is the one it
+// names (in Received, and for the per-IP limits).
+func TestMXProxyProtocol(t *testing.T) {
+	e, mx := mxEnv(t, func(o *Options) {
+		o.ProxyProtocolFrom = []netip.Prefix{netip.MustParsePrefix("127.0.0.0/8")}
+		o.MX.MessagesPerMinute = 1
+	})
+	send := func(src string) *client {
+		nc, err := net.Dial("tcp", mx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := fmt.Fprintf(nc, "PROXY TCP4 %s 192.0.2.1 40000 25\r\n", src); err != nil {
+			t.Fatal(err)
+		}
+		c := wrapClient(t, nc)
+		c.expect(220)
+		c.ehlo()
+		return c
+	}
+	c := send("203.0.113.7")
+	const from, to = "x@internet.example", "alice@example.org"
+	if code, msg := submit(c, from, to, message(from, to, "")); code != 250 {
+		t.Fatalf("%d %s", code, msg)
+	}
+	c.must(421, "4.7.0", "MAIL FROM:<%s>", from) // that address's one message a minute
+	d := send("203.0.113.8")
+	d.must(250, "", "MAIL FROM:<%s>", from) // another address, as the header says
+	for _, body := range e.queued() {
+		if !strings.Contains(body, "[203.0.113.7]") {
+			t.Errorf("Received lacks the proxied address:\n%s", body)
+		}
+	}
 }
