@@ -184,7 +184,7 @@ func (s *Server) newMXServer() error {
 		s.mx.rate = newIPRate(o.MessagesPerMinute)
 	}
 	s.mxLimits = newConnLimits(s.opts.MaxConnections, o.MaxConnectionsPerIP)
-	s.mxSMTP = s.newSMTP(smtp.BackendFunc(s.newMXSession))
+	s.mxSMTP = s.newSMTP(smtp.BackendFunc(s.newMXSession), true)
 	s.mxSMTP.AllowInsecureAuth = false
 	return nil
 }

@@ -269,6 +269,21 @@ func scanSizeCheck(o *ScanOptions, declared int64) (rep *smtp.SMTPError, skip bo
 	return errScanTooBig, false
 }
 
+// sizeLimit is the largest message, fix-ups included, that the MX listener
+// or submission takes: MaxMessageBytes, or the scanner's limit where it is
+// lower and larger messages are refused, so that EHLO's SIZE says so
+// (RFC 1870) and no client uploads a message only to be refused.
+func (s *Server) sizeLimit(mx bool) int64 {
+	max, o := s.opts.MaxMessageBytes, s.opts.Scan
+	if o == nil || o.Scanner == nil || o.AcceptOversize || o.MaxBytes <= 0 || o.SkipSubmission && !mx {
+		return max
+	}
+	if max <= 0 || o.MaxBytes < max {
+		return o.MaxBytes
+	}
+	return max
+}
+
 // scanSizeAtMail refuses at MAIL, with 552 5.3.4, a message whose SIZE
 // (RFC 1870 §6.1) is too big to be scanned when such messages are refused.
 func (ss *session) scanSizeAtMail(opts *smtp.MailOptions) error {

@@ -132,21 +132,22 @@ func New(o Options) (*Server, error) {
 	s.limits = newConnLimits(o.MaxConnections, o.MaxConnectionsPerIP)
 	s.ctx, s.cancel = context.WithCancel(context.Background())
 
-	s.smtp = s.newSMTP(smtp.BackendFunc(s.newPhasedSession))
+	s.smtp = s.newSMTP(smtp.BackendFunc(s.newPhasedSession), false)
 	if err := s.newMXServer(); err != nil {
 		return nil, err
 	}
 	return s, nil
 }
 
-// newSMTP makes a go-smtp server with the Options' settings.
-func (s *Server) newSMTP(be smtp.Backend) *smtp.Server {
+// newSMTP makes a go-smtp server with the Options' settings, for the MX
+// listener or submission.
+func (s *Server) newSMTP(be smtp.Backend, mx bool) *smtp.Server {
 	o := s.opts
 	srv := smtp.NewServer(be)
 	srv.Domain = o.Hostname
 	srv.TLSConfig = o.TLSConfig
 	srv.AllowInsecureAuth = o.InsecureAuth
-	srv.MaxMessageBytes = advertisedSize(o.MaxMessageBytes) // room for the fix-ups (size.go)
+	srv.MaxMessageBytes = advertisedSize(s.sizeLimit(mx)) // room for the fix-ups (size.go)
 	srv.MaxRecipients = o.MaxRecipients
 	// go-smtp has one line limit for commands, SASL responses and DATA
 	// lines. It is what AUTH needs (see maxCommandLine): OAuth tokens from
