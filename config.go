@@ -92,9 +92,9 @@ type Config struct {
 	ScanSubmission      bool          `envconfig:"SCAN_SUBMISSION" default:"true" desc:"with RELAY_CLAMD_ADDR, scan submissions (587/465) too; false for sites that scan them elsewhere"`
 	ClamdTimeout        time.Duration `envconfig:"CLAMD_TIMEOUT" default:"30s" desc:"bound on each step with clamd (a free connection, connecting, each write, the verdict once the message ended); past it clamd counts as failed"`
 	ClamdFailOpen       bool          `envconfig:"CLAMD_FAIL_OPEN" default:"false" desc:"clamd down, erroring or slow: false refuses the message with 451 4.7.1; true accepts it unscanned, with a WARN per message and a count"`
-	ClamdMaxBytes       int64         `envconfig:"CLAMD_MAX_BYTES" default:"26214400" desc:"clamd's StreamMaxLength as set in its clamd.conf (Debian: 25M = 26214400); a larger message is never sent to clamd, see RELAY_CLAMD_OVERSIZE"`
+	ClamdMaxBytes       int64         `envconfig:"CLAMD_MAX_BYTES" default:"26214400" desc:"clamd's StreamMaxLength as set in its clamd.conf (Debian's: 25M = 26214400; ClamAV's default 100M); a larger message is never sent to clamd, see RELAY_CLAMD_OVERSIZE"`
 	ClamdOversize       string        `envconfig:"CLAMD_OVERSIZE" default:"refuse" desc:"a message over RELAY_CLAMD_MAX_BYTES: refuse (552 5.3.4, at MAIL when its SIZE says so) or accept (unscanned, with an X-Edgerelay-Scan header and a count, when its SIZE declared it; if not declared, 552 5.3.4 still)"`
-	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"10" desc:"connections to clamd open at once, one scan each (clamd's MaxThreads defaults to 10); a scan waits up to RELAY_CLAMD_TIMEOUT for one"`
+	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"50" desc:"connections to clamd open at once, one per message from the start of its data to the verdict (keep it under clamd's MaxQueue, 100 by default); a message waits up to RELAY_CLAMD_TIMEOUT for one"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
