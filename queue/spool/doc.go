@@ -152,7 +152,10 @@
 //     ID writes anything (else that Enqueue fails); a Complete of the
 //     moved message waits for it before it removes the file (so that the
 //     MSG cannot come back once the file is gone), the message out of the
-//     due heap meanwhile (it was delivered). Open writes such ENDs too,
+//     due heap meanwhile (it was delivered); so does a journal message
+//     whose Complete's END fails. Such a Complete returns errEndPending
+//     (the message goes once the END is written, by the next append or
+//     a timer; a crash before brings it back). Open writes such ENDs too,
 //     and keeps them pending when it cannot (a full disk must not stop
 //     the start that lets deliveries free space). A claim that cannot be
 //     written (not ENOSPC) makes the message due after spoolErrorRetry,

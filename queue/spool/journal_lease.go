@@ -89,8 +89,15 @@ func (s *Spool) rescheduleJournal(ctx context.Context, e *spoolEntry, jm *jmsg, 
 // journal: its END record, group-committed.
 func (s *Spool) completeJournal(e *spoolEntry, jm *jmsg) error {
 	if _, _, err := s.j.append(encodeEndRecord(e.id, jm.instance), false); err != nil {
-		s.retryLater(e)
-		return fmt.Errorf("spool: complete %s: %w", e.id, err)
+		// Delivered: not handed out again (a full disk would otherwise
+		// deliver it every minute); the END is pending and the message
+		// leaves the index once it is written. A crash before that brings
+		// it back (at least once).
+		s.mu.Lock()
+		e.end = s.pendEnd(e.id, jm)
+		e.end.complete = e
+		s.mu.Unlock()
+		return fmt.Errorf("spool: complete %s: %w: %w", e.id, errEndPending, err)
 	}
 	s.mu.Lock()
 	e.j = nil
@@ -131,6 +138,12 @@ func (s *Spool) setAsideJournal(e *spoolEntry, jm *jmsg, reason error, crashes b
 	return nil
 }
 
+// errEndPending: Complete could not write the END of the message's
+// journal record. The message was delivered and is not handed out again;
+// it is removed once the END is written (flushEnds); a crash before that
+// brings it back.
+var errEndPending = errors.New("END of the journal record not written yet; the message is not handed out again and is removed once it is")
+
 // endKey names one MSG record: a message ID and its instance.
 type endKey struct {
 	id       string
@@ -138,16 +151,17 @@ type endKey struct {
 }
 
 // pendingEnd is the END of a MSG record whose message left the journal
-// (moved to msg/ by a Reschedule, or quarantined) but whose END could not
-// be written: until it is, the MSG pins its segment and every later one,
+// (moved to msg/ by a Reschedule, quarantined, or completed) but whose
+// END could not be written: until it is, the MSG pins its segment and every later one,
 // and would come back at a restart. flushEnds writes it before the next
 // append of Enqueue, Lease, Reschedule or Complete.
 type pendingEnd struct {
 	id string
 	jm *jmsg
-	// complete is the entry of the moved message whose Complete waits for
-	// this END: the message was delivered, so it stays out of the due
-	// heap, and its files in msg/ are removed once the END is synced.
+	// complete is the entry of the message whose Complete waits for this
+	// END: the message was delivered, so it stays out of the due heap, and
+	// once the END is synced it leaves the index (a journal message) or
+	// its files in msg/ are removed (a moved one).
 	complete *spoolEntry
 }
 
@@ -227,10 +241,19 @@ func (s *Spool) flushEnds() {
 			e = nil
 		} else {
 			e.end = nil
+			if e.j != nil {
+				// A journal message whose Complete waited: the END was
+				// all of it.
+				e.j = nil
+				if s.entries[e.id] == e {
+					delete(s.entries, e.id)
+				}
+				e = nil
+			}
 		}
 		s.mu.Unlock()
 		s.j.ended(p.jm.seg)
-		s.log.Info("spool: pending END of a message moved out of the journal written", "id", p.id)
+		s.log.Info("spool: pending END of a journal record written", "id", p.id)
 		if e != nil {
 			if err := s.completeFile(e); err != nil {
 				s.log.Warn("spool: Complete after its pending END failed", "id", p.id, "err", err)

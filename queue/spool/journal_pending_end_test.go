@@ -324,3 +324,44 @@ func TestJournalPendingEndWrittenWhenIdle(t *testing.T) {
 		t.Fatalf("after reopen Len %d, R in the journal %v: want R in msg/ only", s.Len(), s.journalOf("R") != nil)
 	}
 }
+
+// TestJournalCompleteEndFailedNotRedelivered: the END of a delivered
+// journal message's Complete fails (a full disk). Complete reports
+// errEndPending, and the message is not handed out again (it was made due
+// a minute later before: on a full disk, a delivery every minute); the
+// next append writes the END and the message is gone, after a reopen too.
+func TestJournalCompleteEndFailedNotRedelivered(t *testing.T) {
+	dir := t.TempDir()
+	clk := &attackClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	fsys := &failSyncFS{err: syscall.ENOSPC}
+	s, err := Open(dir, Options{fs: fsys, Now: clk.now, PollInterval: 10 * time.Millisecond})
+	must(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, jenv("A"), strings.NewReader("a\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Lease(ctx)
+	must(t, err)
+	fsys.failing.Store(1)
+	if err := s.Complete(ctx, m); !errors.Is(err, errEndPending) {
+		t.Fatalf("Complete with its END failing = %v, want errEndPending", err)
+	}
+	clk.add(2 * spoolErrorRetry)
+	if id, err := attackLease(t, s, 300*time.Millisecond); err == nil {
+		t.Fatalf("Lease handed out %s again after its delivery", id)
+	}
+	if _, err := s.Enqueue(ctx, jenv("B"), strings.NewReader("b\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	if s.Len() != 1 || s.journalOf("A") != nil {
+		t.Fatalf("after the next append Len %d, A in the journal %v", s.Len(), s.journalOf("A") != nil)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if s.Len() != 1 || s.journalOf("B") == nil {
+		t.Fatalf("after reopen Len %d; want B only", s.Len())
+	}
+}

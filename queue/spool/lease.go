@@ -340,12 +340,12 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		// restart). flushEnds finished the Complete if it wrote the END;
 		// if not, the message was delivered all the same and stays out of
 		// the due heap (no duplicate delivery every minute) until a later
-		// flushEnds writes the END and removes it.
+		// flushEnds writes the END and removes it (errEndPending).
 		s.mu.Lock()
 		pending := e.end == p
 		s.mu.Unlock()
 		if pending {
-			s.log.Warn("spool: message delivered; its Complete finishes once the END of its journal record can be written", "id", e.id)
+			return fmt.Errorf("spool: complete %s: %w", e.id, errEndPending)
 		}
 		return nil
 	}
