@@ -33,7 +33,7 @@ func (w *Worker) finish(ctx context.Context, m *queue.Message, now time.Time) {
 		w.reschedule(ctx, m, at, "retry")
 	default:
 		if err := w.q.Complete(ctx, m); err != nil {
-			w.log.Error("cannot complete message; the queue offers it again later (a duplicate delivery is possible)", "id", env.ID, "err", err)
+			w.log.Error("cannot complete message; the queue may offer it again (a duplicate delivery is possible)", "id", env.ID, "err", err)
 			return
 		}
 		w.log.Info("message done", "id", env.ID, "attempts", env.Attempts,

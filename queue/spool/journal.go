@@ -301,6 +301,11 @@ func (j *journal) rotateLocked() error {
 		j.syncedOff = j.tail
 	}
 	num := j.next
+	if num == 0 || num > maxSegmentNum {
+		// Replay takes no name above maxSegmentNum: a segment made with
+		// one would be skipped at the next Open, and what it held lost.
+		return fmt.Errorf("%w: segment number %d above %d", errJournalBroken, num, uint64(maxSegmentNum))
+	}
 	j.next++
 	path := filepath.Join(j.dir, segmentName(num))
 	f, err := j.fs.Create(path)

@@ -226,6 +226,7 @@ func Open(dir string, o Options) (*Spool, error) {
 		segBytes = DefaultJournalSegmentBytes
 	}
 	s.j = newJournal(s.fs, s.jDir, s.log, segBytes)
+	s.j.now = s.now // the clean-up's back-off follows Options.Now
 	for _, d := range []string{dir, s.msgDir, s.tmpDir, s.qDir, s.jDir} {
 		if err := s.fs.MkdirAll(d); err != nil {
 			return nil, fmt.Errorf("spool: %w", err)
