@@ -13,6 +13,8 @@ import (
 	"time"
 
 	"github.com/kelseyhightower/envconfig"
+
+	"github.com/edgerelay/edgerelay/internal/acme"
 )
 
 // Config is edgerelay's whole configuration, read from RELAY_* environment
@@ -96,6 +98,16 @@ type Config struct {
 	ClamdOversize       string        `envconfig:"CLAMD_OVERSIZE" default:"refuse" desc:"a message over RELAY_CLAMD_MAX_BYTES: refuse (552 5.3.4, at MAIL when its SIZE says so) or accept (unscanned, with an X-Edgerelay-Scan header and a count, when its SIZE declared it; if not declared, 552 5.3.4 still)"`
 	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"50" desc:"connections to clamd open at once, one per message from the start of its data to the verdict (keep it under clamd's MaxQueue, 100 by default); a message waits up to RELAY_CLAMD_TIMEOUT for one"`
 
+	// A certificate obtained and renewed by ACME (acme_wire.go, internal/acme).
+	ACME          bool   `envconfig:"ACME" default:"false" desc:"obtain and renew the submission listeners' certificate by ACME (Let's Encrypt); not with RELAY_TLS_CERT_FILE"`
+	ACMEDomains   string `envconfig:"ACME_DOMAINS" desc:"comma-separated names on the certificate; default: RELAY_HOSTNAME"`
+	ACMEEmail     string `envconfig:"ACME_EMAIL" desc:"contact address for the ACME account (expiry notices); may be empty"`
+	ACMEDirectory string `envconfig:"ACME_DIRECTORY" default:"https://acme-v02.api.letsencrypt.org/directory" desc:"ACME directory URL; staging for trials: https://acme-staging-v02.api.letsencrypt.org/directory"`
+	ACMECAFile    string `envconfig:"ACME_CA_FILE" desc:"PEM CA bundle trusted for the ACME server's HTTPS, added to the system roots (private CAs, tests)"`
+	ACMEChallenge string `envconfig:"ACME_CHALLENGE" default:"tls-alpn-01" desc:"tls-alpn-01 (a listener on RELAY_ACME_TLS_ADDR, public port 443) or http-01 (RELAY_ACME_HTTP_ADDR, public port 80)"`
+	ACMETLSAddr   string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: where the challenge listener binds while a challenge runs; the platform must route public port 443 to it"`
+	ACMEHTTPAddr  string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: where the challenge listener binds while a challenge runs; the platform must route public port 80 to it"`
+
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
 	GatewayTLS          string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
@@ -127,6 +139,10 @@ type Config struct {
 	backends      []string
 	retrySchedule []time.Duration
 	proxies       []netip.Prefix
+	acmeDomains   []string // RELAY_ACME_DOMAINS, lower case
+
+	// Set by serve: the ACME certificate manager (RELAY_ACME).
+	acme *acme.Manager
 }
 
 // Role is what this process runs (RELAY_ROLE).
@@ -353,6 +369,7 @@ func (c *Config) validate() error {
 
 	c.validateIdentity(bad)
 	c.validateScan(bad)
+	c.validateACME(bad)
 	c.readSecretFiles(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")

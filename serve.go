@@ -65,6 +65,14 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			ready = append(ready, readyCheck{"bounce_store", r.Ready})
 		}
 	}
+	// The certificate by ACME: ordered in the background, never waited for.
+	if cfg.acme, err = newACME(ctx, cfg, log, obs); err != nil {
+		return err
+	}
+	if cfg.acme != nil {
+		defer cfg.acme.Stop()
+		ready = append(ready, readyCheck{"certificate", cfg.acme.Ready})
+	}
 	if cfg.Role.submits() {
 		var ids *auth.Authenticator
 		srv, ids, err = newSubmission(ctx, cfg, q, log, obs)

@@ -58,7 +58,7 @@ func openQueue(ctx context.Context, cfg *Config, log *slog.Logger) (*queueParts,
 }
 
 func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Logger, obs *metrics) (*relay.Server, *auth.Authenticator, error) {
-	tlsCfg, selfSigned, err := relay.TLSConfig(cfg.TLSCertFile, cfg.TLSKeyFile, cfg.Hostname)
+	tlsCfg, selfSigned, err := submissionTLS(cfg)
 	if err != nil {
 		return nil, nil, fmt.Errorf("RELAY_TLS_CERT_FILE/RELAY_TLS_KEY_FILE: %w", err)
 	}

@@ -1,0 +1,333 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+	"golang.org/x/crypto/bcrypt"
+
+	"github.com/edgerelay/edgerelay/internal/acme/pebbletest"
+)
+
+// TestConfigACMEErrors: wrong RELAY_ACME_* settings stop startup with a
+// line naming the variable.
+func TestConfigACMEErrors(t *testing.T) {
+	for _, tt := range []struct {
+		vars      map[string]string
+		name, msg string
+	}{
+		{map[string]string{"RELAY_TLS_CERT_FILE": "/c.pem", "RELAY_TLS_KEY_FILE": "/k.pem"}, "RELAY_ACME:", "RELAY_TLS_CERT_FILE"},
+		{map[string]string{"RELAY_HOSTNAME": "localhost"}, "RELAY_ACME_DOMAINS:", "RELAY_HOSTNAME"},
+		{map[string]string{"RELAY_ACME_DOMAINS": "*.example.org"}, "RELAY_ACME_DOMAINS:", "wildcard"},
+		{map[string]string{"RELAY_ACME_DOMAINS": "192.0.2.1"}, "RELAY_ACME_DOMAINS:", "address"},
+		{map[string]string{"RELAY_ACME_DIRECTORY": "http://ca.example/dir"}, "RELAY_ACME_DIRECTORY:", "https://"},
+		{map[string]string{"RELAY_ACME_CA_FILE": "/nonexistent/ca.pem"}, "RELAY_ACME_CA_FILE:", "no such file"},
+		{map[string]string{"RELAY_ACME_CHALLENGE": "dns-01"}, "RELAY_ACME_CHALLENGE:", "not supported yet"},
+		{map[string]string{"RELAY_ACME_CHALLENGE": "tls-sni-01"}, "RELAY_ACME_CHALLENGE:", "tls-alpn-01 or http-01"},
+		{map[string]string{"RELAY_ACME_TLS_ADDR": "443"}, "RELAY_ACME_TLS_ADDR:", "port"},
+		{map[string]string{"RELAY_ACME_CHALLENGE": "http-01", "RELAY_ACME_HTTP_ADDR": ":http"}, "RELAY_ACME_HTTP_ADDR:", "port"},
+		{map[string]string{"RELAY_ACME_EMAIL": "postmaster"}, "RELAY_ACME_EMAIL:", "e-mail"},
+		{map[string]string{"RELAY_QUEUE": "sqs", "RELAY_SQS_QUEUE_URL": "http://127.0.0.1:1/q", "RELAY_S3_BUCKET": "b", "RELAY_ROLE": "worker"}, "RELAY_ACME:", "not worker"},
+	} {
+		t.Run(tt.name+tt.msg, func(t *testing.T) {
+			t.Setenv("RELAY_ACME", "true")
+			t.Setenv("RELAY_HOSTNAME", "smtp.example.org")
+			for k, v := range tt.vars {
+				t.Setenv(k, v)
+			}
+			_, err := loadConfig()
+			if err == nil || !strings.Contains(err.Error(), tt.name) || !strings.Contains(err.Error(), tt.msg) {
+				t.Fatalf("error %v: want %s and %q", err, tt.name, tt.msg)
+			}
+		})
+	}
+	t.Setenv("RELAY_ACME", "true")
+	t.Setenv("RELAY_HOSTNAME", "smtp.example.org")
+	cfg, err := loadConfig()
+	if err != nil || len(cfg.acmeDomains) != 1 || cfg.acmeDomains[0] != "smtp.example.org" {
+		t.Fatalf("defaults: %v %v", cfg, err)
+	}
+}
+
+// acmeServe runs serve until the returned stop is called (or the test ends).
+func acmeServe(t *testing.T, vars map[string]string) (stop func()) {
+	t.Helper()
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- serve(ctx, cfg, slog.New(slog.DiscardHandler)) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("serve: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// acmeVars are the settings of a relay that gets its certificate from p.
+func acmeVars(t *testing.T, dir, directory, caFile string) (vars map[string]string, httpAddr, sub, subs string) {
+	h, _ := bcrypt.GenerateFromPassword([]byte("pw"), bcrypt.MinCost)
+	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("a@example.org:"+string(h)+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	httpAddr, sub, subs = freeAddr(t), freeAddr(t), freeAddr(t)
+	return map[string]string{
+		"RELAY_DATA_DIR": dir, "RELAY_HTTP_ADDR": httpAddr, "RELAY_HOSTNAME": "relay.test",
+		"RELAY_SUBMISSION_ADDR": sub, "RELAY_SUBMISSIONS_ADDR": subs,
+		"RELAY_AUTH": "file", "RELAY_GATEWAY": "127.0.0.1:1", "RELAY_GATEWAY_TLS": "none",
+		"RELAY_ACME": "true", "RELAY_ACME_DOMAINS": "smtp.acme.test", "RELAY_ACME_EMAIL": "postmaster@acme.test",
+		"RELAY_ACME_DIRECTORY": directory, "RELAY_ACME_CA_FILE": caFile, "RELAY_ACME_TLS_ADDR": freeAddr(t),
+	}, httpAddr, sub, subs
+}
+
+// acmeReadyz returns /readyz's status and body.
+func acmeReadyz(t *testing.T, httpAddr string) (int, string) {
+	client := &http.Client{Transport: &http.Transport{Proxy: nil, DisableKeepAlives: true}, Timeout: 5 * time.Second}
+	resp, err := client.Get("http://" + httpAddr + "/readyz")
+	if err != nil {
+		return 0, err.Error()
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func waitReadyz(t *testing.T, httpAddr string, want int, within time.Duration) string {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		code, body := acmeReadyz(t, httpAddr)
+		if code == want {
+			return body
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("/readyz %d %s, want %d", code, body, want)
+		}
+		time.Sleep(25 * time.Millisecond)
+	}
+}
+
+// dialSMTP connects to addr (STARTTLS, or implicit TLS), trusting roots
+// only, retrying while the listener comes up or the certificate is not
+// yet one that verifies.
+func dialSMTP(t *testing.T, addr string, implicit bool, roots *x509.CertPool, within time.Duration) (*smtp.Client, *x509.Certificate) {
+	t.Helper()
+	cfg := &tls.Config{ServerName: "smtp.acme.test", RootCAs: roots, InsecureSkipVerify: roots == nil}
+	deadline := time.Now().Add(within)
+	for {
+		var c *smtp.Client
+		var err error
+		if implicit {
+			c, err = smtp.DialTLS(addr, cfg)
+		} else {
+			c, err = smtp.DialStartTLS(addr, cfg)
+		}
+		if err == nil {
+			// the handshake runs with the first command after STARTTLS
+			if err = c.Noop(); err != nil {
+				c.Close()
+			}
+		}
+		if err == nil {
+			st, _ := c.TLSConnectionState()
+			return c, st.PeerCertificates[0]
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s (implicit TLS %v): %v", addr, implicit, err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// gate is a TCP proxy that holds every connection until opened.
+type gate struct {
+	addr string
+	open chan struct{}
+}
+
+func startGate(t *testing.T, target string) *gate {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ln.Close() })
+	g := &gate{addr: ln.Addr().String(), open: make(chan struct{})}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			go func() {
+				defer c.Close()
+				<-g.open
+				u, err := net.Dial("tcp", target)
+				if err != nil {
+					return
+				}
+				defer u.Close()
+				go io.Copy(u, c)
+				io.Copy(c, u)
+			}()
+		}
+	}()
+	return g
+}
+
+// TestACMEServeIssueRenewLive: the relay comes up before the ACME server
+// answers (listeners serve the self-signed certificate, /readyz 503
+// names the certificate); once Pebble answers, 587 after STARTTLS and 465
+// serve a certificate chaining to Pebble's root and /readyz is 200; a
+// renewal (the window forced open) reaches new connections while a
+// session opened before it completes its transaction.
+func TestACMEServeIssueRenewLive(t *testing.T) {
+	p := pebbletest.Start(t)
+	roots := p.Roots(t)
+	u, _ := url.Parse(p.Dir)
+	g := startGate(t, u.Host)
+	acmeTuning.renewalWindowRatio, acmeTuning.renewCheckInterval = 0.999999999, time.Second
+	t.Cleanup(func() { acmeTuning.renewalWindowRatio, acmeTuning.renewCheckInterval = 0, 0 })
+	vars, httpAddr, sub, subs := acmeVars(t, t.TempDir(), "https://"+g.addr+"/dir", p.CAFile)
+	acmeServe(t, vars)
+
+	// Before the first certificate: up, self-signed, not ready.
+	c, leaf := dialSMTP(t, subs, true, nil, 10*time.Second)
+	c.Close()
+	if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots}); err == nil || leaf.Subject.Organization[0] != "edgerelay self-signed" {
+		t.Fatalf("before issuance 465 served %v (verify: %v), want the self-signed fallback", leaf.Subject, err)
+	}
+	if body := waitReadyz(t, httpAddr, 503, 5*time.Second); !strings.Contains(body, `"certificate"`) || !strings.Contains(body, "smtp.acme.test") {
+		t.Fatalf("/readyz before issuance: %s", body)
+	}
+
+	close(g.open)
+	waitReadyz(t, httpAddr, 200, 30*time.Second)
+	c587, first := dialSMTP(t, sub, false, roots, 30*time.Second)
+	c465, _ := dialSMTP(t, subs, true, roots, 5*time.Second)
+	c465.Close()
+	if err := c587.Auth(sasl.NewPlainClient("", "a@example.org", "pw")); err != nil {
+		t.Fatal(err)
+	}
+	if err := c587.Mail("a@example.org", nil); err != nil {
+		t.Fatal(err)
+	}
+
+	// A renewal reaches new connections on both listeners.
+	deadline := time.Now().Add(30 * time.Second)
+	for _, l := range []struct {
+		addr     string
+		implicit bool
+	}{{sub, false}, {subs, true}} {
+		for {
+			c, leaf := dialSMTP(t, l.addr, l.implicit, roots, 5*time.Second)
+			c.Close()
+			if leaf.SerialNumber.Cmp(first.SerialNumber) != 0 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s still serves the first certificate", l.addr)
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}
+	// The session opened before the renewal finishes its transaction.
+	if err := c587.Rcpt("b@example.net", nil); err != nil {
+		t.Fatal(err)
+	}
+	w, err := c587.Data()
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.WriteString(w, "From: a@example.org\r\nTo: b@example.net\r\nSubject: across a renewal\r\n\r\nHello.\r\n")
+	if err := w.Close(); err != nil {
+		t.Fatalf("message over the session opened before the renewal: %v", err)
+	}
+	if st, _ := c587.TLSConnectionState(); st.PeerCertificates[0].SerialNumber.Cmp(first.SerialNumber) != 0 {
+		t.Fatal("the session's certificate changed")
+	}
+	c587.Quit()
+
+	fams := scrape(t, httpAddr)
+	exp := fams["edgerelay_certificate_expiry_timestamp_seconds"]
+	if exp == nil || exp.Metric[0].GetGauge().GetValue() < float64(time.Now().Add(24*time.Hour).Unix()) {
+		t.Fatalf("expiry gauge: %v", exp)
+	}
+}
+
+// TestACMEServeServerDownThenRestart: with nothing at the ACME directory
+// the relay starts, serves the self-signed certificate, says why it is
+// not ready and counts the failure; against Pebble it gets a certificate,
+// and a restart on the same RELAY_DATA_DIR serves it at once without a
+// new order.
+func TestACMEServeServerDownThenRestart(t *testing.T) {
+	dir := t.TempDir()
+	p := pebbletest.Start(t)
+	roots := p.Roots(t)
+	vars, httpAddr, _, subs := acmeVars(t, dir, "https://"+freeAddr(t)+"/dir", p.CAFile)
+	stop := acmeServe(t, vars)
+	c, leaf := dialSMTP(t, subs, true, nil, 10*time.Second)
+	c.Close()
+	if leaf.Subject.Organization[0] != "edgerelay self-signed" {
+		t.Fatalf("ACME server down: 465 served %v", leaf.Subject)
+	}
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		f := scrape(t, httpAddr)["edgerelay_acme_failures_total"]
+		if f != nil && f.Metric[0].GetCounter().GetValue() >= 1 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no ACME failure counted with the server down")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if body := waitReadyz(t, httpAddr, 503, time.Second); !strings.Contains(body, "certificate") || !strings.Contains(body, "last attempt") {
+		t.Fatalf("/readyz: %s", body)
+	}
+	stop()
+
+	vars, httpAddr, _, subs = acmeVars(t, dir, p.Dir, p.CAFile)
+	stop = acmeServe(t, vars)
+	waitReadyz(t, httpAddr, 200, 30*time.Second)
+	c, issued := dialSMTP(t, subs, true, roots, 5*time.Second)
+	c.Close()
+	stop()
+	orders := p.Orders()
+
+	vars, httpAddr, _, subs = acmeVars(t, dir, p.Dir, p.CAFile)
+	acmeServe(t, vars)
+	waitReadyz(t, httpAddr, 200, 5*time.Second)
+	c, again := dialSMTP(t, subs, true, roots, 5*time.Second)
+	c.Close()
+	if again.SerialNumber.Cmp(issued.SerialNumber) != 0 {
+		t.Fatal("after a restart another certificate is served")
+	}
+	if n := p.Orders(); n != orders || n != 1 {
+		t.Fatalf("orders: %d before the restart, %d after; want 1", orders, n)
+	}
+}

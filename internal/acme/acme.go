@@ -1,0 +1,248 @@
+// Package acme obtains and renews the submission listeners' certificate
+// by ACME (RFC 8555) with github.com/caddyserver/certmagic, and serves it.
+//
+// Invariants:
+//   - Start never waits for the ACME server: it loads what the storage
+//     holds and orders or renews in the background, retrying with
+//     certmagic's back-off (1 min, 2 min, … up to a day).
+//   - GetCertificate always answers: the managed certificate once one is
+//     in place, the fallback (a self-signed certificate) before that, and a
+//     renewed certificate from the first handshake after it was stored. A
+//     session in progress keeps the certificate it shook hands with.
+//   - A failed renewal leaves the current certificate in service until it
+//     expires; every failure is logged at WARN and counted.
+//   - Nothing here logs a private key or the account key.
+package acme
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/caddyserver/certmagic"
+)
+
+// Challenge names (RELAY_ACME_CHALLENGE).
+const (
+	TLSALPN01 = "tls-alpn-01"
+	HTTP01    = "http-01"
+)
+
+// Options configure a Manager.
+type Options struct {
+	Domains   []string       // names on the certificate; the first is the default for clients without SNI
+	Email     string         // account contact; may be empty
+	Directory string         // ACME directory URL
+	Roots     *x509.CertPool // trust for the ACME server; nil = the system roots
+	Challenge string         // TLSALPN01 or HTTP01
+	// ListenHost and Port: where the challenge listener binds while a
+	// challenge runs (certmagic opens it for the challenge only).
+	ListenHost string
+	Port       int
+	Storage    certmagic.Storage
+	Logger     *slog.Logger
+	// Fallback is served before the first certificate is in place.
+	Fallback *tls.Certificate
+
+	// RenewalWindowRatio: renew when this fraction of the lifetime is left
+	// (certmagic's default, 1/3, when 0: renewal at two thirds). The ACME
+	// server's renewal information (ARI) takes precedence where offered.
+	RenewalWindowRatio float64
+	// RenewCheckInterval: how often the background maintenance looks
+	// (certmagic's default, 10 min, when 0).
+	RenewCheckInterval time.Duration
+}
+
+// Manager obtains, renews and serves the certificate.
+type Manager struct {
+	opts  Options
+	cache *certmagic.Cache
+	magic *certmagic.Config
+	log   *slog.Logger
+
+	failures atomic.Int64 // orders and renewals that failed
+	mu       sync.Mutex
+	lastErr  string // the last failure, for /readyz
+	cancel   context.CancelFunc
+}
+
+// New builds a Manager; nothing is contacted until Start.
+func New(o Options) (*Manager, error) {
+	if len(o.Domains) == 0 {
+		return nil, errors.New("no domain names")
+	}
+	if o.Challenge != TLSALPN01 && o.Challenge != HTTP01 {
+		return nil, fmt.Errorf("challenge %q: want %s or %s", o.Challenge, TLSALPN01, HTTP01)
+	}
+	if o.Storage == nil {
+		return nil, errors.New("no storage")
+	}
+	if o.Logger == nil {
+		o.Logger = slog.New(slog.DiscardHandler)
+	}
+	m := &Manager{opts: o, log: o.Logger}
+	zl := newZapLogger(o.Logger)
+	m.cache = certmagic.NewCache(certmagic.CacheOptions{
+		GetConfigForCert:   func(certmagic.Certificate) (*certmagic.Config, error) { return m.magic, nil },
+		RenewCheckInterval: o.RenewCheckInterval,
+		OCSPCheckInterval:  24 * time.Hour,
+		Logger:             zl,
+	})
+	m.magic = certmagic.New(m.cache, certmagic.Config{
+		RenewalWindowRatio: o.RenewalWindowRatio,
+		DefaultServerName:  o.Domains[0],
+		OnEvent:            m.onEvent,
+		// Let's Encrypt ended OCSP in 2025; nothing to staple or fetch.
+		OCSP:    certmagic.OCSPConfig{DisableStapling: true},
+		Storage: o.Storage,
+		Logger:  zl,
+	})
+	iss := certmagic.ACMEIssuer{
+		CA:                      o.Directory,
+		TestCA:                  o.Directory, // no fallback to another CA
+		Email:                   o.Email,
+		Agreed:                  true,
+		DisableHTTPChallenge:    o.Challenge != HTTP01,
+		DisableTLSALPNChallenge: o.Challenge != TLSALPN01,
+		ListenHost:              o.ListenHost,
+		TrustedRoots:            o.Roots,
+		Logger:                  zl,
+	}
+	if o.Challenge == HTTP01 {
+		iss.AltHTTPPort = o.Port
+	} else {
+		iss.AltTLSALPNPort = o.Port
+	}
+	m.magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(m.magic, iss)}
+	return m, nil
+}
+
+// Start loads the certificate the storage holds (no order when it is
+// current) and obtains or renews in the background until ctx ends or Stop.
+// It returns without waiting for the ACME server; an error is a storage
+// or configuration problem before any ACME transaction.
+func (m *Manager) Start(ctx context.Context) error {
+	ctx, m.cancel = context.WithCancel(ctx)
+	return m.magic.ManageAsync(ctx, m.opts.Domains)
+}
+
+// Stop ends the background work.
+func (m *Manager) Stop() {
+	if m.cancel != nil {
+		m.cancel()
+	}
+	m.cache.Stop()
+}
+
+// GetCertificate is tls.Config.GetCertificate: the managed certificate,
+// or the fallback before there is one.
+func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
+	if len(m.cache.AllMatchingCertificates(m.name(hello))) > 0 {
+		c, err := m.magic.GetCertificate(hello)
+		if err == nil && c != nil {
+			return c, nil
+		}
+	}
+	if m.opts.Fallback != nil {
+		return m.opts.Fallback, nil
+	}
+	return nil, fmt.Errorf("acme: no certificate for %q yet", hello.ServerName)
+}
+
+// name is the configured name a handshake asks for: its SNI when that is
+// one of ours, else the first (a client without SNI, or one that
+// connected by another name or an address, gets that certificate).
+func (m *Manager) name(hello *tls.ClientHelloInfo) string {
+	sni := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
+	for _, d := range m.opts.Domains {
+		if d == sni {
+			return d
+		}
+	}
+	return m.opts.Domains[0]
+}
+
+// TLSConfig returns the server configuration for the SMTP listeners: TLS
+// 1.2 or newer with GetCertificate.
+func (m *Manager) TLSConfig() *tls.Config {
+	return &tls.Config{MinVersion: tls.VersionTLS12, GetCertificate: m.GetCertificate}
+}
+
+// Ready is nil once every configured name has a certificate; before, it
+// names the missing ones and the last failure.
+func (m *Manager) Ready(context.Context) error {
+	var missing []string
+	for _, d := range m.opts.Domains {
+		if len(m.cache.AllMatchingCertificates(d)) == 0 {
+			missing = append(missing, d)
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	msg := "no ACME certificate yet for " + strings.Join(missing, ", ") + " (ordering from " + m.opts.Directory + ")"
+	m.mu.Lock()
+	if m.lastErr != "" {
+		msg += "; last attempt: " + m.lastErr
+	}
+	m.mu.Unlock()
+	return errors.New(msg)
+}
+
+// NotAfter is the earliest expiry among the configured names' current
+// certificates (each name's newest); false before there is one for each.
+func (m *Manager) NotAfter() (time.Time, bool) {
+	var earliest time.Time
+	for _, d := range m.opts.Domains {
+		var newest time.Time
+		for _, c := range m.cache.AllMatchingCertificates(d) {
+			if c.Leaf != nil && c.Leaf.NotAfter.After(newest) {
+				newest = c.Leaf.NotAfter
+			}
+		}
+		if newest.IsZero() {
+			return time.Time{}, false
+		}
+		if earliest.IsZero() || newest.Before(earliest) {
+			earliest = newest
+		}
+	}
+	return earliest, true
+}
+
+// Failures counts orders and renewals that failed (each attempt).
+func (m *Manager) Failures() int64 { return m.failures.Load() }
+
+// onEvent is certmagic's event hook: WARN and count on a failure, INFO on
+// success. The data logged are names, times and the error text, never
+// key material (certmagic's event data hold paths and the CSR only).
+func (m *Manager) onEvent(_ context.Context, event string, data map[string]any) error {
+	switch event {
+	case "cert_failed":
+		m.failures.Add(1)
+		errText := fmt.Sprint(data["error"])
+		m.mu.Lock()
+		m.lastErr = errText
+		m.mu.Unlock()
+		args := []any{"domain", data["identifier"], "renewal", data["renewal"], "err", errText}
+		if left, ok := data["remaining"].(time.Duration); ok {
+			args = append(args, "current_certificate_expires_in", left.Round(time.Second).String())
+		}
+		m.log.Warn("ACME: obtaining the certificate failed; retrying with back-off, the current certificate stays in service", args...)
+	case "cert_obtained":
+		m.mu.Lock()
+		m.lastErr = ""
+		m.mu.Unlock()
+		m.log.Info("ACME: certificate obtained", "domain", data["identifier"], "renewal", data["renewal"], "issuer", data["issuer"])
+	case "cached_managed_cert":
+		m.log.Info("ACME: certificate in service", "names", data["sans"])
+	}
+	return nil
+}
