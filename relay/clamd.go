@@ -293,8 +293,8 @@ func readClamdReply(r io.Reader) ([]byte, error) {
 
 // parseClamdReply reads an INSTREAM reply: "stream: OK", "stream: NAME
 // FOUND", "INSTREAM size limit exceeded. ERROR", "... ERROR". Anything else
-// is ErrClamdReply; a signature name is printable ASCII without spaces at
-// its ends, at most maxSignature bytes.
+// is ErrClamdReply; a signature name is made printable ASCII (others
+// '?') without spaces at its ends, at most maxSignature bytes.
 func parseClamdReply(r []byte) (Verdict, error) {
 	s := string(r)
 	switch {
@@ -304,8 +304,12 @@ func parseClamdReply(r []byte) (Verdict, error) {
 		return Verdict{}, ErrClamdSizeLimit
 	case strings.HasPrefix(s, "stream: ") && strings.HasSuffix(s, " FOUND") && len(s) > len("stream:  FOUND"):
 		// Sliced, not trimmed: "stream: FOUND" has the two overlapping.
-		sig := s[len("stream: ") : len(s)-len(" FOUND")]
-		if sig == "" || len(sig) > maxSignature || sig != strings.TrimSpace(sig) || clamdText([]byte(sig)) != sig {
+		// A detection whatever its name (third-party databases and YARA
+		// rules name freely): taken as a scanner failure, FailOpen would
+		// queue it. The name is made fit for a reply: printable ASCII,
+		// at most maxSignature bytes.
+		sig := strings.TrimSpace(clamdText([]byte(s[len("stream: ") : len(s)-len(" FOUND")])))
+		if sig == "" {
 			return Verdict{}, fmt.Errorf("%w: %q", ErrClamdReply, clamdText(r))
 		}
 		return Verdict{Infected: true, Signature: sig}, nil

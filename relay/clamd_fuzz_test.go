@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"strings"
 	"testing"
 	"time"
 )
@@ -28,8 +29,8 @@ func (r *chunkReader) Read(p []byte) (int, error) {
 // FuzzClamdReply: whatever clamd (or a stranger on its port) answers, in
 // whatever pieces, reading and parsing the reply ends within 2 s without
 // a panic, and a verdict is given only for the exact replies clamd sends:
-// "stream: OK", or "stream: NAME FOUND" with NAME printable ASCII, at most
-// maxSignature bytes, which is then what goes into the 554 reply. The
+// "stream: OK", or "stream: NAME FOUND" with NAME made printable ASCII, at
+// most maxSignature bytes, which is then what goes into the 554 reply. The
 // same bytes are also answered to a whole Finish over a connection.
 func FuzzClamdReply(f *testing.F) {
 	for _, s := range []string{
@@ -101,7 +102,8 @@ func FuzzClamdReply(f *testing.F) {
 			switch {
 			case !r.v.Infected && string(reply) != "stream: OK":
 				t.Fatalf("%q: clean verdict", in)
-			case r.v.Infected && string(reply) != "stream: "+r.v.Signature+" FOUND":
+			case r.v.Infected && (!bytes.HasPrefix(reply, []byte("stream: ")) || !bytes.HasSuffix(reply, []byte(" FOUND")) ||
+				r.v.Signature != strings.TrimSpace(clamdText(reply[len("stream: "):len(reply)-len(" FOUND")]))):
 				t.Fatalf("%q: signature %q", in, r.v.Signature)
 			case r.v.Infected && (r.v.Signature == "" || len(r.v.Signature) > maxSignature || clamdText([]byte(r.v.Signature)) != r.v.Signature):
 				t.Fatalf("%q: signature %q unfit for a reply", in, r.v.Signature)

@@ -23,9 +23,9 @@ func TestParseClamdReply(t *testing.T) {
 		{"stream: Can't allocate memory ERROR", false, "", errAny},
 		{"UNKNOWN COMMAND", false, "", ErrClamdReply},
 		{"stream:  FOUND", false, "", ErrClamdReply},
-		{"stream: bad\x01name FOUND", false, "", ErrClamdReply},
-		{"stream: " + strings.Repeat("x", 201) + " FOUND", false, "", ErrClamdReply},
-		{"1: stream: OK", false, "", ErrClamdReply}, // an IDSESSION reply: not ours
+		{"stream: bad\x01name FOUND", true, "bad?name", nil},                                    // a detection all the same
+		{"stream: " + strings.Repeat("x", 201) + " FOUND", true, strings.Repeat("x", 200), nil}, // cut for the reply
+		{"1: stream: OK", false, "", ErrClamdReply},                                             // an IDSESSION reply: not ours
 		{"", false, "", ErrClamdReply},
 		{"stream: ok", false, "", ErrClamdReply},
 	} {
