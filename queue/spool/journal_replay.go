@@ -37,7 +37,8 @@ type journalState struct {
 // the MSG of their instance.
 func (st *journalState) apply(seg *segment, rec jrec, off int64) {
 	jm := st.live[rec.id]
-	if jm != nil && jm.instance != rec.instance && rec.typ != recMsg {
+	if (jm == nil || jm.instance != rec.instance) && rec.typ != recMsg {
+		// A superseded MSG's, also once the newer one has its END.
 		jm = st.older[endKey{rec.id, rec.instance}]
 	}
 	switch rec.typ {

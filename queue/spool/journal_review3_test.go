@@ -1,0 +1,184 @@
+package spool
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// removeFailFS is failSyncFS whose Remove of a file named failName fails
+// (EIO) while armed.
+type removeFailFS struct {
+	*failSyncFS
+	failName string
+	armed    atomic.Bool
+}
+
+func (f *removeFailFS) Remove(path string) error {
+	if f.armed.Load() && filepath.Base(path) == f.failName {
+		return &os.PathError{Op: "remove", Path: path, Err: syscall.EIO}
+	}
+	return f.failSyncFS.Remove(path)
+}
+
+// TestJournalReview3PendingEndCompleteFileErrorReported: X was moved to
+// msg/ by a Reschedule whose END failed (pending). Its next Complete
+// writes the pending END (flushEnds) and flushEnds then removes X's file
+// (completeFile); when that removal fails, X stays queued and is due
+// again a minute later, but Complete returned nil: flushEnds only logged
+// the error. A caller told "done" gets the message again (the same class
+// 11c752a removed: a Complete returning nil for a message that comes
+// back). Complete must report the error of the removal it waited for.
+func TestJournalReview3PendingEndCompleteFileErrorReported(t *testing.T) {
+	dir := t.TempDir()
+	clk := &attackClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	fsys := &removeFailFS{failSyncFS: &failSyncFS{err: syscall.EIO}, failName: "X" + msgExt}
+	s, err := Open(dir, Options{fs: fsys, Now: clk.now, PollInterval: 10 * time.Millisecond})
+	must(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	m := leasedWithPendingEnd(t, s, fsys.failSyncFS, clk.now())
+	fsys.armed.Store(true) // msg/X.msg cannot be removed
+	cerr := s.Complete(ctx, m)
+	fsys.armed.Store(false)
+	if _, err := os.Stat(filepath.Join(dir, spoolMsgDir, "X"+msgExt)); err != nil {
+		t.Fatalf("X's file: %v (the removal was to fail)", err)
+	}
+	clk.add(2 * spoolErrorRetry)
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	_, lerr := s.Lease(lctx)
+	if cerr == nil && lerr == nil {
+		t.Fatalf("Complete returned nil, but X's file could not be removed and X is handed out again")
+	}
+	if cerr == nil {
+		t.Fatalf("Complete returned nil, but X's file could not be removed (Lease: %v)", lerr)
+	}
+	t.Logf("Complete: %v; Lease after 2 min: %v", cerr, lerr)
+}
+
+// TestJournalReview3PendingEndCompleteNoError pins the ordinary case of
+// the same path: the pending END and the removal succeed within Complete,
+// which returns nil, and X is gone after a reopen.
+func TestJournalReview3PendingEndCompleteNoError(t *testing.T) {
+	dir := t.TempDir()
+	fsys := &failSyncFS{err: syscall.EIO}
+	s, err := Open(dir, Options{fs: fsys})
+	must(t, err)
+	m := leasedWithPendingEnd(t, s, fsys, time.Now())
+	if err := s.Complete(t.Context(), m); err != nil {
+		t.Fatalf("Complete: %v", err)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if s.Len() != 0 {
+		t.Fatalf("Len after reopen = %d, want 0", s.Len())
+	}
+}
+
+// leasedWithPendingEnd enqueues X in the journal, moves it to msg/ by a
+// Reschedule (due at) whose END fails, and leases it again, its END
+// still pending (the claim's flush fails too); the journal is not broken.
+func leasedWithPendingEnd(t *testing.T, s *Spool, fsys *failSyncFS, at time.Time) *queue.Message {
+	t.Helper()
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, jenv("X"), strings.NewReader("x\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Lease(ctx)
+	must(t, err)
+	fsys.failing.Store(1) // the END after the move fails (cut back: not broken)
+	if err := s.Reschedule(ctx, m, at); err != nil {
+		t.Fatalf("Reschedule: %v", err)
+	}
+	fsys.failing.Store(1) // the claim's flushEnds fails too: still pending
+	m, err = s.Lease(ctx)
+	must(t, err)
+	s.mu.Lock()
+	pending := len(s.ends)
+	s.mu.Unlock()
+	if pending != 1 || s.j.brokenErr() != nil {
+		t.Skipf("scenario not reached: %d pending ENDs, broken %v", pending, s.j.brokenErr())
+	}
+	return m
+}
+
+// appendMsg appends a MSG record of id with instance and body.
+func appendMsg(t *testing.T, s *Spool, id string, instance uint64, body string) {
+	t.Helper()
+	env := jenv(id)
+	env.Size = int64(len(body))
+	data, err := marshalEnvelope(env)
+	must(t, err)
+	buf := make([]byte, msgBodyOffset(id)+len(body))
+	copy(buf[msgBodyOffset(id):], body)
+	if _, _, err := s.j.append(encodeMsgRecord(buf, id, instance, len(body), data), true); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestJournalReview3OlderEndAfterNewerEnd: a journal holds MSG X#1, MSG
+// X#7, END X#7, END X#1 (the older's END written after the newer's: an
+// END that Open could not write for a superseded MSG stays pending, and
+// the newer's Complete writes its own END when the flush fails). Replay
+// looked up a CLAIM or END of another instance among the superseded MSGs
+// only while the ID had a live MSG: once END X#7 removed it, END X#1
+// was ignored and X#1 stayed superseded without END, so every Open
+// copied it to quarantine again (an operator who handled it finds it
+// back) and wrote another END.
+func TestJournalReview3OlderEndAfterNewerEnd(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	appendMsg(t, s, "X", 1, "first\r\n")
+	appendMsg(t, s, "X", 7, "second\r\n")
+	for _, inst := range []uint64{7, 1} {
+		if _, _, err := s.j.append(encodeEndRecord("X", inst), false); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s.Close()
+	for i := range 2 {
+		s, err = Open(dir, Options{})
+		must(t, err)
+		n := s.Len()
+		s.Close()
+		qs, _ := os.ReadDir(filepath.Join(dir, spoolQuarantineDir))
+		if n != 0 || len(qs) != 0 {
+			t.Fatalf("Open %d: Len %d, %d quarantine files; want none: both MSGs of X have their END", i+1, n, len(qs))
+		}
+	}
+}
+
+// TestJournalReview3OlderClaimAndEndWhileNewerLive pins the case that
+// works: END X#1 while X#7 is live ends X#1; X#7 is the message.
+func TestJournalReview3OlderClaimAndEndWhileNewerLive(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	appendMsg(t, s, "X", 1, "first\r\n")
+	appendMsg(t, s, "X", 7, "second\r\n")
+	if _, _, err := s.j.append(encodeEndRecord("X", 1), false); err != nil {
+		t.Fatal(err)
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	qs, _ := os.ReadDir(filepath.Join(dir, spoolQuarantineDir))
+	if s.Len() != 1 || len(qs) != 0 {
+		t.Fatalf("Len %d, %d quarantine files; want X#7 only", s.Len(), len(qs))
+	}
+	if b := attackReadBody(t, s, "X"); b != "second\r\n" {
+		t.Fatalf("X = %q", b)
+	}
+}
