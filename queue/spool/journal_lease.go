@@ -163,6 +163,8 @@ type pendingEnd struct {
 	// once the END is synced it leaves the index (a journal message) or
 	// its files in msg/ are removed (a moved one).
 	complete *spoolEntry
+	// err is the outcome of that Complete, finished by flushEnds (s.mu).
+	err error
 }
 
 // pendEnd records the pending END of jm (message id) and returns it. s.mu
@@ -255,9 +257,13 @@ func (s *Spool) flushEnds() {
 		s.j.ended(p.jm.seg)
 		s.log.Info("spool: pending END of a journal record written", "id", p.id)
 		if e != nil {
-			if err := s.completeFile(e); err != nil {
+			err := s.completeFile(e)
+			if err != nil {
 				s.log.Warn("spool: Complete after its pending END failed", "id", p.id, "err", err)
 			}
+			s.mu.Lock()
+			p.err = err
+			s.mu.Unlock()
 		}
 	}
 }

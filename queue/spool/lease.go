@@ -341,13 +341,18 @@ func (s *Spool) Complete(ctx context.Context, m *queue.Message) error {
 		// if not, the message was delivered all the same and stays out of
 		// the due heap (no duplicate delivery every minute) until a later
 		// flushEnds writes the END and removes it (errEndPending).
+		// A flushEnds that wrote it (this one, or another that took p
+		// before) finishes the Complete under endMu: wait for it, and
+		// return its outcome (the file may have stayed: due again).
+		s.endMu.Lock()
 		s.mu.Lock()
-		pending := e.end == p
+		pending, err := e.end == p, p.err
 		s.mu.Unlock()
+		s.endMu.Unlock()
 		if pending {
 			return fmt.Errorf("spool: complete %s: %w", e.id, errEndPending)
 		}
-		return nil
+		return err
 	}
 	return s.completeFile(e)
 }
