@@ -74,7 +74,13 @@ func (c *Config) validateACME(bad badFunc) {
 		bad("ACME_CHALLENGE", "%q: want tls-alpn-01 or http-01", c.ACMEChallenge)
 	}
 	if c.Queue == QueueSQS {
-		bad("ACME", "not yet with RELAY_QUEUE=sqs: each front end would order its own certificate")
+		p := c.ACMES3Prefix
+		switch {
+		case p == "" || !strings.HasSuffix(p, "/"):
+			bad("ACME_S3_PREFIX", "%q: want a prefix ending in /, e.g. acme/", p)
+		case strings.HasPrefix(p, c.S3Prefix) || strings.HasPrefix(c.S3Prefix, p):
+			bad("ACME_S3_PREFIX", "%q overlaps RELAY_S3_PREFIX %q (the queue's messages): give it its own", p, c.S3Prefix)
+		}
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"golang.org/x/crypto/bcrypt"
 
 	"github.com/edgerelay/edgerelay/internal/acme/pebbletest"
+	"github.com/edgerelay/edgerelay/internal/awstest"
 )
 
 // TestConfigACMEErrors: wrong RELAY_ACME_* settings stop startup with a
@@ -42,6 +43,7 @@ func TestConfigACMEErrors(t *testing.T) {
 		{map[string]string{"RELAY_ACME_CHALLENGE": "http-01", "RELAY_ACME_HTTP_ADDR": ":http"}, "RELAY_ACME_HTTP_ADDR:", "port"},
 		{map[string]string{"RELAY_ACME_EMAIL": "postmaster"}, "RELAY_ACME_EMAIL:", "e-mail"},
 		{map[string]string{"RELAY_QUEUE": "sqs", "RELAY_SQS_QUEUE_URL": "http://127.0.0.1:1/q", "RELAY_S3_BUCKET": "b", "RELAY_ROLE": "worker"}, "RELAY_ACME:", "not worker"},
+		{map[string]string{"RELAY_QUEUE": "sqs", "RELAY_SQS_QUEUE_URL": "http://127.0.0.1:1/q", "RELAY_S3_BUCKET": "b", "RELAY_ACME_S3_PREFIX": "queue/acme/"}, "RELAY_ACME_S3_PREFIX:", "overlaps"},
 	} {
 		t.Run(tt.name+tt.msg, func(t *testing.T) {
 			t.Setenv("RELAY_ACME", "true")
@@ -273,6 +275,7 @@ func TestACMEServeIssueRenewLive(t *testing.T) {
 	c587.Quit()
 
 	fams := scrape(t, httpAddr)
+	checkREADMEListsMetrics(t, fams)
 	exp := fams["edgerelay_certificate_expiry_timestamp_seconds"]
 	if exp == nil || exp.Metric[0].GetGauge().GetValue() < float64(time.Now().Add(24*time.Hour).Unix()) {
 		t.Fatalf("expiry gauge: %v", exp)
@@ -329,5 +332,87 @@ func TestACMEServeServerDownThenRestart(t *testing.T) {
 	}
 	if n := p.Orders(); n != orders || n != 1 {
 		t.Fatalf("orders: %d before the restart, %d after; want 1", orders, n)
+	}
+}
+
+// TestACMEServeSQSTwoFrontEnds: two front ends with RELAY_QUEUE=sqs (the
+// emulator, through the real AWS SDK) start at once on one bucket: Pebble
+// sees one order, both serve the same certificate on 465, everything of
+// ACME is under RELAY_ACME_S3_PREFIX, and a third front end started later
+// is ready with it at once.
+func TestACMEServeSQSTwoFrontEnds(t *testing.T) {
+	p := pebbletest.Start(t)
+	roots := p.Roots(t)
+	srv := awstest.Start(t)
+	name := awstest.UniqueName("acme-fe")
+	queueURL := srv.CreateQueue(t, name, nil)
+	srv.CreateBucket(t, name)
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	t.Setenv("AWS_REGION", awstest.Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CA_BUNDLE", "") // plain HTTP to the emulator; no dependence on the environment's bundle
+	acmeTuning.lockPoll = 50 * time.Millisecond
+	t.Cleanup(func() { acmeTuning.lockPoll = 0 })
+	frontEnd := func() (httpAddr, subs string) {
+		vars, httpAddr, _, subs := acmeVars(t, t.TempDir(), p.Dir, p.CAFile)
+		vars["RELAY_ROLE"], vars["RELAY_QUEUE"] = "submission", "sqs"
+		vars["RELAY_SQS_QUEUE_URL"], vars["RELAY_S3_BUCKET"] = queueURL, name
+		acmeServe(t, vars)
+		return httpAddr, subs
+	}
+	h1, s1 := frontEnd()
+	h2, s2 := frontEnd()
+	waitReadyz(t, h1, 200, 30*time.Second)
+	waitReadyz(t, h2, 200, 30*time.Second)
+	c, a := dialSMTP(t, s1, true, roots, 5*time.Second)
+	c.Close()
+	c, b := dialSMTP(t, s2, true, roots, 5*time.Second)
+	c.Close()
+	if a.SerialNumber.Cmp(b.SerialNumber) != 0 {
+		t.Fatal("two front ends serve different certificates")
+	}
+	if n := p.Orders(); n != 1 {
+		t.Fatalf("Pebble saw %d orders from two front ends on one bucket, want 1", n)
+	}
+	h3, s3 := frontEnd()
+	waitReadyz(t, h3, 200, 5*time.Second)
+	c, third := dialSMTP(t, s3, true, roots, 5*time.Second)
+	c.Close()
+	if third.SerialNumber.Cmp(a.SerialNumber) != 0 || p.Orders() != 1 {
+		t.Fatalf("a new front end: another certificate or order (%d orders)", p.Orders())
+	}
+	var acmeKeys int
+	for _, k := range srv.Keys(t, name, "") {
+		if strings.HasPrefix(k, "acme/") {
+			acmeKeys++
+		}
+	}
+	if acmeKeys == 0 || len(srv.Keys(t, name, "acme/locks/")) != 0 {
+		t.Fatalf("S3 keys: %v (want the ACME ones under acme/, no lock left)", srv.Keys(t, name, ""))
+	}
+}
+
+// TestACMEServeChallengeAddrTaken: a challenge address that cannot be
+// bound stops start-up with an error naming the variable.
+func TestACMEServeChallengeAddrTaken(t *testing.T) {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	vars, _, _, _ := acmeVars(t, t.TempDir(), "https://127.0.0.1:1/dir", "")
+	vars["RELAY_ACME_TLS_ADDR"] = ln.Addr().String()
+	delete(vars, "RELAY_ACME_CA_FILE")
+	for k, v := range vars {
+		t.Setenv(k, v)
+	}
+	cfg, err := loadConfig()
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler))
+	if err == nil || !strings.Contains(err.Error(), "RELAY_ACME_TLS_ADDR") {
+		t.Fatalf("serve = %v, want an error naming RELAY_ACME_TLS_ADDR", err)
 	}
 }

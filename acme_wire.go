@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"time"
 
+	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/caddyserver/certmagic"
 
 	"github.com/edgerelay/edgerelay/internal/acme"
@@ -18,11 +20,12 @@ import (
 // gives the submission listeners its TLS configuration.
 
 // acmeTuning are the test seams: certmagic's renewal window and check
-// interval. Zero values are the defaults
+// interval, and the S3 lock's poll interval. Zero values are the defaults
 // (renewal at two thirds of the lifetime, checked every 10 minutes).
 var acmeTuning struct {
 	renewalWindowRatio float64
 	renewCheckInterval time.Duration
+	lockPoll           time.Duration
 }
 
 // newACME builds and starts the certificate manager (nil without
@@ -59,16 +62,30 @@ func newACME(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (
 	if o.ListenHost, o.Port, err = acmeListen(addr); err != nil {
 		return nil, fmt.Errorf("%s: %w", addrVar, err)
 	}
-	dir := filepath.Join(cfg.DataDir, "acme")
-	o.Storage = &certmagic.FileStorage{Path: dir}
-	where := dir
+	where := ""
+	if cfg.Queue == QueueSQS {
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("RELAY_ACME (S3 storage): %w", err)
+		}
+		st := acme.NewS3Storage(s3.NewFromConfig(awsCfg), cfg.S3Bucket, cfg.ACMES3Prefix)
+		st.PollInterval = acmeTuning.lockPoll
+		o.Storage, where = st, st.String()
+	} else {
+		dir := filepath.Join(cfg.DataDir, "acme")
+		o.Storage, where = &certmagic.FileStorage{Path: dir}, dir
+	}
 	m, err := acme.New(o)
 	if err != nil {
 		return nil, fmt.Errorf("RELAY_ACME: %w", err)
 	}
+	if err := m.Listen(); err != nil {
+		m.Stop()
+		return nil, fmt.Errorf("%s: challenge listener: %w", addrVar, err)
+	}
 	log.Info("ACME: managing the certificate in the background; a self-signed one is served until it is in place",
 		"domains", cfg.acmeDomains, "directory", cfg.ACMEDirectory, "challenge", cfg.ACMEChallenge,
-		"challenge_addr", addr, "storage", where)
+		"challenge_addr", m.ChallengeAddr().String(), "storage", where)
 	if err := m.Start(ctx); err != nil {
 		m.Stop()
 		return nil, fmt.Errorf("RELAY_ACME: storage %s: %w", where, err)

@@ -105,8 +105,9 @@ type Config struct {
 	ACMEDirectory string `envconfig:"ACME_DIRECTORY" default:"https://acme-v02.api.letsencrypt.org/directory" desc:"ACME directory URL; staging for trials: https://acme-staging-v02.api.letsencrypt.org/directory"`
 	ACMECAFile    string `envconfig:"ACME_CA_FILE" desc:"PEM CA bundle trusted for the ACME server's HTTPS, added to the system roots (private CAs, tests)"`
 	ACMEChallenge string `envconfig:"ACME_CHALLENGE" default:"tls-alpn-01" desc:"tls-alpn-01 (a listener on RELAY_ACME_TLS_ADDR, public port 443) or http-01 (RELAY_ACME_HTTP_ADDR, public port 80)"`
-	ACMETLSAddr   string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: where the challenge listener binds while a challenge runs; the platform must route public port 443 to it"`
-	ACMEHTTPAddr  string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: where the challenge listener binds while a challenge runs; the platform must route public port 80 to it"`
+	ACMETLSAddr   string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: the listener for the CA's validation (from start, answering ACME challenges only); the platform must route public port 443 to it"`
+	ACMEHTTPAddr  string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: the listener for the CA's validation (from start, answering /.well-known/acme-challenge/ only); the platform must route public port 80 to it"`
+	ACMES3Prefix  string `envconfig:"ACME_S3_PREFIX" default:"acme/" desc:"RELAY_QUEUE=sqs: key prefix in RELAY_S3_BUCKET for the ACME account, certificates and locks, shared by every front end"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`

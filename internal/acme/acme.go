@@ -21,6 +21,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -42,8 +43,7 @@ type Options struct {
 	Directory string         // ACME directory URL
 	Roots     *x509.CertPool // trust for the ACME server; nil = the system roots
 	Challenge string         // TLSALPN01 or HTTP01
-	// ListenHost and Port: where the challenge listener binds while a
-	// challenge runs (certmagic opens it for the challenge only).
+	// ListenHost and Port: the challenge listener's address (Listen).
 	ListenHost string
 	Port       int
 	Storage    certmagic.Storage
@@ -71,6 +71,10 @@ type Manager struct {
 	mu       sync.Mutex
 	lastErr  string // the last failure, for /readyz
 	cancel   context.CancelFunc
+
+	issuer      *certmagic.ACMEIssuer
+	challengeLn net.Listener // Listen's
+	stopOnce    sync.Once
 }
 
 // New builds a Manager; nothing is contacted until Start.
@@ -120,7 +124,8 @@ func New(o Options) (*Manager, error) {
 	} else {
 		iss.AltTLSALPNPort = o.Port
 	}
-	m.magic.Issuers = []certmagic.Issuer{certmagic.NewACMEIssuer(m.magic, iss)}
+	m.issuer = certmagic.NewACMEIssuer(m.magic, iss)
+	m.magic.Issuers = []certmagic.Issuer{m.issuer}
 	return m, nil
 }
 
@@ -133,12 +138,18 @@ func (m *Manager) Start(ctx context.Context) error {
 	return m.magic.ManageAsync(ctx, m.opts.Domains)
 }
 
-// Stop ends the background work.
-func (m *Manager) Stop() {
+// Stop ends the background work and closes the challenge listener
+// (once; later calls do nothing).
+func (m *Manager) Stop() { m.stopOnce.Do(m.stop) }
+
+func (m *Manager) stop() {
 	if m.cancel != nil {
 		m.cancel()
 	}
 	m.cache.Stop()
+	if m.challengeLn != nil {
+		m.challengeLn.Close()
+	}
 }
 
 // GetCertificate is tls.Config.GetCertificate: the managed certificate,

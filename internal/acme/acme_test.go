@@ -7,6 +7,7 @@ import (
 	"crypto/x509"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -58,6 +59,10 @@ func testManager(t *testing.T, p *pebbletest.Pebble, st certmagic.Storage, logs 
 	if err != nil {
 		t.Fatal(err)
 	}
+	if err := m.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(m.Stop)
 	return m
 }
 
@@ -307,5 +312,38 @@ func TestACMEServerGoneAfterIssuance(t *testing.T) {
 	}
 	if err := m.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready with a valid certificate and the ACME server down: %v", err)
+	}
+}
+
+// TestACMEChallengeListener: the challenge listener is up from Listen (a
+// second front end on the same address is refused), serves http-01's
+// path only, and closes with Stop.
+func TestACMEChallengeListener(t *testing.T) {
+	var logs syncBuffer
+	m := testManager(t, nil, &certmagic.FileStorage{Path: t.TempDir()}, &logs, func(o *Options) { o.Challenge = HTTP01 })
+	addr := m.ChallengeAddr().String()
+	for _, path := range []string{"/.well-known/acme-challenge/unknown-token", "/", "/metrics"} {
+		resp, err := (&http.Client{Timeout: 5 * time.Second, Transport: &http.Transport{Proxy: nil}}).Get("http://" + addr + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound {
+			t.Fatalf("GET %s: %d, want 404", path, resp.StatusCode)
+		}
+	}
+	_, port, _ := net.SplitHostPort(addr)
+	m2, err := New(Options{Domains: []string{"smtp.acme.test"}, Directory: "https://127.0.0.1:1/dir", Challenge: HTTP01,
+		ListenHost: "127.0.0.1", Port: atoiT(t, port), Storage: &certmagic.FileStorage{Path: t.TempDir()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m2.Listen(); err == nil {
+		t.Fatal("a second listener on the same address")
+	}
+	m.Stop()
+	if c, err := net.DialTimeout("tcp", addr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("challenge listener still open after Stop")
 	}
 }
