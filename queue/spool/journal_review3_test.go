@@ -182,3 +182,60 @@ func TestJournalReview3OlderClaimAndEndWhileNewerLive(t *testing.T) {
 		t.Fatalf("X = %q", b)
 	}
 }
+
+// movePendingEnd does what rescheduleJournal does for the journal
+// message id when its END fails, without ending its lease: msg/<id>.msg
+// written with the MSG's instance, the END pending.
+func movePendingEnd(t *testing.T, s *Spool, id string) {
+	t.Helper()
+	jm := s.journalOf(id)
+	if jm == nil {
+		t.Fatalf("%s not in the journal", id)
+	}
+	env, err := s.readJournalEnvelope(id, jm)
+	must(t, err)
+	body, err := s.journalBody(id, jm)
+	must(t, err)
+	err = s.writeAs(t.Context(), env, body, jm.instance)
+	body.Close()
+	must(t, err)
+	s.mu.Lock()
+	e := s.entries[id]
+	e.j = nil
+	e.end = s.pendEnd(id, jm)
+	s.mu.Unlock()
+}
+
+// TestJournalReview3CrashPointsPendingEnd stops, at each file operation
+// (power loss, then a single EIO), the paths that write a pending END of
+// a message moved to msg/: its Complete (END, then the file's removal),
+// and an Enqueue of another ID (END, then its own MSG). crashHarness
+// checks the reopened spool: A is there unless its Complete returned
+// nil, whole; B is there if its Enqueue returned nil, never if it failed.
+func TestJournalReview3CrashPointsPendingEnd(t *testing.T) {
+	setup := func(h *crashHarness) {
+		h.small = true
+		h.open()
+		h.mustEnqueue("A")
+		h.mustEnqueue("C")
+		h.pending = h.mustLease("A")
+		movePendingEnd(h.t, h.s, "A")
+		// msg/A.msg holds no claim: as a claim on a full disk, whose
+		// lease is in memory only.
+		delete(h.leased, "A")
+	}
+	runs := []struct {
+		name string
+		run  func(h *crashHarness)
+	}{
+		{"complete", completePending},
+		{"enqueue of another ID", func(h *crashHarness) { h.enqueue("B") }},
+	}
+	for _, r := range runs {
+		t.Run(r.name, func(t *testing.T) {
+			nc := crashPath(t, true, setup, r.run)
+			nf := crashPath(t, false, setup, r.run)
+			t.Logf("%d crash points, %d fault points tried", nc, nf)
+		})
+	}
+}
