@@ -2,6 +2,7 @@ package spool
 
 import (
 	"context"
+	"errors"
 	"os"
 	"path/filepath"
 	"strings"
@@ -238,4 +239,106 @@ func TestJournalReview3CrashPointsPendingEnd(t *testing.T) {
 			t.Logf("%d crash points, %d fault points tried", nc, nf)
 		})
 	}
+}
+
+// TestJournalReview3EnqueueSameIDAfterCompleteEndPending: X's Complete
+// returned errEndPending (its END failed); an Enqueue of X (a preset ID
+// queued again) must not answer 250 while that END cannot be written
+// (replay would pair the two MSGs wrongly), and once it can, the END goes
+// first and the new X is the message, after a reopen too, with nothing
+// in quarantine.
+func TestJournalReview3EnqueueSameIDAfterCompleteEndPending(t *testing.T) {
+	dir := t.TempDir()
+	clk := &attackClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	fsys := &failSyncFS{err: syscall.EIO}
+	s, err := Open(dir, Options{fs: fsys, Now: clk.now, PollInterval: 10 * time.Millisecond})
+	must(t, err)
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, jenv("X"), strings.NewReader("first\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	m, err := s.Lease(ctx)
+	must(t, err)
+	fsys.failing.Store(1)
+	if err := s.Complete(ctx, m); !errors.Is(err, errEndPending) {
+		t.Fatalf("Complete with a failing END = %v, want errEndPending", err)
+	}
+	fsys.failing.Store(-1) // every fdatasync fails: the flush breaks the journal
+	if _, err := s.Enqueue(ctx, jenv("X"), strings.NewReader("second\r\n")); err == nil {
+		t.Fatalf("Enqueue of X returned nil while the END of the completed X cannot be written")
+	}
+	fsys.failing.Store(0)
+	clk.add(journalRetryMax)
+	if _, err := s.Enqueue(ctx, jenv("X"), strings.NewReader("second\r\n")); err != nil {
+		t.Fatalf("Enqueue of X once the disk works: %v", err)
+	}
+	if b := attackReadBody(t, s, "X"); b != "second\r\n" {
+		t.Fatalf("X = %q, want the second message", b)
+	}
+	s.Close()
+	for i := range 2 {
+		s, err = Open(dir, Options{})
+		must(t, err)
+		n := s.Len()
+		b := attackReadBody(t, s, "X")
+		s.Close()
+		qs, _ := os.ReadDir(filepath.Join(dir, spoolQuarantineDir))
+		if n != 1 || b != "second\r\n" || len(qs) != 0 {
+			t.Fatalf("Open %d: Len %d, X %q, %d quarantine files; want the second X only", i+1, n, b, len(qs))
+		}
+	}
+}
+
+// TestJournalReview3CloseWhileBrokenThenComplete: the journal is broken
+// (a failed fdatasync whose cut-back failed) when Close runs; closeIdle
+// keeps the segment, and a Complete during the shutdown retries the
+// clean-up once its back-off passed and writes its END there. After a
+// reopen: the completed message gone, the other one there, the failed
+// Enqueue absent.
+func TestJournalReview3CloseWhileBrokenThenComplete(t *testing.T) {
+	dir := t.TempDir()
+	clk := &attackClock{t: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)}
+	fsys := &failSyncFS{err: syscall.EIO}
+	s, err := Open(dir, Options{fs: fsys, Now: clk.now, PollInterval: 10 * time.Millisecond})
+	must(t, err)
+	ctx := t.Context()
+	for _, id := range []string{"A", "B"} {
+		if _, err := s.Enqueue(ctx, jenv(id), strings.NewReader(id+"\r\n")); err != nil {
+			t.Fatal(err)
+		}
+	}
+	m, err := s.Lease(ctx)
+	must(t, err)
+	fsys.failing.Store(-1)
+	fsys.failTrunc.Store(true)
+	_, cerr := s.Enqueue(ctx, jenv("C"), strings.NewReader("C\r\n"))
+	if s.j.brokenErr() == nil {
+		t.Skipf("journal not broken (Enqueue C: %v)", cerr)
+	}
+	s.Close()
+	fsys.failing.Store(0)
+	fsys.failTrunc.Store(false)
+	clk.add(journalRetryMax)
+	if err := s.Complete(ctx, m); err != nil {
+		t.Fatalf("Complete after Close, the disk working again: %v", err)
+	}
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	want := map[string]bool{"A": false, "B": true, "C": cerr == nil}
+	if id := m.Envelope.ID; id != "A" {
+		want["A"], want[id] = true, false
+	}
+	for id, w := range want {
+		if s.has(id) != w {
+			t.Errorf("%s queued after reopen: %v, want %v (Enqueue C: %v)", id, s.has(id), w, cerr)
+		}
+	}
+}
+
+// has reports whether message id is indexed.
+func (s *Spool) has(id string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.entries[id] != nil
 }
