@@ -3,8 +3,10 @@ package spool
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 	"sync/atomic"
 	"syscall"
@@ -341,4 +343,41 @@ func (s *Spool) has(id string) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.entries[id] != nil
+}
+
+// TestJournalReview3CompleteRacesFlush: a flushEnds (the retry timer, or
+// an Enqueue, claim or Reschedule of another message) that takes the
+// pending END of a moved message while its Complete runs finishes that
+// Complete (removes the file). Complete must not return nil before the
+// file is gone: it waited only when its own flush found an END pending,
+// and the other flush could have taken it off the list already.
+func TestJournalReview3CompleteRacesFlush(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	ctx := t.Context()
+	for i := range 200 {
+		id := fmt.Sprintf("R%03d", i)
+		if _, err := s.Enqueue(ctx, jenv(id), strings.NewReader(id+"\r\n")); err != nil {
+			t.Fatal(err)
+		}
+		m, err := s.Lease(ctx)
+		must(t, err)
+		movePendingEnd(t, s, id)
+		done := make(chan struct{})
+		go func() { s.flushEnds(); close(done) }()
+		if i%2 == 0 {
+			runtime.Gosched()
+		}
+		err = s.Complete(ctx, m)
+		if err == nil {
+			if _, serr := os.Stat(filepath.Join(dir, spoolMsgDir, id+msgExt)); serr == nil {
+				t.Fatalf("%s: Complete returned nil while its file is still in msg/", id)
+			}
+		} else {
+			t.Logf("%s: Complete: %v", id, err)
+		}
+		<-done
+	}
 }
