@@ -104,14 +104,14 @@ func (ss *session) Data(r io.Reader) error {
 		helo: t.helo, remoteIP: ss.remoteIP, hostname: ss.srv.opts.Hostname, inbound: ss.mx != nil,
 		queueID: qid, tls: t.tls, rcpts: rcptAddrs, now: now,
 	})
-	scan, scanField := ss.scanPlan(t, log)
+	scan, scanField := ss.scanPlan(t)
 	var msg io.Reader = &sizeLimit{
 		r:   io.MultiReader(strings.NewReader(trace+scanField+fix.add), h.without(fix.drop), br),
 		max: ss.srv.opts.MaxMessageBytes,
 	}
 	var sr *scanReader // the virus scan's verdict ends the body (scan.go)
 	if scan != nil {
-		sr = ss.srv.newScanReader(ss.srv.ctx, scan, msg, log)
+		sr = ss.srv.newScanReader(ss.srv.ctx, scan, msg, log, scanField != "")
 		defer sr.close()
 		msg = sr
 	}

@@ -30,11 +30,13 @@ type ScanOptions struct {
 	// AcceptOversize.
 	MaxBytes int64
 	// AcceptOversize accepts a message that declared (SIZE, RFC 1870) a
-	// size over MaxBytes unscanned, with the ScanHeader field and a count;
-	// otherwise it is refused with 552 5.3.4 at MAIL. Either way, a message
-	// that goes past MaxBytes without having declared it is refused with
-	// 552 5.3.4: its header has been stored by then, and it is never
-	// scanned in part.
+	// size over MaxBytes unscanned, with the ScanHeader field and a count,
+	// once it really goes past MaxBytes (it is scanned until then: a
+	// declaration is the client's word, and one that lies gets its small
+	// message scanned all the same); otherwise it is refused with 552 5.3.4
+	// at MAIL. Either way, a message that goes past MaxBytes without having
+	// declared it is refused with 552 5.3.4: its header has been stored by
+	// then, and it is never scanned in part.
 	AcceptOversize bool
 	// Observe, when set, is called once per scan (not for a message left
 	// unscanned by its declared size), on the session's goroutine.
@@ -105,11 +107,17 @@ type scanReader struct {
 	srv *Server
 	log *slog.Logger
 
-	st   ScanStream // nil: not scanning (failed open, or declared oversize)
-	n    int64
-	eof  bool
-	err  error // sticky: a refusal, or the final io.EOF
-	done bool  // Observe called
+	st ScanStream // nil: not scanning (failed open, or past MaxBytes as declared)
+	n  int64
+	// overOK: the message declared a size over MaxBytes and such messages
+	// are accepted: scanned until it goes past MaxBytes (over), then
+	// accepted unscanned. A scanner failure before that is held in
+	// pending, and applies if the message ends within MaxBytes.
+	overOK, over bool
+	pending      error
+	eof          bool
+	err          error // sticky: a refusal, or the final io.EOF
+	done         bool  // Observe called
 	// refusal is the reason the message was not queued, if scanning was.
 	refusal *scanRefusal
 }
@@ -117,8 +125,8 @@ type scanReader struct {
 // newScanReader starts the scan of one message (ctx bounds the connect).
 // A scanner that cannot be reached gives a refusal at the first Read, or
 // with FailOpen a reader that scans nothing.
-func (s *Server) newScanReader(ctx context.Context, o *ScanOptions, r io.Reader, log *slog.Logger) *scanReader {
-	sr := &scanReader{r: r, o: o, srv: s, log: log}
+func (s *Server) newScanReader(ctx context.Context, o *ScanOptions, r io.Reader, log *slog.Logger, overOK bool) *scanReader {
+	sr := &scanReader{r: r, o: o, srv: s, log: log, overOK: overOK}
 	st, err := o.Scanner.Begin(ctx)
 	if err != nil {
 		sr.failed(err, 0)
@@ -137,8 +145,16 @@ func (sr *scanReader) Read(p []byte) (int, error) {
 		return 0, sr.err
 	}
 	n, err := sr.r.Read(p)
-	if n > 0 && sr.st != nil {
+	if n > 0 && sr.overOK && !sr.over {
 		sr.n += int64(n)
+		if sr.o.MaxBytes > 0 && sr.n > sr.o.MaxBytes {
+			sr.unscannedOver()
+		}
+	}
+	if n > 0 && sr.st != nil {
+		if !sr.overOK {
+			sr.n += int64(n)
+		}
 		if sr.o.MaxBytes > 0 && sr.n > sr.o.MaxBytes {
 			sr.oversize()
 			return 0, sr.err
@@ -163,7 +179,14 @@ func (sr *scanReader) Read(p []byte) (int, error) {
 // finish gets the verdict at the end of the body.
 func (sr *scanReader) finish() error {
 	if sr.st == nil {
-		return io.EOF // failed open earlier
+		if err := sr.pending; err != nil && !sr.over {
+			// Declared oversize, failed within MaxBytes.
+			sr.pending, sr.overOK = nil, false
+			if sr.failed(err, 0) {
+				return sr.err
+			}
+		}
+		return io.EOF // failed open earlier, or past MaxBytes as declared
 	}
 	start := time.Now()
 	v, err := sr.st.Finish()
@@ -192,6 +215,10 @@ func (sr *scanReader) failed(err error, d time.Duration) bool {
 		sr.st.Close()
 		sr.st = nil
 	}
+	if sr.overOK && !sr.eof && !errors.Is(err, ErrClamdSizeLimit) {
+		sr.pending = err // decided at the end: past MaxBytes, it does not matter
+		return false
+	}
 	if errors.Is(err, ErrClamdSizeLimit) {
 		sr.log.Error("clamd refused the stream at its StreamMaxLength, below the configured scan limit: set the scan limit to clamd's StreamMaxLength", "bytes", sr.n, "max_bytes", sr.o.MaxBytes)
 		sr.observe(ScanOversize, d)
@@ -207,6 +234,18 @@ func (sr *scanReader) failed(err error, d time.Duration) bool {
 	sr.log.Error("virus scanner failed; message refused with 451 4.7.1 (fail closed)", "err", err)
 	sr.refuse(&scanRefusal{reply: errScanTempFail, cause: err})
 	return true
+}
+
+// unscannedOver ends the scan of a message that declared a size over
+// MaxBytes, when it goes past it: accepted unscanned (AcceptOversize).
+func (sr *scanReader) unscannedOver() {
+	sr.over, sr.pending = true, nil
+	if sr.st != nil {
+		sr.st.Close()
+		sr.st = nil
+	}
+	sr.srv.scans.unscannedOversize.Add(1)
+	sr.log.Warn("message not scanned: larger than the virus scanner's limit, as its declared size said", "max_bytes", sr.o.MaxBytes)
 }
 
 func (sr *scanReader) oversize() {
@@ -313,17 +352,16 @@ func (ss *session) scanOpts() *ScanOptions {
 }
 
 // scanPlan decides, at the data of t, whether its message is scanned, and
-// returns the ScanHeader field to add when it is accepted unscanned for
-// its declared size.
-func (ss *session) scanPlan(t *txn, log *slog.Logger) (o *ScanOptions, field string) {
+// returns the ScanHeader field to add when it may be accepted unscanned
+// for its declared size (it is scanned until it goes past MaxBytes: see
+// scanReader.overOK).
+func (ss *session) scanPlan(t *txn) (o *ScanOptions, field string) {
 	o = ss.scanOpts()
 	if o == nil {
 		return nil, ""
 	}
 	if _, skip := scanSizeCheck(o, t.opts.Size); skip {
-		ss.srv.scans.unscannedOversize.Add(1)
-		log.Warn("message not scanned: declared size over the virus scanner's limit", "size", t.opts.Size, "max_bytes", o.MaxBytes)
-		return nil, unscannedField(o.MaxBytes)
+		return o, unscannedField(o.MaxBytes)
 	}
 	return o, ""
 }
