@@ -35,7 +35,7 @@ func (c *Config) validateACME(bad badFunc) {
 		if d == "" {
 			continue
 		}
-		if err := acmeName(d); err != "" {
+		if err := acmeName(d, c.ACMEChallenge == acme.DNS01); err != "" {
 			if name == "HOSTNAME" {
 				bad("ACME_DOMAINS", "not set, and RELAY_HOSTNAME %q %s: set RELAY_ACME_DOMAINS or RELAY_HOSTNAME to the public name", d, err)
 			} else {
@@ -68,10 +68,12 @@ func (c *Config) validateACME(bad badFunc) {
 		if _, _, err := acmeListen(c.ACMEHTTPAddr); err != nil {
 			bad("ACME_HTTP_ADDR", "%q: %v", c.ACMEHTTPAddr, err)
 		}
-	case "dns-01":
-		bad("ACME_CHALLENGE", "dns-01 (Route 53) is not supported yet: use tls-alpn-01 or http-01")
+	case acme.DNS01:
+		if strings.TrimSpace(c.ACMERoute53ZoneID) == "" {
+			bad("ACME_ROUTE53_ZONE_ID", "required with RELAY_ACME_CHALLENGE=dns-01: the hosted zone that holds %s", strings.Join(c.acmeDomains, ", "))
+		}
 	default:
-		bad("ACME_CHALLENGE", "%q: want tls-alpn-01 or http-01", c.ACMEChallenge)
+		bad("ACME_CHALLENGE", "%q: want tls-alpn-01, http-01 or dns-01", c.ACMEChallenge)
 	}
 	if c.Queue == QueueSQS {
 		p := c.ACMES3Prefix
@@ -84,9 +86,12 @@ func (c *Config) validateACME(bad badFunc) {
 	}
 }
 
-// acmeName says what is wrong with d as a name on a certificate that
-// tls-alpn-01 or http-01 can prove, or "".
-func acmeName(d string) string {
+// acmeName says what is wrong with d as a name on a certificate, or "";
+// a wildcard only with dns-01 (wildcardOK).
+func acmeName(d string, wildcardOK bool) string {
+	if wildcardOK {
+		d = strings.TrimPrefix(d, "*.")
+	}
 	switch {
 	case strings.HasPrefix(d, "*."):
 		return "is a wildcard, which needs dns-01"

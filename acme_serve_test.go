@@ -16,6 +16,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	"golang.org/x/crypto/bcrypt"
@@ -37,8 +39,8 @@ func TestConfigACMEErrors(t *testing.T) {
 		{map[string]string{"RELAY_ACME_DOMAINS": "192.0.2.1"}, "RELAY_ACME_DOMAINS:", "address"},
 		{map[string]string{"RELAY_ACME_DIRECTORY": "http://ca.example/dir"}, "RELAY_ACME_DIRECTORY:", "https://"},
 		{map[string]string{"RELAY_ACME_CA_FILE": "/nonexistent/ca.pem"}, "RELAY_ACME_CA_FILE:", "no such file"},
-		{map[string]string{"RELAY_ACME_CHALLENGE": "dns-01"}, "RELAY_ACME_CHALLENGE:", "not supported yet"},
-		{map[string]string{"RELAY_ACME_CHALLENGE": "tls-sni-01"}, "RELAY_ACME_CHALLENGE:", "tls-alpn-01 or http-01"},
+		{map[string]string{"RELAY_ACME_CHALLENGE": "dns-01"}, "RELAY_ACME_ROUTE53_ZONE_ID:", "required"},
+		{map[string]string{"RELAY_ACME_CHALLENGE": "tls-sni-01"}, "RELAY_ACME_CHALLENGE:", "tls-alpn-01, http-01 or dns-01"},
 		{map[string]string{"RELAY_ACME_TLS_ADDR": "443"}, "RELAY_ACME_TLS_ADDR:", "port"},
 		{map[string]string{"RELAY_ACME_CHALLENGE": "http-01", "RELAY_ACME_HTTP_ADDR": ":http"}, "RELAY_ACME_HTTP_ADDR:", "port"},
 		{map[string]string{"RELAY_ACME_EMAIL": "postmaster"}, "RELAY_ACME_EMAIL:", "e-mail"},
@@ -62,6 +64,12 @@ func TestConfigACMEErrors(t *testing.T) {
 	cfg, err := loadConfig()
 	if err != nil || len(cfg.acmeDomains) != 1 || cfg.acmeDomains[0] != "smtp.example.org" {
 		t.Fatalf("defaults: %v %v", cfg, err)
+	}
+	t.Setenv("RELAY_ACME_CHALLENGE", "dns-01")
+	t.Setenv("RELAY_ACME_ROUTE53_ZONE_ID", "Z0123456789")
+	t.Setenv("RELAY_ACME_DOMAINS", "*.example.org,example.org")
+	if cfg, err = loadConfig(); err != nil || len(cfg.acmeDomains) != 2 {
+		t.Fatalf("dns-01 with a wildcard: %v", err)
 	}
 }
 
@@ -414,5 +422,47 @@ func TestACMEServeChallengeAddrTaken(t *testing.T) {
 	err = serve(context.Background(), cfg, slog.New(slog.DiscardHandler))
 	if err == nil || !strings.Contains(err.Error(), "RELAY_ACME_TLS_ADDR") {
 		t.Fatalf("serve = %v, want an error naming RELAY_ACME_TLS_ADDR", err)
+	}
+}
+
+// TestACMEServeDNS01Route53: a relay with RELAY_ACME_CHALLENGE=dns-01
+// (the emulator's Route 53 through the real AWS SDK, Pebble) opens no
+// challenge port, gets its certificate, and leaves no TXT record behind.
+func TestACMEServeDNS01Route53(t *testing.T) {
+	p := pebbletest.Start(t)
+	roots := p.Roots(t)
+	srv := awstest.Start(t)
+	client := route53.NewFromConfig(srv.Config())
+	zone, err := client.CreateHostedZone(context.Background(), &route53.CreateHostedZoneInput{
+		Name: aws.String("acme.test."), CallerReference: aws.String(awstest.UniqueName("acme-serve-zone"))})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Setenv("AWS_ENDPOINT_URL", srv.URL)
+	t.Setenv("AWS_REGION", awstest.Region)
+	t.Setenv("AWS_ACCESS_KEY_ID", "test")
+	t.Setenv("AWS_SECRET_ACCESS_KEY", "test")
+	t.Setenv("AWS_CA_BUNDLE", "")
+	acmeTuning.route53Poll = 50 * time.Millisecond
+	t.Cleanup(func() { acmeTuning.route53Poll = 0 })
+	vars, httpAddr, _, subs := acmeVars(t, t.TempDir(), p.Dir, p.CAFile)
+	vars["RELAY_ACME_CHALLENGE"], vars["RELAY_ACME_ROUTE53_ZONE_ID"] = "dns-01", aws.ToString(zone.HostedZone.Id)
+	tlsAddr := vars["RELAY_ACME_TLS_ADDR"]
+	acmeServe(t, vars)
+	waitReadyz(t, httpAddr, 200, 30*time.Second)
+	c, _ := dialSMTP(t, subs, true, roots, 5*time.Second)
+	c.Close()
+	if c, err := net.DialTimeout("tcp", tlsAddr, time.Second); err == nil {
+		c.Close()
+		t.Fatal("dns-01 opened the tls-alpn-01 listener")
+	}
+	out, err := client.ListResourceRecordSets(context.Background(), &route53.ListResourceRecordSetsInput{HostedZoneId: zone.HostedZone.Id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, rr := range out.ResourceRecordSets {
+		if strings.HasPrefix(aws.ToString(rr.Name), "_acme-challenge") {
+			t.Fatalf("record left behind: %s", aws.ToString(rr.Name))
+		}
 	}
 }

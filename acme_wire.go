@@ -6,9 +6,11 @@ import (
 	"fmt"
 	"log/slog"
 	"path/filepath"
+	"strings"
 	"time"
 
 	awsconfig "github.com/aws/aws-sdk-go-v2/config"
+	"github.com/aws/aws-sdk-go-v2/service/route53"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/caddyserver/certmagic"
 
@@ -20,12 +22,13 @@ import (
 // gives the submission listeners its TLS configuration.
 
 // acmeTuning are the test seams: certmagic's renewal window and check
-// interval, and the S3 lock's poll interval. Zero values are the defaults
+// interval, the S3 lock's and Route 53's poll intervals. Zero values are the defaults
 // (renewal at two thirds of the lifetime, checked every 10 minutes).
 var acmeTuning struct {
 	renewalWindowRatio float64
 	renewCheckInterval time.Duration
 	lockPoll           time.Duration
+	route53Poll        time.Duration
 }
 
 // newACME builds and starts the certificate manager (nil without
@@ -56,11 +59,21 @@ func newACME(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (
 		}
 	}
 	addr, addrVar := cfg.ACMETLSAddr, "RELAY_ACME_TLS_ADDR"
-	if cfg.ACMEChallenge == acme.HTTP01 {
+	switch cfg.ACMEChallenge {
+	case acme.HTTP01:
 		addr, addrVar = cfg.ACMEHTTPAddr, "RELAY_ACME_HTTP_ADDR"
+	case acme.DNS01:
+		awsCfg, err := awsconfig.LoadDefaultConfig(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("RELAY_ACME_ROUTE53_ZONE_ID (AWS configuration): %w", err)
+		}
+		o.DNS01 = &acme.Route53Solver{Client: route53.NewFromConfig(awsCfg), ZoneID: strings.TrimSpace(cfg.ACMERoute53ZoneID), Poll: acmeTuning.route53Poll}
+		addr = "none (dns-01, Route 53 zone " + cfg.ACMERoute53ZoneID + ")"
 	}
-	if o.ListenHost, o.Port, err = acmeListen(addr); err != nil {
-		return nil, fmt.Errorf("%s: %w", addrVar, err)
+	if cfg.ACMEChallenge != acme.DNS01 {
+		if o.ListenHost, o.Port, err = acmeListen(addr); err != nil {
+			return nil, fmt.Errorf("%s: %w", addrVar, err)
+		}
 	}
 	where := ""
 	if cfg.Queue == QueueSQS {
@@ -83,9 +96,12 @@ func newACME(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (
 		m.Stop()
 		return nil, fmt.Errorf("%s: challenge listener: %w", addrVar, err)
 	}
+	if ca := m.ChallengeAddr(); ca != nil {
+		addr = ca.String()
+	}
 	log.Info("ACME: managing the certificate in the background; a self-signed one is served until it is in place",
 		"domains", cfg.acmeDomains, "directory", cfg.ACMEDirectory, "challenge", cfg.ACMEChallenge,
-		"challenge_addr", m.ChallengeAddr().String(), "storage", where)
+		"challenge_addr", addr, "storage", where)
 	if err := m.Start(ctx); err != nil {
 		m.Stop()
 		return nil, fmt.Errorf("RELAY_ACME: storage %s: %w", where, err)

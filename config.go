@@ -99,15 +99,16 @@ type Config struct {
 	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"50" desc:"connections to clamd open at once, one per message from the start of its data to the verdict (keep it under clamd's MaxQueue, 100 by default); a message waits up to RELAY_CLAMD_TIMEOUT for one"`
 
 	// A certificate obtained and renewed by ACME (acme_wire.go, internal/acme).
-	ACME          bool   `envconfig:"ACME" default:"false" desc:"obtain and renew the submission listeners' certificate by ACME (Let's Encrypt); not with RELAY_TLS_CERT_FILE"`
-	ACMEDomains   string `envconfig:"ACME_DOMAINS" desc:"comma-separated names on the certificate; default: RELAY_HOSTNAME"`
-	ACMEEmail     string `envconfig:"ACME_EMAIL" desc:"contact address for the ACME account (expiry notices); may be empty"`
-	ACMEDirectory string `envconfig:"ACME_DIRECTORY" default:"https://acme-v02.api.letsencrypt.org/directory" desc:"ACME directory URL; staging for trials: https://acme-staging-v02.api.letsencrypt.org/directory"`
-	ACMECAFile    string `envconfig:"ACME_CA_FILE" desc:"PEM CA bundle trusted for the ACME server's HTTPS, added to the system roots (private CAs, tests)"`
-	ACMEChallenge string `envconfig:"ACME_CHALLENGE" default:"tls-alpn-01" desc:"tls-alpn-01 (a listener on RELAY_ACME_TLS_ADDR, public port 443) or http-01 (RELAY_ACME_HTTP_ADDR, public port 80)"`
-	ACMETLSAddr   string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: the listener for the CA's validation (from start, answering ACME challenges only); the platform must route public port 443 to it"`
-	ACMEHTTPAddr  string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: the listener for the CA's validation (from start, answering /.well-known/acme-challenge/ only); the platform must route public port 80 to it"`
-	ACMES3Prefix  string `envconfig:"ACME_S3_PREFIX" default:"acme/" desc:"RELAY_QUEUE=sqs: key prefix in RELAY_S3_BUCKET for the ACME account, certificates and locks, shared by every front end"`
+	ACME              bool   `envconfig:"ACME" default:"false" desc:"obtain and renew the submission listeners' certificate by ACME (Let's Encrypt); not with RELAY_TLS_CERT_FILE"`
+	ACMEDomains       string `envconfig:"ACME_DOMAINS" desc:"comma-separated names on the certificate; default: RELAY_HOSTNAME"`
+	ACMEEmail         string `envconfig:"ACME_EMAIL" desc:"contact address for the ACME account (expiry notices); may be empty"`
+	ACMEDirectory     string `envconfig:"ACME_DIRECTORY" default:"https://acme-v02.api.letsencrypt.org/directory" desc:"ACME directory URL; staging for trials: https://acme-staging-v02.api.letsencrypt.org/directory"`
+	ACMECAFile        string `envconfig:"ACME_CA_FILE" desc:"PEM CA bundle trusted for the ACME server's HTTPS, added to the system roots (private CAs, tests)"`
+	ACMEChallenge     string `envconfig:"ACME_CHALLENGE" default:"tls-alpn-01" desc:"tls-alpn-01 (a listener on RELAY_ACME_TLS_ADDR, public port 443), http-01 (RELAY_ACME_HTTP_ADDR, public port 80) or dns-01 (Route 53, RELAY_ACME_ROUTE53_ZONE_ID; no port, wildcards allowed)"`
+	ACMETLSAddr       string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: the listener for the CA's validation (from start, answering ACME challenges only); the platform must route public port 443 to it"`
+	ACMEHTTPAddr      string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: the listener for the CA's validation (from start, answering /.well-known/acme-challenge/ only); the platform must route public port 80 to it"`
+	ACMES3Prefix      string `envconfig:"ACME_S3_PREFIX" default:"acme/" desc:"RELAY_QUEUE=sqs: key prefix in RELAY_S3_BUCKET for the ACME account, certificates and locks, shared by every front end"`
+	ACMERoute53ZoneID string `envconfig:"ACME_ROUTE53_ZONE_ID" desc:"dns-01: the Route 53 hosted zone (ID) holding RELAY_ACME_DOMAINS; credentials from the AWS SDK's chain (route53:ChangeResourceRecordSets, route53:GetChange)"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`

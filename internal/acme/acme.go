@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/caddyserver/certmagic"
+	"github.com/mholt/acmez/v3"
 )
 
 // Challenge names (RELAY_ACME_CHALLENGE).
@@ -46,8 +47,10 @@ type Options struct {
 	// ListenHost and Port: the challenge listener's address (Listen).
 	ListenHost string
 	Port       int
-	Storage    certmagic.Storage
-	Logger     *slog.Logger
+	// DNS01 solves dns-01 (Challenge DNS01; no listener then).
+	DNS01   acmez.Solver
+	Storage certmagic.Storage
+	Logger  *slog.Logger
 	// Fallback is served before the first certificate is in place.
 	Fallback *tls.Certificate
 
@@ -82,8 +85,11 @@ func New(o Options) (*Manager, error) {
 	if len(o.Domains) == 0 {
 		return nil, errors.New("no domain names")
 	}
-	if o.Challenge != TLSALPN01 && o.Challenge != HTTP01 {
-		return nil, fmt.Errorf("challenge %q: want %s or %s", o.Challenge, TLSALPN01, HTTP01)
+	switch {
+	case o.Challenge == DNS01 && o.DNS01 == nil:
+		return nil, errors.New("dns-01 without a solver")
+	case o.Challenge != TLSALPN01 && o.Challenge != HTTP01 && o.Challenge != DNS01:
+		return nil, fmt.Errorf("challenge %q: want %s, %s or %s", o.Challenge, TLSALPN01, HTTP01, DNS01)
 	}
 	if o.Storage == nil {
 		return nil, errors.New("no storage")
@@ -119,10 +125,13 @@ func New(o Options) (*Manager, error) {
 		TrustedRoots:            o.Roots,
 		Logger:                  zl,
 	}
-	if o.Challenge == HTTP01 {
+	switch o.Challenge {
+	case HTTP01:
 		iss.AltHTTPPort = o.Port
-	} else {
+	case TLSALPN01:
 		iss.AltTLSALPNPort = o.Port
+	case DNS01:
+		iss.DNS01Solver = o.DNS01
 	}
 	m.issuer = certmagic.NewACMEIssuer(m.magic, iss)
 	m.magic.Issuers = []certmagic.Issuer{m.issuer}

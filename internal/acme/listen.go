@@ -18,8 +18,11 @@ import (
 // it to: the challenge is in the shared storage (certmagic's distributed
 // solving), and certmagic's own solver, finding the port taken, leaves it
 // to this listener. Call it before Start; an error (the port taken, not
-// allowed) is a configuration problem.
+// allowed) is a configuration problem. dns-01 needs no listener.
 func (m *Manager) Listen() error {
+	if m.opts.Challenge == DNS01 {
+		return nil
+	}
 	ln, err := net.Listen("tcp", net.JoinHostPort(m.opts.ListenHost, strconv.Itoa(m.opts.Port)))
 	if err != nil {
 		return err
