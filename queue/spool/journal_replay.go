@@ -2,6 +2,7 @@ package spool
 
 import (
 	"bufio"
+	"cmp"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -79,9 +80,10 @@ func (st *journalState) apply(seg *segment, rec jrec, off int64) {
 }
 
 // replayJournal rebuilds the journal's messages at Open, after the msg/
-// scan: segments in order, every record applied. A bad record in the
-// newest segment that has records is a write never acknowledged: the
-// segment is cut there (WARN). A bad record anywhere else is damage: the
+// scan: segments in order, every record applied. A bad record at the
+// end of the newest segment that has records, cut short, is a write never
+// acknowledged: the segment is cut there (WARN). A bad record anywhere
+// else, or one that is all there (its length within the file), is damage: the
 // rest of that segment is copied to quarantine/ for an operator (ERROR),
 // then cut; the records before it are kept. A live MSG whose ID is in
 // msg/ (or whose instance is in quarantine/) was moved: its END is
@@ -247,12 +249,16 @@ func (s *Spool) replaySegment(st *journalState, seg *segment, size int64, tail b
 		if err != nil {
 			return err
 		}
+		whole, werr := wholeRecordAt(f, good, size)
 		next, ferr := findRecord(f, good+1, min(size, good+s.segmentBound()))
 		f.Close()
-		if ferr != nil {
+		if ferr = cmp.Or(werr, ferr); ferr != nil {
 			return fmt.Errorf("journal %s: %w", seg.path, ferr)
 		}
-		damaged = next >= 0
+		// A torn write leaves its record short; a bad record that is all
+		// there (a flipped bit in the last acknowledged message) is
+		// damage too, copied to quarantine rather than dropped.
+		damaged = next >= 0 || whole
 	}
 	if !damaged {
 		s.log.Warn("spool: journal ends in a record that was never acknowledged (torn write); cut off",
@@ -342,6 +348,20 @@ func findRecord(r io.ReaderAt, from, end int64) (int64, error) {
 			return at, nil
 		}
 	}
+}
+
+// wholeRecordAt reports whether the bytes at off of r (size bytes) start
+// with a record header that announces a record ending within size.
+func wholeRecordAt(r io.ReaderAt, off, size int64) (bool, error) {
+	hdr := make([]byte, recHeaderLen)
+	if n, err := r.ReadAt(hdr, off); n < len(hdr) {
+		if err != nil && err != io.EOF {
+			return false, err
+		}
+		return false, nil
+	}
+	l := int64(binary.LittleEndian.Uint32(hdr[4:]))
+	return string(hdr[:4]) == recMagic && l >= recHeaderLen+1+8 && l <= maxRecordLen && off+l <= size, nil
 }
 
 // quarantineSegmentRest copies bytes [from, size) of seg to
