@@ -170,10 +170,12 @@
 //     included) is gone already.
 //   - Open: the msg/ scan first, then every segment in order. A bad
 //     record (CRC, length, magic, cut short) in the newest segment with
-//     bytes, with no valid record after it, is a write never
-//     acknowledged: the segment is cut there and fdatasync'd, WARN with
-//     the byte count. A bad record anywhere else, or followed by a valid
-//     one, is damage: the rest of that segment (at most a segment's bound,
+//     bytes, with no valid record after it and not all there (its
+//     header's length past the end of the file: a torn write leaves its
+//     record short), is a write never acknowledged: the segment is cut
+//     there and fdatasync'd, WARN with the byte count. A bad record
+//     anywhere else, followed by a valid one, or all there (a flipped bit
+//     in the last acknowledged record), is damage: the rest of that segment (at most a segment's bound,
 //     JournalSegmentBytes or its default + maxRecordLen) is copied to
 //     quarantine/journal@<n>.log.at-<offset> for an operator (ERROR), then
 //     the segment is cut; the records before it are kept (acknowledged
