@@ -155,7 +155,9 @@
 //     due heap meanwhile (it was delivered); so does a journal message
 //     whose Complete's END fails. Such a Complete returns errEndPending
 //     (the message goes once the END is written, by the next append or
-//     a timer; a crash before brings it back). Open writes such ENDs too,
+//     a timer; a crash before brings it back); when the END is written
+//     during the Complete (by its own flush or one running beside it, which
+//     it waits for), it returns the outcome of the file's removal. Open writes such ENDs too,
 //     and keeps them pending when it cannot (a full disk must not stop
 //     the start that lets deliveries free space). A claim that cannot be
 //     written (not ENOSPC) makes the message due after spoolErrorRetry,
