@@ -54,6 +54,10 @@ var (
 	ErrClamdSizeLimit = errors.New("clamd: INSTREAM size limit exceeded")
 	// ErrClamdReply: a reply that is none of those clamd gives.
 	ErrClamdReply = errors.New("clamd: malformed reply")
+	// ErrClamdReadTimeout: clamd waited longer than its ReadTimeout for
+	// the stream's next chunk ("COMMAND READ TIMED OUT"): the client
+	// paused mid-message, not a scanner outage.
+	ErrClamdReadTimeout = errors.New("clamd: COMMAND READ TIMED OUT (the stream paused past clamd's ReadTimeout)")
 	// ErrClamdBusy: no connection slot was free within the timeout.
 	ErrClamdBusy = errors.New("clamd: every connection is busy")
 )
@@ -302,6 +306,8 @@ func parseClamdReply(r []byte) (Verdict, error) {
 		return Verdict{}, nil
 	case strings.HasPrefix(s, "INSTREAM size limit exceeded"):
 		return Verdict{}, ErrClamdSizeLimit
+	case s == "COMMAND READ TIMED OUT":
+		return Verdict{}, ErrClamdReadTimeout
 	case strings.HasPrefix(s, "stream: ") && strings.HasSuffix(s, " FOUND") && len(s) > len("stream:  FOUND"):
 		// Sliced, not trimmed: "stream: FOUND" has the two overlapping.
 		// A detection whatever its name (third-party databases and YARA

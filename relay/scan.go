@@ -226,6 +226,13 @@ func (sr *scanReader) failed(err error, d time.Duration) bool {
 		return true
 	}
 	sr.observe(ScanError, d)
+	if errors.Is(err, ErrClamdReadTimeout) {
+		// The client paused past clamd's ReadTimeout: FailOpen is for
+		// scanner outages, and a client must not choose to go unscanned.
+		sr.log.Warn("clamd timed out waiting for the message (the client paused longer than clamd's ReadTimeout, which should be at least the idle timeout); refused with 451 4.7.1", "err", err)
+		sr.refuse(&scanRefusal{reply: errScanTempFail, cause: err})
+		return true
+	}
 	if sr.o.FailOpen {
 		sr.srv.scans.unscannedFailOpen.Add(1)
 		sr.log.Warn("virus scanner failed; message accepted unscanned (fail open)", "err", err)
