@@ -164,8 +164,12 @@ func (m *Manager) stop() {
 // GetCertificate is tls.Config.GetCertificate: the managed certificate,
 // or the fallback before there is one.
 func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, error) {
-	if len(m.cache.AllMatchingCertificates(m.name(hello))) > 0 {
-		c, err := m.magic.GetCertificate(hello)
+	if name := m.name(hello); len(m.cache.AllMatchingCertificates(name)) > 0 {
+		// Asked for by the configured name it falls back to: a client
+		// that connected by an address or another name gets it too.
+		h := *hello
+		h.ServerName = name
+		c, err := m.magic.GetCertificate(&h)
 		if err == nil && c != nil {
 			return c, nil
 		}

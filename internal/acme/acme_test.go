@@ -71,7 +71,7 @@ func waitCert(t *testing.T, m *Manager, roots *x509.CertPool, not []byte, within
 	t.Helper()
 	deadline := time.Now().Add(within)
 	for {
-		c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "smtp.acme.test"})
+		c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: m.opts.Domains[0]})
 		if err == nil && len(c.Certificate) > 0 && !bytes.Equal(c.Certificate[0], not) {
 			leaf, _ := x509.ParseCertificate(c.Certificate[0])
 			inter := x509.NewCertPool()
@@ -79,7 +79,7 @@ func waitCert(t *testing.T, m *Manager, roots *x509.CertPool, not []byte, within
 				ic, _ := x509.ParseCertificate(der)
 				inter.AddCert(ic)
 			}
-			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: "smtp.acme.test"}); err == nil {
+			if _, err := leaf.Verify(x509.VerifyOptions{Roots: roots, Intermediates: inter, DNSName: m.opts.Domains[0]}); err == nil {
 				return leaf
 			}
 		}
@@ -109,6 +109,12 @@ func TestACMEObtainRestartNoNewOrder(t *testing.T) {
 	leaf := waitCert(t, m, roots, nil, 30*time.Second)
 	if err := m.Ready(context.Background()); err != nil {
 		t.Fatalf("Ready after issuance: %v", err)
+	}
+	for _, sni := range []string{"", "other.example", "127.0.0.1"} {
+		c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: sni})
+		if err != nil || !bytes.Equal(c.Certificate[0], leaf.Raw) {
+			t.Fatalf("SNI %q: not the managed certificate (%v)", sni, err)
+		}
 	}
 	if na, ok := m.NotAfter(); !ok || !na.Equal(leaf.NotAfter) {
 		t.Fatalf("NotAfter = %v %v, want %v", na, ok, leaf.NotAfter)
@@ -167,6 +173,7 @@ func TestACMERenewalSwapsLive(t *testing.T) {
 	m := testManager(t, p, &certmagic.FileStorage{Path: t.TempDir()}, &logs, func(o *Options) {
 		o.RenewalWindowRatio = 0.999999999 // due 0.16 s after issuance (Pebble 2.4 issues for 5 years)
 		o.RenewCheckInterval = time.Second
+		o.Domains = []string{uniqueName()}
 	})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -287,6 +294,7 @@ func TestACMEServerGoneAfterIssuance(t *testing.T) {
 	m := testManager(t, p, &certmagic.FileStorage{Path: t.TempDir()}, &logs, func(o *Options) {
 		o.RenewalWindowRatio = 0.999999999 // due 0.16 s after issuance (Pebble 2.4 issues for 5 years)
 		o.RenewCheckInterval = time.Second
+		o.Domains = []string{uniqueName()}
 	})
 	if err := m.Start(context.Background()); err != nil {
 		t.Fatal(err)
@@ -301,7 +309,7 @@ func TestACMEServerGoneAfterIssuance(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: "smtp.acme.test"})
+	c, err := m.GetCertificate(&tls.ClientHelloInfo{ServerName: m.opts.Domains[0]})
 	if err != nil {
 		t.Fatal(err)
 	}

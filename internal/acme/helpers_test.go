@@ -6,8 +6,10 @@ import (
 	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509"
+	"fmt"
 	"math/big"
 	"os"
+	"sync/atomic"
 	"time"
 )
 
@@ -29,4 +31,13 @@ func selfSignedForTest(t interface {
 		t.Fatal(err)
 	}
 	return tls.Certificate{Certificate: [][]byte{der}, PrivateKey: key}
+}
+
+var nameSeq atomic.Int64
+
+// uniqueName is a certificate name of its own for a test that renews:
+// certmagic keeps its renewal back-off per name for the whole process, so
+// one test's failed renewals would delay another's.
+func uniqueName() string {
+	return fmt.Sprintf("r%d.acme.test", nameSeq.Add(1))
 }
