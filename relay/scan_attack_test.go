@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"io"
 	"net"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -343,5 +344,42 @@ func TestAttackScanReadTimeoutReplyFailOpen(t *testing.T) {
 	}
 	if n := len(e.queued()); n != 0 {
 		t.Errorf("%d queued unscanned", n)
+	}
+}
+
+// TestAttackScanPipelinedAfterVerdict: EICAR split across BDAT chunks in
+// the middle of its text, with RSET and a new transaction pipelined right
+// behind BDAT LAST, and commands pipelined behind the final dot: each
+// reply in order, the infected message refused, the clean one queued once.
+func TestAttackScanPipelinedAfterVerdict(t *testing.T) {
+	f := newFakeClamd(t, "")
+	e, _ := scanEnv(t, f.addr())
+	const rcpt = "r@example.net"
+	c := e.authed(alice, alicePW)
+	inf := infectedMessage(alice, rcpt)
+	cut := strings.Index(inf, "EICAR-STANDARD") + 5
+	clean := message(alice, rcpt, "")
+	io.WriteString(c.conn, "MAIL FROM:<"+alice+">\r\nRCPT TO:<"+rcpt+">\r\n")
+	c.expect(250)
+	c.expect(250)
+	io.WriteString(c.conn, "BDAT "+strconv.Itoa(cut)+"\r\n"+inf[:cut]+"BDAT "+strconv.Itoa(len(inf)-cut)+" LAST\r\n"+inf[cut:]+
+		"RSET\r\nMAIL FROM:<"+alice+">\r\nRCPT TO:<"+rcpt+">\r\nDATA\r\n")
+	c.expect(250)
+	if code, msg := c.read(); code != 554 {
+		t.Fatalf("EICAR across BDAT chunks: %d %s", code, msg)
+	}
+	c.expect(250) // RSET
+	c.expect(250)
+	c.expect(250)
+	c.expect(354)
+	io.WriteString(c.conn, clean+".\r\nNOOP\r\nMAIL FROM:<"+alice+">\r\nRSET\r\n")
+	if code, msg := c.read(); code != 250 {
+		t.Fatalf("clean after: %d %s", code, msg)
+	}
+	c.expect(250) // NOOP
+	c.expect(250) // MAIL
+	c.expect(250) // RSET
+	if n := len(e.queued()); n != 1 {
+		t.Errorf("%d queued, want 1", n)
 	}
 }
