@@ -412,3 +412,36 @@ func TestJournalReview3LastRecordBitFlip(t *testing.T) {
 		t.Fatalf("Len %d, %d quarantine files: C (acknowledged, its last record bit-flipped) dropped silently as a torn tail", s.Len(), len(qs))
 	}
 }
+
+// TestJournalReview3MovedCheckMatchesInstance: msg/X.msg and a live
+// journal MSG X of another instance (msg/X of a Complete whose removal
+// was not durable when a crash came, after the same preset ID was
+// enqueued again into the journal). Replay took any msg/ file of the ID
+// for the moved copy of the MSG and wrote its END: the journal's X, an
+// acknowledged message, was gone without a copy. It goes to quarantine
+// now (once: a second Open finds it there), msg/X stays the message.
+func TestJournalReview3MovedCheckMatchesInstance(t *testing.T) {
+	dir := t.TempDir()
+	s, err := Open(dir, Options{JournalMaxBytes: 1024})
+	must(t, err)
+	big := strings.Repeat("big\r\n", 1000) // msg/: above JournalMaxBytes
+	if _, err := s.Enqueue(t.Context(), jenv("X"), strings.NewReader(big)); err != nil {
+		t.Fatal(err)
+	}
+	appendMsg(t, s, "X", 7, "second\r\n")
+	s.Close()
+	for i := range 2 {
+		s, err = Open(dir, Options{})
+		must(t, err)
+		n, b := s.Len(), attackReadBody(t, s, "X")
+		s.Close()
+		qs, _ := os.ReadDir(filepath.Join(dir, spoolQuarantineDir))
+		if n != 1 || b != big || len(qs) != 1 {
+			t.Fatalf("Open %d: Len %d, X %d bytes, %d quarantine files; want msg/X and the journal's X in quarantine", i+1, n, len(b), len(qs))
+		}
+		q, err := readBodyFile(filepath.Join(dir, spoolQuarantineDir, qs[0].Name()))
+		if err != nil || q != "second\r\n" {
+			t.Fatalf("quarantined body %q, %v", q, err)
+		}
+	}
+}
