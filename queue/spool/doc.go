@@ -146,7 +146,9 @@
 //     (keeping the record's instance), then an END. A crash between the
 //     move and its END leaves both: Open lets msg/ (or the quarantine copy
 //     of the same instance) win and writes the END; a moved file keeps
-//     its MSG's instance. An END that fails after a move or quarantine is
+//     its MSG's instance (a msg/ file of the ID with another instance and
+//     another body is another message: the MSG is copied to quarantine
+//     before its END, ERROR). An END that fails after a move or quarantine is
 //     pending (journal_lease.go): written before the next append of an
 //     Enqueue, claim, Reschedule or Complete, and before an Enqueue of its
 //     ID writes anything (else that Enqueue fails); a Complete of the
