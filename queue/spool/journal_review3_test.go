@@ -13,6 +13,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/safefile"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -443,5 +444,92 @@ func TestJournalReview3MovedCheckMatchesInstance(t *testing.T) {
 		if err != nil || q != "second\r\n" {
 			t.Fatalf("quarantined body %q, %v", q, err)
 		}
+	}
+}
+
+// seqSyncFS: the segment files' fdatasyncs after arming: the first
+// blocks until gate closes (then succeeds), the second fails (EIO), the
+// later ones succeed.
+type seqSyncFS struct {
+	safefile.OS
+	n       atomic.Int32 // fdatasyncs since arming; 0: not armed
+	entered chan struct{}
+	gate    chan struct{}
+}
+
+func (g *seqSyncFS) Create(path string) (safefile.File, error) {
+	f, err := g.OS.Create(path)
+	return seqSyncFile{f, g}, err
+}
+
+type seqSyncFile struct {
+	safefile.File
+	g *seqSyncFS
+}
+
+func (f seqSyncFile) Datasync() error {
+	if f.g.n.Load() == 0 {
+		return f.File.Datasync()
+	}
+	switch f.g.n.Add(1) {
+	case 2:
+		f.g.entered <- struct{}{}
+		<-f.g.gate
+	case 3:
+		return &os.PathError{Op: "fdatasync", Path: f.Name(), Err: syscall.EIO}
+	}
+	return f.File.Datasync()
+}
+
+// TestJournalReview3RecordWrittenDuringSyncNotAckedByIt: B's record is
+// written while the leader's fdatasync for A runs. That fdatasync
+// succeeds: A is acknowledged, B is not (it started before B's write);
+// the next one, B's, fails: B's Enqueue fails, and after a reopen A is
+// there and B is not.
+func TestJournalReview3RecordWrittenDuringSyncNotAckedByIt(t *testing.T) {
+	dir := t.TempDir()
+	g := &seqSyncFS{entered: make(chan struct{}, 1), gate: make(chan struct{})}
+	s, err := Open(dir, Options{fs: g})
+	must(t, err)
+	ctx := t.Context()
+	if _, err := s.Enqueue(ctx, jenv("Z"), strings.NewReader("z\r\n")); err != nil {
+		t.Fatal(err)
+	}
+	g.n.Store(1)
+	errs := make(chan error, 2)
+	go func() {
+		_, err := s.Enqueue(ctx, jenv("A"), strings.NewReader("a\r\n"))
+		errs <- err
+	}()
+	<-g.entered // A's leader is in its fdatasync
+	bErr := make(chan error, 1)
+	go func() {
+		_, err := s.Enqueue(ctx, jenv("B"), strings.NewReader("b\r\n"))
+		bErr <- err
+	}()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(time.Millisecond) {
+		s.j.mu.Lock()
+		written := s.j.open != nil
+		s.j.mu.Unlock()
+		if written {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("B's record not written while A's fdatasync runs")
+		}
+	}
+	close(g.gate)
+	if err := <-errs; err != nil {
+		t.Fatalf("Enqueue A: %v", err)
+	}
+	if err := <-bErr; err == nil {
+		t.Fatalf("Enqueue B returned nil: acknowledged by the fdatasync that started before its write, or by none")
+	}
+	s.Close()
+	s, err = Open(dir, Options{})
+	must(t, err)
+	defer s.Close()
+	if !s.has("A") || !s.has("Z") || s.has("B") {
+		t.Fatalf("after reopen A %v, Z %v, B %v; want A and Z, not B", s.has("A"), s.has("Z"), s.has("B"))
 	}
 }
