@@ -235,6 +235,37 @@ func TestJournalReview3CrashPointsPendingEnd(t *testing.T) {
 		{"complete", completePending},
 		{"enqueue of another ID", func(h *crashHarness) { h.enqueue("B") }},
 	}
+	// A journal message whose Complete's END failed (errEndPending): the
+	// END written by an Enqueue of another ID.
+	completed := func(h *crashHarness) {
+		h.small = true
+		h.open()
+		h.mustEnqueue("A")
+		h.mustEnqueue("C")
+		h.mustLease("A")
+		s := h.s
+		s.mu.Lock()
+		e := s.entries["A"]
+		e.end = s.pendEnd("A", e.j)
+		e.end.complete = e
+		s.mu.Unlock()
+		delete(h.must, "A") // Complete was called: there or gone
+	}
+	t.Run("enqueue after a completed journal message", func(t *testing.T) {
+		run := func(h *crashHarness) {
+			h.enqueue("B")
+			h.s.mu.Lock()
+			written := len(h.s.ends) == 0
+			h.s.mu.Unlock()
+			if written { // the END synced: A must not come back
+				h.gone["A"] = true
+				delete(h.leased, "A")
+			}
+		}
+		nc := crashPath(t, true, completed, run)
+		nf := crashPath(t, false, completed, run)
+		t.Logf("%d crash points, %d fault points tried", nc, nf)
+	})
 	for _, r := range runs {
 		t.Run(r.name, func(t *testing.T) {
 			nc := crashPath(t, true, setup, r.run)
