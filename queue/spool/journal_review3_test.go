@@ -564,3 +564,78 @@ func TestJournalReview3RecordWrittenDuringSyncNotAckedByIt(t *testing.T) {
 		t.Fatalf("after reopen A %v, Z %v, B %v; want A and Z, not B", s.has("A"), s.has("Z"), s.has("B"))
 	}
 }
+
+// TestJournalReview3CrashDuringOpenSuperseded: Open's own writes for a
+// MSG that replay copies to quarantine before its END (an older X that a
+// newer MSG superseded; a journal X beside another message X in msg/)
+// stopped by a power loss at each file operation; the next Opens keep the
+// other X as the message and hold the copied one in quarantine exactly
+// once.
+func TestJournalReview3CrashDuringOpenSuperseded(t *testing.T) {
+	big := strings.Repeat("big\r\n", 1000)
+	cases := []struct {
+		name         string
+		o            Options
+		first        string // enqueued
+		second       string // MSG X#7 appended
+		kept, copied string
+	}{
+		{"two MSGs", Options{}, "first\r\n", "second\r\n", "second\r\n", "first\r\n"},
+		{"msg/ holds another X", Options{JournalMaxBytes: 1024}, big, "second\r\n", big, "second\r\n"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			n := crashOpenPoints(t, func(h *crashHarness) {
+				h.o.JournalMaxBytes = c.o.JournalMaxBytes
+				h.open()
+				if _, err := h.s.Enqueue(h.ctx, jenv("X"), strings.NewReader(c.first)); err != nil {
+					t.Fatal(err)
+				}
+				appendMsg(t, h.s, "X", 7, c.second)
+				h.s.Close()
+			}, func(label string, s *Spool, dir string) {
+				n, b := s.Len(), attackReadBody(t, s, "X")
+				qs, _ := os.ReadDir(filepath.Join(dir, spoolQuarantineDir))
+				if n != 1 || b != c.kept || len(qs) != 1 {
+					t.Fatalf("%s: Len %d, X %d bytes, %d quarantine files; want the kept X and the other once in quarantine", label, n, len(b), len(qs))
+				}
+				q, err := readBodyFile(filepath.Join(dir, spoolQuarantineDir, qs[0].Name()))
+				if err != nil || q != c.copied {
+					t.Fatalf("%s: quarantined %d bytes, %v", label, len(q), err)
+				}
+			})
+			t.Logf("%d crash points", n)
+		})
+	}
+}
+
+// crashOpenPoints builds a spool with setup, then stops an Open of it by
+// a power loss at each file operation, and checks two Opens after each
+// on the real file system. It returns the number of points.
+func crashOpenPoints(t *testing.T, setup func(h *crashHarness), check func(label string, s *Spool, dir string)) int {
+	for k := 1; k <= 100; k++ {
+		h := newCrashHarness(t)
+		setup(h)
+		h.fs.arm(k, true)
+		if s, err := Open(h.dir, h.o); err == nil {
+			s.Close()
+		}
+		fired := h.fs.fired()
+		h.fs.powerLoss()
+		for i := range 2 {
+			label := fmt.Sprintf("crash at op %d, reopen %d", k, i+1)
+			s, err := Open(h.dir, Options{Now: h.o.Now})
+			if err != nil {
+				t.Fatalf("%s: %v", label, err)
+			}
+			check(label, s, h.dir)
+			s.Close()
+		}
+		h.cfail()
+		if !fired {
+			return k - 1
+		}
+	}
+	t.Fatal("Open did not end within 100 operations")
+	return 0
+}
