@@ -234,7 +234,8 @@ func (s *S3Storage) readLock(ctx context.Context, key string) (lockRecord, strin
 	return rec, aws.ToString(out.ETag), nil
 }
 
-// RenewLockLease extends a lock this process holds.
+// RenewLockLease extends a lock this process holds, by lease (at least
+// LockTTL, at most maxLease).
 func (s *S3Storage) RenewLockLease(ctx context.Context, name string, lease time.Duration) error {
 	key := s.lockKey(name)
 	rec, etag, err := s.readLock(ctx, key)
@@ -245,9 +246,15 @@ func (s *S3Storage) RenewLockLease(ctx context.Context, name string, lease time.
 		return fmt.Errorf("renew lock %s: held by another front end", name)
 	}
 	_, err = s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
-		Body: bytes.NewReader(s.lockBody(max(lease, s.ttl()))), IfMatch: aws.String(etag)})
+		Body: bytes.NewReader(s.lockBody(min(max(lease, s.ttl()), maxLease))), IfMatch: aws.String(etag)})
 	return err
 }
+
+// maxLease bounds a lease: certmagic asks for its next retry interval plus
+// the order's timeout (at most about a day), but for 30 days once its
+// retries ran past its table, which would leave a dead holder's lock in
+// the way of every other front end's renewal for a month.
+const maxLease = 25 * time.Hour
 
 // Unlock releases a lock this process holds (another's is left alone).
 func (s *S3Storage) Unlock(ctx context.Context, name string) error {

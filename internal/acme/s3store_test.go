@@ -83,6 +83,12 @@ func TestACMES3LockExpiry(t *testing.T) {
 	if err == nil {
 		t.Fatal("two front ends hold the lock at once")
 	}
+	if err := a.RenewLockLease(ctx, "issue_cert_x", 30*24*time.Hour); err != nil {
+		t.Fatalf("renewal by the holder: %v", err)
+	}
+	if rec, _, err := a.readLock(ctx, a.lockKey("issue_cert_x")); err != nil || time.Until(rec.Expires) > maxLease {
+		t.Fatalf("a 30-day lease was not bounded: %v %v", rec.Expires, err)
+	}
 	if err := a.RenewLockLease(ctx, "issue_cert_x", 1500*time.Millisecond); err != nil {
 		t.Fatalf("renewal by the holder: %v", err)
 	}
