@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -24,6 +26,8 @@ type Route53Solver struct {
 	ZoneID string
 	// Poll is how often a change's status is read (2 s when 0).
 	Poll time.Duration
+
+	mu sync.Mutex // one read-modify-write of a record set at a time
 }
 
 // txtRecord is the record that answers chal.
@@ -50,15 +54,93 @@ func changeBatch(action r53types.ChangeAction, name, value string) *r53types.Cha
 	}
 }
 
-// Present writes the challenge's TXT record and waits until it is in sync.
+// Present adds the challenge's TXT value to the record and waits until it
+// is in sync. A name can need two values at once (RELAY_ACME_DOMAINS
+// with *.example.org and example.org: certmagic orders each on its own,
+// concurrently, and both answer at _acme-challenge.example.org), so the
+// record set is read and rewritten with the value added, never replaced.
 func (s *Route53Solver) Present(ctx context.Context, chal acme.Challenge) error {
 	name, value := txtRecord(chal)
-	out, err := s.Client.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
-		HostedZoneId: aws.String(s.ZoneID), ChangeBatch: changeBatch(r53types.ChangeActionUpsert, name, value)})
+	ci, err := s.modify(ctx, name, func(vals []string) []string {
+		if slices.Contains(vals, value) {
+			return vals
+		}
+		return append(vals, value)
+	})
 	if err != nil {
 		return fmt.Errorf("route53: writing %s TXT in zone %s: %w", name, s.ZoneID, err)
 	}
-	return s.waitInSync(ctx, out.ChangeInfo)
+	return s.waitInSync(ctx, ci)
+}
+
+// modify rewrites the TXT record set name with f applied to its values
+// (none: the set is removed). The change deletes the set as read (Route 53
+// refuses a DELETE whose values are not the current ones) and creates the
+// new one in one atomic batch, so that a change made meanwhile (another
+// order's, another front end's) is never lost: the batch fails and is
+// done again on what is there then.
+func (s *Route53Solver) modify(ctx context.Context, name string, f func([]string) []string) (*r53types.ChangeInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for attempt := 1; ; attempt++ {
+		cur, ttl, err := s.current(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		next := f(slices.Clone(cur))
+		if slices.Equal(cur, next) {
+			return nil, nil
+		}
+		var changes []r53types.Change
+		if len(cur) > 0 {
+			changes = append(changes, r53types.Change{Action: r53types.ChangeActionDelete, ResourceRecordSet: txtSet(name, ttl, cur)})
+		}
+		if len(next) > 0 {
+			changes = append(changes, r53types.Change{Action: r53types.ChangeActionCreate, ResourceRecordSet: txtSet(name, 60, next)})
+		}
+		out, err := s.Client.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(s.ZoneID),
+			ChangeBatch: &r53types.ChangeBatch{Comment: aws.String("edgerelay ACME dns-01"), Changes: changes}})
+		if err == nil {
+			return out.ChangeInfo, nil
+		}
+		var bad *r53types.InvalidChangeBatch
+		if !errors.As(err, &bad) || attempt == 5 {
+			return nil, err
+		}
+		// Changed meanwhile: read it again.
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
+		}
+	}
+}
+
+// current reads the TXT record set name: its values and TTL.
+func (s *Route53Solver) current(ctx context.Context, name string) ([]string, int64, error) {
+	out, err := s.Client.ListResourceRecordSets(ctx, &route53.ListResourceRecordSetsInput{HostedZoneId: aws.String(s.ZoneID),
+		StartRecordName: aws.String(name), StartRecordType: r53types.RRTypeTxt})
+	if err != nil {
+		return nil, 0, fmt.Errorf("reading %s TXT: %w", name, err)
+	}
+	for _, rr := range out.ResourceRecordSets {
+		if rr.Type == r53types.RRTypeTxt && strings.EqualFold(strings.TrimSuffix(aws.ToString(rr.Name), "."), strings.TrimSuffix(name, ".")) {
+			var vals []string
+			for _, v := range rr.ResourceRecords {
+				vals = append(vals, aws.ToString(v.Value))
+			}
+			return vals, aws.ToInt64(rr.TTL), nil
+		}
+	}
+	return nil, 0, nil
+}
+
+func txtSet(name string, ttl int64, vals []string) *r53types.ResourceRecordSet {
+	rrs := make([]r53types.ResourceRecord, len(vals))
+	for i, v := range vals {
+		rrs[i].Value = aws.String(v)
+	}
+	return &r53types.ResourceRecordSet{Name: aws.String(name), Type: r53types.RRTypeTxt, TTL: aws.Int64(ttl), ResourceRecords: rrs}
 }
 
 // waitInSync polls the change until Route 53 says INSYNC (ctx bounds it).
@@ -82,13 +164,15 @@ func (s *Route53Solver) waitInSync(ctx context.Context, ci *r53types.ChangeInfo)
 	return nil
 }
 
-// CleanUp deletes the challenge's TXT record; one already gone is no error.
+// CleanUp removes the challenge's TXT value (the record with it when it
+// was the only one); one already gone is no error, another order's value
+// at the same name stays.
 func (s *Route53Solver) CleanUp(ctx context.Context, chal acme.Challenge) error {
 	name, value := txtRecord(chal)
-	_, err := s.Client.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{
-		HostedZoneId: aws.String(s.ZoneID), ChangeBatch: changeBatch(r53types.ChangeActionDelete, name, value)})
-	var bad *r53types.InvalidChangeBatch
-	if err != nil && !errors.As(err, &bad) {
+	_, err := s.modify(ctx, name, func(vals []string) []string {
+		return slices.DeleteFunc(vals, func(v string) bool { return v == value })
+	})
+	if err != nil {
 		return fmt.Errorf("route53: deleting %s TXT in zone %s: %w", name, s.ZoneID, err)
 	}
 	return nil
