@@ -18,6 +18,7 @@ import (
 	"context"
 	"crypto/tls"
 	"crypto/x509"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -144,7 +145,51 @@ func New(o Options) (*Manager, error) {
 // or configuration problem before any ACME transaction.
 func (m *Manager) Start(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(ctx)
+	for _, d := range m.opts.Domains {
+		m.discardUnusable(ctx, d)
+	}
 	return m.magic.ManageAsync(ctx, m.opts.Domains)
+}
+
+// discardUnusable removes the stored certificate of name when it is all
+// there but cannot be served: a key that does not match the certificate
+// (a crash between certmagic's writes of a renewed key and of its
+// certificate, which are not one transaction), a certificate or key that
+// does not parse, metadata that is not JSON. certmagic's start would stop
+// managing the name for good on it (logged once, nothing retried, the
+// self-signed certificate served and /readyz 503 for ever); without it, a
+// new one is ordered. The failure is logged at WARN and counted. A storage
+// that cannot be read is left to certmagic.
+func (m *Manager) discardUnusable(ctx context.Context, name string) {
+	iss := m.issuer.IssuerKey()
+	nk := (&certmagic.CertificateResource{SANs: []string{name}}).NamesKey()
+	keys := []string{certmagic.StorageKeys.SiteCert(iss, nk), certmagic.StorageKeys.SitePrivateKey(iss, nk), certmagic.StorageKeys.SiteMeta(iss, nk)}
+	var vals [3][]byte
+	for i, k := range keys {
+		b, err := m.opts.Storage.Load(ctx, k)
+		if err != nil {
+			return
+		}
+		vals[i] = b
+	}
+	_, err := tls.X509KeyPair(vals[0], vals[1])
+	if err == nil && !json.Valid(vals[2]) {
+		err = errors.New("its metadata is not JSON")
+	}
+	if err == nil {
+		return
+	}
+	errText := "stored certificate unusable (" + err.Error() + "); ordering a new one"
+	m.failures.Add(1)
+	m.mu.Lock()
+	m.lastErr = errText
+	m.mu.Unlock()
+	m.log.Warn("ACME: the stored certificate cannot be served; it is removed and a new one ordered", "domain", name, "err", err.Error())
+	for _, k := range keys {
+		if err := m.opts.Storage.Delete(ctx, k); err != nil {
+			m.log.Warn("ACME: removing the unusable stored certificate", "key", k, "err", err)
+		}
+	}
 }
 
 // Stop ends the background work and closes the challenge listener
