@@ -145,50 +145,79 @@ func New(o Options) (*Manager, error) {
 // or configuration problem before any ACME transaction.
 func (m *Manager) Start(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(ctx)
+	var names []string
 	for _, d := range m.opts.Domains {
-		m.discardUnusable(ctx, d)
+		if m.unusable(ctx, d) != nil {
+			go m.replaceUnusable(ctx, d)
+			continue
+		}
+		names = append(names, d)
 	}
-	return m.magic.ManageAsync(ctx, m.opts.Domains)
+	return m.magic.ManageAsync(ctx, names)
 }
 
-// discardUnusable removes the stored certificate of name when it is all
-// there but cannot be served: a key that does not match the certificate
-// (a crash between certmagic's writes of a renewed key and of its
-// certificate, which are not one transaction), a certificate or key that
-// does not parse, metadata that is not JSON. certmagic's start would stop
-// managing the name for good on it (logged once, nothing retried, the
-// self-signed certificate served and /readyz 503 for ever); without it, a
-// new one is ordered. The failure is logged at WARN and counted. A storage
-// that cannot be read is left to certmagic.
-func (m *Manager) discardUnusable(ctx context.Context, name string) {
+// storedKeys are the storage keys of name's certificate, key and metadata.
+func (m *Manager) storedKeys(name string) []string {
 	iss := m.issuer.IssuerKey()
 	nk := (&certmagic.CertificateResource{SANs: []string{name}}).NamesKey()
-	keys := []string{certmagic.StorageKeys.SiteCert(iss, nk), certmagic.StorageKeys.SitePrivateKey(iss, nk), certmagic.StorageKeys.SiteMeta(iss, nk)}
+	return []string{certmagic.StorageKeys.SiteCert(iss, nk), certmagic.StorageKeys.SitePrivateKey(iss, nk), certmagic.StorageKeys.SiteMeta(iss, nk)}
+}
+
+// unusable says why the stored certificate of name cannot be served when
+// it is all there: a key that does not match the certificate (a crash
+// between certmagic's writes of a renewed key and of its certificate,
+// which are not one transaction), a certificate or key that does not
+// parse, metadata that is not JSON. nil when it can, or is not all there,
+// or the storage cannot be read (certmagic's own load decides then).
+// certmagic's start stops managing a name for good on such a certificate
+// (logged once, nothing retried, the self-signed certificate served and
+// /readyz 503 for ever).
+func (m *Manager) unusable(ctx context.Context, name string) error {
 	var vals [3][]byte
-	for i, k := range keys {
+	for i, k := range m.storedKeys(name) {
 		b, err := m.opts.Storage.Load(ctx, k)
 		if err != nil {
-			return
+			return nil
 		}
 		vals[i] = b
 	}
-	_, err := tls.X509KeyPair(vals[0], vals[1])
-	if err == nil && !json.Valid(vals[2]) {
-		err = errors.New("its metadata is not JSON")
+	if _, err := tls.X509KeyPair(vals[0], vals[1]); err != nil {
+		return err
 	}
-	if err == nil {
+	if !json.Valid(vals[2]) {
+		return errors.New("its metadata is not JSON")
+	}
+	return nil
+}
+
+// replaceUnusable removes name's unusable stored certificate and has a
+// new one ordered. It holds certmagic's issuance lock of the name while it
+// looks again and removes, so that a front end that is storing a renewed
+// certificate (key first) is not mistaken for a torn write. The failure
+// is logged at WARN and counted.
+func (m *Manager) replaceUnusable(ctx context.Context, name string) {
+	lock := "issue_cert_" + name // certmagic's lock for obtaining and renewing name
+	if err := m.opts.Storage.Lock(ctx, lock); err != nil {
+		m.log.Warn("ACME: locking to remove an unusable stored certificate", "domain", name, "err", err)
 		return
 	}
-	errText := "stored certificate unusable (" + err.Error() + "); ordering a new one"
-	m.failures.Add(1)
-	m.mu.Lock()
-	m.lastErr = errText
-	m.mu.Unlock()
-	m.log.Warn("ACME: the stored certificate cannot be served; it is removed and a new one ordered", "domain", name, "err", err.Error())
-	for _, k := range keys {
-		if err := m.opts.Storage.Delete(ctx, k); err != nil {
-			m.log.Warn("ACME: removing the unusable stored certificate", "key", k, "err", err)
+	if err := m.unusable(ctx, name); err != nil {
+		m.failures.Add(1)
+		m.mu.Lock()
+		m.lastErr = "stored certificate unusable (" + err.Error() + "); ordering a new one"
+		m.mu.Unlock()
+		m.log.Warn("ACME: the stored certificate cannot be served; it is removed and a new one ordered", "domain", name, "err", err.Error())
+		for _, k := range m.storedKeys(name) {
+			if err := m.opts.Storage.Delete(ctx, k); err != nil {
+				m.log.Warn("ACME: removing the unusable stored certificate", "key", k, "err", err)
+			}
 		}
+	}
+	if err := m.opts.Storage.Unlock(ctx, lock); err != nil {
+		m.log.Warn("ACME: unlocking after removing an unusable stored certificate", "domain", name, "err", err)
+	}
+	if err := m.magic.ManageAsync(ctx, []string{name}); err != nil {
+		m.log.Warn("ACME: managing the certificate", "domain", name, "err", err)
 	}
 }
 
