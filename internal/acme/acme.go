@@ -21,6 +21,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"strings"
@@ -141,19 +142,56 @@ func New(o Options) (*Manager, error) {
 
 // Start loads the certificate the storage holds (no order when it is
 // current) and obtains or renews in the background until ctx ends or Stop.
-// It returns without waiting for the ACME server; an error is a storage
-// or configuration problem before any ACME transaction.
+// It returns without waiting for the ACME server or the storage (both are
+// read in the background; a failure is logged); the error is always nil.
 func (m *Manager) Start(ctx context.Context) error {
 	ctx, m.cancel = context.WithCancel(ctx)
-	var names []string
 	for _, d := range m.opts.Domains {
-		if m.unusable(ctx, d) != nil {
-			go m.replaceUnusable(ctx, d)
-			continue
-		}
-		names = append(names, d)
+		// In the background: reading the storage (S3) must not hold up
+		// the start either.
+		go func() {
+			if !m.waitStorage(ctx, d) {
+				return
+			}
+			if m.unusable(ctx, d) != nil {
+				m.replaceUnusable(ctx, d)
+				return
+			}
+			if err := m.magic.ManageAsync(ctx, []string{d}); err != nil {
+				m.log.Warn("ACME: managing the certificate", "domain", d, "err", err)
+			}
+		}()
 	}
-	return m.magic.ManageAsync(ctx, names)
+	return nil
+}
+
+// waitStorage waits until name's stored certificate can be read or is
+// known to be absent, retrying with back-off (1 s doubling to 1 min), each
+// failure logged at WARN and counted: certmagic gives a name up for good
+// when its first read of the storage fails with anything else (S3
+// unreachable for a moment while a front end starts). False when ctx ends.
+func (m *Manager) waitStorage(ctx context.Context, name string) bool {
+	wait := time.Second
+	for {
+		_, err := m.opts.Storage.Load(ctx, m.storedKeys(name)[0])
+		if err == nil || errors.Is(err, fs.ErrNotExist) {
+			return true
+		}
+		if ctx.Err() != nil {
+			return false
+		}
+		m.failures.Add(1)
+		m.mu.Lock()
+		m.lastErr = "reading the certificate storage: " + err.Error()
+		m.mu.Unlock()
+		m.log.Warn("ACME: the certificate storage cannot be read; retrying", "domain", name, "retry_in", wait.String(), "err", err)
+		select {
+		case <-ctx.Done():
+			return false
+		case <-time.After(wait):
+		}
+		wait = min(2*wait, time.Minute)
+	}
 }
 
 // storedKeys are the storage keys of name's certificate, key and metadata.
