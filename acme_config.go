@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/url"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -83,6 +84,40 @@ func (c *Config) validateACME(bad badFunc) {
 		case strings.HasPrefix(p, c.S3Prefix) || strings.HasPrefix(c.S3Prefix, p):
 			bad("ACME_S3_PREFIX", "%q overlaps RELAY_S3_PREFIX %q (the queue's messages): give it its own", p, c.S3Prefix)
 		}
+	}
+	c.validateACMEBounce(bad)
+}
+
+// validateACMEBounce refuses a bounce store that overlaps the ACME
+// storage (the bounce store must hold nothing but reports, and the
+// account and certificate keys nothing but themselves): with
+// RELAY_QUEUE=sqs an s3:// one in RELAY_S3_BUCKET whose prefix overlaps
+// RELAY_ACME_S3_PREFIX, with the spool a maildir: one overlapping
+// $RELAY_DATA_DIR/acme.
+func (c *Config) validateACMEBounce(bad badFunc) {
+	overlap := func(a, b string) bool { return strings.HasPrefix(a, b) || strings.HasPrefix(b, a) }
+	if c.Queue == QueueSQS {
+		rest, ok := strings.CutPrefix(c.BounceStore, "s3://")
+		bucket, prefix, _ := strings.Cut(rest, "/")
+		if prefix = strings.Trim(prefix, "/"); prefix != "" {
+			prefix += "/"
+		}
+		if ok && bucket == c.S3Bucket && c.ACMES3Prefix != "" && overlap(prefix, c.ACMES3Prefix) {
+			bad("BOUNCE_STORE", "%q overlaps the ACME storage s3://%s/%s (RELAY_ACME_S3_PREFIX): the bounce store must hold nothing else; give each a prefix of its own", c.BounceStore, c.S3Bucket, c.ACMES3Prefix)
+		}
+		return
+	}
+	dir, ok := strings.CutPrefix(c.BounceStore, "maildir:")
+	if !ok || c.DataDir == "" {
+		return
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return
+	}
+	acmeDir := filepath.Join(c.DataDir, "acme")
+	if overlap(abs+string(filepath.Separator), acmeDir+string(filepath.Separator)) {
+		bad("BOUNCE_STORE", "%q overlaps the ACME storage %s (RELAY_DATA_DIR/acme): the bounce store must hold nothing else", c.BounceStore, acmeDir)
 	}
 }
 
