@@ -83,6 +83,7 @@ func newACME(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (
 		}
 		st := acme.NewS3Storage(s3.NewFromConfig(awsCfg), cfg.S3Bucket, cfg.ACMES3Prefix)
 		st.PollInterval = acmeTuning.lockPoll
+		st.SSE, st.KMSKeyID = cfg.S3SSE, cfg.S3KMSKeyID // as the queue's objects
 		o.Storage, where = st, st.String()
 	} else {
 		dir := filepath.Join(cfg.DataDir, "acme")

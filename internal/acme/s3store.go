@@ -15,6 +15,7 @@ import (
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
+	s3types "github.com/aws/aws-sdk-go-v2/service/s3/types"
 	"github.com/aws/smithy-go"
 	"github.com/caddyserver/certmagic"
 )
@@ -34,6 +35,9 @@ type S3Storage struct {
 	LockTTL time.Duration
 	// PollInterval: how often a waiting Lock looks again (1 s when 0).
 	PollInterval time.Duration
+	// SSE and KMSKeyID: server-side encryption of every object written
+	// (RELAY_S3_SSE, RELAY_S3_KMS_KEY_ID, as the queue's); none when empty.
+	SSE, KMSKeyID string
 
 	owner string
 }
@@ -48,6 +52,19 @@ func NewS3Storage(c *s3.Client, bucket, prefix string) *S3Storage {
 	b := make([]byte, 8)
 	rand.Read(b)
 	return &S3Storage{Client: c, Bucket: bucket, Prefix: prefix, owner: hex.EncodeToString(b)}
+}
+
+// put writes an object with the configured server-side encryption.
+func (s *S3Storage) put(ctx context.Context, in *s3.PutObjectInput) error {
+	in.Bucket = &s.Bucket
+	if s.SSE != "" {
+		in.ServerSideEncryption = s3types.ServerSideEncryption(s.SSE)
+		if s.KMSKeyID != "" {
+			in.SSEKMSKeyId = aws.String(s.KMSKeyID)
+		}
+	}
+	_, err := s.Client.PutObject(ctx, in)
+	return err
 }
 
 func (s *S3Storage) key(k string) string { return s.Prefix + strings.TrimPrefix(k, "/") }
@@ -76,8 +93,7 @@ func isPreconditionFailed(err error) bool {
 
 // Store writes value at key.
 func (s *S3Storage) Store(ctx context.Context, key string, value []byte) error {
-	_, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: aws.String(s.key(key)), Body: bytes.NewReader(value)})
-	return err
+	return s.put(ctx, &s3.PutObjectInput{Key: aws.String(s.key(key)), Body: bytes.NewReader(value)})
 }
 
 // Load reads key; fs.ErrNotExist when it is absent.
@@ -187,7 +203,7 @@ func (s *S3Storage) Lock(ctx context.Context, name string) error {
 		poll = time.Second
 	}
 	for {
-		_, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+		err := s.put(ctx, &s3.PutObjectInput{Key: &key,
 			Body: bytes.NewReader(s.lockBody(s.ttl())), IfNoneMatch: aws.String("*")})
 		if err == nil {
 			return nil
@@ -201,7 +217,7 @@ func (s *S3Storage) Lock(ctx context.Context, name string) error {
 		case err != nil && !isNotFound(err):
 			return fmt.Errorf("lock %s: %w", name, err)
 		case err == nil && time.Now().After(rec.Expires):
-			_, err := s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+			err := s.put(ctx, &s3.PutObjectInput{Key: &key,
 				Body: bytes.NewReader(s.lockBody(s.ttl())), IfMatch: aws.String(etag)})
 			if err == nil {
 				return nil
@@ -245,9 +261,8 @@ func (s *S3Storage) RenewLockLease(ctx context.Context, name string, lease time.
 	if rec.Owner != s.owner {
 		return fmt.Errorf("renew lock %s: held by another front end", name)
 	}
-	_, err = s.Client.PutObject(ctx, &s3.PutObjectInput{Bucket: &s.Bucket, Key: &key,
+	return s.put(ctx, &s3.PutObjectInput{Key: &key,
 		Body: bytes.NewReader(s.lockBody(min(max(lease, s.ttl()), maxLease))), IfMatch: aws.String(etag)})
-	return err
 }
 
 // maxLease bounds a lease: certmagic asks for its next retry interval plus
