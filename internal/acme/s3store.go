@@ -11,6 +11,7 @@ import (
 	"io"
 	"io/fs"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -40,6 +41,9 @@ type S3Storage struct {
 	SSE, KMSKeyID string
 
 	owner string
+
+	lockMu sync.Mutex                    // one write of a lock object at a time in this process
+	held   map[string]context.CancelFunc // locks held, each kept fresh by a goroutine (keepFresh)
 }
 
 var _ certmagic.Storage = (*S3Storage)(nil)
@@ -206,6 +210,7 @@ func (s *S3Storage) Lock(ctx context.Context, name string) error {
 		err := s.put(ctx, &s3.PutObjectInput{Key: &key,
 			Body: bytes.NewReader(s.lockBody(s.ttl())), IfNoneMatch: aws.String("*")})
 		if err == nil {
+			s.keepFresh(name)
 			return nil
 		}
 		if !isPreconditionFailed(err) {
@@ -220,6 +225,7 @@ func (s *S3Storage) Lock(ctx context.Context, name string) error {
 			err := s.put(ctx, &s3.PutObjectInput{Key: &key,
 				Body: bytes.NewReader(s.lockBody(s.ttl())), IfMatch: aws.String(etag)})
 			if err == nil {
+				s.keepFresh(name)
 				return nil
 			}
 			if !isPreconditionFailed(err) && !isNotFound(err) {
@@ -253,16 +259,68 @@ func (s *S3Storage) readLock(ctx context.Context, key string) (lockRecord, strin
 // RenewLockLease extends a lock this process holds, by lease (at least
 // LockTTL, at most maxLease).
 func (s *S3Storage) RenewLockLease(ctx context.Context, name string, lease time.Duration) error {
+	return s.extend(ctx, name, min(max(lease, s.ttl()), maxLease))
+}
+
+// extend rewrites the lock name, if this process holds it, to expire
+// lease from now.
+func (s *S3Storage) extend(ctx context.Context, name string, lease time.Duration) error {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
 	key := s.lockKey(name)
 	rec, etag, err := s.readLock(ctx, key)
 	if err != nil {
 		return fmt.Errorf("renew lock %s: %w", name, err)
 	}
 	if rec.Owner != s.owner {
-		return fmt.Errorf("renew lock %s: held by another front end", name)
+		return fmt.Errorf("renew lock %s: %w", name, errLockLost)
 	}
-	return s.put(ctx, &s3.PutObjectInput{Key: &key,
-		Body: bytes.NewReader(s.lockBody(min(max(lease, s.ttl()), maxLease))), IfMatch: aws.String(etag)})
+	return s.put(ctx, &s3.PutObjectInput{Key: &key, Body: bytes.NewReader(s.lockBody(lease)), IfMatch: aws.String(etag)})
+}
+
+var errLockLost = errors.New("held by another front end")
+
+// keepFresh extends the lock name every third of LockTTL until Unlock,
+// so that it expires only when its holder is gone: certmagic renews a
+// lease only between attempts, and one attempt (polling the CA for up to
+// 5 min per authorization and again for the order, waiting for Route
+// 53) can outlast LockTTL, which let a second front end take the lock
+// and order too. A lock found taken over is no longer kept.
+func (s *S3Storage) keepFresh(name string) {
+	ctx, cancel := context.WithCancel(context.Background())
+	s.lockMu.Lock()
+	if s.held == nil {
+		s.held = map[string]context.CancelFunc{}
+	}
+	if old := s.held[name]; old != nil {
+		old()
+	}
+	s.held[name] = cancel
+	s.lockMu.Unlock()
+	go func() {
+		t := time.NewTicker(s.ttl() / 3)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := s.extend(ctx, name, s.ttl()); errors.Is(err, errLockLost) || isNotFound(err) {
+				return
+			}
+		}
+	}()
+}
+
+// stopFresh ends keepFresh's goroutine for name.
+func (s *S3Storage) stopFresh(name string) {
+	s.lockMu.Lock()
+	defer s.lockMu.Unlock()
+	if cancel := s.held[name]; cancel != nil {
+		cancel()
+		delete(s.held, name)
+	}
 }
 
 // maxLease bounds a lease: certmagic asks for its next retry interval plus
@@ -273,6 +331,7 @@ const maxLease = 25 * time.Hour
 
 // Unlock releases a lock this process holds (another's is left alone).
 func (s *S3Storage) Unlock(ctx context.Context, name string) error {
+	s.stopFresh(name)
 	key := s.lockKey(name)
 	rec, etag, err := s.readLock(ctx, key)
 	if err != nil {

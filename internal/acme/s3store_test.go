@@ -92,6 +92,7 @@ func TestACMES3LockExpiry(t *testing.T) {
 	if err := a.RenewLockLease(ctx, "issue_cert_x", 1500*time.Millisecond); err != nil {
 		t.Fatalf("renewal by the holder: %v", err)
 	}
+	a.stopFresh("issue_cert_x") // a dies: nothing keeps its lock fresh any more
 	start := time.Now()
 	if err := b.Lock(ctx, "issue_cert_x"); err != nil {
 		t.Fatal(err)
