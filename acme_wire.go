@@ -67,7 +67,7 @@ func newACME(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (
 		if err != nil {
 			return nil, fmt.Errorf("RELAY_ACME_ROUTE53_ZONE_ID (AWS configuration): %w", err)
 		}
-		o.DNS01 = &acme.Route53Solver{Client: route53.NewFromConfig(awsCfg), ZoneID: strings.TrimSpace(cfg.ACMERoute53ZoneID), Poll: acmeTuning.route53Poll}
+		o.DNS01 = &acme.Route53Solver{Client: route53.NewFromConfig(awsCfg), ZoneID: strings.TrimSpace(cfg.ACMERoute53ZoneID), Poll: acmeTuning.route53Poll, Logger: log}
 		addr = "none (dns-01, Route 53 zone " + cfg.ACMERoute53ZoneID + ")"
 	}
 	if cfg.ACMEChallenge != acme.DNS01 {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"slices"
 	"strings"
 	"sync"
@@ -12,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/route53"
 	r53types "github.com/aws/aws-sdk-go-v2/service/route53/types"
+	"github.com/aws/smithy-go"
 	"github.com/mholt/acmez/v3/acme"
 )
 
@@ -26,6 +28,8 @@ type Route53Solver struct {
 	ZoneID string
 	// Poll is how often a change's status is read (2 s when 0).
 	Poll time.Duration
+	// Logger: where a missing permission is named (none when nil).
+	Logger *slog.Logger
 
 	mu sync.Mutex // one read-modify-write of a record set at a time
 }
@@ -61,34 +65,35 @@ func changeBatch(action r53types.ChangeAction, name, value string) *r53types.Cha
 // record set is read and rewritten with the value added, never replaced.
 func (s *Route53Solver) Present(ctx context.Context, chal acme.Challenge) error {
 	name, value := txtRecord(chal)
-	ci, err := s.modify(ctx, name, func(vals []string) []string {
-		if slices.Contains(vals, value) {
-			return vals
-		}
-		return append(vals, value)
-	})
+	ci, err := s.modify(ctx, name, value, true)
 	if err != nil {
 		return fmt.Errorf("route53: writing %s TXT in zone %s: %w", name, s.ZoneID, err)
 	}
 	return s.waitInSync(ctx, ci)
 }
 
-// modify rewrites the TXT record set name with f applied to its values
-// (none: the set is removed). The change deletes the set as read (Route 53
+// modify adds value to the TXT record set name, or removes it (add false;
+// the set is removed with its last value). The change deletes the set as read (Route 53
 // refuses a DELETE whose values are not the current ones) and creates the
 // new one in one atomic batch, so that a change made meanwhile (another
 // order's, another front end's) is never lost: the batch fails and is
 // done again on what is there then.
-func (s *Route53Solver) modify(ctx context.Context, name string, f func([]string) []string) (*r53types.ChangeInfo, error) {
+func (s *Route53Solver) modify(ctx context.Context, name, value string, add bool) (*r53types.ChangeInfo, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for attempt := 1; ; attempt++ {
 		cur, ttl, err := s.current(ctx, name)
+		if isAccessDenied(err) {
+			return s.blind(ctx, name, value, add)
+		}
 		if err != nil {
 			return nil, err
 		}
-		next := f(slices.Clone(cur))
-		if slices.Equal(cur, next) {
+		next := slices.DeleteFunc(slices.Clone(cur), func(v string) bool { return v == value })
+		if add {
+			next = append(next, value)
+		}
+		if slices.Equal(slices.Sorted(slices.Values(cur)), slices.Sorted(slices.Values(next))) {
 			return nil, nil
 		}
 		var changes []r53types.Change
@@ -114,6 +119,42 @@ func (s *Route53Solver) modify(ctx context.Context, name string, f func([]string
 		case <-time.After(time.Duration(attempt) * 200 * time.Millisecond):
 		}
 	}
+}
+
+// blind is modify without route53:ListResourceRecordSets (the policy the
+// README named first): the value alone is written (UPSERT) or removed
+// (DELETE), as if no other order's value could be there. A wildcard and
+// its base name ordered at once then overwrite each other's value; the
+// WARN names the permission.
+func (s *Route53Solver) blind(ctx context.Context, name, value string, add bool) (*r53types.ChangeInfo, error) {
+	if s.Logger != nil {
+		s.Logger.Warn("ACME dns-01: route53:ListResourceRecordSets is not allowed: the TXT record is overwritten, not added to; allow it on the hosted zone so that a wildcard and its base name can be validated at once", "zone", s.ZoneID)
+	}
+	action := r53types.ChangeActionUpsert
+	if !add {
+		action = r53types.ChangeActionDelete
+	}
+	out, err := s.Client.ChangeResourceRecordSets(ctx, &route53.ChangeResourceRecordSetsInput{HostedZoneId: aws.String(s.ZoneID),
+		ChangeBatch: changeBatch(action, name, value)})
+	var bad *r53types.InvalidChangeBatch
+	if !add && errors.As(err, &bad) {
+		return nil, nil // already gone, or another's value there now
+	}
+	if err != nil {
+		return nil, err
+	}
+	return out.ChangeInfo, nil
+}
+
+func isAccessDenied(err error) bool {
+	var ae smithy.APIError
+	if errors.As(err, &ae) {
+		switch ae.ErrorCode() {
+		case "AccessDenied", "AccessDeniedException":
+			return true
+		}
+	}
+	return false
 }
 
 // current reads the TXT record set name: its values and TTL.
@@ -169,9 +210,7 @@ func (s *Route53Solver) waitInSync(ctx context.Context, ci *r53types.ChangeInfo)
 // at the same name stays.
 func (s *Route53Solver) CleanUp(ctx context.Context, chal acme.Challenge) error {
 	name, value := txtRecord(chal)
-	_, err := s.modify(ctx, name, func(vals []string) []string {
-		return slices.DeleteFunc(vals, func(v string) bool { return v == value })
-	})
+	_, err := s.modify(ctx, name, value, false)
 	if err != nil {
 		return fmt.Errorf("route53: deleting %s TXT in zone %s: %w", name, s.ZoneID, err)
 	}
