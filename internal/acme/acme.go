@@ -293,13 +293,19 @@ func (m *Manager) GetCertificate(hello *tls.ClientHelloInfo) (*tls.Certificate, 
 }
 
 // name is the configured name a handshake asks for: its SNI when that is
-// one of ours, else the first (a client without SNI, or one that
+// one of ours, else a wildcard of ours that covers it, else the first (a client without SNI, or one that
 // connected by another name or an address, gets that certificate).
 func (m *Manager) name(hello *tls.ClientHelloInfo) string {
 	sni := strings.ToLower(strings.TrimSuffix(hello.ServerName, "."))
-	for _, d := range m.opts.Domains {
-		if d == sni {
-			return d
+	wild := ""
+	if i := strings.IndexByte(sni, '.'); i > 0 {
+		wild = "*" + sni[i:] // a wildcard of ours covering it (dns-01): certmagic keeps it as a certificate of its own
+	}
+	for _, want := range []string{sni, wild} {
+		for _, d := range m.opts.Domains {
+			if want != "" && d == want {
+				return d
+			}
 		}
 	}
 	return m.opts.Domains[0]
