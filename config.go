@@ -97,6 +97,13 @@ type Config struct {
 	ClamdMaxBytes       int64         `envconfig:"CLAMD_MAX_BYTES" default:"26214400" desc:"clamd's StreamMaxLength as set in its clamd.conf (Debian's: 25M = 26214400; ClamAV's default 100M); a larger message is never sent to clamd, see RELAY_CLAMD_OVERSIZE"`
 	ClamdOversize       string        `envconfig:"CLAMD_OVERSIZE" default:"refuse" desc:"a message over RELAY_CLAMD_MAX_BYTES: refuse (552 5.3.4, at MAIL when its SIZE says so) or accept (unscanned, with an X-Edgerelay-Scan header and a count, when its SIZE declared it; if not declared, 552 5.3.4 still)"`
 	ClamdMaxConnections int           `envconfig:"CLAMD_MAX_CONNECTIONS" default:"50" desc:"connections to clamd open at once, one per message from the start of its data to the verdict (keep it under clamd's MaxQueue, 100 by default); a message waits up to RELAY_CLAMD_TIMEOUT for one"`
+	// Inbound mail for the local domains (relay/mx.go, outbound/inbound.go).
+	MXAddr                string `envconfig:"MX_ADDR" desc:"inbound MX listener (:25 in the container): mail from the Internet for RELAY_LOCAL_DOMAINS, no AUTH, opportunistic STARTTLS; empty = off; needs RELAY_INBOUND_GATEWAY"`
+	LocalDomains          string `envconfig:"LOCAL_DOMAINS" desc:"comma-separated domains the MX listener accepts mail for, all delivered to RELAY_INBOUND_GATEWAY; any other recipient domain is 550 5.7.1"`
+	InboundGateway        string `envconfig:"INBOUND_GATEWAY" desc:"internal mail server host:port (SMTP, STARTTLS when offered) that receives all mail for RELAY_LOCAL_DOMAINS, never the outbound gateway or MX"`
+	MXVerifyRecipients    bool   `envconfig:"MX_VERIFY_RECIPIENTS" default:"false" desc:"MX listener: check each local recipient against the identity store (users file, LDAP address attributes): unknown 550 5.1.1, directory down 451 4.4.3"`
+	MXMaxConnectionsPerIP int    `envconfig:"MX_MAX_CONNECTIONS_PER_IP" default:"10" desc:"concurrent MX connections from one IP (421 4.7.0 past it); 0 = no limit"`
+	MXMessagesPerMinute   int    `envconfig:"MX_MESSAGES_PER_MINUTE" default:"60" desc:"transactions per minute from one IP on the MX listener (421 4.7.0 past it); 0 = no limit"`
 
 	// A certificate obtained and renewed by ACME (acme_wire.go, internal/acme).
 	ACME              bool   `envconfig:"ACME" default:"false" desc:"obtain and renew the submission listeners' certificate by ACME (Let's Encrypt); not with RELAY_TLS_CERT_FILE"`
@@ -141,7 +148,8 @@ type Config struct {
 	backends      []string
 	retrySchedule []time.Duration
 	proxies       []netip.Prefix
-	acmeDomains   []string // RELAY_ACME_DOMAINS, lower case
+	localDomains  map[string]bool // RELAY_LOCAL_DOMAINS, canonical
+	acmeDomains   []string        // RELAY_ACME_DOMAINS, lower case
 
 	// Set by serve: the ACME certificate manager (RELAY_ACME).
 	acme *acme.Manager

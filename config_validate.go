@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net"
 	"net/url"
 	"reflect"
 	"slices"
@@ -88,7 +89,8 @@ func (c *Config) validateLDAP(bad badFunc) {
 	}
 }
 
-// validateScan checks the virus scanning variables (RELAY_CLAMD_*).
+// validateScan checks the virus scanning variables (RELAY_CLAMD_*), then
+// the inbound ones (validateInbound).
 func (c *Config) validateScan(bad badFunc) {
 	if c.ClamdAddr != "" {
 		if _, _, err := relay.ParseClamdAddr(c.ClamdAddr); err != nil {
@@ -106,6 +108,49 @@ func (c *Config) validateScan(bad badFunc) {
 	}
 	if c.ClamdMaxConnections < 1 {
 		bad("CLAMD_MAX_CONNECTIONS", "must be at least 1")
+	}
+	c.validateInbound(bad)
+}
+
+// validateInbound checks the MX listener's and the inbound route's
+// variables, and fills in c.localDomains.
+func (c *Config) validateInbound(bad badFunc) {
+	c.localDomains = nil
+	if c.LocalDomains != "" {
+		ld, err := relay.NewLocalDomains(strings.Split(c.LocalDomains, ","))
+		if err != nil {
+			bad("LOCAL_DOMAINS", "%v", err)
+		}
+		c.localDomains = ld
+	}
+	if c.InboundGateway != "" {
+		if _, _, err := net.SplitHostPort(c.InboundGateway); err != nil {
+			bad("INBOUND_GATEWAY", "%q is not host:port", c.InboundGateway)
+		}
+		if c.LocalDomains == "" {
+			bad("LOCAL_DOMAINS", "required with RELAY_INBOUND_GATEWAY: the domains whose mail goes there")
+		}
+	}
+	if c.MXMaxConnectionsPerIP < 0 || c.MXMessagesPerMinute < 0 {
+		bad("MX_MAX_CONNECTIONS_PER_IP", "RELAY_MX_MAX_CONNECTIONS_PER_IP and RELAY_MX_MESSAGES_PER_MINUTE must not be negative")
+	}
+	if c.MXAddr == "" {
+		return
+	}
+	if _, _, err := net.SplitHostPort(c.MXAddr); err != nil {
+		bad("MX_ADDR", "%q is not host:port or :port", c.MXAddr)
+	}
+	if c.LocalDomains == "" {
+		bad("LOCAL_DOMAINS", "required with RELAY_MX_ADDR")
+	}
+	if c.InboundGateway == "" {
+		bad("INBOUND_GATEWAY", "required with RELAY_MX_ADDR: accepted inbound mail goes only there")
+	}
+	if c.Role == RoleWorker {
+		bad("MX_ADDR", "the MX listener runs with RELAY_ROLE all or submission, not worker")
+	}
+	if c.MXVerifyRecipients && !slices.Contains(c.backends, "file") && !slices.Contains(c.backends, "ldap") {
+		bad("MX_VERIFY_RECIPIENTS", "needs a backend that lists addresses in RELAY_AUTH: file or ldap")
 	}
 }
 

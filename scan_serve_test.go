@@ -97,6 +97,22 @@ func startTinyClamd(t *testing.T) string {
 	return "tcp://" + ln.Addr().String()
 }
 
+// dialUp connects with STARTTLS to a listener that serve is opening,
+// waiting up to 5 s for it.
+func dialUp(t *testing.T, addr string) *smtp.Client {
+	t.Helper()
+	for i := 0; ; i++ {
+		c, err := smtp.DialStartTLS(addr, &tls.Config{InsecureSkipVerify: true})
+		if err == nil {
+			return c
+		}
+		if i == 250 {
+			t.Fatalf("%s not up: %v", addr, err)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
 // TestScanServe: the real wiring with RELAY_CLAMD_ADDR (configured by
 // environment variables only): over 587 with STARTTLS, an EICAR message
 // is refused with 554 5.7.1 and a clean one accepted; /metrics then shows
@@ -115,27 +131,14 @@ func TestScanServe(t *testing.T) {
 		"RELAY_AUTH": "file", "RELAY_GATEWAY": sink, "RELAY_GATEWAY_TLS": "none",
 		"RELAY_CLAMD_ADDR": startTinyClamd(t), "RELAY_CLAMD_TIMEOUT": "5s",
 	})
-	var (
-		c   *smtp.Client
-		err error
-	)
-	for i := 0; ; i++ {
-		c, err = smtp.DialStartTLS(subAddr, &tls.Config{InsecureSkipVerify: true})
-		if err == nil {
-			break
-		}
-		if i == 250 {
-			t.Fatalf("submission not up: %v", err)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	c := dialUp(t, subAddr)
 	defer c.Close()
 	if err := c.Auth(sasl.NewPlainClient("", "a@example.org", "pw")); err != nil {
 		t.Fatalf("AUTH: %v", err)
 	}
 	msg := "From: <a@example.org>\r\nTo: <b@example.net>\r\nSubject: scan\r\n\r\nHello.\r\n"
 	infected := msg + `X5O!P%@AP[4\PZX54(P^)7CC)7}$EICAR-STANDARD-ANTIVIRUS-TEST-FILE!$H+H*` + "\r\n"
-	err = c.SendMail("a@example.org", []string{"b@example.net"}, strings.NewReader(infected))
+	err := c.SendMail("a@example.org", []string{"b@example.net"}, strings.NewReader(infected))
 	var se *smtp.SMTPError
 	if !errors.As(err, &se) || se.Code != 554 || se.EnhancedCode != (smtp.EnhancedCode{5, 7, 1}) || !strings.Contains(se.Message, "Eicar-Test-Signature") {
 		t.Fatalf("EICAR: %v", err)

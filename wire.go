@@ -68,7 +68,7 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 	if cfg.InsecureAuth {
 		log.Warn("RELAY_INSECURE_AUTH=true: passwords may be sent without TLS; development only")
 	}
-	a, err := newAuthenticator(ctx, cfg, log, obs)
+	a, books, err := newAuthenticator(ctx, cfg, log, obs)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -95,62 +95,29 @@ func newSubmission(ctx context.Context, cfg *Config, q queue.Queue, log *slog.Lo
 		Logger:               log.With("part", "submission"),
 		Observe:              obs.observeAccept,
 		Scan:                 scan,
+		MX:                   newMX(cfg, books, log),
 
 		AllowAddressInDisplayName: cfg.FromDisplayNameAddress == "allow",
 	})
-	if err == nil && scan != nil {
+	if err != nil {
+		return nil, nil, err
+	}
+	if scan != nil {
 		obs.addScan(srv.ScanStats)
 	}
-	return srv, a, err
+	if cfg.MXAddr != "" {
+		if _, err := srv.ListenMX(cfg.MXAddr); err != nil {
+			srv.Shutdown(context.Background())
+			return nil, nil, fmt.Errorf("RELAY_MX_ADDR: %w", err)
+		}
+	}
+	return srv, a, nil
 }
 
-// newScan builds the virus scanning from RELAY_CLAMD_* (nil when
-// RELAY_CLAMD_ADDR is empty), and says at start which limit and which
-// policies apply and whether clamd answers; clamd down at start is no
-// reason not to start (messages get what RELAY_CLAMD_FAIL_OPEN says).
-func newScan(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (*relay.ScanOptions, error) {
-	if cfg.ClamdAddr == "" {
-		return nil, nil
-	}
-	c, err := relay.NewClamd(cfg.ClamdAddr, cfg.ClamdTimeout, cfg.ClamdMaxConnections)
-	if err != nil {
-		return nil, fmt.Errorf("RELAY_CLAMD_ADDR: %w", err)
-	}
-	larger := "refused with 552 5.3.4 (RELAY_CLAMD_OVERSIZE=refuse)"
-	if cfg.ClamdOversize == "accept" {
-		larger = "accepted unscanned with an X-Edgerelay-Scan header when their SIZE declares it, else refused with 552 5.3.4 (RELAY_CLAMD_OVERSIZE=accept)"
-	}
-	failure := "refused with 451 4.7.1 (fail closed)"
-	if cfg.ClamdFailOpen {
-		failure = "accepted unscanned, WARN per message (RELAY_CLAMD_FAIL_OPEN=true)"
-	}
-	log.Info("virus scanning with clamd", "clamd", c.String(), "scan_submission", cfg.ScanSubmission,
-		"max_bytes", cfg.ClamdMaxBytes, "larger_messages", larger, "clamd_failing", failure,
-		"timeout", cfg.ClamdTimeout.String(), "max_connections", cfg.ClamdMaxConnections)
-	if cfg.ClamdMaxBytes < cfg.MaxMessageBytes {
-		log.Warn("RELAY_CLAMD_MAX_BYTES is below RELAY_MAX_MESSAGE_BYTES: messages between the two are "+larger,
-			"clamd_max_bytes", cfg.ClamdMaxBytes, "max_message_bytes", cfg.MaxMessageBytes)
-	}
-	if !cfg.ScanSubmission {
-		log.Warn("RELAY_SCAN_SUBMISSION=false: submissions are not scanned")
-	}
-	pctx, cancel := context.WithTimeout(ctx, min(cfg.ClamdTimeout, 5*time.Second))
-	defer cancel()
-	if err := c.Ping(pctx); err != nil {
-		log.Warn("clamd not answering at start; until it does, messages are "+failure, "clamd", c.String(), "err", err)
-	}
-	obs.addScanHistogram()
-	return &relay.ScanOptions{
-		Scanner:        c,
-		SkipSubmission: !cfg.ScanSubmission,
-		FailOpen:       cfg.ClamdFailOpen,
-		MaxBytes:       cfg.ClamdMaxBytes,
-		AcceptOversize: cfg.ClamdOversize == "accept",
-		Observe:        obs.observeScan,
-	}, nil
-}
-
-func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (*auth.Authenticator, error) {
+// newAuthenticator builds the identity backends, and returns those that
+// list addresses (for the MX listener's recipient check) too.
+func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger, obs *metrics) (*auth.Authenticator, auth.Addresses, error) {
+	var books auth.Addresses
 	o := auth.Options{
 		Logger:        log.With("part", "auth"),
 		MaxFailures:   cfg.AuthMaxFailures,
@@ -163,19 +130,23 @@ func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger, obs *m
 		case "file":
 			fb, err := auth.NewFileBackend(cfg.AuthFile, log.With("part", "auth"))
 			if err != nil {
-				return nil, fmt.Errorf("RELAY_AUTH_FILE: %w", err)
+				return nil, nil, fmt.Errorf("RELAY_AUTH_FILE: %w", err)
 			}
 			o.Password = append(o.Password, fb)
+			books = append(books, fb)
 		case "ldap":
 			lb, err := newLDAPBackend(cfg, log)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			o.Password = append(o.Password, lb)
+			if ab, ok := lb.(auth.AddressBook); ok {
+				books = append(books, ab)
+			}
 		case "oidc":
 			ob, err := newOIDCBackend(ctx, cfg, log)
 			if err != nil {
-				return nil, err
+				return nil, nil, err
 			}
 			o.Token = append(o.Token, ob)
 			if cfg.OIDCPasswordGrant {
@@ -183,7 +154,7 @@ func newAuthenticator(ctx context.Context, cfg *Config, log *slog.Logger, obs *m
 			}
 		}
 	}
-	return auth.New(o), nil
+	return auth.New(o), books, nil
 }
 
 // readier is a part that can tell /readyz whether it can work now.
@@ -234,6 +205,8 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger, obs *metrics) (*ou
 		GatewayTLSVerify: cfg.GatewayTLSVerify,
 		GatewayRootCAs:   roots,
 		MXAllowPrivate:   cfg.MXAllowPrivate,
+		InboundGateway:   cfg.InboundGateway,
+		LocalDomains:     cfg.localDomains,
 		Concurrency:      cfg.DeliveryConcurrency,
 		RetrySchedule:    cfg.retrySchedule,
 		QueueLifetime:    cfg.QueueLifetime,

@@ -3,6 +3,7 @@ package outbound
 import (
 	"context"
 	"log/slog"
+	"maps"
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -79,11 +80,14 @@ func (w *Worker) deliver(ctx context.Context, m *queue.Message, idx []int, start
 	if len(send) == 0 {
 		return res
 	}
-	var got map[int]result
-	if w.o.Gateway != "" {
-		got = w.deliverGateway(ctx, m, send)
-	} else {
-		got = w.deliverMX(ctx, m, send)
+	local, send := w.splitInbound(m.Envelope, send)
+	got := w.deliverInbound(ctx, m, local) // local domains: the inbound gateway only (inbound.go)
+	switch {
+	case len(send) == 0:
+	case w.o.Gateway != "":
+		maps.Copy(got, w.deliverGateway(ctx, m, send))
+	default:
+		maps.Copy(got, w.deliverMX(ctx, m, send))
 	}
 	stamp(got, w.o.Now())
 	for i, r := range got {

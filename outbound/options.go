@@ -67,6 +67,12 @@ type Options struct {
 
 	// Gateway is the smarthost, "host:port"; empty routes by MX.
 	Gateway string
+	// InboundGateway, "host:port", is the internal mail server that gets
+	// every recipient at one of LocalDomains (lower-case A-labels), and
+	// nothing else gets them: not Gateway, not MX (inbound.go). Empty: no
+	// inbound route.
+	InboundGateway string
+	LocalDomains   map[string]bool
 	// GatewayTLS is GatewayTLSStartTLS (default), GatewayTLSImplicit or
 	// GatewayTLSNone.
 	GatewayTLS string

@@ -1,0 +1,75 @@
+package outbound
+
+import (
+	"context"
+	"net"
+	"strings"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// Inbound routing (issue 11): mail for the local domains — what the MX
+// listener accepts, and what users submit to colleagues — goes only to
+// Options.InboundGateway, the internal mail server, never to the outbound
+// gateway or to MX. It is a transaction like any other: STARTTLS when the
+// server offers it (opportunistic, without certificate checks: an internal
+// host), and the same retries, expiry and reports.
+
+// splitInbound divides the pending recipients idx into those at a local
+// domain, which go to the inbound gateway, and the rest. Without an inbound
+// gateway nothing is local.
+func (w *Worker) splitInbound(env *queue.Envelope, idx []int) (local, rest []int) {
+	if w.o.InboundGateway == "" {
+		return nil, idx
+	}
+	for _, i := range idx {
+		a := env.Recipients[i].Addr
+		if at := strings.LastIndexByte(a, '@'); at >= 0 && w.o.LocalDomains[strings.ToLower(a[at+1:])] {
+			local = append(local, i)
+		} else {
+			rest = append(rest, i)
+		}
+	}
+	return local, rest
+}
+
+// deliverInbound sends m to the recipients idx (all at local domains)
+// through the inbound gateway, in one transaction on a new connection, and
+// returns a result for each (none when idx is empty). A connection or
+// session that fails before any recipient got a verdict leaves them all
+// pending.
+func (w *Worker) deliverInbound(ctx context.Context, m *queue.Message, idx []int) map[int]result {
+	res := make(map[int]result, len(idx))
+	if len(idx) == 0 {
+		return res
+	}
+	host, _, err := net.SplitHostPort(w.o.InboundGateway)
+	if err != nil {
+		host = w.o.InboundGateway
+	}
+	t := target{addr: w.o.InboundGateway, host: host, policy: tlsOpportunistic, tls: opportunisticTLS(host)}
+	sc, f := w.connect(ctx, t)
+	if f != nil && f.plaintext {
+		w.log.Info("TLS handshake with the inbound gateway failed, retrying without TLS", "id", m.Envelope.ID, "host", host, "err", f.err)
+		t.policy = tlsNone
+		sc, f = w.connect(ctx, t)
+	}
+	if f != nil {
+		v := f.v
+		v.Temporary = true
+		for _, i := range idx {
+			res[i] = resultOf(v, host)
+		}
+		return res
+	}
+	tr := w.transactMX(ctx, sc, m, idx)
+	if tr.early {
+		for _, i := range idx {
+			r := tr.results[i]
+			r.status = queue.StatusPending
+			res[i] = r
+		}
+		return res
+	}
+	return tr.results
+}
