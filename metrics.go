@@ -90,12 +90,12 @@ func newMetrics() *metrics {
 		authBuckets, []string{"backend", "result"}, authValues...)
 	var deliveryValues [][]string
 	for _, r := range []string{outbound.ResultDelivered, outbound.ResultDeferred, outbound.ResultFailed} {
-		for _, rt := range []string{outbound.RouteGateway, outbound.RouteMX} {
+		for _, rt := range []string{outbound.RouteGateway, outbound.RouteMX, outbound.RouteInbound} {
 			deliveryValues = append(deliveryValues, []string{r, rt})
 		}
 	}
 	m.delivery = histogram("edgerelay_delivery_duration_seconds",
-		"Time of one delivery attempt for one recipient, from the lease to its reply or verdict, by result (delivered, deferred, failed) and route (gateway, mx).",
+		"Time of one delivery attempt for one recipient, from the lease to its reply or verdict, by result (delivered, deferred, failed) and route (gateway, mx, inbound: a local domain's recipient to RELAY_INBOUND_GATEWAY).",
 		deliveryBuckets, []string{"result", "route"}, deliveryValues...)
 	m.age = histogram("edgerelay_message_age_seconds",
 		"Age of a message (since it was accepted) when a recipient reached its final outcome, by result (delivered, failed).",

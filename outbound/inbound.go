@@ -23,14 +23,29 @@ func (w *Worker) splitInbound(env *queue.Envelope, idx []int) (local, rest []int
 		return nil, idx
 	}
 	for _, i := range idx {
-		a := env.Recipients[i].Addr
-		if at := strings.LastIndexByte(a, '@'); at >= 0 && w.o.LocalDomains[strings.ToLower(a[at+1:])] {
+		if w.isLocal(env.Recipients[i].Addr) {
 			local = append(local, i)
 		} else {
 			rest = append(rest, i)
 		}
 	}
 	return local, rest
+}
+
+// isLocal reports whether addr is at a local domain routed to the inbound
+// gateway.
+func (w *Worker) isLocal(addr string) bool {
+	at := strings.LastIndexByte(addr, '@')
+	return w.o.InboundGateway != "" && at >= 0 && w.o.LocalDomains[strings.ToLower(addr[at+1:])]
+}
+
+// inboundRoute is the Attempt.Route of a recipient: RouteInbound for a
+// local one, route otherwise.
+func (w *Worker) inboundRoute(addr, route string) string {
+	if w.isLocal(addr) {
+		return RouteInbound
+	}
+	return route
 }
 
 // deliverInbound sends m to the recipients idx (all at local domains)

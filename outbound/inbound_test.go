@@ -73,3 +73,19 @@ func TestInboundNeverMX(t *testing.T) {
 		}
 	}
 }
+
+// TestInboundObservedRoute: Observe labels a local recipient's attempt
+// "inbound", the others by the worker's route.
+func TestInboundObservedRoute(t *testing.T) {
+	in := newScriptServer(t)
+	out := newScriptServer(t, withTLS())
+	var routes = map[string]int{}
+	h := newHarness(t, combine(gatewayOpts(out, GatewayTLSStartTLS), inboundOpts(in), func(o *Options) {
+		o.Observe = func(a Attempt) { routes[a.Route]++ }
+	}))
+	h.enqueue(nil, localRcpt, bob)
+	h.attempt()
+	if routes[RouteInbound] != 1 || routes[RouteGateway] != 1 || len(routes) != 2 {
+		t.Fatalf("routes %v", routes)
+	}
+}

@@ -8,7 +8,7 @@ import (
 
 // Attempt is one recipient's outcome of one delivery attempt.
 type Attempt struct {
-	Route    string        // "gateway" or "mx"
+	Route    string        // "gateway", "mx" or "inbound"
 	Result   string        // "delivered", "deferred" or "failed"
 	Duration time.Duration // from the start of this attempt (lease taken) to this recipient's final reply or verdict
 	Age      time.Duration // time since the message was accepted (Envelope.Arrival) when this outcome was recorded
@@ -18,6 +18,7 @@ type Attempt struct {
 const (
 	RouteGateway = "gateway"
 	RouteMX      = "mx"
+	RouteInbound = "inbound" // a local domain's recipient, to the inbound gateway (inbound.go)
 )
 
 // Attempt.Result values.
@@ -68,7 +69,7 @@ func (w *Worker) observe(env *queue.Envelope, idx []int, res map[int]result, sta
 			at = now // not attempted, or expired at the end of this attempt
 		}
 		w.o.Observe(Attempt{
-			Route:    route,
+			Route:    w.inboundRoute(env.Recipients[i].Addr, route),
 			Result:   resultName(env.Recipients[i].Status),
 			Duration: at.Sub(start),
 			Age:      now.Sub(env.Arrival),
