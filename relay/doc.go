@@ -47,6 +47,9 @@
 //     clamd failing is 451 4.7.1 unless FailOpen; a message over the
 //     scanner's limit is never scanned in part (552 5.3.4, or unscanned
 //     with X-Edgerelay-Scan when its declared SIZE said so beforehand).
+//     That field is edgerelay's word alone: every X-Edgerelay-Scan field a
+//     client sent (any case, folded or not) is removed from the header
+//     section before it is stored, on every listener (fixups, message.go).
 //   - AUTH outcomes: a wrong password is 535 5.7.8; a directory outage or
 //     the throttle is 454 4.7.0, never 535; the third failure on one
 //     connection ends it with 421 4.7.0. Credentials are never logged.

@@ -26,11 +26,13 @@ const (
 	maxHeaderLine = 4000
 )
 
-// keptFields are the only fields whose values the session keeps parsed:
-// the originator fields it checks (RFC 5322 §3.6.2, §3.6.6) and those the
-// submission fix-ups look at (RFC 6409 §8). Every other field is only
-// counted: a header of many tiny fields costs its raw bytes, no more.
-var keptFields = []string{"From", "Sender", "Resent-From", "Resent-Sender", "Date", "Message-ID"}
+// keptFields are the only fields whose places the session keeps: the
+// originator fields it checks (RFC 5322 §3.6.2, §3.6.6) and those the
+// submission fix-ups look at (RFC 6409 §8), with their values, and
+// ScanHeader, which only edgerelay may write (fixups drops a client's),
+// without its value. Every other field is only counted: a header of many
+// tiny fields costs its raw bytes, no more.
+var keptFields = []string{"From", "Sender", "Resent-From", "Resent-Sender", "Date", "Message-ID", ScanHeader}
 
 var keptFieldBytes = func() [][]byte {
 	out := make([][]byte, len(keptFields))
@@ -51,7 +53,7 @@ type header struct {
 // field is one kept header field.
 type field struct {
 	name  string // as in keptFields
-	value string // unfolded (RFC 5322 §2.2.3: CRLF removed), trimmed
+	value string // unfolded (RFC 5322 §2.2.3: CRLF removed), trimmed; "" for ScanHeader
 	// start and end delimit the field in raw, its last CRLF included.
 	start, end int
 }
@@ -146,10 +148,14 @@ func readHeader(br *bufio.Reader) (_ *header, err error) {
 
 // unfold sets the kept fields' values from their bytes, once each field is
 // complete (so a field folded over many lines costs linear time): the text
-// after the colon with every CRLF removed (RFC 5322 §2.2.3), trimmed.
+// after the colon with every CRLF removed (RFC 5322 §2.2.3), trimmed. A
+// client's ScanHeader is only dropped, so its value is not copied.
 func (h *header) unfold() *header {
 	for i := range h.fields {
 		f := &h.fields[i]
+		if f.name == ScanHeader {
+			continue
+		}
 		b := h.raw[f.start:f.end]
 		b = b[bytes.IndexByte(b, ':')+1:]
 		f.value = strings.TrimSpace(strings.ReplaceAll(string(b), "\r\n", ""))

@@ -101,7 +101,7 @@ func sanitizeComment(s string) string {
 type fixup struct {
 	add   string  // fields to put before the header section
 	msgID string  // the message's Message-ID (the client's or new)
-	drop  []field // empty Date and Message-ID fields to leave out
+	drop  []field // fields to leave out, in order: empty Date and Message-ID, every ScanHeader
 }
 
 // fixups returns the fields that RFC 6409 §8 lets a submission server add:
@@ -109,12 +109,19 @@ type fixup struct {
 // that is present but empty (or only white space) counts as left out: it
 // is dropped and replaced, never joined by a second one, as RFC 5322 §3.6
 // allows exactly one of each (issue 8 item 29a).
+//
+// Every ScanHeader field the client sent is dropped too, whatever its case,
+// folding or number, on every listener: that field is edgerelay's word that
+// a message went unscanned (scanPlan), and a sender must not be able to
+// forge it, or hide behind a copy of it, for a filter downstream to trust.
 func fixups(h *header, queueID, hostname string, now time.Time) fixup {
 	var fx fixup
 	var b strings.Builder
 	date := ""
 	for _, f := range h.fields {
 		switch {
+		case f.name == ScanHeader:
+			fx.drop = append(fx.drop, f)
 		case f.name != "Date" && f.name != "Message-ID":
 		case f.value == "":
 			fx.drop = append(fx.drop, f)

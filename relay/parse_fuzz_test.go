@@ -88,12 +88,16 @@ func FuzzParseOAuth(f *testing.F) {
 // FuzzFixups: the submission fix-ups of any header section and any EHLO
 // name leave exactly what RFC 5322 §3.6 wants — a non-empty Date and
 // Message-ID, no empty one — and a Received field that is ASCII, made of
-// CRLF-folded lines of at most 998 octets, whatever the client sent; each
-// case within 2 s.
+// CRLF-folded lines of at most 998 octets, whatever the client sent; no
+// client X-Edgerelay-Scan field is left, and apart from those (and empty
+// Date and Message-ID fields) the client's header section is kept byte for
+// byte; each case within 2 s.
 func FuzzFixups(f *testing.F) {
 	f.Add([]byte("From: a@b\r\nDate:\r\nMessage-ID: \r\n \r\n\r\n"), "bücher.example", "r@example.net")
 	f.Add([]byte("Date: x\r\nDate:\r\n\r\n"), "[192.0.2.1]", "")
 	f.Add([]byte("message-id:<a@b>\r\nmessage-id:\r\n"), "b\xffd\r\n(x)", strings.Repeat("r", 300)+"@x")
+	f.Add([]byte("From: a@b\r\nX-Edgerelay-Scan: clean\r\nx-EDGERELAY-scan :\r\n\tfolded\r\n more\r\nSubject: x\r\nX-Edgerelay-Scan:\r\n\r\nX-Edgerelay-Scan: body\r\n"), "h", "r@example.net")
+	f.Add([]byte("Date: x\r\nX-Edgerelay-Scanned: y\r\nX-Edgerelay-Scan: z\r\n \r\n"), "h", "r@example.net")
 	f.Fuzz(func(t *testing.T, in []byte, helo, rcpt string) {
 		if hasControl(rcpt) || strings.ContainsAny(rcpt, "<> ") {
 			rcpt = "r@example.net" // refused at RCPT (addrcheck.go, go-smtp's path parser)
@@ -101,6 +105,7 @@ func FuzzFixups(f *testing.F) {
 		done := make(chan struct{})
 		var out, trace string
 		var fx fixup
+		var raw []byte
 		var err error
 		go func() {
 			defer close(done)
@@ -109,6 +114,7 @@ func FuzzFixups(f *testing.F) {
 			if err != nil {
 				return
 			}
+			raw = bytes.Clone(h.raw)
 			fx = fixups(h, "06H32DKP2MQNF2K2EKP4", "relay.test", time.Unix(1e9, 0))
 			b, _ := io.ReadAll(io.MultiReader(strings.NewReader(fx.add), h.without(fx.drop)))
 			out = string(b)
@@ -136,6 +142,18 @@ func FuzzFixups(f *testing.F) {
 		if fx.msgID != h2.values("Message-ID")[0] {
 			t.Fatalf("Message-ID %q recorded, %q in the header", fx.msgID, h2.values("Message-ID")[0])
 		}
+		for _, f := range h2.fields {
+			if f.name == ScanHeader {
+				t.Fatalf("a client's %s field is left after the fix-ups:\n%q", ScanHeader, out)
+			}
+		}
+		emptyDropped := false
+		for _, f := range fx.drop {
+			emptyDropped = emptyDropped || f.name != ScanHeader
+		}
+		if want := withoutScanFields(raw); !emptyDropped && out[len(fx.add):] != string(want) {
+			t.Fatalf("header after the fix-ups is not the client's less its %s fields:\ngot  %q\nwant %q", ScanHeader, out[len(fx.add):], want)
+		}
 		// Only a non-ASCII recipient (which needs SMTPUTF8 anyway) may
 		// put 8-bit text into Received; the EHLO name never does.
 		if !isASCII(trace) && isASCII(rcpt) || !strings.HasSuffix(trace, "\r\n") {
@@ -147,4 +165,22 @@ func FuzzFixups(f *testing.F) {
 			}
 		}
 	})
+}
+
+// withoutScanFields is a model of what fixups leaves of a header section
+// that has no empty Date or Message-ID: raw less every field named
+// ScanHeader (in any case), each with its continuation lines.
+func withoutScanFields(raw []byte) []byte {
+	var out []byte
+	drop := false
+	for _, line := range bytes.SplitAfter(raw, []byte("\r\n")) {
+		if len(line) > 0 && line[0] != ' ' && line[0] != '\t' {
+			name, ok := fieldName(line)
+			drop = ok && strings.EqualFold(string(name), ScanHeader)
+		}
+		if !drop {
+			out = append(out, line...)
+		}
+	}
+	return out
 }

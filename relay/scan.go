@@ -64,7 +64,7 @@ const (
 )
 
 // ScanHeader is the field added to a message accepted unscanned because
-// of its size.
+// of its size. A client's fields of that name are never stored (fixups).
 const ScanHeader = "X-Edgerelay-Scan"
 
 // Scan replies.
