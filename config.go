@@ -100,7 +100,7 @@ type Config struct {
 	// Inbound mail for the local domains (relay/mx.go, outbound/inbound.go).
 	MXAddr                string `envconfig:"MX_ADDR" desc:"inbound MX listener (:25 in the container): mail from the Internet for RELAY_LOCAL_DOMAINS, no AUTH, opportunistic STARTTLS; empty = off; needs RELAY_INBOUND_GATEWAY"`
 	LocalDomains          string `envconfig:"LOCAL_DOMAINS" desc:"comma-separated domains the MX listener accepts mail for, all delivered to RELAY_INBOUND_GATEWAY; any other recipient domain is 550 5.7.1"`
-	InboundGateway        string `envconfig:"INBOUND_GATEWAY" desc:"internal mail server host:port (SMTP, STARTTLS when offered) that receives all mail for RELAY_LOCAL_DOMAINS, never the outbound gateway or MX"`
+	InboundGateway        string `envconfig:"INBOUND_GATEWAY" desc:"internal mail server that receives all mail for RELAY_LOCAL_DOMAINS, never the outbound gateway or MX: host:port or smtp://host:port (SMTP), lmtp://host:port (LMTP), lmtp+unix:///path or unix:///path (LMTP over a Unix socket, as Dovecot and Cyrus offer); STARTTLS when offered over TCP"`
 	MXVerifyRecipients    bool   `envconfig:"MX_VERIFY_RECIPIENTS" default:"false" desc:"MX listener: check each local recipient against the identity store (users file, LDAP address attributes): unknown 550 5.1.1, directory down 451 4.4.3"`
 	MXMaxConnectionsPerIP int    `envconfig:"MX_MAX_CONNECTIONS_PER_IP" default:"10" desc:"concurrent MX connections from one IP (421 4.7.0 past it); 0 = no limit"`
 	MXMessagesPerMinute   int    `envconfig:"MX_MESSAGES_PER_MINUTE" default:"60" desc:"transactions per minute from one IP on the MX listener (421 4.7.0 past it); 0 = no limit"`

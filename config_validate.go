@@ -13,6 +13,7 @@ import (
 	"github.com/go-ldap/ldap/v3"
 
 	"github.com/edgerelay/edgerelay/auth"
+	"github.com/edgerelay/edgerelay/outbound"
 	"github.com/edgerelay/edgerelay/relay"
 )
 
@@ -124,8 +125,8 @@ func (c *Config) validateInbound(bad badFunc) {
 		c.localDomains = ld
 	}
 	if c.InboundGateway != "" {
-		if _, _, err := net.SplitHostPort(c.InboundGateway); err != nil {
-			bad("INBOUND_GATEWAY", "%q is not host:port", c.InboundGateway)
+		if _, err := outbound.ParseInboundGateway(c.InboundGateway); err != nil {
+			bad("INBOUND_GATEWAY", "%v", err)
 		}
 		if c.LocalDomains == "" {
 			bad("LOCAL_DOMAINS", "required with RELAY_INBOUND_GATEWAY: the domains whose mail goes there")

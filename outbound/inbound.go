@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"net"
 	"strings"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -11,9 +10,10 @@ import (
 // Inbound routing (issue 11): mail for the local domains — what the MX
 // listener accepts, and what users submit to colleagues — goes only to
 // Options.InboundGateway, the internal mail server, never to the outbound
-// gateway or to MX. It is a transaction like any other: STARTTLS when the
-// server offers it (opportunistic, without certificate checks: an internal
-// host), and the same retries, expiry and reports.
+// gateway or to MX. It is a transaction like any other, over SMTP or LMTP
+// (RFC 2033; lmtp.go): STARTTLS when the server offers it over TCP
+// (opportunistic, without certificate checks: an internal host), and the
+// same retries, expiry and reports.
 
 // splitInbound divides the pending recipients idx into those at a local
 // domain, which go to the inbound gateway, and the rest. Without an inbound
@@ -50,24 +50,23 @@ func (w *Worker) inboundRoute(addr, route string) string {
 
 // deliverInbound sends m to the recipients idx (all at local domains)
 // through the inbound gateway, in one transaction on a new connection, and
-// returns a result for each (none when idx is empty). A connection or
-// session that fails before any recipient got a verdict leaves them all
-// pending.
+// returns a result for each (none when idx is empty): SMTP, or LMTP when
+// Options.InboundGateway says so (ParseInboundGateway; lmtp.go). A
+// connection or session that fails before any recipient got a verdict
+// leaves them all pending.
 func (w *Worker) deliverInbound(ctx context.Context, m *queue.Message, idx []int) map[int]result {
 	res := make(map[int]result, len(idx))
 	if len(idx) == 0 {
 		return res
 	}
-	host, _, err := net.SplitHostPort(w.o.InboundGateway)
-	if err != nil {
-		host = w.o.InboundGateway
-	}
-	t := target{addr: w.o.InboundGateway, host: host, policy: tlsOpportunistic, tls: opportunisticTLS(host)}
-	sc, f := w.connect(ctx, t)
+	// Validated at start (config); a value that was not is dialed as it
+	// is, over TCP with SMTP, and fails there: the recipients stay pending.
+	a, _ := ParseInboundGateway(w.o.InboundGateway)
+	host := a.host()
+	sc, f := w.inboundConnect(ctx, a, true)
 	if f != nil && f.plaintext {
 		w.log.Info("TLS handshake with the inbound gateway failed, retrying without TLS", "id", m.Envelope.ID, "host", host, "err", f.err)
-		t.policy = tlsNone
-		sc, f = w.connect(ctx, t)
+		sc, f = w.inboundConnect(ctx, a, false)
 	}
 	if f != nil {
 		v := f.v
@@ -77,7 +76,12 @@ func (w *Worker) deliverInbound(ctx context.Context, m *queue.Message, idx []int
 		}
 		return res
 	}
-	tr := w.transactMX(ctx, sc, m, idx)
+	var tr txResult
+	if a.LMTP {
+		tr = w.lmtpSession(ctx, sc, m, idx)
+	} else {
+		tr = w.transactMX(ctx, sc, m, idx)
+	}
 	if tr.early {
 		for _, i := range idx {
 			r := tr.results[i]
@@ -87,4 +91,19 @@ func (w *Worker) deliverInbound(ctx context.Context, m *queue.Message, idx []int
 		return res
 	}
 	return tr.results
+}
+
+// inboundConnect connects to the inbound gateway a: STARTTLS when the
+// server offers it and useTLS is set (opportunistic, without certificate
+// checks: an internal host), over TCP only.
+func (w *Worker) inboundConnect(ctx context.Context, a InboundAddr, useTLS bool) (*smtpConn, *setupFailure) {
+	if a.LMTP {
+		return w.lmtpConnect(ctx, a, useTLS)
+	}
+	host := a.host()
+	t := target{addr: a.Addr, host: host, policy: tlsOpportunistic, tls: opportunisticTLS(host)}
+	if !useTLS {
+		t.policy = tlsNone
+	}
+	return w.connect(ctx, t)
 }
