@@ -109,7 +109,7 @@ func (ss *session) Data(r io.Reader) error {
 		r:   io.MultiReader(strings.NewReader(trace+scanField+fix.add), h.without(fix.drop), br),
 		max: ss.srv.opts.MaxMessageBytes,
 	}
-	var sr *scanReader // the virus scan's verdict ends the body (scan.go)
+	var sr *scanReader // the virus scan's verdict ends the body (scanreader.go)
 	if scan != nil {
 		sr = ss.srv.newScanReader(ss.srv.ctx, scan, msg, log, scanField != "")
 		defer sr.close()

@@ -74,6 +74,7 @@
 // listener.go (accept, limits, 465's TLS), idle*.go (the idle wait),
 // connlimit.go, proxyproto.go, tls.go (connections), header.go, originator.go,
 // message.go, crlf.go, size.go, addrcheck.go, localpart.go (the message and
-// its addresses), scan.go and clamd.go (virus scanning), mx.go, mxaddr.go
+// its addresses), scan.go (the scan's options and policies), scanreader.go
+// (the tee and the verdict) and clamd.go (virus scanning), mx.go, mxaddr.go
 // and mxlimit.go (the MX listener), ratelimit.go, stats.go, observe.go.
 package relay

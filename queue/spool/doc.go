@@ -204,14 +204,18 @@
 //
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), record.go
 // (the message file's format, lease slots, envelope files, reading a
-// message), enqueue.go (the write path), lease.go (Lease, claim,
-// Reschedule, Complete), scan.go (the start-up rescan and quarantine),
-// migrate.go (the previous layout), ready.go (readiness), stats.go (the
-// counters and Backlog, for /metrics), lock_*.go (the lock file);
+// message), enqueue.go (the write path), lease.go (Lease, claim),
+// lease_end.go (Reschedule, Complete), scan.go (the start-up rescan and
+// quarantine), migrate.go (the previous layout), ready.go (readiness),
+// stats.go (the counters and Backlog, for /metrics), lock_*.go (the lock
+// file);
 // journal.go (appends, group commit, rotation, failures, segment
 // deletion), journal_record.go (the record format and reading a segment),
 // journal_enqueue.go (Enqueue into the journal, Body and envelope of a
 // journal message), journal_lease.go (claim, Reschedule's move to msg/,
-// Complete, quarantine), journal_replay.go (Open), due.go (the order in
-// which due messages are handed out).
+// Complete, quarantine), journal_replay.go (Open), journal_damage.go
+// (replay's search past damage in a segment, and the quarantine of its
+// rest), journal_moved.go (replay's check of a journal message against
+// msg/ and quarantine/), due.go (the order in which due messages are
+// handed out).
 package spool
