@@ -218,6 +218,11 @@ func (h headerWriter) field(name, value string) {
 // is broken with an inserted space: it cannot be folded otherwise.
 func fold(s string) string {
 	const soft = 78
+	// Trailing white space would become a continuation line of white space
+	// alone, which readers take for the end of the header section (the
+	// report then lost its Final-Recipient group: found by outbound's
+	// FuzzReply with a remote reply ending in a space).
+	s = strings.TrimRight(s, " \t")
 	if len(s) <= soft {
 		return s
 	}
@@ -235,6 +240,12 @@ func fold(s string) string {
 		}
 		tok := s[:j]
 		s = s[j:]
+		if i > 1 {
+			// A run of white space folds as one space (RFC 5322 §3.2.2:
+			// FWS is read as a single space anyway), so that no run is
+			// long enough to be cut into a line of white space alone.
+			tok = " " + tok[i:]
+		}
 		if line > 0 && i > 0 && line+len(tok) > soft {
 			b.WriteString("\r\n")
 			line = 0

@@ -255,3 +255,23 @@ func TestDSNMediaTypes(t *testing.T) {
 		t.Errorf("Compose without recipients succeeded")
 	}
 }
+
+// FuzzFold: a folded field has no line of white space alone (readers take
+// it for the end of the header section) and no line over maxLine.
+func FuzzFold(f *testing.F) {
+	f.Add("Diagnostic-Code: smtp; 999 \xc30\xc200 000 ")
+	f.Add("X: " + strings.Repeat(" ", 2000) + "word")
+	f.Fuzz(func(t *testing.T, s string) {
+		if strings.ContainsAny(s, "\r\n") {
+			return // field values are single lines by then
+		}
+		for i, line := range strings.Split(fold(s), "\r\n") {
+			if i > 0 && strings.Trim(line, " \t") == "" {
+				t.Fatalf("line %d is white space alone in %q", i, fold(s))
+			}
+			if len(line) > maxLine {
+				t.Fatalf("line %d is %d bytes long", i, len(line))
+			}
+		}
+	})
+}
