@@ -113,7 +113,7 @@ type Config struct {
 	ACMETLSAddr       string `envconfig:"ACME_TLS_ADDR" default:":443" desc:"tls-alpn-01: the listener for the CA's validation (from start, answering ACME challenges only); the platform must route public port 443 to it"`
 	ACMEHTTPAddr      string `envconfig:"ACME_HTTP_ADDR" default:":80" desc:"http-01: the listener for the CA's validation (from start, answering /.well-known/acme-challenge/ only); the platform must route public port 80 to it"`
 	ACMES3Prefix      string `envconfig:"ACME_S3_PREFIX" default:"acme/" desc:"RELAY_QUEUE=sqs: key prefix in RELAY_S3_BUCKET for the ACME account, certificates and locks, shared by every front end"`
-	ACMERoute53ZoneID string `envconfig:"ACME_ROUTE53_ZONE_ID" desc:"dns-01: the Route 53 hosted zone (ID) holding RELAY_ACME_DOMAINS; credentials from the AWS SDK's chain (route53:ChangeResourceRecordSets, route53:GetChange)"`
+	ACMERoute53ZoneID string `envconfig:"ACME_ROUTE53_ZONE_ID" desc:"dns-01: the Route 53 hosted zone (ID) holding RELAY_ACME_DOMAINS; credentials from the AWS SDK's chain (route53:ChangeResourceRecordSets, route53:ListResourceRecordSets, route53:GetChange)"`
 
 	// Delivery.
 	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
