@@ -240,10 +240,11 @@ func fold(s string) string {
 		}
 		tok := s[:j]
 		s = s[j:]
-		if i > 1 {
-			// A run of white space folds as one space (RFC 5322 §3.2.2:
-			// FWS is read as a single space anyway), so that no run is
-			// long enough to be cut into a line of white space alone.
+		if i > maxBlankRun {
+			// A run this long would be cut into a line of white space
+			// alone; it folds as one space (Clean shortens such runs in
+			// report text the same way, so text reads back as it was
+			// written).
 			tok = " " + tok[i:]
 		}
 		if line > 0 && i > 0 && line+len(tok) > soft {

@@ -47,18 +47,48 @@ func CutAt[T string | []byte](b T, n int) int {
 // for the global types; ASCII fields are made so by ASCIIOnly).
 func Clean(s string) string {
 	s = ValidUTF8(s)
-	if !strings.ContainsFunc(s, isCtl) {
+	if strings.ContainsFunc(s, isCtl) {
+		s = strings.Map(cleanRune, s)
+	}
+	return shortenBlankRuns(s)
+}
+
+// maxBlankRun is the longest run of spaces or tabs that report text keeps:
+// a longer one could not be folded without a line of white space alone
+// (fold), so Clean and fold make it one space.
+const maxBlankRun = 500
+
+// shortenBlankRuns makes every run of more than maxBlankRun spaces one space.
+func shortenBlankRuns(s string) string {
+	long := strings.Repeat(" ", maxBlankRun+1)
+	if !strings.Contains(s, long) {
 		return s
 	}
-	return strings.Map(func(r rune) rune {
-		if r == '\t' {
-			return ' '
+	var b strings.Builder
+	for {
+		i := strings.Index(s, long)
+		if i < 0 {
+			b.WriteString(s)
+			return b.String()
 		}
-		if isCtl(r) {
-			return -1
+		j := i + len(long)
+		for j < len(s) && s[j] == ' ' {
+			j++
 		}
-		return r
-	}, s)
+		b.WriteString(s[:i])
+		b.WriteByte(' ')
+		s = s[j:]
+	}
+}
+
+func cleanRune(r rune) rune {
+	if r == '\t' {
+		return ' '
+	}
+	if isCtl(r) {
+		return -1
+	}
+	return r
 }
 
 func isCtl(r rune) bool { return r < ' ' || r == 0x7f }
