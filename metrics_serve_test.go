@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
+
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 	dto "github.com/prometheus/client_model/go"
@@ -64,13 +66,7 @@ func startSink(t *testing.T) (string, chan string) {
 
 // freeAddr returns a loopback address with a port that was free just now.
 func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // startServe runs serve, configured by the environment variables vars

@@ -3,7 +3,6 @@ package main
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -125,12 +124,7 @@ func (p loopbackPorts) rewrite(t *testing.T, s string) string {
 	t.Helper()
 	return regexp.MustCompile(`127\.0\.0\.1:\d+`).ReplaceAllStringFunc(s, func(a string) string {
 		if _, ok := p[a]; !ok {
-			l, err := net.Listen("tcp", "127.0.0.1:0")
-			if err != nil {
-				t.Fatal(err)
-			}
-			p[a] = l.Addr().String()
-			l.Close()
+			p[a] = testutil.FreeAddr(t)
 		}
 		return p[a]
 	})

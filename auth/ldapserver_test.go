@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/edgerelay/edgerelay/internal/testutil"
+
 	ber "github.com/go-asn1-ber/asn1-ber"
 	"github.com/go-ldap/ldap/v3"
 	"github.com/hashicorp/go-hclog"
@@ -173,12 +175,7 @@ func (d *testDirectory) restart() {
 }
 
 func freeAddr(t testing.TB) string {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
+	return testutil.FreeAddr(t)
 }
 
 // tcpProxy copies bytes between its clients and target.

@@ -2,7 +2,8 @@
 // share: a log sink that can be read while it is written (LogBuffer), a
 // settable clock (Clock), a time bound on loops over remote bytes
 // (ReturnsWithin), a throwaway certificate authority and its certificates
-// for TLS on loopback (cert.go), and real faults: a full tmpfs and a
+// for TLS on loopback (cert.go), loopback ports never handed out twice
+// (FreeAddr, port.go), and real faults: a full tmpfs and a
 // read-only mount (mount.go).
 //
 // Invariants:
