@@ -24,6 +24,8 @@ type Config struct {
 	SubmissionAddr  string `envconfig:"SUBMISSION_ADDR" default:":587" desc:"STARTTLS submission listener; empty disables it"`
 	SubmissionsAddr string `envconfig:"SUBMISSIONS_ADDR" default:":465" desc:"implicit-TLS submission listener; empty disables it"`
 	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz, /readyz and /metrics (Prometheus); empty disables it"`
+	AdminToken      string `envconfig:"ADMIN_TOKEN" desc:"bearer token for the queue operations under /admin/ on RELAY_HTTP_ADDR; empty = /admin/ refused (the Unix socket in RELAY_DATA_DIR serves 'edgerelay queue' regardless)"`
+	AdminTokenFile  string `envconfig:"ADMIN_TOKEN_FILE" desc:"file holding RELAY_ADMIN_TOKEN"`
 	Pprof           bool   `envconfig:"PPROF" default:"false" desc:"also serve Go's profiler (net/http/pprof) under /debug/pprof/ on RELAY_HTTP_ADDR, for measuring; off by default: it shows internals to whoever reaches that port"`
 	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
 	TLSKeyFile      string `envconfig:"TLS_KEY_FILE" desc:"PEM private key for RELAY_TLS_CERT_FILE"`
@@ -116,22 +118,35 @@ type Config struct {
 	ACMERoute53ZoneID string `envconfig:"ACME_ROUTE53_ZONE_ID" desc:"dns-01: the Route 53 hosted zone (ID) holding RELAY_ACME_DOMAINS; credentials from the AWS SDK's chain (route53:ChangeResourceRecordSets, route53:ListResourceRecordSets, route53:GetChange)"`
 
 	// Delivery.
-	Gateway             string        `envconfig:"GATEWAY" desc:"outbound gateway host:port; empty = deliver directly to the recipient domain's MX"`
-	GatewayTLS          string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"starttls (required), tls (implicit) or none"`
-	GatewayUsername     string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH PLAIN user for the gateway"`
-	GatewayPassword     string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH PLAIN password for the gateway"`
-	GatewayPasswordFile string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
-	GatewayTLSVerify    bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
-	GatewayCAFile       string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
-	MXAllowPrivate      bool          `envconfig:"MX_ALLOW_PRIVATE" default:"false" desc:"MX mode: also deliver to loopback, private, link-local and CGNAT addresses (internal mail hosts); by default such MX hosts and address literals fail with 5.4.4"`
-	DeliveryConcurrency int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
-	RetrySchedule       string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
-	QueueLifetime       time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`
-	DelayWarning        time.Duration `envconfig:"DELAY_WARNING" default:"4h" desc:"age at which one delayed DSN is sent; 0 disables"`
-	BounceStore         string        `envconfig:"BOUNCE_STORE" desc:"maildir:PATH or s3://bucket/prefix; default maildir:$RELAY_DATA_DIR/bounces"`
-	BounceFrom          string        `envconfig:"BOUNCE_FROM" desc:"From of reports; default MAILER-DAEMON@$RELAY_HOSTNAME"`
-	BounceToSender      bool          `envconfig:"BOUNCE_TO_SENDER" default:"true" desc:"also send each report to the original sender"`
-	ShutdownGrace       time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
+	Gateway                      string        `envconfig:"GATEWAY" desc:"outbound gateway: host:port (TLS from RELAY_GATEWAY_TLS), smtp://host:587 (STARTTLS required), smtps://host:465 (implicit TLS), smtp+insecure://host:25 (no TLS: loopback, or with RELAY_GATEWAY_ALLOW_INSECURE), ses:// or ses://REGION (Amazon SES API); a comma-separated list fails over in order; empty = deliver directly to the recipient domain's MX"`
+	GatewayTLS                   string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"for a host:port gateway: starttls (required), tls (implicit) or none"`
+	GatewayUsername              string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH user for the gateway (RELAY_GATEWAY's first SMTP gateway; others from RELAY_GATEWAY_CREDENTIALS_FILE)"`
+	GatewayPassword              string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH password for the gateway"`
+	GatewayPasswordFile          string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
+	GatewayAuth                  string        `envconfig:"GATEWAY_AUTH" default:"auto" desc:"SASL mechanism to SMTP gateways: auto (XOAUTH2 when an OAuth2 token source is configured, else PLAIN or LOGIN as the gateway's EHLO offers), plain, login or xoauth2"`
+	GatewayAllowInsecure         bool          `envconfig:"GATEWAY_ALLOW_INSECURE" default:"false" desc:"allow smtp+insecure:// (no TLS) gateways at addresses other than loopback"`
+	GatewayBackoff               time.Duration `envconfig:"GATEWAY_BACKOFF" default:"1m" desc:"how long a gateway that could not be reached, or answered 4xx at connect, EHLO or AUTH, is skipped for the next one of its list"`
+	GatewayCredentialsFile       string        `envconfig:"GATEWAY_CREDENTIALS_FILE" desc:"credentials for gateways other than the main one: one 'host user password' per line, as Postfix's sasl_passwd"`
+	Routes                       string        `envconfig:"ROUTES" desc:"gateways by sender domain: 'example.org=ses://eu-west-1, partner.example=smtps://relay.partner.example:465'; a value may be a list joined by '|' that fails over in order; senders not listed use RELAY_GATEWAY"`
+	GatewayOAuthTokenURL         string        `envconfig:"GATEWAY_OAUTH_TOKEN_URL" desc:"XOAUTH2: OAuth2 token endpoint for the client-credentials grant (Microsoft 365: https://login.microsoftonline.com/TENANT/oauth2/v2.0/token)"`
+	GatewayOAuthClientID         string        `envconfig:"GATEWAY_OAUTH_CLIENT_ID" desc:"XOAUTH2: client ID of the app registration"`
+	GatewayOAuthClientSecret     string        `envconfig:"GATEWAY_OAUTH_CLIENT_SECRET" desc:"XOAUTH2: client secret"`
+	GatewayOAuthClientSecretFile string        `envconfig:"GATEWAY_OAUTH_CLIENT_SECRET_FILE" desc:"file holding the XOAUTH2 client secret"`
+	GatewayOAuthScope            string        `envconfig:"GATEWAY_OAUTH_SCOPE" desc:"XOAUTH2: comma-separated scopes (Microsoft 365: https://outlook.office365.com/.default)"`
+	GatewayGoogleKeyFile         string        `envconfig:"GATEWAY_GOOGLE_KEY_FILE" desc:"XOAUTH2 to Google Workspace: service-account JSON key file with domain-wide delegation (JWT grant, scope https://mail.google.com/)"`
+	GatewayGoogleSubject         string        `envconfig:"GATEWAY_GOOGLE_SUBJECT" desc:"XOAUTH2 to Google Workspace: the user the service account acts as (also the SASL user)"`
+	SESConfigurationSet          string        `envconfig:"SES_CONFIGURATION_SET" desc:"ses:// gateways: SES configuration set named on every SendEmail"`
+	GatewayTLSVerify             bool          `envconfig:"GATEWAY_TLS_VERIFY" default:"true" desc:"verify the gateway's certificate"`
+	GatewayCAFile                string        `envconfig:"GATEWAY_CA_FILE" desc:"PEM CA bundle added to the system roots for the gateway"`
+	MXAllowPrivate               bool          `envconfig:"MX_ALLOW_PRIVATE" default:"false" desc:"MX mode: also deliver to loopback, private, link-local and CGNAT addresses (internal mail hosts); by default such MX hosts and address literals fail with 5.4.4"`
+	DeliveryConcurrency          int           `envconfig:"DELIVERY_CONCURRENCY" default:"8" desc:"deliveries in flight"`
+	RetrySchedule                string        `envconfig:"RETRY_SCHEDULE" default:"5m,10m,20m,40m,1h,2h,4h" desc:"delays between attempts; the last repeats; jittered"`
+	QueueLifetime                time.Duration `envconfig:"QUEUE_LIFETIME" default:"120h" desc:"after this, pending recipients fail with 4.4.7"`
+	DelayWarning                 time.Duration `envconfig:"DELAY_WARNING" default:"4h" desc:"age at which one delayed DSN is sent; 0 disables"`
+	BounceStore                  string        `envconfig:"BOUNCE_STORE" desc:"maildir:PATH or s3://bucket/prefix; default maildir:$RELAY_DATA_DIR/bounces"`
+	BounceFrom                   string        `envconfig:"BOUNCE_FROM" desc:"From of reports; default MAILER-DAEMON@$RELAY_HOSTNAME"`
+	BounceToSender               bool          `envconfig:"BOUNCE_TO_SENDER" default:"true" desc:"also send each report to the original sender"`
+	ShutdownGrace                time.Duration `envconfig:"SHUTDOWN_GRACE" default:"8s" desc:"on SIGTERM, how long sessions and deliveries in progress may finish"`
 
 	// Logging.
 	LogFormat string `envconfig:"LOG_FORMAT" default:"auto" desc:"auto (tint on a terminal, JSON otherwise), text (tint on a terminal; elsewhere plain text with RFC 3339 times, no colour codes) or json"`

@@ -18,6 +18,8 @@ func (c *Config) readSecretFiles(bad badFunc) {
 		{"LDAP_BIND_PASSWORD_FILE", &c.LDAPBindPassword, c.LDAPBindPasswordFile},
 		{"OIDC_CLIENT_SECRET_FILE", &c.OIDCClientSecret, c.OIDCClientSecretFile},
 		{"GATEWAY_PASSWORD_FILE", &c.GatewayPassword, c.GatewayPasswordFile},
+		{"GATEWAY_OAUTH_CLIENT_SECRET_FILE", &c.GatewayOAuthClientSecret, c.GatewayOAuthClientSecretFile},
+		{"ADMIN_TOKEN_FILE", &c.AdminToken, c.AdminTokenFile},
 	} {
 		name, v, file := s.name, s.v, s.file
 		if file == "" {

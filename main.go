@@ -33,7 +33,14 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	}
 	switch cmd {
 	case "":
+		if lambdaRuntime() {
+			return lambdaMain(stderr) // lambda.go
+		}
 		return serveMain(stderr)
+	case "queue":
+		return queueCommand(args[1:], stdout, stderr) // queuecmd.go
+	case "config":
+		return configCommand(args[1:], stdout, stderr) // configcmd.go
 	case "version", "-version", "--version":
 		fmt.Fprintln(stdout, "edgerelay", versionString())
 		return 0
@@ -42,10 +49,10 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	case "hash-password":
 		return hashPassword(stdin, stdout, stderr)
 	case "help", "-h", "--help":
-		fmt.Fprintln(stdout, "usage: edgerelay [version|healthcheck|hash-password]\nConfigured by RELAY_* environment variables; see README.md.")
+		fmt.Fprintln(stdout, "usage: edgerelay [version|healthcheck|hash-password|config|queue]\nConfigured by RELAY_* environment variables; see README.md.")
 		return 0
 	default:
-		fmt.Fprintf(stderr, "edgerelay: unknown command %q (want version, healthcheck or hash-password)\n", cmd)
+		fmt.Fprintf(stderr, "edgerelay: unknown command %q (want version, healthcheck, hash-password, config or queue)\n", cmd)
 		return 2
 	}
 }

@@ -135,7 +135,27 @@ type Envelope struct {
 	Size int64 `json:"size"`
 	// DelayWarned is set once the "delayed" DSN for this message was produced.
 	DelayWarned bool `json:"delay_warned,omitempty"`
+
+	// Route is the gateway list the message was first sent through: the
+	// sender domain's RELAY_ROUTES key, or empty for RELAY_GATEWAY. A retry
+	// goes the same way while that route is configured.
+	Route string `json:"route,omitempty"`
+	// Hold is set by the operator (edgerelay queue hold): the message is
+	// kept but not delivered until it is released.
+	Hold bool `json:"hold,omitempty"`
+	// Operator is an action the operator asked for that the next worker to
+	// lease the message carries out: OperatorBounce or OperatorDelete.
+	Operator string `json:"operator,omitempty"`
 }
+
+// Operator actions carried out by the worker at its next lease.
+const (
+	// OperatorBounce fails the pending recipients with 5.3.0 "deleted by
+	// the operator" and reports them to the sender.
+	OperatorBounce = "bounce"
+	// OperatorDelete removes the message without a report.
+	OperatorDelete = "delete"
+)
 
 // Pending returns the indexes of recipients that still need delivery.
 func (e *Envelope) Pending() []int {
