@@ -228,7 +228,7 @@ func TestAttackPipelinedBytesBeforeLoneDot(t *testing.T) {
 			t.Errorf("%s: %s %v, want pending, out of step", r.Addr, r.Status, r.Reply)
 		}
 	}
-	if sc := h.w.pool.get(); sc != nil {
+	if sc := h.w.gatewayHop().pool.get(); sc != nil {
 		sc.close()
 		t.Error("the connection was pooled, want it closed")
 	}

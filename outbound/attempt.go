@@ -14,8 +14,9 @@ import (
 //  1. lease: loop (worker.go) leases m; the queue has counted the attempt
 //     in Envelope.Attempts before handing it out (claim before deliver).
 //  2. route and deliver: deliver fails the addresses that cannot be
-//     written (wireaddr.go), then hands the rest to the gateway
-//     (gateway.go) or to MX routing (route.go); both connect (dial.go) and
+//     written (wireaddr.go), then hands the rest to the sender's gateway
+//     list (routes.go, gatewaylist.go: an SMTP gateway, gatewaysmtp.go,
+//     or SES, ses.go) or to MX routing (route.go); SMTP connects (dial.go) and
 //     run the transaction (transact.go). Every recipient gets a result:
 //     a verdict from a decision made here (replies.go) or from what the
 //     next hop or the network did (classify.go).
@@ -73,7 +74,7 @@ func resultOf(v verdict, remote string) result {
 // deliver routes m to its pending recipients idx and returns a result for
 // each one that got a verdict. Addresses that cannot be written to a next
 // hop fail first, before anything is dialled (issue 8 item 7); the rest go
-// to the gateway or, without one, to their domains' MX hosts.
+// to the sender's gateway list or, without one, to their domains' MX hosts.
 func (w *Worker) deliver(ctx context.Context, m *queue.Message, idx []int, start time.Time) map[int]result {
 	res, send := unwritable(m.Envelope, idx)
 	stamp(res, start)
@@ -84,10 +85,12 @@ func (w *Worker) deliver(ctx context.Context, m *queue.Message, idx []int, start
 	got := w.deliverInbound(ctx, m, local) // local domains: the inbound gateway only (inbound.go)
 	switch {
 	case len(send) == 0:
-	case w.o.Gateway != "":
-		maps.Copy(got, w.deliverGateway(ctx, m, send))
 	default:
-		maps.Copy(got, w.deliverMX(ctx, m, send))
+		if l := w.listFor(m.Envelope); l != nil { // routes.go
+			maps.Copy(got, l.deliver(ctx, m, send)) // gatewaylist.go
+		} else {
+			maps.Copy(got, w.deliverMX(ctx, m, send))
+		}
 	}
 	stamp(got, w.o.Now())
 	for i, r := range got {

@@ -165,7 +165,7 @@ func newHarness(t *testing.T, configure func(*Options)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(w.pool.close)
+	t.Cleanup(w.closeGateways)
 	h.w = w
 	return h
 }

@@ -41,9 +41,10 @@ func resultName(st queue.RcptStatus) string {
 	}
 }
 
-// routeName is the Attempt.Route of this worker.
-func (w *Worker) routeName() string {
-	if w.o.Gateway != "" {
+// routeName is the Attempt.Route of env's non-local recipients: gateway
+// when its route (routes.go) is a gateway list, else mx.
+func (w *Worker) routeName(env *queue.Envelope) string {
+	if w.listOf(env) != nil {
 		return RouteGateway
 	}
 	return RouteMX
@@ -62,7 +63,7 @@ func (w *Worker) observe(env *queue.Envelope, idx []int, res map[int]result, sta
 	if w.o.Observe == nil {
 		return
 	}
-	route := w.routeName()
+	route := w.routeName(env)
 	for _, i := range idx {
 		at := res[i].at
 		if at.IsZero() || env.Recipients[i].Status == queue.StatusFailed && res[i].status == queue.StatusPending {
@@ -87,4 +88,54 @@ func stamp(res map[int]result, at time.Time) {
 			res[i] = r
 		}
 	}
+}
+
+// GatewayEvent is what Options.ObserveGateway hears about one gateway
+// (named by its URL, which holds no secret).
+type GatewayEvent struct {
+	Gateway string
+	Kind    string // GatewayAttempt, GatewayFailover or GatewayTokenRenewal
+	// For GatewayAttempt: Down when the gateway could not be used (the
+	// list failed over or gave up), else the number of recipients of each
+	// result; Duration is the gateway's time for this attempt.
+	Down                        bool
+	Delivered, Deferred, Failed int
+	Duration                    time.Duration
+}
+
+// GatewayEvent.Kind values.
+const (
+	// GatewayAttempt: one delivery attempt through the gateway.
+	GatewayAttempt = "attempt"
+	// GatewayFailover: the gateway was down and the next one of its list
+	// is tried.
+	GatewayFailover = "failover"
+	// GatewayTokenRenewal: an OAuth2 access token for the gateway was
+	// fetched (for XOAUTH2).
+	GatewayTokenRenewal = "token_renewal"
+)
+
+// event hands e to Options.ObserveGateway.
+func (w *Worker) gatewayEvent(e GatewayEvent) {
+	if w.o.ObserveGateway != nil {
+		w.o.ObserveGateway(e)
+	}
+}
+
+// observe reports one attempt through gateway i.
+func (l *gatewayList) observe(i int, res map[int]result, down bool, d time.Duration) {
+	e := GatewayEvent{Gateway: l.hops[i].name(), Kind: GatewayAttempt, Down: down, Duration: d}
+	if !down {
+		for _, r := range res {
+			switch resultName(r.status) {
+			case ResultDelivered:
+				e.Delivered++
+			case ResultFailed:
+				e.Failed++
+			default:
+				e.Deferred++
+			}
+		}
+	}
+	l.w.gatewayEvent(e)
 }

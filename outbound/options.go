@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"crypto/tls"
 	"crypto/x509"
 	"errors"
 	"fmt"
@@ -65,6 +64,21 @@ type Options struct {
 	// Hostname is the name sent in EHLO (default os.Hostname()).
 	Hostname string
 
+	// Gateways is the main gateway list (RELAY_GATEWAY), tried in order
+	// with failover (gatewaylist.go); empty, with Gateway empty too, routes
+	// by MX. Routes gives sender domains (lower-case A-labels,
+	// CanonicalDomain) their own lists (routes.go). Gateway is the
+	// one-gateway form ("host:port" with the GatewayTLS… fields below),
+	// which New turns into a one-entry Gateways; the two are exclusive.
+	Gateways []GatewayConfig
+	Routes   map[string][]GatewayConfig
+	// GatewayBackoff is how long a gateway that was down is skipped for
+	// the next one of its list, doubling with each consecutive failure up
+	// to 15m (default 1m; gatewaylist.go).
+	GatewayBackoff time.Duration
+	// ObserveGateway, when set, hears each gateway attempt, failover and
+	// token renewal (for per-gateway metrics), never under a lock.
+	ObserveGateway func(GatewayEvent)
 	// Gateway is the smarthost, "host:port"; empty routes by MX.
 	Gateway string
 	// InboundGateway, "host:port", is the internal mail server that gets
@@ -169,20 +183,8 @@ func New(o Options) (*Worker, error) {
 		return nil, fmt.Errorf("outbound: GatewayTLS %q is not one of starttls, tls, none", o.GatewayTLS)
 	}
 	w := &Worker{}
-	if o.Gateway != "" {
-		host, port, err := net.SplitHostPort(o.Gateway)
-		if err != nil || host == "" || port == "" {
-			return nil, fmt.Errorf("outbound: Gateway %q is not host:port", o.Gateway)
-		}
-		if o.GatewayUsername != "" && o.GatewayTLS == GatewayTLSNone {
-			return nil, errors.New("outbound: gateway credentials need GatewayTLS starttls or tls, not none")
-		}
-		w.gatewayTLS = &tls.Config{
-			ServerName:         host,
-			RootCAs:            o.GatewayRootCAs,
-			InsecureSkipVerify: !o.GatewayTLSVerify,
-			MinVersion:         tls.VersionTLS12,
-		}
+	if o.GatewayBackoff <= 0 {
+		o.GatewayBackoff = time.Minute
 	}
 	if o.GatewayIdleTimeout <= 0 {
 		o.GatewayIdleTimeout = 30 * time.Second
@@ -251,7 +253,9 @@ func New(o Options) (*Worker, error) {
 	if w.dial == nil {
 		w.dial = (&net.Dialer{}).DialContext
 	}
-	w.pool = &connPool{max: o.Concurrency, idleTimeout: o.GatewayIdleTimeout}
 	w.domains = newLimiter(o.PerDomainConcurrency)
+	if err := w.setupGateways(&w.o); err != nil {
+		return nil, err
+	}
 	return w, nil
 }

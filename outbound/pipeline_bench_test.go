@@ -124,7 +124,7 @@ func benchDeliverPooled(b *testing.B, rtt time.Duration) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	defer w.pool.close()
+	defer w.closeGateways()
 	ctx := context.Background()
 	b.ReportAllocs()
 	b.ResetTimer()

@@ -80,7 +80,7 @@ func FuzzPipelinedReplies(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer w.pool.close()
+		defer w.closeGateways()
 		env := &queue.Envelope{ID: "fuzz1", From: "alice@example.org", Arrival: time.Now(), Size: int64(len(testBody))}
 		var idx []int
 		for i := range nr {
@@ -89,7 +89,7 @@ func FuzzPipelinedReplies(f *testing.F) {
 		}
 		var res map[int]result
 		testutil.ReturnsWithin(t, 3*time.Second, "one pipelined delivery", func() {
-			res = w.deliverGateway(context.Background(), &queue.Message{Envelope: env}, idx)
+			res, _ = w.gatewayHop().deliver(context.Background(), &queue.Message{Envelope: env}, idx)
 		})
 		if len(res) != nr {
 			t.Fatalf("%d results for %d recipients: %v", len(res), nr, res)

@@ -568,7 +568,7 @@ func TestReviewCanceledHandshakeIsNotTLSFailure(t *testing.T) {
 	})
 	ctx, cancel := context.WithCancel(context.Background())
 	time.AfterFunc(100*time.Millisecond, cancel)
-	sc, f := h.w.connect(ctx, h.w.gatewayTarget())
+	sc, f := h.w.connect(ctx, h.w.gatewayHop().t)
 	if sc != nil {
 		sc.close()
 		t.Fatal("connect succeeded")

@@ -114,7 +114,7 @@ func FuzzWireReply(f *testing.F) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer w.pool.close()
+		defer w.closeGateways()
 		env := &queue.Envelope{ID: "fuzz1", From: "alice@example.org", Arrival: time.Now(), Size: int64(len(testBody)),
 			Recipients: []queue.Recipient{{Addr: bob, Status: queue.StatusPending}}}
 		testutil.ReturnsWithin(t, 2*time.Second, "one delivery", func() {

@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"crypto/tls"
 	"errors"
 	"log/slog"
 	"net"
@@ -14,14 +13,14 @@ import (
 
 // Worker leases messages from the queue and delivers them.
 type Worker struct {
-	o          Options
-	q          queue.Queue
-	log        *slog.Logger
-	dial       func(ctx context.Context, network, addr string) (net.Conn, error)
-	gatewayTLS *tls.Config
-	pool       *connPool
-	domains    *limiter
-	stats      counters
+	o       Options
+	q       queue.Queue
+	log     *slog.Logger
+	dial    func(ctx context.Context, network, addr string) (net.Conn, error)
+	main    *gatewayList            // RELAY_GATEWAY; nil: MX
+	routes  map[string]*gatewayList // by sender domain (routes.go)
+	domains *limiter
+	stats   counters
 }
 
 // Run delivers messages until ctx is cancelled, with Concurrency deliveries
@@ -31,7 +30,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	// Deliveries outlive ctx by up to ShutdownGrace.
 	work, abandon := context.WithCancel(context.WithoutCancel(ctx))
 	defer abandon()
-	defer w.pool.close()
+	defer w.closeGateways()
 
 	w.log.Info("delivery worker started", "concurrency", w.o.Concurrency, "route", w.route(),
 		"retry", ScheduleString(w.o.RetrySchedule, w.o.QueueLifetime))
@@ -64,12 +63,7 @@ func (w *Worker) Run(ctx context.Context) error {
 	return nil
 }
 
-func (w *Worker) route() string {
-	if w.o.Gateway != "" {
-		return "gateway " + w.o.Gateway + " (" + w.o.GatewayTLS + ")"
-	}
-	return "MX"
-}
+func (w *Worker) route() string { return w.describeGateways() }
 
 // loop leases and processes messages until ctx is done or the queue closes.
 func (w *Worker) loop(ctx, work context.Context) {

@@ -1,0 +1,196 @@
+package outbound
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// Failover (RELAY_GATEWAY, a RELAY_ROUTES value): a list of gateways is
+// tried in order within one attempt. A gateway that is down (hop.deliver's
+// down: unreachable, 4xx or 5xx before MAIL, token endpoint down, SES
+// throttling) is skipped for a back-off that starts at
+// Options.GatewayBackoff and doubles with each consecutive failure, capped
+// at maxGatewayBackoff (or GatewayBackoff when that is larger): 1m, 2m, 4m,
+// 8m, 15m, 15m… One success ends its back-off and resets the doubling. So
+// the first gateway is used again as soon as its back-off is over and it
+// works.
+//
+// Which gateways one attempt tries:
+//  1. every gateway not backing off, in list order, until one is not down;
+//  2. when all of those were down, or every gateway was backing off when
+//     the attempt started, the one among those that were backing off whose
+//     last failure is the oldest (least recently failed), once. Back-off
+//     never makes an attempt deliver nothing: with every gateway backing
+//     off, one is still tried, and the one that had the most time to
+//     recover. Trying only one bounds the attempt's time (each unreachable
+//     gateway can take Timeouts.Connect).
+//
+// When every gateway tried was down, the recipients stay pending with the
+// last gateway's reply (the retry schedule applies, never a bounce). A
+// gateway that is not down decides: its 5xx for a recipient is final and
+// its 4xx after MAIL leaves the recipient pending (RFC 5321 §4.2.5); neither
+// fails over, since the message may have reached the gateway for others.
+
+// maxGatewayBackoff caps the doubling back-off.
+const maxGatewayBackoff = 15 * time.Minute
+
+// gatewayList is one failover list. Its state is shared by every delivery
+// in flight and guarded by mu, which is never held across a delivery.
+type gatewayList struct {
+	w    *Worker
+	key  string // the route key: "" for the main list, else the sender domain
+	hops []hop
+
+	mu    sync.Mutex
+	state []hopState // by index in hops
+}
+
+// hopState is one gateway's health.
+type hopState struct {
+	failures  int       // consecutive attempts that found it down
+	until     time.Time // skipped before this
+	lastFail  time.Time // last time it was down
+	downSince time.Time // first failure of the current run; zero when up
+	lastErr   string    // the reply of the last failure (no secrets: what the gateway or the network said)
+}
+
+func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
+	l := &gatewayList{w: w, key: key, state: make([]hopState, len(cfgs))}
+	for _, c := range cfgs {
+		l.hops = append(l.hops, w.newHop(c))
+	}
+	return l
+}
+
+// order returns the indexes of the gateways to try first (not backing
+// off, in list order) and the one to try when all of those are down (-1
+// for none).
+func (l *gatewayList) order(now time.Time) (first []int, probe int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	probe = -1
+	for i, s := range l.state {
+		if !now.Before(s.until) {
+			first = append(first, i)
+			continue
+		}
+		if probe < 0 || s.lastFail.Before(l.state[probe].lastFail) {
+			probe = i
+		}
+	}
+	return first, probe
+}
+
+// deliver sends m to the recipients idx through the list (see above).
+func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) map[int]result {
+	first, probe := l.order(l.w.o.Now())
+	try := first
+	if probe >= 0 {
+		try = append(slices.Clip(try), probe)
+	}
+	var res map[int]result
+	for n, i := range try {
+		if n == len(first) && n > 0 {
+			l.w.log.Warn("every available gateway is down, trying one that is backing off",
+				"id", m.Envelope.ID, "gateway", l.hops[i].name())
+		}
+		start := time.Now()
+		var down bool
+		res, down = l.hops[i].deliver(ctx, m, idx)
+		l.observe(i, res, down, time.Since(start))
+		if ctx.Err() != nil {
+			return res // shutting down: nothing learnt about the gateway
+		}
+		if !down {
+			l.up(i)
+			return res
+		}
+		l.down(i, res, idx)
+		if n+1 < len(try) {
+			l.w.log.Warn("gateway down, failing over", "id", m.Envelope.ID,
+				"gateway", l.hops[i].name(), "next", l.hops[try[n+1]].name(), "reply", l.lastErr(i))
+			l.w.gatewayEvent(GatewayEvent{Gateway: l.hops[i].name(), Kind: GatewayFailover})
+		} else {
+			l.w.log.Warn("gateway down, no other gateway to try; recipients stay pending", "id", m.Envelope.ID,
+				"gateway", l.hops[i].name(), "reply", l.lastErr(i))
+		}
+	}
+	return res
+}
+
+// up records a working gateway: its back-off ends.
+func (l *gatewayList) up(i int) {
+	l.mu.Lock()
+	l.state[i] = hopState{}
+	l.mu.Unlock()
+}
+
+// down records a failure of gateway i and starts or doubles its back-off.
+func (l *gatewayList) down(i int, res map[int]result, idx []int) {
+	now := l.w.o.Now()
+	why := ""
+	if len(idx) > 0 {
+		why = res[idx[0]].reply.String()
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := &l.state[i]
+	s.failures++
+	s.until = now.Add(backoffFor(l.w.o.GatewayBackoff, s.failures))
+	s.lastFail = now
+	if s.downSince.IsZero() {
+		s.downSince = now
+	}
+	s.lastErr = why
+}
+
+func (l *gatewayList) lastErr(i int) string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.state[i].lastErr
+}
+
+// backoffFor is the back-off after n consecutive failures: base doubled
+// n-1 times, capped at maxGatewayBackoff or base, whichever is larger.
+func backoffFor(base time.Duration, n int) time.Duration {
+	limit := max(base, maxGatewayBackoff)
+	d := base
+	for k := 1; k < n && d < limit; k++ {
+		d *= 2
+	}
+	return min(d, limit)
+}
+
+// GatewayStatus is one gateway's health as the list sees it.
+type GatewayStatus struct {
+	Gateway string
+	Route   string // "" for RELAY_GATEWAY's list, else the sender domain
+	// DownSince is when the gateway started failing every attempt; zero
+	// while it works (or was never tried).
+	DownSince time.Time
+	// LastError is the reply of its last failure.
+	LastError string
+}
+
+func (l *gatewayList) status() []GatewayStatus {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := make([]GatewayStatus, len(l.hops))
+	for i, h := range l.hops {
+		out[i] = GatewayStatus{Gateway: h.name(), Route: l.key, DownSince: l.state[i].downSince, LastError: l.state[i].lastErr}
+	}
+	return out
+}
+
+// close ends the idle connections of the list's SMTP gateways.
+func (l *gatewayList) close() {
+	for _, h := range l.hops {
+		if c, ok := h.(interface{ close() }); ok {
+			c.close()
+		}
+	}
+}
