@@ -202,6 +202,16 @@
 //     CLAIM and END apply to the MSG of their instance; a transient read
 //     error during replay fails Open rather than drop anything.
 //
+// The operator (issue 13; admin.go): Spool implements queue.Admin. List
+// and Show read journal and msg/ messages alike, leased or not. Hold,
+// Release and Bounce end with Reschedule's write, Delete with Complete's,
+// on a message taken out of the due heap in memory (no claim written, no
+// attempt counted); their envelope file ends no claim, so a crashed claim
+// stays counted. A held message (Envelope.Hold, durable) is dropped from
+// the due heap by nextDue and never leased; Retry is in memory only. On a
+// message a worker holds, the action is recorded (adminMarks) and written
+// by that worker's Reschedule (immediate false). One action at a time.
+//
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), record.go
 // (the message file's format, lease slots, envelope files, reading a
 // message), enqueue.go (the write path), lease.go (Lease, claim),
@@ -217,5 +227,6 @@
 // (replay's search past damage in a segment, and the quarantine of its
 // rest), journal_moved.go (replay's check of a journal message against
 // msg/ and quarantine/), due.go (the order in which due messages are
-// handed out).
+// handed out), admin.go (the operator's actions), admin_view.go (List,
+// Show, OpenBody).
 package spool

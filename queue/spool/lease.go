@@ -37,6 +37,13 @@ type spoolEntry struct {
 	// end is the pending END of the MSG record of a message moved to msg/
 	// (journal_lease.go): its Complete waits for it.
 	end *pendingEnd
+	// held: the operator put the message on hold (Envelope.Hold, durable
+	// in its envelope); nextDue drops it from the due heap, Release puts
+	// it back (admin.go).
+	held bool
+	// marks are operator actions asked while a worker holds the lease;
+	// Reschedule writes them into the envelope it persists (admin.go).
+	marks *adminMarks
 }
 
 // release puts e back among the messages that can be leased and wakes the
@@ -101,6 +108,9 @@ func (s *Spool) nextDue() (e *spoolEntry, wait time.Duration, kick chan struct{}
 		return nil, 0, nil, queue.ErrClosed
 	}
 	wait = s.poll
+	for len(s.due) > 0 && s.due[0].held {
+		heap.Pop(&s.due) // on hold: out of the heap until Release
+	}
 	if len(s.due) > 0 {
 		top := s.due[0]
 		until := top.next.Sub(s.now())

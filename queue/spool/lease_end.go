@@ -29,6 +29,7 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	s.flushEnds()
 	env := m.Envelope.Clone()
 	env.ID = e.id
+	at = s.applyMarks(e, env, at) // operator actions asked during the lease
 	env.NextAttempt = at
 	// The claim ends (the envelope file names it: its lease slot no longer
 	// counts), and so does the crash count: a delivery that ended shows
@@ -48,6 +49,7 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 
 	s.mu.Lock()
 	e.next = at
+	e.held = env.Hold
 	s.release(e)
 	s.mu.Unlock()
 	if werr != nil {

@@ -160,7 +160,7 @@ func (s *Spool) scan() error {
 				return err
 			}
 		}
-		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), index: -1}
+		e := &spoolEntry{id: id, next: dueAt(rec.Envelope), index: -1, held: rec.Hold}
 		if !rec.LeaseUntil.IsZero() {
 			e.crashed = true
 			s.stats.crashedClaims.Add(1)

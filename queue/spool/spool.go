@@ -155,6 +155,7 @@ type Spool struct {
 	endRetry  time.Duration            // its delay: spoolErrorRetry (tests shorten it)
 	started   bool                     // Open has succeeded
 	kick      chan struct{}            // closed (and replaced) when due may change
+	adminMu   sync.Mutex               // one operator action at a time (admin.go)
 	closed    bool
 	done      chan struct{}
 }
