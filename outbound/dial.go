@@ -12,7 +12,6 @@ import (
 	"strings"
 	"time"
 
-	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
 )
 
@@ -66,8 +65,9 @@ type target struct {
 	ip     string
 	policy tlsPolicy
 	tls    *tls.Config
-	// auth is set for the gateway when credentials are configured.
-	auth sasl.Client
+	// auth is set for a gateway with credentials or a token source
+	// (authFor); AUTH is then done over TLS only (gatewayauth.go).
+	auth *GatewayAuthConfig
 }
 
 // smtpConn is one SMTP connection, ready for MAIL.
@@ -205,7 +205,7 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, *setupFailur
 		return nil, ioFailure(err)
 	}
 	if t.auth != nil {
-		if f := authenticate(c, t.auth); f != nil {
+		if f := authenticate(ctx, c, t.auth, sc.tls); f != nil {
 			return nil, f
 		}
 	}
@@ -305,17 +305,4 @@ func hasExtension(ehlo, ext string) bool {
 		}
 	}
 	return false
-}
-
-// authenticate runs AUTH with the gateway credentials. A refusal is not a
-// verdict on the recipients (it is this relay's configuration that is
-// wrong), so it is temporary whatever the code; the remote's reply is kept.
-func authenticate(c *smtp.Client, a sasl.Client) *setupFailure {
-	if !c.SupportsAuth("PLAIN") {
-		return localFailure(dropped(replyNoAuthPlain()))
-	}
-	if err := c.Auth(a); err != nil {
-		return &setupFailure{v: dropped(classify(err).Reply), err: err}
-	}
-	return nil
 }

@@ -1,6 +1,7 @@
 package outbound
 
 import (
+	"errors"
 	"fmt"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -138,10 +139,30 @@ func replyNoSTARTTLS() *queue.Reply {
 	return reply(451, "4.7.4", "TLS is required for this host, but it did not offer STARTTLS")
 }
 
-// replyNoAuthPlain: credentials are configured and the host does not offer
-// AUTH PLAIN (RFC 4954): X.7.4 "security features not supported".
-func replyNoAuthPlain() *queue.Reply {
-	return reply(451, "4.7.4", "credentials are configured for this host, but it does not offer AUTH PLAIN")
+// replyAuthNotOffered: credentials are configured and the host does not
+// offer the SASL mechanism they need (RFC 4954 §3), what ("PLAIN or
+// LOGIN", "XOAUTH2"): X.7.4 "security features not supported".
+func replyAuthNotOffered(what string) *queue.Reply {
+	return reply(451, "4.7.4", "credentials are configured for this host, but it does not offer AUTH "+what)
+}
+
+// replyAuthNeedsTLS: credentials are never sent without TLS (RFC 8314
+// §3): X.7.11 "encryption required for requested authentication
+// mechanism" (RFC 4954 §6), temporary since the fix is this relay's.
+func replyAuthNeedsTLS() *queue.Reply {
+	return reply(451, "4.7.11", "credentials are configured for this host, but the connection is not protected by TLS")
+}
+
+// replyTokenFailed: no OAuth2 access token for XOAUTH2, err a *TokenError
+// that names the token endpoint's host and never a secret: RFC 4954 §6's
+// 454 4.7.0 "temporary authentication failure".
+func replyTokenFailed(err error) *queue.Reply {
+	text := "cannot get an OAuth2 access token"
+	var te *TokenError
+	if errors.As(err, &te) {
+		text = te.Error()
+	}
+	return reply(454, "4.7.0", text)
 }
 
 // replyDataBeforeTLS: bytes after the 220 to STARTTLS and before the

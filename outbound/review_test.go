@@ -239,7 +239,7 @@ func TestReviewGatewayVerdicts(t *testing.T) {
 		{"implicit: AUTH 535", GatewayTLSImplicit, true, implicit(srvCfg, plain(ext, "", reviewOn("AUTH", "535 5.7.8 bad credentials"))),
 			"pending 535 5.7.8 bad credentials"},
 		{"implicit: AUTH not offered", GatewayTLSImplicit, true, implicit(srvCfg, plain([]string{"8BITMIME"}, "", nil)),
-			"pending 451 4.7.4 credentials are configured for this host, but it does not offer AUTH PLAIN"},
+			"pending 451 4.7.4 credentials are configured for this host, but it does not offer AUTH PLAIN or LOGIN"},
 		{"implicit: closed at AUTH", GatewayTLSImplicit, true, implicit(srvCfg, plain(ext, "", reviewOn("AUTH", "!close"))),
 			"pending 451 4.4.2 connection dropped by host"},
 		{"starttls: delivered", GatewayTLSStartTLS, false, starttls(srvCfg, nil), "relayed 250 2.0.0 queued"},

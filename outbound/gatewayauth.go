@@ -1,0 +1,115 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+
+	"github.com/emersion/go-sasl"
+	"github.com/emersion/go-smtp"
+)
+
+// SASL mechanisms for GatewayAuthConfig.Mechanism ("" chooses, see
+// chooseMechanism).
+const (
+	AuthPlain   = "PLAIN"   // RFC 4616
+	AuthLogin   = "LOGIN"   // draft-murchison-sasl-login
+	AuthXOAUTH2 = "XOAUTH2" // Google's and Microsoft's OAuth 2.0 SASL mechanism
+)
+
+// authFor is the AUTH a target does with a: nil when a has neither a user
+// nor a token source (no AUTH at all).
+func authFor(a GatewayAuthConfig) *GatewayAuthConfig {
+	if a.Username == "" && a.Tokens == nil {
+		return nil
+	}
+	return &a
+}
+
+// chooseMechanism picks the SASL mechanism for a from those the gateway's
+// EHLO offers (RFC 4954 §3: the AUTH keyword lists them). Forced
+// (Mechanism set): that one, if offered. Chosen: XOAUTH2 when a token
+// source is configured, else PLAIN, else LOGIN. A mechanism the gateway
+// does not offer is never tried: the reply names what is missing, and it is
+// this relay's configuration, never the recipients', that is wrong.
+func chooseMechanism(a *GatewayAuthConfig, offered func(string) bool) (string, error) {
+	want := a.Mechanism
+	if want == "" && a.Tokens != nil {
+		want = AuthXOAUTH2
+	}
+	if want != "" {
+		if !offered(want) {
+			return "", errAuthNotOffered(want)
+		}
+		return want, nil
+	}
+	for _, m := range []string{AuthPlain, AuthLogin} {
+		if offered(m) {
+			return m, nil
+		}
+	}
+	return "", errAuthNotOffered(AuthPlain + " or " + AuthLogin)
+}
+
+type errAuthNotOffered string
+
+func (e errAuthNotOffered) Error() string { return "gateway does not offer AUTH " + string(e) }
+
+// authenticate runs AUTH (RFC 4954) to the gateway with a's credentials,
+// only over TLS. A refusal is not a verdict on the recipients (it is this
+// relay's configuration that is wrong), so it is temporary whatever the
+// code; the remote's reply is kept.
+func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, overTLS bool) *setupFailure {
+	if !overTLS {
+		return localFailure(dropped(replyAuthNeedsTLS()))
+	}
+	mech, err := chooseMechanism(a, c.SupportsAuth)
+	if err != nil {
+		var no errAuthNotOffered
+		errors.As(err, &no)
+		return localFailure(dropped(replyAuthNotOffered(string(no))))
+	}
+	switch mech {
+	case AuthXOAUTH2:
+		return authXOAUTH2(ctx, c, a)
+	case AuthLogin:
+		return authOnce(c, newLoginClient(a.Username, a.Password))
+	default:
+		return authOnce(c, sasl.NewPlainClient("", a.Username, a.Password))
+	}
+}
+
+func authOnce(c *smtp.Client, sc sasl.Client) *setupFailure {
+	if err := c.Auth(sc); err != nil {
+		return authFailure(err)
+	}
+	return nil
+}
+
+func authFailure(err error) *setupFailure {
+	return &setupFailure{v: dropped(classify(err).Reply), err: err}
+}
+
+// authXOAUTH2 authenticates with an access token from a.Tokens. A refusal
+// of a token (535, RFC 4954 §6 "authentication credentials invalid", or an
+// error challenge) renews it once and tries again on the same session,
+// which RFC 4954 §4 allows after a failed AUTH; a second refusal is the
+// result. A token endpoint that fails is a 454 4.7.0 naming its host.
+func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig) *setupFailure {
+	for try := 0; ; try++ {
+		tok, err := a.Tokens.Token(ctx)
+		if err != nil {
+			return &setupFailure{v: dropped(replyTokenFailed(err)), err: err}
+		}
+		x := &xoauth2Client{user: a.Username, token: tok}
+		err = c.Auth(x)
+		if err == nil {
+			return nil
+		}
+		var se *smtp.SMTPError
+		refused := errors.As(err, &se) && (se.Code == 535 || x.challenge != nil && se.Code >= 500)
+		if !refused || try > 0 {
+			return authFailure(err)
+		}
+		a.Tokens.Renew()
+	}
+}

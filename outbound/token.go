@@ -1,0 +1,233 @@
+package outbound
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/oauth2"
+)
+
+// Token cache timing. A token is renewed ahead of its expiry by a fifth of
+// its lifetime, at most tokenEarly, so that one fetched for an hour (the
+// usual lifetime at Microsoft and Google) is renewed 5 minutes before it
+// expires and one fetched for a minute 12 seconds before; a token without
+// expires_in is kept for tokenNoExpiry (a 535 renews it sooner).
+const (
+	tokenEarly    = 5 * time.Minute
+	tokenNoExpiry = time.Hour
+	// DefaultTokenTimeout bounds one fetch from the token endpoint.
+	DefaultTokenTimeout = 30 * time.Second
+)
+
+// FetchFunc fetches a new token from the OAuth2 token endpoint: a
+// clientcredentials.Config's Token, or a JWT grant's (NewJWTFetch). It must
+// return within ctx's deadline; the HTTP client it uses should have the
+// same bound (golang.org/x/oauth2/jwt ignores ctx's deadline).
+type FetchFunc func(ctx context.Context) (*oauth2.Token, error)
+
+// Tokens is the TokenSource for XOAUTH2: one per process, shared by every
+// gateway and delivery. The token is cached until it is due for renewal
+// (renewAt); concurrent callers that find none share one fetch
+// (single-flight); a fetch runs with its own deadline (Timeout), not a
+// caller's, so that one caller giving up does not fail the others, and a
+// caller waits no longer than its own context allows. Errors name the
+// token endpoint's host and never carry a secret, a token or the
+// endpoint's response body.
+type Tokens struct {
+	fetch   FetchFunc
+	host    string
+	timeout time.Duration
+	now     func() time.Time
+
+	ok, failed atomic.Uint64
+
+	mu      sync.Mutex
+	tok     string
+	renewAt time.Time
+	flight  *tokenFlight
+}
+
+// tokenFlight is one fetch in progress; done is closed when tok or err is
+// set.
+type tokenFlight struct {
+	done chan struct{}
+	tok  string
+	err  error
+}
+
+// TokenStats counts fetches from the token endpoint by result.
+type TokenStats struct {
+	Fetched, Failed uint64
+}
+
+// NewTokens returns a cached token source around fetch. tokenURL is used
+// only to name the endpoint's host in errors; timeout <= 0 takes
+// DefaultTokenTimeout; now nil takes time.Now.
+func NewTokens(fetch FetchFunc, tokenURL string, timeout time.Duration, now func() time.Time) *Tokens {
+	if timeout <= 0 {
+		timeout = DefaultTokenTimeout
+	}
+	if now == nil {
+		now = time.Now
+	}
+	host := tokenURL
+	if u, err := url.Parse(tokenURL); err == nil && u.Host != "" {
+		host = u.Host
+	}
+	return &Tokens{fetch: fetch, host: host, timeout: timeout, now: now}
+}
+
+// Stats returns the fetch counters.
+func (t *Tokens) Stats() TokenStats {
+	return TokenStats{Fetched: t.ok.Load(), Failed: t.failed.Load()}
+}
+
+// Token returns the cached access token, or waits for a fetch (started
+// here or by another caller) no longer than ctx allows.
+func (t *Tokens) Token(ctx context.Context) (string, error) {
+	t.mu.Lock()
+	if t.tok != "" && t.now().Before(t.renewAt) {
+		tok := t.tok
+		t.mu.Unlock()
+		return tok, nil
+	}
+	f := t.flight
+	if f == nil {
+		f = &tokenFlight{done: make(chan struct{})}
+		t.flight = f
+		go t.run(f)
+	}
+	t.mu.Unlock()
+	select {
+	case <-f.done:
+		return f.tok, f.err
+	case <-ctx.Done():
+		return "", &TokenError{Host: t.host, Reason: "timed out waiting for the token endpoint"}
+	}
+}
+
+// Renew drops the cached token after a gateway refused it, so that the
+// next Token fetches a new one. A fetch already in progress is left to
+// finish: its token is the new one.
+func (t *Tokens) Renew() {
+	t.mu.Lock()
+	t.tok, t.renewAt = "", time.Time{}
+	t.mu.Unlock()
+}
+
+// run does one fetch and hands its result to every waiter.
+func (t *Tokens) run(f *tokenFlight) {
+	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)
+	defer cancel()
+	start := t.now()
+	tok, err := t.fetchBounded(ctx)
+	t.mu.Lock()
+	if err != nil {
+		f.err = err
+		t.failed.Add(1)
+	} else {
+		f.tok = tok.AccessToken
+		t.tok, t.renewAt = tok.AccessToken, renewAt(start, tok.Expiry)
+		t.ok.Add(1)
+	}
+	t.flight = nil
+	t.mu.Unlock()
+	close(f.done)
+}
+
+// fetchBounded calls fetch and checks what it returned. A fetch that
+// outlives ctx (an HTTP client without a timeout) is abandoned, not waited
+// for: it ends on its own and its result is dropped.
+func (t *Tokens) fetchBounded(ctx context.Context) (*oauth2.Token, error) {
+	type res struct {
+		tok *oauth2.Token
+		err error
+	}
+	ch := make(chan res, 1)
+	go func() {
+		tok, err := t.fetch(ctx)
+		ch <- res{tok, err}
+	}()
+	select {
+	case r := <-ch:
+		if r.err != nil {
+			return nil, &TokenError{Host: t.host, Reason: tokenErrorReason(r.err)}
+		}
+		if r.tok == nil || r.tok.AccessToken == "" {
+			return nil, &TokenError{Host: t.host, Reason: "the token response has no access_token"}
+		}
+		if !validToken(r.tok.AccessToken) {
+			return nil, &TokenError{Host: t.host, Reason: "the access token is not printable ASCII"}
+		}
+		return r.tok, nil
+	case <-ctx.Done():
+		return nil, &TokenError{Host: t.host, Reason: "timed out waiting for the token endpoint"}
+	}
+}
+
+// renewAt is when a token fetched at start and valid until expiry is due
+// for renewal: a fifth of its lifetime early, at most tokenEarly.
+func renewAt(start, expiry time.Time) time.Time {
+	if expiry.IsZero() {
+		return start.Add(tokenNoExpiry)
+	}
+	life := expiry.Sub(start)
+	if life <= 0 {
+		return start
+	}
+	return expiry.Add(-min(life/5, tokenEarly))
+}
+
+// validToken reports whether tok can go into the XOAUTH2 initial response:
+// RFC 6750 §2.1's b64token is printable ASCII, and a control character
+// (\x01 is XOAUTH2's separator) would change the response's meaning.
+func validToken(tok string) bool {
+	for i := 0; i < len(tok); i++ {
+		if tok[i] <= ' ' || tok[i] > '~' {
+			return false
+		}
+	}
+	return true
+}
+
+// TokenError is a failed fetch from the token endpoint: Host names it,
+// Reason says what happened in words made here (never the endpoint's
+// body, which may echo what was sent).
+type TokenError struct {
+	Host   string
+	Reason string
+}
+
+func (e *TokenError) Error() string {
+	return fmt.Sprintf("cannot get an OAuth2 access token from %s: %s", e.Host, e.Reason)
+}
+
+// tokenErrorReason describes a fetch error by its type. An OAuth2 error
+// response (RFC 6749 §5.2) gives its status and error code, the code
+// checked to be the short printable token the RFC allows.
+func tokenErrorReason(err error) string {
+	var re *oauth2.RetrieveError
+	if errors.As(err, &re) {
+		s := "the token endpoint refused the request"
+		if re.Response != nil {
+			s = fmt.Sprintf("the token endpoint answered HTTP %d", re.Response.StatusCode)
+		}
+		if code := re.ErrorCode; code != "" && len(code) <= 64 && validToken(code) {
+			s += " (" + code + ")"
+		}
+		return s
+	}
+	var ue *url.Error
+	switch {
+	case isTimeout(err):
+		return "timed out waiting for the token endpoint"
+	case errors.As(err, &ue):
+		return "cannot reach the token endpoint"
+	}
+	return "the token endpoint's answer could not be read"
+}
