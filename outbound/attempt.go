@@ -37,6 +37,9 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 	w.stats.inFlight.Add(1)
 	defer w.stats.inFlight.Add(-1)
 	defer w.recoverDelivery(ctx, m)
+	if w.atLease(ctx, m) { // the operator's hold, bounce or delete (operator.go)
+		return
+	}
 	start := w.o.Now()
 	env := m.Envelope
 	idx := env.Pending()

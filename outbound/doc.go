@@ -7,7 +7,8 @@
 // sender. Options.Observe reports each recipient's outcome for metrics.
 //
 // One message's attempt reads top-down from process (attempt.go): lease →
-// deliver (wireaddr.go, then gateway.go or route.go, dial.go, transact.go)
+// the operator's hold, bounce or delete (operator.go: Envelope.Hold and
+// Operator, issue 13) → deliver (wireaddr.go, then gateway.go or route.go, dial.go, transact.go)
 // → record (apply) → expire → observe → finish (schedule.go: reports,
 // then reschedule or complete).
 //

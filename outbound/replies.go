@@ -188,3 +188,15 @@ func replyExpired(lifetime string, last string) *queue.Reply {
 	}
 	return r
 }
+
+// replyOperatorBounce: the operator bounced the message (edgerelay queue
+// bounce): X.3.0 "other or undefined mail system status" (RFC 3463 §3.4)
+// with 554 "transaction failed" (RFC 5321 §4.2.2), permanent. The last
+// reply, when there is one, is kept on a second line.
+func replyOperatorBounce(last string) *queue.Reply {
+	r := reply(554, "5.3.0", "deleted by the operator")
+	if last != "" {
+		r.Lines = append(r.Lines, last)
+	}
+	return r
+}
