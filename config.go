@@ -17,14 +17,16 @@ import (
 
 // Config is edgerelay's whole configuration, read from RELAY_* environment
 // variables once at start and validated once. The README's configuration
-// table lists every field (config_test.go keeps the two in step).
+// table lists every field (config_test.go keeps the two in step). A field
+// tagged secret:"true" is never printed: "edgerelay config" shows it as
+// (set) (TestConfigSecretFieldsTagged keeps the tags complete).
 type Config struct {
 	// Identity and listeners.
 	Hostname        string `envconfig:"HOSTNAME" desc:"name in the banner, EHLO, Received, Message-ID; default: the host name"`
 	SubmissionAddr  string `envconfig:"SUBMISSION_ADDR" default:":587" desc:"STARTTLS submission listener; empty disables it"`
 	SubmissionsAddr string `envconfig:"SUBMISSIONS_ADDR" default:":465" desc:"implicit-TLS submission listener; empty disables it"`
 	HTTPAddr        string `envconfig:"HTTP_ADDR" default:":8080" desc:"/healthz, /readyz and /metrics (Prometheus); empty disables it"`
-	AdminToken      string `envconfig:"ADMIN_TOKEN" desc:"bearer token for the queue operations under /admin/ on RELAY_HTTP_ADDR; empty = /admin/ refused (the Unix socket in RELAY_DATA_DIR serves 'edgerelay queue' regardless)"`
+	AdminToken      string `envconfig:"ADMIN_TOKEN" secret:"true" desc:"bearer token for the queue operations under /admin/ on RELAY_HTTP_ADDR; empty = /admin/ refused (the Unix socket in RELAY_DATA_DIR serves 'edgerelay queue' regardless)"`
 	AdminTokenFile  string `envconfig:"ADMIN_TOKEN_FILE" desc:"file holding RELAY_ADMIN_TOKEN"`
 	Pprof           bool   `envconfig:"PPROF" default:"false" desc:"also serve Go's profiler (net/http/pprof) under /debug/pprof/ on RELAY_HTTP_ADDR, for measuring; off by default: it shows internals to whoever reaches that port"`
 	TLSCertFile     string `envconfig:"TLS_CERT_FILE" desc:"PEM certificate (chain); re-read when it changes. Empty: a self-signed certificate is made at start (WARN)"`
@@ -55,7 +57,7 @@ type Config struct {
 	LDAPStartTLS         bool          `envconfig:"LDAP_STARTTLS" default:"false" desc:"StartTLS on an ldap:// URL"`
 	LDAPCAFile           string        `envconfig:"LDAP_CA_FILE" desc:"PEM CA bundle for the directory's certificate"`
 	LDAPBindDN           string        `envconfig:"LDAP_BIND_DN" desc:"service account for searches; empty = anonymous search"`
-	LDAPBindPassword     string        `envconfig:"LDAP_BIND_PASSWORD" desc:"service account password"`
+	LDAPBindPassword     string        `envconfig:"LDAP_BIND_PASSWORD" secret:"true" desc:"service account password"`
 	LDAPBindPasswordFile string        `envconfig:"LDAP_BIND_PASSWORD_FILE" desc:"file holding the service account password (Docker/Kubernetes secrets)"`
 	LDAPBaseDN           string        `envconfig:"LDAP_BASE_DN" desc:"search base, e.g. ou=people,dc=example,dc=org"`
 	LDAPFilter           string        `envconfig:"LDAP_FILTER" default:"(&(objectClass=inetOrgPerson)(|(uid={user})(mail={user})))" desc:"search filter; {user} is replaced, escaped per RFC 4515"`
@@ -68,7 +70,7 @@ type Config struct {
 	OIDCAddressClaim     string `envconfig:"OIDC_ADDRESS_CLAIM" desc:"optional claim holding more sender addresses"`
 	OIDCPasswordGrant    bool   `envconfig:"OIDC_PASSWORD_GRANT" default:"false" desc:"check PLAIN/LOGIN passwords with the provider's token endpoint"`
 	OIDCClientID         string `envconfig:"OIDC_CLIENT_ID" desc:"client for the password grant"`
-	OIDCClientSecret     string `envconfig:"OIDC_CLIENT_SECRET" desc:"client secret for the password grant"`
+	OIDCClientSecret     string `envconfig:"OIDC_CLIENT_SECRET" secret:"true" desc:"client secret for the password grant"`
 	OIDCClientSecretFile string `envconfig:"OIDC_CLIENT_SECRET_FILE" desc:"file holding the client secret"`
 	OIDCAllowedDomains   string `envconfig:"OIDC_ALLOWED_DOMAINS" desc:"comma-separated domains whose accounts are accepted (hd claim, else the verified email's domain; Google: hd only); required, or RELAY_OIDC_ALLOWED_TENANTS, with a shared issuer (Google, Entra ID common/organizations/consumers; Entra ID needs tenants)"`
 	OIDCAllowedTenants   string `envconfig:"OIDC_ALLOWED_TENANTS" desc:"comma-separated Entra ID tenant IDs (tid claim) whose accounts are accepted"`
@@ -121,7 +123,7 @@ type Config struct {
 	Gateway                      string        `envconfig:"GATEWAY" desc:"outbound gateway: host:port (TLS from RELAY_GATEWAY_TLS), smtp://host:587 (STARTTLS required), smtps://host:465 (implicit TLS), smtp+insecure://host:25 (no TLS: loopback, or with RELAY_GATEWAY_ALLOW_INSECURE), ses:// or ses://REGION (Amazon SES API); a comma-separated list fails over in order; empty = deliver directly to the recipient domain's MX"`
 	GatewayTLS                   string        `envconfig:"GATEWAY_TLS" default:"starttls" desc:"for a host:port gateway: starttls (required), tls (implicit) or none"`
 	GatewayUsername              string        `envconfig:"GATEWAY_USERNAME" desc:"AUTH user for the gateway (RELAY_GATEWAY's first SMTP gateway; others from RELAY_GATEWAY_CREDENTIALS_FILE)"`
-	GatewayPassword              string        `envconfig:"GATEWAY_PASSWORD" desc:"AUTH password for the gateway"`
+	GatewayPassword              string        `envconfig:"GATEWAY_PASSWORD" secret:"true" desc:"AUTH password for the gateway"`
 	GatewayPasswordFile          string        `envconfig:"GATEWAY_PASSWORD_FILE" desc:"file holding the gateway password"`
 	GatewayAuth                  string        `envconfig:"GATEWAY_AUTH" default:"auto" desc:"SASL mechanism to SMTP gateways: auto (XOAUTH2 when an OAuth2 token source is configured, else PLAIN or LOGIN as the gateway's EHLO offers), plain, login or xoauth2"`
 	GatewayAllowInsecure         bool          `envconfig:"GATEWAY_ALLOW_INSECURE" default:"false" desc:"allow smtp+insecure:// (no TLS) gateways at addresses other than loopback"`
@@ -130,7 +132,7 @@ type Config struct {
 	Routes                       string        `envconfig:"ROUTES" desc:"gateways by sender domain: 'example.org=ses://eu-west-1, partner.example=smtps://relay.partner.example:465'; a value may be a list joined by '|' that fails over in order; senders not listed use RELAY_GATEWAY"`
 	GatewayOAuthTokenURL         string        `envconfig:"GATEWAY_OAUTH_TOKEN_URL" desc:"XOAUTH2: OAuth2 token endpoint for the client-credentials grant (Microsoft 365: https://login.microsoftonline.com/TENANT/oauth2/v2.0/token)"`
 	GatewayOAuthClientID         string        `envconfig:"GATEWAY_OAUTH_CLIENT_ID" desc:"XOAUTH2: client ID of the app registration"`
-	GatewayOAuthClientSecret     string        `envconfig:"GATEWAY_OAUTH_CLIENT_SECRET" desc:"XOAUTH2: client secret"`
+	GatewayOAuthClientSecret     string        `envconfig:"GATEWAY_OAUTH_CLIENT_SECRET" secret:"true" desc:"XOAUTH2: client secret"`
 	GatewayOAuthClientSecretFile string        `envconfig:"GATEWAY_OAUTH_CLIENT_SECRET_FILE" desc:"file holding the XOAUTH2 client secret"`
 	GatewayOAuthScope            string        `envconfig:"GATEWAY_OAUTH_SCOPE" desc:"XOAUTH2: comma-separated scopes (Microsoft 365: https://outlook.office365.com/.default)"`
 	GatewayGoogleKeyFile         string        `envconfig:"GATEWAY_GOOGLE_KEY_FILE" desc:"XOAUTH2 to Google Workspace: service-account JSON key file with domain-wide delegation (JWT grant, scope https://mail.google.com/)"`

@@ -8,9 +8,10 @@
 //	edgerelay version         print the version
 //	edgerelay healthcheck     exit 0 if the local /healthz answers 200
 //	edgerelay hash-password   read a password on stdin, print a bcrypt hash
+//	edgerelay config [--json] print the effective configuration (secrets as (set))
 //
 // Package main owns the process and nothing that a library could hold:
-//   - main.go: the commands above;
+//   - main.go: the commands above; configcmd.go: "edgerelay config";
 //   - config.go (with config_check.go, config_validate.go and
 //     config_secrets.go): the typed Config, read from the environment once
 //     and validated once, in a fixed order (validate, in config_check.go),
@@ -32,6 +33,10 @@
 //   - Defaults live once, in Config's struct tags (configDefault reads
 //     them, also for the healthcheck); the README's configuration table
 //     lists every field (config_test.go keeps the two in step).
+//   - A secret (a field tagged secret:"true") is never printed: "edgerelay
+//     config" shows it as (set), and a URL's password in any value as
+//     (hidden). It reads the environment and the _FILE secrets only:
+//     validation opens no connection and looks up no name.
 //   - No flag or hook for tests in the binary: tests call run, loadConfig
 //     and serve as the binary does.
 package main
