@@ -383,9 +383,6 @@ func (c *Client) Auth(a sasl.Client) error {
 	code, msg64, err := c.cmd(0, "%s", strings.TrimSpace(fmt.Sprintf("AUTH %s %s", mech, resp64)))
 	for err == nil {
 		var msg []byte
-		// edgerelay patch 7: final is set when the server's reply ended
-		// the exchange (anything but 334); "*" answers only a challenge.
-		final := false
 		switch code {
 		case 334:
 			msg, err = encoding.DecodeString(msg64)
@@ -394,7 +391,6 @@ func (c *Client) Auth(a sasl.Client) error {
 			msg = []byte(msg64)
 		default:
 			err = toSMTPErr(&textproto.Error{Code: code, Msg: msg64})
-			final = true
 		}
 		if err == nil {
 			if code == 334 {
@@ -404,13 +400,8 @@ func (c *Client) Auth(a sasl.Client) error {
 			}
 		}
 		if err != nil {
-			// abort the AUTH (RFC 4954 §4: "*" is the client's answer to
-			// a 334 challenge); after a final reply there is nothing to
-			// abort, and a "*" would be a command whose reply is not read
-			// here, answering the next command in its place.
-			if !final {
-				c.cmd(501, "*")
-			}
+			// abort the AUTH
+			c.cmd(501, "*")
 			break
 		}
 		if resp == nil {

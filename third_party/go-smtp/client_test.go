@@ -39,9 +39,7 @@ func TestClientAuthTrimSpace(t *testing.T) {
 	c.didHello = true
 	c.Auth(toServerNoRespAuth{})
 	c.Close()
-	// edgerelay patch 7: "200 some more" ends the exchange, so no "*"
-	// follows it (upstream wanted "AUTH FOOAUTH\r\n*\r\n").
-	if got, want := wrote.String(), "AUTH FOOAUTH\r\n"; got != want {
+	if got, want := wrote.String(), "AUTH FOOAUTH\r\n*\r\n"; got != want {
 		t.Errorf("wrote %q; want %q", got, want)
 	}
 }
@@ -730,9 +728,9 @@ var authFailedServer = `220 hello world
 221 Goodbye
 `
 
-// edgerelay patch 7: no "*" after the final 535 (upstream sent one).
 var authFailedClient = `EHLO localhost
 AUTH PLAIN AHVzZXIAcGFzcw==
+*
 `
 
 func TestTLSClient(t *testing.T) {
