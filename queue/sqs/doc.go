@@ -32,13 +32,30 @@
 //     at ERROR and counted, not received forever; the dead-letter redrive
 //     stays the backstop. A body that is not an edgerelay envelope is never
 //     deleted.
+//   - The operator's copy of an envelope, <prefix><id>.view.json, is a view,
+//     never the source of truth for delivery: written at Enqueue (while the
+//     SQS send runs), at Reschedule and at a re-arm (with that receive's
+//     handle), deleted by Complete; a failed write is logged and counted
+//     (Stats.ViewWriteErrors), never returned.
+//   - Hold and Operator come from the operator's mark, <prefix><id>.op.json,
+//     alone: the receive reads it (one GET) and sets them on the leased
+//     envelope; only the operator's commands write it, so no Reschedule
+//     loses one. A mark asked after the copy was sent hands the message out
+//     even before it is due. A mark that cannot be read gives the message
+//     back rather than deliver what may be held.
+//   - A record received by someone else (MessageFromRecord: the Lambda
+//     worker) is handed out exactly as Lease does, or reported ErrSettled
+//     (may be deleted) or ErrKept (must stay: never deleted).
 //
 // Inside this package "sqs." is the AWS SDK's SQS client package; callers
 // import this one as sqs and the SDK's under another name.
 //
 // Files: sqs.go (options, lifecycle), wire.go (the SQS message format),
-// enqueue.go, lease.go (receive, re-arm, duplicates, heartbeat),
-// finish.go (Reschedule, Complete), check.go (start-up check),
+// enqueue.go, lease.go (receive, give back, heartbeat), accept.go (a
+// received message: re-arm, duplicates, marks, the claim), record.go
+// (records received by an event source), finish.go (Reschedule,
+// Complete), view.go (the operator's copy), mark.go (the operator's
+// marks), admin.go (queue.Admin: list, show, marks), check.go (start-up check),
 // s3body.go (the body objects), envobj.go (envelopes too large for a
 // message), poison.go (crashed deliveries and the counters), batch.go
 // (shared sends), ready.go (readiness), depth.go (the approximate counts

@@ -81,12 +81,23 @@ func (q *Queue) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 		return fail(err)
 	}
 	env.Size = n
+	// The operator's copy (view.go) is written while the envelope is sent,
+	// and waited for, so that a failed Enqueue's cleanup comes after it.
+	// Its failure is logged and counted, never the enqueue's.
+	view := make(chan struct{})
+	go func() { defer close(view); q.writeView(ctx, env.Clone(), "") }()
 	data, ek, err := q.encode(ctx, env, key, 0)
 	envKey = ek
-	if err != nil {
-		return fail(err)
+	if err == nil {
+		err = q.send(ctx, data)
 	}
-	if err := q.send(ctx, data); err != nil {
+	<-view
+	if err != nil {
+		if !preset {
+			cctx, cancel := cleanupCtx(ctx)
+			q.deleteExtras(cctx, id)
+			cancel()
+		}
 		return fail(err)
 	}
 	q.log.Debug("sqs queue: enqueued", "id", id, "size", n, "rcpts", len(env.Recipients), "envelope_object", envKey)

@@ -54,12 +54,13 @@ func (q *Queue) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	// The old copy's envelope object goes once the new copy is sent: a
 	// copy that was not deleted then finds it gone and is dropped as stale.
 	q.deleteEnvObject(ctx, l.envKey, idOf(m))
+	q.writeView(ctx, m.Envelope, "")
 	q.log.Debug("sqs queue: rescheduled", "id", idOf(m), "next_attempt", at, "delay", delay)
 	return nil
 }
 
 // Complete removes the message: the SQS message, then the body object (and
-// the envelope object of a large envelope).
+// the envelope object of a large envelope, the operator's copy and mark).
 // Either delete alone is enough to retire the message (a copy whose body
 // is gone is dropped by Lease), so Complete fails only when both fail. A
 // body left behind by a failed delete is removed by the lifecycle rule.
@@ -74,6 +75,7 @@ func (q *Queue) Complete(ctx context.Context, m *queue.Message) error {
 	_, qerr := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(l.handle)})
 	berr := q.deleteBody(ctx, l.key)
 	q.deleteEnvObject(ctx, l.envKey, idOf(m))
+	q.deleteExtras(ctx, idOf(m))
 	switch {
 	case qerr != nil && berr != nil:
 		return fmt.Errorf("sqs queue: complete %s: %w", idOf(m), errors.Join(qerr, berr))

@@ -136,7 +136,7 @@ func (q *Queue) Lease(ctx context.Context) (*queue.Message, error) {
 			return nil, err
 		}
 		for _, sm := range out.Messages {
-			if m := q.accept(ctx, sm); m != nil {
+			if m, _ := q.accept(ctx, sm); m != nil {
 				return m, nil
 			}
 		}
@@ -194,101 +194,6 @@ func (q *Queue) giveBackCopy(ctx context.Context, sm sqstypes.Message, delay int
 		q.log.Warn("sqs queue: gave back a copy of a message received after Lease was abandoned, but could not delete the received one; it may be delivered twice", "sqs_message_id", aws.ToString(sm.MessageId), "err", err)
 	}
 	return true
-}
-
-// accept turns a received SQS message into a lease, or deals with it and
-// returns nil (see Lease).
-func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) *queue.Message {
-	// The message is received: finish with it even if ctx ends now.
-	ctx, cancel := cleanupCtx(ctx)
-	defer cancel()
-	msgID, handle := aws.ToString(sm.MessageId), aws.ToString(sm.ReceiptHandle)
-	receives := attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameApproximateReceiveCount)
-	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
-	if err != nil {
-		q.log.Error("sqs queue: unreadable message left for the dead-letter queue (not deleted, not delivered)",
-			"sqs_message_id", msgID, "receive_count", receives, "err", err)
-		return nil
-	}
-	if w.EnvKey != "" {
-		log := q.log.With("id", w.ID, "sqs_message_id", msgID)
-		err := q.loadEnvelope(ctx, w)
-		var bad *badEnvelopeError
-		switch {
-		case errors.Is(err, errEnvGone):
-			// Reschedule deletes the envelope object it replaces once the
-			// new message is sent, Complete deletes it too: this copy is
-			// stale.
-			log.Warn("sqs queue: envelope object gone: a stale copy of a rescheduled or completed message; deleting it", "key", w.EnvKey, "receive_count", receives)
-			if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle)}); err != nil {
-				log.Warn("sqs queue: could not delete the stale copy; it will be received again", "err", err)
-			}
-			return nil
-		case errors.As(err, &bad):
-			log.Error("sqs queue: unreadable envelope object; message left for the dead-letter queue (not deleted, not delivered)", "receive_count", receives, "err", err)
-			return nil
-		case err != nil:
-			// Given back as a copy due after the visibility timeout: a
-			// receive that delivered nothing must not count as a crash.
-			if q.giveBackCopy(ctx, sm, seconds(min(q.o.VisibilityTimeout, maxDelay))) {
-				log.Warn("sqs queue: could not read the envelope object; the message is given back, due again after the visibility timeout", "err", err)
-			} else {
-				log.Warn("sqs queue: could not read the envelope object; the message is received again after the visibility timeout", "err", err)
-			}
-			return nil
-		}
-	}
-	env, key := w.Envelope, w.Key
-	log := q.log.With("id", env.ID, "sqs_message_id", msgID)
-	now := q.o.Now()
-
-	if vis, ok := rearmFor(env.NextAttempt, now); ok {
-		if _, err := q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
-			QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle), VisibilityTimeout: seconds(vis),
-		}); err != nil {
-			// A failed re-arm would bring the message back after the
-			// visibility timeout with a receive that rearms does not
-			// expect, counted as a crashed delivery: give it back as a
-			// copy delayed toward its due time instead.
-			if q.giveBackCopy(ctx, sm, seconds(min(vis, maxDelay))) {
-				log.Warn("sqs queue: could not re-arm a message that is not due; given back as a delayed copy", "next_attempt", env.NextAttempt, "err", err)
-			} else {
-				log.Warn("sqs queue: could not re-arm a message that is not due; it is received again after the visibility timeout", "next_attempt", env.NextAttempt, "err", err)
-			}
-		} else {
-			log.Debug("sqs queue: not due yet; re-armed", "next_attempt", env.NextAttempt, "invisible_for", vis)
-		}
-		return nil
-	}
-
-	exists, err := q.bodyExists(ctx, key)
-	switch {
-	case err != nil:
-		// Hand it out anyway: Body will fail and the worker reschedules,
-		// which costs no receive count, unlike leaving it to expire.
-		log.Warn("sqs queue: could not check the body object", "key", key, "err", err)
-	case !exists:
-		log.Warn("sqs queue: body object gone: a copy of a completed message; deleting it", "key", key, "receive_count", receives)
-		if _, err := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(handle)}); err != nil {
-			log.Warn("sqs queue: could not delete the copy; it will be received again", "err", err)
-		}
-		return nil
-	}
-
-	sent := time.UnixMilli(int64(attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameSentTimestamp)))
-	rearmed := rearms(sent, time.Duration(w.Delay)*time.Second, env.NextAttempt)
-	if crashes := crashedReceives(receives, rearmed); crashes >= q.o.MaxDeliveryCrashes {
-		q.setAside(ctx, w, handle, crashes, log)
-		return nil
-	}
-	env.Attempts = claimAttempts(env.Attempts, receives, rearmed)
-
-	hctx, stop := context.WithCancel(q.base)
-	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, stop: stop, hb: make(chan struct{})}
-	q.leases.Add(1)
-	go q.heartbeat(hctx, l, log)
-	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives)
-	return &queue.Message{Envelope: env, Token: l}
 }
 
 // rearmFor says whether a message due at next is not yet due at now, and

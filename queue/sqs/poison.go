@@ -30,15 +30,19 @@ type Stats struct {
 	// CrashQuarantined counts messages set aside because MaxDeliveryCrashes
 	// deliveries of them ended without Reschedule or Complete.
 	CrashQuarantined uint64
+	// ViewWriteErrors counts failed writes of the operator's copy of an
+	// envelope (view.go); delivery is not affected.
+	ViewWriteErrors uint64
 }
 
 type sqsStats struct {
 	crashQuarantined atomic.Uint64
+	viewWriteErrors  atomic.Uint64
 }
 
 // Stats returns the backend's counters.
 func (q *Queue) Stats() Stats {
-	return Stats{CrashQuarantined: q.stats.crashQuarantined.Load()}
+	return Stats{CrashQuarantined: q.stats.crashQuarantined.Load(), ViewWriteErrors: q.stats.viewWriteErrors.Load()}
 }
 
 // crashedReceives is how many earlier receives of a message ended without

@@ -30,14 +30,16 @@ type SQSAPI interface {
 }
 
 // S3API is the part of *s3.Client that Queue uses: the multipart
-// upload calls of the upload manager plus object reads, deletes and the
-// bucket check.
+// upload calls of the upload manager plus object reads, deletes, the
+// bucket check and the operator's listing.
 type S3API interface {
 	manager.UploadAPIClient
 	GetObject(context.Context, *s3.GetObjectInput, ...func(*s3.Options)) (*s3.GetObjectOutput, error)
 	HeadObject(context.Context, *s3.HeadObjectInput, ...func(*s3.Options)) (*s3.HeadObjectOutput, error)
 	DeleteObject(context.Context, *s3.DeleteObjectInput, ...func(*s3.Options)) (*s3.DeleteObjectOutput, error)
 	HeadBucket(context.Context, *s3.HeadBucketInput, ...func(*s3.Options)) (*s3.HeadBucketOutput, error)
+	// ListObjectsV2 lists the queued messages for the operator (admin.go).
+	ListObjectsV2(context.Context, *s3.ListObjectsV2Input, ...func(*s3.Options)) (*s3.ListObjectsV2Output, error)
 }
 
 // Defaults and limits of the SQS backend.

@@ -467,8 +467,8 @@ func TestSQSPresetID(t *testing.T) {
 	env := sqsEnvelope("bob@example.net")
 	env.ID = "NDR-0001"
 	mustEnqueueSQS(t, q, env, "report")
-	if k := f.keys(t); len(k) != 1 || k[0] != "queue/NDR-0001.eml" {
-		t.Fatalf("keys = %v, want [queue/NDR-0001.eml]", k)
+	if k := f.keys(t); len(k) != 2 || k[0] != "queue/NDR-0001.eml" || k[1] != "queue/NDR-0001.view.json" {
+		t.Fatalf("keys = %v, want [queue/NDR-0001.eml queue/NDR-0001.view.json] (the body and the operator's copy)", k)
 	}
 	f.srv.SetDown("sqs", true)
 	again := sqsEnvelope("bob@example.net")

@@ -1,0 +1,299 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/aws/aws-sdk-go-v2/service/sqs"
+	"github.com/edgerelay/edgerelay/internal/s3util"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// The operator's commands on this backend (queue.Admin; edgerelay queue …).
+// SQS can neither list nor change the messages it holds, so:
+//   - List and Show read the S3 side: the body objects say which messages
+//     are queued, their operator's copies (view.go) what state they were
+//     in at their last enqueue, reschedule or re-arm (AsOf), and their
+//     marks (mark.go) what the operator asked for. Leased is never set:
+//     SQS does not say whether a message is in flight.
+//   - Hold, Release, Retry, Bounce and Delete write the mark and return
+//     immediate=false: the next receive of the message acts on it. Release,
+//     Retry, Bounce and Delete also make a message that a receive re-armed
+//     for a delay over 15 min visible at once, with the receipt handle that
+//     receive left in the copy; a message waiting on an SQS delay (up to
+//     15 min: DelaySeconds cannot be shortened) is acted on when it ends.
+//   - An ID with no body object is queue.ErrNotFound.
+
+var _ queue.Admin = (*Queue)(nil)
+
+// MaxListed bounds List: past it, List returns the first MaxListed
+// messages (by key) and ErrListTruncated.
+const MaxListed = 10000
+
+// ErrListTruncated is returned by List with the messages it did read when
+// the queue holds more than MaxListed.
+var ErrListTruncated = fmt.Errorf("sqs queue: more than %d messages; the list is cut short", MaxListed)
+
+// adminParallel bounds the S3 reads List makes at once.
+const adminParallel = 16
+
+// listed is what one listing of the prefix says about a message.
+type listed struct {
+	id       string
+	size     int64
+	modified time.Time
+	view     bool
+	mark     bool
+}
+
+// listQueued lists the messages under the prefix (one ListObjectsV2 page
+// per 1000 objects), at most MaxListed.
+func (q *Queue) listQueued(ctx context.Context) ([]*listed, error) {
+	var out []*listed
+	byID := map[string]*listed{}
+	var views, marks []string
+	p := s3.NewListObjectsV2Paginator(q.o.S3, &s3.ListObjectsV2Input{
+		Bucket: aws.String(q.o.Bucket), Prefix: aws.String(q.o.Prefix), Delimiter: aws.String("/"),
+	})
+	truncated := false
+	for p.HasMorePages() && !truncated {
+		page, err := p.NextPage(ctx)
+		if err != nil {
+			return nil, fmt.Errorf("sqs queue: list s3://%s/%s: %w", q.o.Bucket, q.o.Prefix, err)
+		}
+		for _, o := range page.Contents {
+			key := aws.ToString(o.Key)
+			rest := strings.TrimPrefix(key, q.o.Prefix)
+			switch {
+			case strings.HasSuffix(rest, ".view.json"):
+				views = append(views, strings.TrimSuffix(rest, ".view.json"))
+			case strings.HasSuffix(rest, ".op.json"):
+				marks = append(marks, strings.TrimSuffix(rest, ".op.json"))
+			default:
+				id := q.idOfKey(key)
+				if id == "" {
+					continue
+				}
+				if len(out) == MaxListed {
+					truncated = true
+					continue
+				}
+				l := &listed{id: id, size: aws.ToInt64(o.Size), modified: aws.ToTime(o.LastModified)}
+				out = append(out, l)
+				byID[id] = l
+			}
+		}
+	}
+	for _, id := range views {
+		if l := byID[id]; l != nil {
+			l.view = true
+		}
+	}
+	for _, id := range marks {
+		if l := byID[id]; l != nil {
+			l.mark = true
+		}
+	}
+	if truncated {
+		return out, ErrListTruncated
+	}
+	return out, nil
+}
+
+// entry reads what S3 holds about l into an Entry.
+func (q *Queue) entry(ctx context.Context, l *listed) (*queue.Entry, error) {
+	e := &queue.Entry{Envelope: queue.Envelope{ID: l.id, Size: l.size, Arrival: l.modified}}
+	if l.view {
+		v, err := q.readView(ctx, l.id)
+		if err != nil {
+			return nil, err
+		}
+		if v != nil {
+			e.Envelope, e.AsOf = *v.Envelope, v.AsOf
+		}
+	}
+	var mk *markObject
+	if l.mark {
+		var err error
+		if mk, err = q.readMark(ctx, l.id); err != nil {
+			return nil, err
+		}
+	}
+	mergeMark(&e.Envelope, mk, time.Time{})
+	return e, nil
+}
+
+// List returns every queued message with the state of its operator's copy
+// and mark, in key order (IDs sort by arrival); see ErrListTruncated.
+func (q *Queue) List(ctx context.Context) ([]queue.Entry, error) {
+	ls, lerr := q.listQueued(ctx)
+	if ls == nil && lerr != nil {
+		return nil, lerr
+	}
+	entries := make([]queue.Entry, len(ls))
+	errs := make([]error, len(ls))
+	sem := make(chan struct{}, adminParallel)
+	done := make(chan struct{})
+	for i, l := range ls {
+		sem <- struct{}{}
+		go func() {
+			defer func() { <-sem; done <- struct{}{} }()
+			e, err := q.entry(ctx, l)
+			if err != nil {
+				errs[i] = err
+				return
+			}
+			entries[i] = *e
+		}()
+	}
+	for range ls {
+		<-done
+	}
+	if err := errors.Join(errs...); err != nil {
+		return nil, fmt.Errorf("sqs queue: list: %w", err)
+	}
+	return entries, lerr
+}
+
+// Show returns one message's entry.
+func (q *Queue) Show(ctx context.Context, id string) (*queue.Entry, error) {
+	if !queue.ValidID(id) {
+		return nil, fmt.Errorf("%w: %q", queue.ErrNotFound, id)
+	}
+	head, err := q.o.S3.HeadObject(ctx, &s3.HeadObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(q.bodyKey(id))})
+	if err != nil {
+		if s3util.IsNotFound(err) {
+			return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+		}
+		return nil, fmt.Errorf("sqs queue: show %s: %w", id, err)
+	}
+	e, err := q.entry(ctx, &listed{id: id, size: aws.ToInt64(head.ContentLength), modified: aws.ToTime(head.LastModified), view: true, mark: true})
+	if err != nil {
+		return nil, fmt.Errorf("sqs queue: show %s: %w", id, err)
+	}
+	return e, nil
+}
+
+// OpenBody opens the stored message.
+func (q *Queue) OpenBody(ctx context.Context, id string) (io.ReadCloser, error) {
+	if !queue.ValidID(id) {
+		return nil, fmt.Errorf("%w: %q", queue.ErrNotFound, id)
+	}
+	rc, err := q.openBody(ctx, q.bodyKey(id))
+	if err != nil && s3util.IsNotFound(err) {
+		return nil, fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+	}
+	return rc, err
+}
+
+// mark changes message id's mark with change and, when nudge is set, ends
+// a re-armed wait so that the next receive acts on it.
+func (q *Queue) mark(ctx context.Context, id string, nudge bool, change func(*markObject)) (bool, error) {
+	if !queue.ValidID(id) {
+		return false, fmt.Errorf("%w: %q", queue.ErrNotFound, id)
+	}
+	exists, err := q.bodyExists(ctx, q.bodyKey(id))
+	if err != nil {
+		return false, fmt.Errorf("sqs queue: %s: %w", id, err)
+	}
+	if !exists {
+		return false, fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+	}
+	mk, err := q.readMark(ctx, id)
+	if err != nil {
+		// An unreadable mark is replaced: the operator says what it is now.
+		q.log.Warn("sqs queue: unreadable operator mark replaced", "id", id, "err", err)
+	}
+	if mk == nil {
+		mk = &markObject{}
+	}
+	change(mk)
+	if err := q.writeMark(ctx, id, mk); err != nil {
+		return false, fmt.Errorf("sqs queue: %s: %w", id, err)
+	}
+	if nudge {
+		q.nudge(ctx, id)
+	}
+	q.log.Info("sqs queue: operator mark written; the next receive acts on it", "id", id,
+		"hold", mk.Hold, "operator", mk.Operator, "retry_at", mk.RetryAt)
+	return false, nil
+}
+
+// nudge makes a message that a receive re-armed visible now, with the
+// receipt handle that receive wrote into the copy. A stale handle (the
+// message was received since) is no error: that receive read the mark.
+func (q *Queue) nudge(ctx context.Context, id string) {
+	v, err := q.readView(ctx, id)
+	if err != nil || v == nil || v.Receipt == "" {
+		return
+	}
+	_, err = q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(v.Receipt), VisibilityTimeout: 0,
+	})
+	if err != nil {
+		q.log.Debug("sqs queue: could not end the re-armed wait (received since?)", "id", id, "err", err)
+	}
+}
+
+// Retry marks the message to be tried at its next receive, now if a
+// receive re-armed it; a held message is released.
+func (q *Queue) Retry(ctx context.Context, id string) (bool, error) {
+	now := q.o.Now()
+	return q.mark(ctx, id, true, func(mk *markObject) { mk.Hold, mk.RetryAt = false, now })
+}
+
+// RetryAll marks every message that is not on hold to be tried now and
+// returns how many it marked.
+func (q *Queue) RetryAll(ctx context.Context) (int, error) {
+	ls, lerr := q.listQueued(ctx)
+	n := 0
+	now := q.o.Now()
+	for _, l := range ls {
+		if l.mark {
+			mk, err := q.readMark(ctx, l.id)
+			if err == nil && mk != nil && mk.Hold {
+				continue
+			}
+		}
+		if _, err := q.mark(ctx, l.id, true, func(mk *markObject) { mk.RetryAt = now }); err != nil {
+			if errors.Is(err, queue.ErrNotFound) {
+				continue // completed since the listing
+			}
+			return n, err
+		}
+		n++
+	}
+	return n, lerr
+}
+
+// Hold marks the message held: the next receive hands it to the worker
+// with Hold set, which keeps it without delivering.
+func (q *Queue) Hold(ctx context.Context, id string) (bool, error) {
+	return q.mark(ctx, id, false, func(mk *markObject) { mk.Hold = true })
+}
+
+// Release removes the hold; the message is tried at its next receive.
+func (q *Queue) Release(ctx context.Context, id string) (bool, error) {
+	now := q.o.Now()
+	return q.mark(ctx, id, true, func(mk *markObject) { mk.Hold, mk.RetryAt = false, now })
+}
+
+// Bounce marks the message for the worker that receives it next to fail
+// its pending recipients and report them (queue.OperatorBounce).
+func (q *Queue) Bounce(ctx context.Context, id string) (bool, error) {
+	now := q.o.Now()
+	return q.mark(ctx, id, true, func(mk *markObject) { mk.Hold, mk.Operator, mk.RetryAt = false, queue.OperatorBounce, now })
+}
+
+// Delete marks the message for the worker that receives it next to remove
+// it without a report (queue.OperatorDelete).
+func (q *Queue) Delete(ctx context.Context, id string) (bool, error) {
+	now := q.o.Now()
+	return q.mark(ctx, id, true, func(mk *markObject) { mk.Hold, mk.Operator, mk.RetryAt = false, queue.OperatorDelete, now })
+}

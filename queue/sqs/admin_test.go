@@ -1,0 +1,271 @@
+package sqs_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"io"
+	"net/http"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/sqs"
+)
+
+// TestSQSAdminListShow: List and Show read the operator's copies written
+// at Enqueue and at Reschedule, OpenBody the body; an unknown or invalid
+// ID is queue.ErrNotFound for every command; Complete leaves no copy.
+func TestSQSAdminListShow(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	ctx := sqsCtx(t, 30*time.Second)
+	a := mustEnqueueSQS(t, q, sqsEnvelope("a@example.net"), "body A")
+	b := mustEnqueueSQS(t, q, sqsEnvelope("b1@example.net", "b2@example.net"), "body B")
+
+	entries, err := q.List(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for _, e := range entries {
+		ids = append(ids, e.Envelope.ID)
+		if e.Envelope.From != "alice@example.com" || e.AsOf.IsZero() || e.Envelope.Size == 0 {
+			t.Errorf("entry %s: %+v, want the enqueued envelope with its copy's time", e.Envelope.ID, e)
+		}
+	}
+	if !slices.Contains(ids, a) || !slices.Contains(ids, b) || len(ids) != 2 {
+		t.Fatalf("List IDs %v, want %s and %s", ids, a, b)
+	}
+
+	// A deferred attempt: the copy follows Reschedule.
+	m := sqsLease(t, q)
+	m.Envelope.Recipients[0].Reply = &queue.Reply{Code: 451, Enhanced: "4.3.0", Lines: []string{"try later"}}
+	m.Envelope.Recipients[0].Attempts = 1
+	if err := q.Reschedule(ctx, m, time.Now().Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	e, err := q.Show(ctx, m.Envelope.ID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := e.Envelope.Recipients[0]; r.Reply.String() != "451 4.3.0 try later" || e.Envelope.Attempts != 1 || e.Envelope.NextAttempt.IsZero() {
+		t.Errorf("Show after Reschedule: %+v, want the recorded reply, 1 attempt and the next attempt", e.Envelope)
+	}
+
+	rc, err := q.OpenBody(ctx, a)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := io.ReadAll(rc)
+	rc.Close()
+	if string(got) != "body A" {
+		t.Errorf("OpenBody %s = %q", a, got)
+	}
+
+	for _, id := range []string{"NOSUCHID", "../etc/passwd", ""} {
+		if _, err := q.Show(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("Show(%q): %v, want ErrNotFound", id, err)
+		}
+		if _, err := q.OpenBody(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("OpenBody(%q): %v, want ErrNotFound", id, err)
+		}
+		for name, op := range map[string]func(context.Context, string) (bool, error){
+			"Retry": q.Retry, "Hold": q.Hold, "Release": q.Release, "Bounce": q.Bounce, "Delete": q.Delete,
+		} {
+			if _, err := op(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+				t.Errorf("%s(%q): %v, want ErrNotFound", name, id, err)
+			}
+		}
+	}
+
+	// The other message completes: its copy and mark go with the body.
+	other := a
+	if m.Envelope.ID == a {
+		other = b
+	}
+	if _, err := q.Hold(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Release(ctx, other); err != nil {
+		t.Fatal(err)
+	}
+	m2 := sqsLease(t, q)
+	if m2.Envelope.ID != other {
+		t.Fatalf("leased %s, want %s", m2.Envelope.ID, other)
+	}
+	if err := q.Complete(ctx, m2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Show(ctx, other); !errors.Is(err, queue.ErrNotFound) {
+		t.Errorf("Show of a completed message: %v, want ErrNotFound", err)
+	}
+	for _, k := range f.keys(t) {
+		if len(k) > len("queue/")+len(other) && k[len("queue/"):len("queue/")+len(other)] == other {
+			t.Errorf("object %s left after Complete", k)
+		}
+	}
+}
+
+// TestSQSAdminMarks: Hold, Release, Bounce and Delete are marks that the
+// next receive merges into the leased envelope (immediate=false); a mark
+// written while a worker holds the message survives that worker's
+// Reschedule; a bounce of a message that a receive re-armed for a long
+// delay makes it visible at once (the receipt handle in the copy).
+func TestSQSAdminMarks(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	ctx := sqsCtx(t, 60*time.Second)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("x@example.net"), "x")
+
+	if imm, err := q.Hold(ctx, id); err != nil || imm {
+		t.Fatalf("Hold: %v %v, want not immediate", imm, err)
+	}
+	e, err := q.Show(ctx, id)
+	if err != nil || !e.Envelope.Hold {
+		t.Fatalf("Show after Hold: %+v %v", e, err)
+	}
+	m := sqsLease(t, q)
+	if !m.Envelope.Hold || m.Envelope.Operator != "" {
+		t.Fatalf("leased hold=%v operator=%q, want held", m.Envelope.Hold, m.Envelope.Operator)
+	}
+	// Marked while leased: the worker's Reschedule (which still carries
+	// Hold in its copy) does not undo the release, nor the bounce.
+	if _, err := q.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Bounce(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	if err := q.Reschedule(ctx, m, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	m = sqsLease(t, q)
+	if m.Envelope.Hold || m.Envelope.Operator != queue.OperatorBounce {
+		t.Fatalf("leased hold=%v operator=%q, want released and marked bounce", m.Envelope.Hold, m.Envelope.Operator)
+	}
+	if _, err := q.Delete(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+
+	// Put the message back due in 2 h as a receive after a 15 min delay
+	// finds it: the receive re-arms it and leaves its receipt in the copy.
+	if err := q.Reschedule(ctx, m, time.Now()); err != nil {
+		t.Fatal(err)
+	}
+	raw := f.rawReceive(t, 60)
+	if raw == nil {
+		t.Fatal("rescheduled message not received")
+	}
+	var w map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(aws.ToString(raw.Body)), &w); err != nil {
+		t.Fatal(err)
+	}
+	var env queue.Envelope
+	json.Unmarshal(w["envelope"], &env)
+	env.NextAttempt = time.Now().Add(2 * time.Hour)
+	w["envelope"], _ = json.Marshal(&env)
+	data, _ := json.Marshal(w)
+	f.rawDelete(t, raw)
+	// The delete mark would hand the message out whatever its due time
+	// (an Operator action does not wait): clear it to see the re-arm.
+	clearOperator(t, f, id)
+	f.rawSend(t, string(data))
+	sqsNothingDue(t, q, 3*time.Second, "due in 2 h")
+	if e, err := q.Show(ctx, id); err != nil || e.Envelope.NextAttempt.Before(time.Now().Add(time.Hour)) {
+		t.Fatalf("Show after the re-arm: %+v %v", e, err)
+	}
+	start := time.Now()
+	if _, err := q.Bounce(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	m = sqsLease(t, q)
+	if m.Envelope.ID != id || m.Envelope.Operator != queue.OperatorBounce {
+		t.Fatalf("leased %s operator %q, want %s marked bounce", m.Envelope.ID, m.Envelope.Operator, id)
+	}
+	if el := time.Since(start); el > 5*time.Second {
+		t.Errorf("bounced message received %v after the mark; the re-armed wait was not ended", el)
+	}
+	if err := q.Complete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+	if k := f.keys(t); len(k) != 0 {
+		t.Errorf("keys after Complete: %v", k)
+	}
+}
+
+// clearOperator rewrites id's mark without an action, as an operator
+// mark written before the copy would be.
+func clearOperator(t *testing.T, f *sqsFixture, id string) {
+	t.Helper()
+	if _, err := f.srv.S3().PutObject(context.Background(), putInput(f.bucket, sqs.DefaultS3Prefix+id+".op.json", `{"v":1}`)); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func putInput(bucket, key, body string) *s3.PutObjectInput {
+	return &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)}
+}
+
+// TestSQSAdminRetryAll marks every message that is not held.
+func TestSQSAdminRetryAll(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	ctx := sqsCtx(t, 30*time.Second)
+	mustEnqueueSQS(t, q, sqsEnvelope("a@example.net"), "a")
+	held := mustEnqueueSQS(t, q, sqsEnvelope("b@example.net"), "b")
+	if _, err := q.Hold(ctx, held); err != nil {
+		t.Fatal(err)
+	}
+	n, err := q.RetryAll(ctx)
+	if err != nil || n != 1 {
+		t.Fatalf("RetryAll = %d, %v; want 1 (the held one left alone)", n, err)
+	}
+}
+
+// TestSQSViewWriteFailure: the operator's copy is a view: when S3 refuses
+// it, Enqueue and Reschedule still succeed (the body and the SQS message
+// are what 250 promises), the failure is counted, and the message is
+// delivered as usual.
+func TestSQSViewWriteFailure(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	front := f.srv.Front(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.HasSuffix(r.URL.Path, ".view.json") {
+				http.Error(w, "<Error><Code>InternalError</Code></Error>", http.StatusInternalServerError)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	q := f.open(t, func(o *sqs.Options) { o.S3 = front.S3() })
+	ctx := sqsCtx(t, 30*time.Second)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("v@example.net"), "v")
+	m := sqsLease(t, q)
+	if err := q.Reschedule(ctx, m, time.Now()); err != nil {
+		t.Fatalf("Reschedule with the copy refused: %v", err)
+	}
+	if got := q.Stats().ViewWriteErrors; got != 2 {
+		t.Errorf("ViewWriteErrors = %d, want 2 (enqueue and reschedule)", got)
+	}
+	if !strings.Contains(f.logs.String(), "operator's copy of the envelope could not be written") {
+		t.Errorf("failed copy not logged:\n%s", f.logs.String())
+	}
+	// No copy: Show still finds the message by its body.
+	if e, err := q.Show(ctx, id); err != nil || e.Envelope.ID != id || !e.AsOf.IsZero() {
+		t.Errorf("Show without a copy: %+v %v, want the ID with no copy time", e, err)
+	}
+	m = sqsLease(t, q)
+	if err := q.Complete(ctx, m); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -1,0 +1,61 @@
+package sqs
+
+import (
+	"context"
+	"errors"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	sqstypes "github.com/aws/aws-sdk-go-v2/service/sqs/types"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// Messages received by someone else: an AWS Lambda event source mapping
+// receives from the queue and hands the function a batch of records; the
+// serverless worker (package main, lambda*.go) turns each into a lease with
+// MessageFromRecord and delivers it as the long-running worker does. The
+// event source deletes the records the function reports done, and leaves
+// the others (ReportBatchItemFailures), so what became of a record that is
+// not handed out decides how it must be reported.
+
+// Record is a message an event source received from this queue: its ID,
+// receipt handle, body and system attributes (ApproximateReceiveCount and
+// SentTimestamp are used), as in AWS Lambda's SQS event.
+type Record struct {
+	MessageID     string
+	ReceiptHandle string
+	Body          string
+	Attributes    map[string]string
+}
+
+var (
+	// ErrSettled: the record was dealt with and must not be delivered (a
+	// stale copy deleted, given back as a new copy, set aside in
+	// quarantine): report it done; deleting it loses nothing.
+	ErrSettled = errors.New("sqs queue: record settled without a delivery")
+	// ErrKept: the record stays in the queue as it is (not an edgerelay
+	// message, an unreadable envelope object, re-armed for a later
+	// attempt, or S3 could not be read and the give-back failed): report
+	// it as a failure, so that it is not deleted.
+	ErrKept = errors.New("sqs queue: record kept in the queue")
+)
+
+// MessageFromRecord turns a received record into a lease exactly as Lease
+// does for a message it receives itself (re-arm, stale copies, quarantine,
+// the operator's marks, the claimed attempt, the heartbeat), or returns
+// ErrSettled or ErrKept. The lease ends with Reschedule or Complete.
+func (q *Queue) MessageFromRecord(ctx context.Context, r Record) (*queue.Message, error) {
+	if q.closed() {
+		return nil, queue.ErrClosed
+	}
+	m, d := q.accept(ctx, sqstypes.Message{
+		MessageId: aws.String(r.MessageID), ReceiptHandle: aws.String(r.ReceiptHandle),
+		Body: aws.String(r.Body), Attributes: r.Attributes,
+	})
+	switch {
+	case m != nil:
+		return m, nil
+	case d == settled:
+		return nil, ErrSettled
+	}
+	return nil, ErrKept
+}

@@ -1,0 +1,146 @@
+package sqs
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+	"github.com/edgerelay/edgerelay/internal/s3util"
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// The operator's view of a message (issue 13): a copy of its envelope kept
+// next to the body, <prefix><id>.view.json, which `edgerelay queue
+// list/show` read. SQS cannot list or read the messages it holds, so the
+// copy is the only way to see what is queued.
+//
+// The copy is a view, never the source of truth for delivery: the envelope
+// travels in the SQS message (or its envelope object). So a failed write of
+// the copy is logged and counted (Stats.ViewWriteErrors) and never fails
+// the enqueue, the reschedule or the delivery. It is written
+//   - at Enqueue, concurrently with the SQS send (the accept path waits for
+//     the slower of the two, not their sum; 250 still means body PUT and
+//     SQS send acknowledged, whatever the copy);
+//   - at Reschedule, after the new message is sent;
+//   - when a receive re-arms a long delay, with the receipt handle of that
+//     receive, so that an operator's retry can make the message visible at
+//     once (ChangeMessageVisibility) instead of waiting up to 12 h;
+//
+// and deleted by Complete with the body. It is not written at every lease
+// (a PUT per delivery attempt): Attempts there is the count persisted by
+// the last Reschedule.
+
+// viewVersion is the version of the view object's format.
+const viewVersion = 1
+
+// maxViewObject bounds a view or mark object read by the operator's
+// commands.
+const maxViewObject = maxEnvelopeObject + 64<<10
+
+// viewObject is the content of <prefix><id>.view.json.
+type viewObject struct {
+	V        int             `json:"v"`
+	Envelope *queue.Envelope `json:"envelope"`
+	// AsOf is when this copy was written.
+	AsOf time.Time `json:"as_of"`
+	// Receipt is the receipt handle of the receive that re-armed the
+	// message (it is in flight, invisible until NextAttempt); empty when
+	// the message waits on an SQS delay, which nothing can shorten.
+	Receipt string `json:"receipt,omitempty"`
+}
+
+// viewKey is the key of the operator's copy of message id's envelope.
+func (q *Queue) viewKey(id string) string { return q.o.Prefix + id + ".view.json" }
+
+// putJSON writes data to key with the queue's encryption settings.
+func (q *Queue) putJSON(ctx context.Context, key string, data []byte) error {
+	in := &s3.PutObjectInput{
+		Bucket: aws.String(q.o.Bucket), Key: aws.String(key),
+		Body: bytes.NewReader(data), ContentType: aws.String("application/json"),
+	}
+	q.setSSE(in)
+	if _, err := q.o.S3.PutObject(ctx, in); err != nil {
+		return fmt.Errorf("write s3://%s/%s: %w", q.o.Bucket, key, err)
+	}
+	return nil
+}
+
+// getJSON reads the object key into v, at most limit bytes. found is false
+// when there is no such object.
+func (q *Queue) getJSON(ctx context.Context, key string, limit int64, v any) (found bool, err error) {
+	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
+	if err != nil {
+		if s3util.IsNotFound(err) {
+			return false, nil
+		}
+		return false, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
+	}
+	defer out.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	if err != nil {
+		return false, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
+	}
+	if int64(len(data)) > limit {
+		return true, fmt.Errorf("s3://%s/%s is over %d bytes", q.o.Bucket, key, limit)
+	}
+	if err := json.Unmarshal(data, v); err != nil {
+		return true, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, key, err)
+	}
+	return true, nil
+}
+
+// writeView writes the operator's copy of env, best effort: a failure is
+// logged and counted, never returned (the copy is a view).
+func (q *Queue) writeView(ctx context.Context, env *queue.Envelope, receipt string) {
+	data, err := json.Marshal(viewObject{V: viewVersion, Envelope: env, AsOf: q.o.Now().UTC(), Receipt: receipt})
+	if err == nil {
+		err = q.putJSON(ctx, q.viewKey(env.ID), data)
+	}
+	if err != nil {
+		q.stats.viewWriteErrors.Add(1)
+		q.log.Warn("sqs queue: the operator's copy of the envelope could not be written; 'edgerelay queue' shows an older state until the next change (delivery is not affected)", "id", env.ID, "err", err)
+	}
+}
+
+// readView reads the operator's copy of message id; nil without one.
+func (q *Queue) readView(ctx context.Context, id string) (*viewObject, error) {
+	var v viewObject
+	found, err := q.getJSON(ctx, q.viewKey(id), maxViewObject, &v)
+	if err != nil || !found {
+		return nil, err
+	}
+	if v.Envelope == nil || v.Envelope.ID != id {
+		return nil, fmt.Errorf("s3://%s/%s does not hold message %s's envelope", q.o.Bucket, q.viewKey(id), id)
+	}
+	return &v, nil
+}
+
+// deleteExtras removes the view and mark objects of message id, best
+// effort: the lifecycle rule on the prefix removes what is left behind,
+// and `queue list` ignores a copy whose body is gone.
+func (q *Queue) deleteExtras(ctx context.Context, id string) {
+	for _, key := range []string{q.viewKey(id), q.markKey(id)} {
+		if err := q.deleteBody(ctx, key); err != nil {
+			q.log.Warn("sqs queue: operator object left behind; the lifecycle rule removes it", "id", id, "key", key, "err", err)
+		}
+	}
+}
+
+// idOfKey returns the message ID of a body key under the prefix, or "".
+func (q *Queue) idOfKey(key string) string {
+	rest, ok := strings.CutPrefix(key, q.o.Prefix)
+	if !ok {
+		return ""
+	}
+	id, ok := strings.CutSuffix(rest, ".eml")
+	if !ok || !queue.ValidID(id) {
+		return ""
+	}
+	return id
+}
