@@ -92,7 +92,9 @@ func authFailure(err error) *setupFailure {
 // authXOAUTH2 authenticates with an access token from a.Tokens. A refusal
 // of a token (535, RFC 4954 §6 "authentication credentials invalid", or an
 // error challenge) renews it once and tries again on the same session,
-// which RFC 4954 §4 allows after a failed AUTH; a second refusal is the
+// which RFC 4954 §4 allows after a failed AUTH (go-smtp's Client.Auth
+// follows a 535 with "*" and reads the server's reply to it, so the
+// session is in step for the second AUTH); a second refusal is the
 // result. A token endpoint that fails is a 454 4.7.0 naming its host.
 func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig) *setupFailure {
 	for try := 0; ; try++ {

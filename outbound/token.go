@@ -207,9 +207,17 @@ func (e *TokenError) Error() string {
 	return fmt.Sprintf("cannot get an OAuth2 access token from %s: %s", e.Host, e.Reason)
 }
 
-// tokenErrorReason describes a fetch error by its type. An OAuth2 error
-// response (RFC 6749 §5.2) gives its status and error code, the code
-// checked to be the short printable token the RFC allows.
+// oauthErrorCodes are RFC 6749 §5.2's error codes: the only text of an
+// error response that is repeated (invalid_client says the secret is
+// wrong, invalid_scope the scope, unauthorized_client a missing grant).
+var oauthErrorCodes = map[string]bool{
+	"invalid_request": true, "invalid_client": true, "invalid_grant": true,
+	"unauthorized_client": true, "unsupported_grant_type": true, "invalid_scope": true,
+}
+
+// tokenErrorReason describes a fetch error by its type, in words made
+// here: an OAuth2 error response (RFC 6749 §5.2) by its HTTP status and,
+// when it is a registered one, its error code.
 func tokenErrorReason(err error) string {
 	var re *oauth2.RetrieveError
 	if errors.As(err, &re) {
@@ -217,8 +225,8 @@ func tokenErrorReason(err error) string {
 		if re.Response != nil {
 			s = fmt.Sprintf("the token endpoint answered HTTP %d", re.Response.StatusCode)
 		}
-		if code := re.ErrorCode; code != "" && len(code) <= 64 && validToken(code) {
-			s += " (" + code + ")"
+		if oauthErrorCodes[re.ErrorCode] {
+			s += " (" + re.ErrorCode + ")"
 		}
 		return s
 	}
@@ -229,5 +237,5 @@ func tokenErrorReason(err error) string {
 	case errors.As(err, &ue):
 		return "cannot reach the token endpoint"
 	}
-	return "the token endpoint's answer could not be read"
+	return "the token endpoint's answer is not a token response"
 }
