@@ -46,8 +46,9 @@ func lambdaMain(stderr io.Writer) int {
 }
 
 // lambdaConfig loads the configuration and refuses what the Lambda
-// worker cannot run: it is fed by SQS (RELAY_QUEUE=sqs) and only delivers
-// (RELAY_ROLE=worker).
+// worker cannot run: it is fed by SQS (RELAY_QUEUE=sqs), only delivers
+// (RELAY_ROLE=worker), and keeps reports where they outlive it
+// (RELAY_BOUNCE_STORE=s3://…).
 func lambdaConfig() (*Config, error) {
 	cfg, err := loadConfig()
 	if err != nil {
@@ -59,6 +60,9 @@ func lambdaConfig() (*Config, error) {
 	}
 	if cfg.Role != RoleWorker {
 		problems = append(problems, fmt.Sprintf("RELAY_ROLE: %q: the Lambda worker only delivers; set RELAY_ROLE=worker (front ends run as long-lived processes)", cfg.Role))
+	}
+	if !strings.HasPrefix(cfg.BounceStore, "s3://") {
+		problems = append(problems, fmt.Sprintf("RELAY_BOUNCE_STORE: %q: a Lambda function's disk is gone after the invocation; set RELAY_BOUNCE_STORE=s3://bucket/prefix", cfg.BounceStore))
 	}
 	if len(problems) > 0 {
 		return nil, errors.New(strings.Join(problems, "\n"))

@@ -102,7 +102,7 @@ func newLambdaFixture(t *testing.T, front func(http.Handler) http.Handler) *lamb
 		"RELAY_QUEUE": "sqs", "RELAY_ROLE": "worker", "RELAY_DATA_DIR": t.TempDir(),
 		"RELAY_SQS_QUEUE_URL": f.queueURL, "RELAY_S3_BUCKET": f.bucket, "RELAY_SQS_VISIBILITY_TIMEOUT": "5s",
 		"RELAY_HOSTNAME": "relay.test", "RELAY_GATEWAY": ln.Addr().String(), "RELAY_GATEWAY_TLS": "none",
-		"RELAY_RETRY_SCHEDULE": "10m",
+		"RELAY_RETRY_SCHEDULE": "10m", "RELAY_BOUNCE_STORE": "s3://" + f.bucket + "/bounces/",
 	} {
 		t.Setenv(k, v)
 	}
@@ -277,7 +277,8 @@ func TestLambdaDeadline(t *testing.T) {
 
 // TestLambdaMainRefuses: in a Lambda environment (AWS_LAMBDA_RUNTIME_API)
 // the binary runs the Lambda worker, which refuses to start without
-// RELAY_QUEUE=sqs and RELAY_ROLE=worker, naming both, before any network.
+// RELAY_QUEUE=sqs, RELAY_ROLE=worker and an S3 bounce store, one line
+// naming each, before any network.
 func TestLambdaMainRefuses(t *testing.T) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "users"), []byte("a@example.org:$2a$04$abcdefghijklmnopqrstuuSoMeHashThatIsNotCheckedHere00000\n"), 0o600); err != nil {
@@ -289,8 +290,10 @@ func TestLambdaMainRefuses(t *testing.T) {
 	t.Setenv("RELAY_AUTH", "file")
 	var stderr bytes.Buffer
 	code := run(nil, strings.NewReader(""), io.Discard, &stderr)
-	if code != 2 || !strings.Contains(stderr.String(), "RELAY_QUEUE:") || !strings.Contains(stderr.String(), "RELAY_ROLE:") {
-		t.Fatalf("exit %d, stderr:\n%s\nwant 2 and lines naming RELAY_QUEUE and RELAY_ROLE", code, stderr.String())
+	for _, name := range []string{"RELAY_QUEUE:", "RELAY_ROLE:", "RELAY_BOUNCE_STORE:"} {
+		if code != 2 || !strings.Contains(stderr.String(), "\n"+name) {
+			t.Errorf("exit %d, stderr:\n%s\nwant 2 and a line starting with %s", code, stderr.String(), name)
+		}
 	}
 }
 
