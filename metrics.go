@@ -249,10 +249,11 @@ func (c *spoolCollector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(spoolOldestDesc, prometheus.GaugeValue, age)
 }
 
-// addSQS registers the SQS queue's approximate counts and its counter.
+// addSQS registers the SQS queue's approximate counts and its counters.
 func (m *metrics) addSQS(q *sqs.Queue) {
 	m.reg.MustRegister(&sqsCollector{c: sqs.NewDepthCache(q, 0, 0)})
 	m.counter("edgerelay_queue_crash_quarantined_total", crashHelp, func() uint64 { return q.Stats().CrashQuarantined })
+	m.counter("edgerelay_queue_sqs_view_write_errors_total", "SQS: writes of the operator's copy of an envelope (edgerelay queue list/show) that failed; delivery is not affected.", func() uint64 { return q.Stats().ViewWriteErrors })
 }
 
 var (
