@@ -165,6 +165,7 @@ type Config struct {
 	proxies       []netip.Prefix
 	localDomains  map[string]bool // RELAY_LOCAL_DOMAINS, canonical
 	acmeDomains   []string        // RELAY_ACME_DOMAINS, lower case
+	oauth         gatewayOAuth    // RELAY_GATEWAY_AUTH and the token source (config_oauth.go)
 
 	// Set by serve: the ACME certificate manager (RELAY_ACME).
 	acme *acme.Manager

@@ -113,6 +113,7 @@ func (c *Config) validate() error {
 	c.validateScan(bad)
 	c.validateACME(bad)
 	c.readSecretFiles(bad)
+	c.validateOAuth(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")
 	}
@@ -168,7 +169,7 @@ func (c *Config) validate() error {
 			bad("GATEWAY", "%q is not host:port", c.Gateway)
 		}
 	}
-	if c.GatewayUsername != "" && c.GatewayPassword == "" {
+	if c.GatewayUsername != "" && c.GatewayPassword == "" && !c.oauthSet() {
 		bad("GATEWAY_PASSWORD", "required with RELAY_GATEWAY_USERNAME")
 	}
 	if c.GatewayUsername != "" && c.GatewayTLS == "none" {

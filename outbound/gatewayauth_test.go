@@ -47,7 +47,6 @@ func checkRcpt(t *testing.T, h *harness, env *queue.Envelope, status queue.RcptS
 	}
 }
 
-
 func TestAuthMechanismChosen(t *testing.T) {
 	pw := GatewayAuthConfig{Username: "relay@example.org", Password: "gw-password"}
 	with := func(a GatewayAuthConfig, mech string) GatewayAuthConfig { a.Mechanism = mech; return a }

@@ -18,7 +18,7 @@ func TestRenewAt(t *testing.T) {
 	for _, tc := range []struct {
 		life, early time.Duration
 	}{
-		{time.Hour, 5 * time.Minute},     // the usual: 5 minutes early
+		{time.Hour, 5 * time.Minute},      // the usual: 5 minutes early
 		{24 * time.Hour, 5 * time.Minute}, // never more than 5 minutes early
 		{10 * time.Minute, 2 * time.Minute},
 		{time.Minute, 12 * time.Second}, // short: at 80% of the lifetime
