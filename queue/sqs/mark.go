@@ -3,6 +3,7 @@ package sqs
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -45,9 +46,24 @@ func (q *Queue) markKey(id string) string { return q.o.Prefix + id + ".op.json" 
 // is not valid JSON is an error (the receive gives the message back
 // rather than deliver something the operator may have held).
 func (q *Queue) readMark(ctx context.Context, id string) (*markObject, error) {
-	var mk markObject
-	found, err := q.getJSON(ctx, q.markKey(id), 64<<10, &mk)
+	data, found, err := q.getSmall(ctx, q.markKey(id), maxMarkObject)
 	if err != nil || !found {
+		return nil, err
+	}
+	mk, err := parseMark(data)
+	if err != nil {
+		return nil, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, q.markKey(id), err)
+	}
+	return mk, nil
+}
+
+// maxMarkObject bounds a mark object.
+const maxMarkObject = 64 << 10
+
+// parseMark decodes a mark object.
+func parseMark(data []byte) (*markObject, error) {
+	var mk markObject
+	if err := json.Unmarshal(data, &mk); err != nil {
 		return nil, err
 	}
 	return &mk, nil

@@ -71,28 +71,25 @@ func (q *Queue) putJSON(ctx context.Context, key string, data []byte) error {
 	return nil
 }
 
-// getJSON reads the object key into v, at most limit bytes. found is false
-// when there is no such object.
-func (q *Queue) getJSON(ctx context.Context, key string, limit int64, v any) (found bool, err error) {
+// getSmall reads the object key, at most limit bytes. found is false when
+// there is no such object.
+func (q *Queue) getSmall(ctx context.Context, key string, limit int64) (data []byte, found bool, err error) {
 	out, err := q.o.S3.GetObject(ctx, &s3.GetObjectInput{Bucket: aws.String(q.o.Bucket), Key: aws.String(key)})
 	if err != nil {
 		if s3util.IsNotFound(err) {
-			return false, nil
+			return nil, false, nil
 		}
-		return false, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
+		return nil, false, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
 	}
 	defer out.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(out.Body, limit+1))
+	data, err = io.ReadAll(io.LimitReader(out.Body, limit+1))
 	if err != nil {
-		return false, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
+		return nil, true, fmt.Errorf("read s3://%s/%s: %w", q.o.Bucket, key, err)
 	}
 	if int64(len(data)) > limit {
-		return true, fmt.Errorf("s3://%s/%s is over %d bytes", q.o.Bucket, key, limit)
+		return nil, true, fmt.Errorf("s3://%s/%s is over %d bytes", q.o.Bucket, key, limit)
 	}
-	if err := json.Unmarshal(data, v); err != nil {
-		return true, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, key, err)
-	}
-	return true, nil
+	return data, true, nil
 }
 
 // writeView writes the operator's copy of env, best effort: a failure is
@@ -110,13 +107,25 @@ func (q *Queue) writeView(ctx context.Context, env *queue.Envelope, receipt stri
 
 // readView reads the operator's copy of message id; nil without one.
 func (q *Queue) readView(ctx context.Context, id string) (*viewObject, error) {
-	var v viewObject
-	found, err := q.getJSON(ctx, q.viewKey(id), maxViewObject, &v)
+	data, found, err := q.getSmall(ctx, q.viewKey(id), maxViewObject)
 	if err != nil || !found {
 		return nil, err
 	}
+	v, err := parseView(data, id)
+	if err != nil {
+		return nil, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, q.viewKey(id), err)
+	}
+	return v, nil
+}
+
+// parseView decodes a view object of message id.
+func parseView(data []byte, id string) (*viewObject, error) {
+	var v viewObject
+	if err := json.Unmarshal(data, &v); err != nil {
+		return nil, err
+	}
 	if v.Envelope == nil || v.Envelope.ID != id {
-		return nil, fmt.Errorf("s3://%s/%s does not hold message %s's envelope", q.o.Bucket, q.viewKey(id), id)
+		return nil, fmt.Errorf("does not hold message %s's envelope", id)
 	}
 	return &v, nil
 }
