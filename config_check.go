@@ -113,7 +113,6 @@ func (c *Config) validate() error {
 	c.validateScan(bad)
 	c.validateACME(bad)
 	c.readSecretFiles(bad)
-	c.validateOAuth(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")
 	}
@@ -164,16 +163,9 @@ func (c *Config) validate() error {
 	default:
 		bad("GATEWAY_TLS", "%q: want starttls, tls or none", c.GatewayTLS)
 	}
-	if c.Gateway != "" {
-		if _, _, err := net.SplitHostPort(c.Gateway); err != nil {
-			bad("GATEWAY", "%q is not host:port", c.Gateway)
-		}
-	}
-	if c.GatewayUsername != "" && c.GatewayPassword == "" && !c.oauthSet() {
+	c.gatewayPlan(bad) // RELAY_GATEWAY, RELAY_ROUTES and their credentials (config_gateway*.go)
+	if c.GatewayUsername != "" && c.GatewayPassword == "" {
 		bad("GATEWAY_PASSWORD", "required with RELAY_GATEWAY_USERNAME")
-	}
-	if c.GatewayUsername != "" && c.GatewayTLS == "none" {
-		bad("GATEWAY_TLS", "none would send the gateway password in clear; use starttls or tls")
 	}
 	if c.DeliveryConcurrency < 1 {
 		bad("DELIVERY_CONCURRENCY", "must be at least 1")

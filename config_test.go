@@ -121,6 +121,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{map[string]string{"RELAY_SUBMISSION_ADDR": "", "RELAY_SUBMISSIONS_ADDR": ""}, []string{"RELAY_SUBMISSION_ADDR"}},
 		{map[string]string{"RELAY_PPROF": "true", "RELAY_HTTP_ADDR": ""}, []string{"RELAY_PPROF", "RELAY_HTTP_ADDR"}},
 	}
+	tests = append(tests, gatewayConfigErrors(t)...) // config_gateway_test.go
 	for _, tt := range tests {
 		t.Run(fmt.Sprint(tt.env), func(t *testing.T) {
 			for k, v := range tt.env {
@@ -134,6 +135,9 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 				if !strings.Contains(err.Error(), w) {
 					t.Errorf("error %q lacks %q", err, w)
 				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("error shows a password: %v", err)
 			}
 		})
 	}

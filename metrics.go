@@ -28,6 +28,7 @@ type metrics struct {
 	delivery *prometheus.HistogramVec // result, route
 	age      *prometheus.HistogramVec // result
 	scan     *prometheus.HistogramVec // result; nil without scanning
+	gw       *gatewayMetrics          // per gateway (metrics_gateway.go); nil before addWorker
 }
 
 // Bucket boundaries, in seconds, chosen for SMTP rather than left at the
@@ -210,6 +211,7 @@ func (m *metrics) addWorker(w *outbound.Worker) {
 	m.counter("edgerelay_report_errors_total", "Attempts to produce a report that failed (retried).", s(func(s outbound.Stats) uint64 { return s.ReportErrors }))
 	m.counter("edgerelay_delivery_panics_total", "Deliveries that panicked, were recovered and rescheduled.", s(func(s outbound.Stats) uint64 { return s.Panics }))
 	m.gauge("edgerelay_deliveries_in_flight", "Messages being delivered now.", func() float64 { return float64(w.Stats().InFlight) })
+	m.addGateways(w)
 }
 
 const crashHelp = "Messages set aside in quarantine because RELAY_MAX_DELIVERY_CRASHES deliveries of them ended without a result."

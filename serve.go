@@ -61,6 +61,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return err
 		}
 		obs.addWorker(worker)
+		ready = append(ready, gatewayCheck(worker, cfg.Role, time.Now)) // ready_gateway.go
 		if r, ok := store.(readier); ok {
 			ready = append(ready, readyCheck{"bounce_store", r.Ready})
 		}

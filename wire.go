@@ -195,26 +195,28 @@ func newWorker(cfg *Config, qp *queueParts, log *slog.Logger, obs *metrics) (*ou
 			return nil, nil, fmt.Errorf("RELAY_GATEWAY_CA_FILE: %s holds no PEM certificate", cfg.GatewayCAFile)
 		}
 	}
+	gateways, routes, err := cfg.outboundGateways(context.Background(), roots) // config_gateway_plan.go
+	if err != nil {
+		return nil, nil, err
+	}
 	w, err := outbound.New(outbound.Options{
-		Queue:            q,
-		Hostname:         cfg.Hostname,
-		Gateway:          cfg.Gateway,
-		GatewayTLS:       cfg.GatewayTLS,
-		GatewayUsername:  cfg.GatewayUsername,
-		GatewayPassword:  cfg.GatewayPassword,
-		GatewayTLSVerify: cfg.GatewayTLSVerify,
-		GatewayRootCAs:   roots,
-		MXAllowPrivate:   cfg.MXAllowPrivate,
-		InboundGateway:   cfg.InboundGateway,
-		LocalDomains:     cfg.localDomains,
-		Concurrency:      cfg.DeliveryConcurrency,
-		RetrySchedule:    cfg.retrySchedule,
-		QueueLifetime:    cfg.QueueLifetime,
-		DelayWarning:     cfg.DelayWarning, // 0: off, as in the worker
-		ShutdownGrace:    cfg.ShutdownGrace,
-		Reporter:         rep,
-		Logger:           log.With("part", "delivery"),
-		Observe:          obs.observeAttempt,
+		Queue:          q,
+		Hostname:       cfg.Hostname,
+		Gateways:       gateways,
+		Routes:         routes,
+		GatewayBackoff: cfg.GatewayBackoff,
+		ObserveGateway: obs.observeGateway,
+		MXAllowPrivate: cfg.MXAllowPrivate,
+		InboundGateway: cfg.InboundGateway,
+		LocalDomains:   cfg.localDomains,
+		Concurrency:    cfg.DeliveryConcurrency,
+		RetrySchedule:  cfg.retrySchedule,
+		QueueLifetime:  cfg.QueueLifetime,
+		DelayWarning:   cfg.DelayWarning, // 0: off, as in the worker
+		ShutdownGrace:  cfg.ShutdownGrace,
+		Reporter:       rep,
+		Logger:         log.With("part", "delivery"),
+		Observe:        obs.observeAttempt,
 	})
 	return w, store, err
 }
