@@ -68,6 +68,9 @@ type target struct {
 	// auth is set for a gateway with credentials or a token source
 	// (authFor); AUTH is then done over TLS only (gatewayauth.go).
 	auth *GatewayAuthConfig
+	// tokenFetched, when set, is called for each OAuth2 token that this
+	// target's AUTH fetched (the gateway's token renewal metric).
+	tokenFetched func()
 }
 
 // smtpConn is one SMTP connection, ready for MAIL.
@@ -205,7 +208,7 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, *setupFailur
 		return nil, ioFailure(err)
 	}
 	if t.auth != nil {
-		if f := authenticate(ctx, c, t.auth, sc.tls); f != nil {
+		if f := authenticate(ctx, c, t.auth, sc.tls, t.tokenFetched); f != nil {
 			return nil, f
 		}
 	}

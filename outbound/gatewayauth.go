@@ -57,8 +57,9 @@ func (e errAuthNotOffered) Error() string { return "gateway does not offer AUTH 
 // authenticate runs AUTH (RFC 4954) to the gateway with a's credentials,
 // only over TLS. A refusal is not a verdict on the recipients (it is this
 // relay's configuration that is wrong), so it is temporary whatever the
-// code; the remote's reply is kept.
-func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, overTLS bool) *setupFailure {
+// code; the remote's reply is kept. fetched, when set, hears of each new
+// OAuth2 token this AUTH fetched (metrics).
+func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, overTLS bool, fetched func()) *setupFailure {
 	if !overTLS {
 		return localFailure(dropped(replyAuthNeedsTLS()))
 	}
@@ -70,7 +71,7 @@ func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, ove
 	}
 	switch mech {
 	case AuthXOAUTH2:
-		return authXOAUTH2(ctx, c, a)
+		return authXOAUTH2(ctx, c, a, fetched)
 	case AuthLogin:
 		return authOnce(c, newLoginClient(a.Username, a.Password))
 	default:
@@ -96,11 +97,14 @@ func authFailure(err error) *setupFailure {
 // follows a 535 with "*" and reads the server's reply to it, so the
 // session is in step for the second AUTH); a second refusal is the
 // result. A token endpoint that fails is a 454 4.7.0 naming its host.
-func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig) *setupFailure {
+func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetched func()) *setupFailure {
 	for try := 0; ; try++ {
-		tok, err := a.Tokens.Token(ctx)
+		tok, isNew, err := tokenOf(ctx, a.Tokens)
 		if err != nil {
 			return &setupFailure{v: dropped(replyTokenFailed(err)), err: err}
+		}
+		if isNew && fetched != nil {
+			fetched()
 		}
 		x := &xoauth2Client{user: a.Username, token: tok}
 		err = c.Auth(x)
@@ -114,4 +118,14 @@ func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig) *set
 		}
 		a.Tokens.Renew()
 	}
+}
+
+// tokenOf is ts.Token, and whether the call fetched a new token (known
+// only of *Tokens).
+func tokenOf(ctx context.Context, ts TokenSource) (string, bool, error) {
+	if t, ok := ts.(*Tokens); ok {
+		return t.token(ctx)
+	}
+	tok, err := ts.Token(ctx)
+	return tok, false, err
 }

@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -166,9 +167,24 @@ func TestXOAUTH2RefusedTokenRenewedOnce(t *testing.T) {
 			e := newTokenEndpoint(t)
 			g := newAuthGateway(t, "XOAUTH2")
 			g.tokens, g.googleStyle = onlyTok("tok-2"), google
-			h := authHarness(t, nil, g.config(xoauth2Config(e.clientCredentials(5*time.Second, nil))))
+			var mu sync.Mutex
+			var renewals []string
+			h := authHarness(t, func(o *Options) {
+				o.ObserveGateway = func(ev GatewayEvent) {
+					if ev.Kind == GatewayTokenRenewal {
+						mu.Lock()
+						renewals = append(renewals, ev.Gateway)
+						mu.Unlock()
+					}
+				}
+			}, g.config(xoauth2Config(e.clientCredentials(5*time.Second, nil))))
 			h.enqueue(nil, bob)
 			checkRcpt(t, h, h.attempt(), queue.StatusRelayed, "250")
+			mu.Lock()
+			if url := "smtp://" + g.Addr; !slices.Equal(renewals, []string{url, url}) {
+				t.Errorf("token renewal events %q, want two for %s", renewals, url)
+			}
+			mu.Unlock()
 			want := []string{"XOAUTH2 relay@example.org tok-1 refused", "XOAUTH2 relay@example.org tok-2 ok"}
 			if got := g.Auths(); !slices.Equal(got, want) {
 				t.Errorf("AUTH %q, want %q", got, want)

@@ -43,6 +43,7 @@ func (w *Worker) newSMTPHop(cfg GatewayConfig) *smtpHop {
 		}
 	}
 	t.auth = authFor(cfg.Auth)
+	t.tokenFetched = func() { w.gatewayEvent(GatewayEvent{Gateway: cfg.URL, Kind: GatewayTokenRenewal}) }
 	return &smtpHop{w: w, cfg: cfg, t: t, host: host,
 		pool: &connPool{max: w.o.Concurrency, idleTimeout: w.o.GatewayIdleTimeout}}
 }

@@ -90,24 +90,32 @@ func (t *Tokens) Stats() TokenStats {
 // Token returns the cached access token, or waits for a fetch (started
 // here or by another caller) no longer than ctx allows.
 func (t *Tokens) Token(ctx context.Context) (string, error) {
+	tok, _, err := t.token(ctx)
+	return tok, err
+}
+
+// token is Token, and fetched reports that this call started a fetch that
+// succeeded (one caller per new token: the gateway it is for counts it).
+func (t *Tokens) token(ctx context.Context) (tok string, fetched bool, err error) {
 	t.mu.Lock()
 	if t.tok != "" && t.now().Before(t.renewAt) {
 		tok := t.tok
 		t.mu.Unlock()
-		return tok, nil
+		return tok, false, nil
 	}
 	f := t.flight
 	if f == nil {
 		f = &tokenFlight{done: make(chan struct{})}
 		t.flight = f
+		fetched = true
 		go t.run(f)
 	}
 	t.mu.Unlock()
 	select {
 	case <-f.done:
-		return f.tok, f.err
+		return f.tok, fetched && f.err == nil, f.err
 	case <-ctx.Done():
-		return "", &TokenError{Host: t.host, Reason: "timed out waiting for the token endpoint"}
+		return "", false, &TokenError{Host: t.host, Reason: "timed out waiting for the token endpoint"}
 	}
 }
 

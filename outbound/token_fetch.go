@@ -79,24 +79,30 @@ func JWTFetch(k *ServiceAccountKey, subject string, timeout time.Duration) Fetch
 	}
 }
 
-// withClient runs fetch with an HTTP client that is bounded by timeout and
-// by ctx (golang.org/x/oauth2/jwt posts without ctx), and whose transport
-// keeps the transport error: jwt formats it into its own error with %v,
-// so that its type (a timeout, a refused connection) would be lost.
+// withClient runs fetch with an HTTP client whose every request is bound
+// to ctx and timeout (golang.org/x/oauth2/jwt posts without a context),
+// and whose transport keeps the transport error: both grants format it
+// into their own error with %v, so that its type (a timeout, a refused
+// connection) would be lost.
 func withClient(ctx context.Context, timeout time.Duration, fetch func(context.Context) (*oauth2.Token, error)) (*oauth2.Token, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
 	rt := &ctxTransport{ctx: ctx}
-	hc := &http.Client{Timeout: timeout, Transport: rt}
-	tok, err := fetch(context.WithValue(ctx, oauth2.HTTPClient, hc))
-	if err != nil {
-		if terr := rt.failed(); terr != nil {
-			var re *oauth2.RetrieveError
-			if !errors.As(err, &re) {
-				return nil, &url.Error{Op: "Post", URL: "token endpoint", Err: terr}
-			}
-		}
-		return nil, err
+	tok, err := fetch(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: rt}))
+	if err == nil {
+		return tok, nil
 	}
-	return tok, nil
+	var re *oauth2.RetrieveError
+	switch {
+	case errors.As(err, &re):
+		return nil, err
+	case ctx.Err() != nil:
+		return nil, &url.Error{Op: "Post", URL: "token endpoint", Err: context.DeadlineExceeded}
+	}
+	if terr := rt.failed(); terr != nil {
+		return nil, &url.Error{Op: "Post", URL: "token endpoint", Err: terr}
+	}
+	return nil, err
 }
 
 // ctxTransport sends each request with ctx and remembers the last
