@@ -36,6 +36,8 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 	}
 	defer qp.close()
 	q := qp.q
+	adm, stopAdmin := startAdmin(cfg, q, log) // edgerelay queue … (adminwire.go)
+	defer stopAdmin()
 
 	var (
 		srv    *relay.Server
@@ -111,6 +113,7 @@ func serve(ctx context.Context, cfg *Config, log *slog.Logger) error {
 			return draining
 		}, readyTimeout))
 		mux.Handle("GET /metrics", obs.handler())
+		mux.Handle("/admin/", adminHTTP(cfg, adm))
 		if cfg.Pprof {
 			mountPprof(mux)
 			log.Warn("RELAY_PPROF: the profiler is served under /debug/pprof/ on the HTTP listener", "addr", cfg.HTTPAddr)

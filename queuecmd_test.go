@@ -1,0 +1,91 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/edgerelay/edgerelay/internal/admin"
+	"github.com/edgerelay/edgerelay/queue"
+	"github.com/edgerelay/edgerelay/queue/spool"
+)
+
+// TestAdminHTTPOff: without RELAY_ADMIN_TOKEN everything under /admin/ is
+// 404 and says how to turn it on; with it, a request without the token
+// is 401.
+func TestAdminHTTPOff(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	srv := &admin.Server{Admin: sp}
+	for _, path := range []string{"/admin/queue", "/admin/queue/X/body", "/admin/"} {
+		for _, method := range []string{"GET", "POST", "DELETE"} {
+			rec := httptest.NewRecorder()
+			req := httptest.NewRequest(method, path, nil)
+			req.Header.Set("Authorization", "Bearer anything")
+			adminHTTP(&Config{}, srv).ServeHTTP(rec, req)
+			if rec.Code != http.StatusNotFound || !strings.Contains(rec.Body.String(), "RELAY_ADMIN_TOKEN is not set") {
+				t.Fatalf("%s %s without a token: %d %s", method, path, rec.Code, rec.Body)
+			}
+		}
+	}
+	rec := httptest.NewRecorder()
+	adminHTTP(&Config{AdminToken: "t0ken"}, srv).ServeHTTP(rec, httptest.NewRequest("GET", "/admin/queue", nil))
+	if rec.Code != http.StatusUnauthorized {
+		t.Fatalf("with a token, no Authorization: %d", rec.Code)
+	}
+}
+
+// TestQueueCommandErrors: usage errors exit 2, no running process exits
+// 1 naming RELAY_DATA_DIR and the socket.
+func TestQueueCommandErrors(t *testing.T) {
+	for _, args := range [][]string{{}, {"list", "X"}, {"show"}, {"hold", "A", "B"}, {"retry", "A", "--all"}, {"frob"}, {"--nope", "list"}} {
+		var out, errb bytes.Buffer
+		if code := queueCommand(args, &out, &errb); code != queueExitUsage || !strings.Contains(errb.String(), "usage: edgerelay queue") {
+			t.Errorf("%v: exit %d, %s", args, code, errb.String())
+		}
+	}
+	dir := t.TempDir()
+	t.Setenv("RELAY_DATA_DIR", dir)
+	var out, errb bytes.Buffer
+	code := queueCommand([]string{"list"}, &out, &errb)
+	want := fmt.Sprintf("no edgerelay is running with RELAY_DATA_DIR=%s: socket %s not found", dir, filepath.Join(dir, "admin.sock"))
+	if code != queueExitError || !strings.Contains(errb.String(), want) {
+		t.Fatalf("exit %d, %s", code, errb.String())
+	}
+	err := socketError(fmt.Errorf("%w: x", admin.ErrPermission), "/d/admin.sock", "/d", false)
+	if !strings.Contains(err.Error(), "no permission to use /d/admin.sock (mode 0600") {
+		t.Fatal(err)
+	}
+}
+
+// TestQueueListText: the table and summary, and what a remote server
+// sent cannot drive the operator's terminal (control characters shown
+// as '?').
+func TestQueueListText(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	es := []queue.Entry{{Envelope: queue.Envelope{ID: "AAAA", From: "", Size: 2048, Attempts: 3, Arrival: now.Add(-90 * time.Minute),
+		NextAttempt: now.Add(5 * time.Minute), Recipients: []queue.Recipient{{Addr: "b@example.net", Status: queue.StatusPending, Attempts: 3,
+			Reply: &queue.Reply{Code: 451, Enhanced: "4.4.1", Lines: []string{"down \x1b[2J\x07 now"}}}}}},
+		{Envelope: queue.Envelope{ID: "BBBB", From: "a@example.org", Size: 100, Arrival: now.Add(-time.Minute), Hold: true,
+			Recipients: []queue.Recipient{{Addr: "c@example.net", Status: queue.StatusPending}}}}}
+	var b bytes.Buffer
+	printQueueList(&b, es, now)
+	out := b.String()
+	for _, want := range []string{"AAAA  1h30m  2.0 KiB  3      in 5m00s  queued   <>", "451 4.4.1 down ?[2J? now", "BBBB  1m00s  100 B", "held",
+		"-- 2 message(s), 2.1 KiB, oldest 1h30m"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("list lacks %q:\n%s", want, out)
+		}
+	}
+	if strings.ContainsAny(out, "\x1b\x07") {
+		t.Errorf("control characters reach the terminal:\n%q", out)
+	}
+}
