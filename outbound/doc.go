@@ -8,9 +8,10 @@
 //
 // One message's attempt reads top-down from process (attempt.go): lease →
 // the operator's hold, bounce or delete (operator.go: Envelope.Hold and
-// Operator, issue 13) → deliver (wireaddr.go, then gateway.go or route.go, dial.go, transact.go)
-// → record (apply) → expire → observe → finish (schedule.go: reports,
-// then reschedule or complete).
+// Operator, issue 13) → deliver (wireaddr.go, then the sender's gateway
+// list, routes.go, or MX, route.go; dial.go, transact.go) → record
+// (apply) → expire → observe → finish (schedule.go: reports, then
+// reschedule or complete).
 //
 // Invariants, whatever a remote host sends:
 //   - One reply vocabulary: every reply made here is named in replies.go
@@ -32,6 +33,17 @@
 //   - A panic in one message's delivery is recovered, logged with the
 //     message ID and stack, counted, and the message rescheduled; the
 //     worker goes on (recoverDelivery).
+//   - Gateways (gateway.go): Options.Gateways and each of Options.Routes
+//     is a failover list (gatewaylist.go) of hops, SMTP (gatewaysmtp.go,
+//     one connection pool per gateway) or SES (ses.go); routes.go picks the
+//     list by sender domain and records it in Envelope.Route, which a retry
+//     keeps while the route is configured; local-domain recipients never
+//     take a route (inbound.go). A gateway is down, skipped for its doubling
+//     back-off and the next one tried, only for what happens before MAIL
+//     (or its SES equivalent); from MAIL on its replies are the recipients'
+//     results and never fail over (RFC 5321 §4.2.5). With every gateway of a
+//     list backing off, the least recently failed one is still tried. The
+//     list's state is under one mutex, never held across a delivery.
 //   - In MX mode no connection is made to a loopback, private, link-local or
 //     other internal address unless Options.MXAllowPrivate (refusedAddress).
 //   - A reply read from a next hop is at most maxReplyBytes, all lines
@@ -70,25 +82,6 @@
 //     refused) and the EHLO after it stay one round trip each: a delivered
 //     message sends no RSET, and a pooled connection's quiet check is a
 //     non-blocking peek, neither of which showed in the delivery profile.
-//
-// AUTH to SMTP gateways (RFC 4954; gatewayauth.go, sasl.go, token.go,
-// token_fetch.go). GatewayAuthConfig.Mechanism forces PLAIN, LOGIN or
-// XOAUTH2; empty chooses XOAUTH2 with a token source, else PLAIN, else
-// LOGIN, from the EHLO. Where a rule is decided:
-//   - AUTH is sent only over TLS, and only with a mechanism the gateway
-//     offers; otherwise no AUTH and the recipients stay pending (4.7.11,
-//     4.7.4). Whatever AUTH fails with is temporary: it is this relay's
-//     configuration, never a verdict on the recipients.
-//   - Tokens is one token source per process: a token is cached until a
-//     fifth of its lifetime (at most 5 minutes) before it expires,
-//     concurrent callers share one fetch, a fetch has its own deadline
-//     (DefaultTokenTimeout) and a caller waits no longer than its context.
-//   - A refused token (535, or an XOAUTH2 error challenge, answered with an
-//     empty line) is renewed once and AUTH tried again on the same session
-//     (RFC 4954 §4 allows it); a second refusal is the result.
-//   - No secret (password, client secret, key, token) is in an error, a
-//     reply or a log line: token errors are words made here naming the
-//     endpoint's host and at most a registered RFC 6749 error code.
 //
 // outbound imports queue, dsn and bounce, and never relay: the two sides
 // meet only in queue.
