@@ -12,10 +12,11 @@
 //
 // Package main owns the process and nothing that a library could hold:
 //   - main.go: the commands above; configcmd.go: "edgerelay config";
-//   - config.go (with config_check.go, config_validate.go and
-//     config_secrets.go): the typed Config, read from the environment once
-//     and validated once, in a fixed order (validate, in config_check.go),
-//     with typed Role and QueueKind;
+//   - config.go (with config_check.go, config_validate.go,
+//     config_secrets.go and config_oauth.go, RELAY_GATEWAY_AUTH and the
+//     one OAuth2 token source for XOAUTH2): the typed Config, read from the
+//     environment once and validated once, in a fixed order (validate, in
+//     config_check.go), with typed Role and QueueKind;
 //   - wire.go: building every part from Config (the queue backend, the
 //     identity backends, the bounce store, the delivery worker, the
 //     submission server);
