@@ -83,6 +83,25 @@
 //     message sends no RSET, and a pooled connection's quiet check is a
 //     non-blocking peek, neither of which showed in the delivery profile.
 //
+// AUTH to SMTP gateways (RFC 4954; gatewayauth.go, sasl.go, token.go,
+// token_fetch.go). GatewayAuthConfig.Mechanism forces PLAIN, LOGIN or
+// XOAUTH2; empty chooses XOAUTH2 with a token source, else PLAIN, else
+// LOGIN, from the EHLO. Where a rule is decided:
+//   - AUTH is sent only over TLS, and only with a mechanism the gateway
+//     offers; otherwise no AUTH and the recipients stay pending (4.7.11,
+//     4.7.4). Whatever AUTH fails with is temporary: it is this relay's
+//     configuration, never a verdict on the recipients.
+//   - Tokens is one token source per process: a token is cached until a
+//     fifth of its lifetime (at most 5 minutes) before it expires,
+//     concurrent callers share one fetch, a fetch has its own deadline
+//     (DefaultTokenTimeout) and a caller waits no longer than its context.
+//   - A refused token (535, or an XOAUTH2 error challenge, answered with an
+//     empty line) is renewed once and AUTH tried again on the same session
+//     (RFC 4954 §4 allows it); a second refusal is the result.
+//   - No secret (password, client secret, key, token) is in an error, a
+//     reply or a log line: token errors are words made here naming the
+//     endpoint's host and at most a registered RFC 6749 error code.
+//
 // outbound imports queue, dsn and bounce, and never relay: the two sides
 // meet only in queue.
 package outbound
