@@ -2,7 +2,16 @@
 # edgerelay: a static binary on an empty image, running as nobody.
 #   docker build -t edgerelay .
 #   docker run -p 587:587 -p 465:465 -v edgerelay-data:/data edgerelay
-FROM golang:1.26-bookworm AS build
+# The base images are build arguments, for a mirror or a pinned digest:
+#   docker build --build-arg GO_IMAGE=mirror.example.org/library/golang:1.26-bookworm \
+#     --build-arg RUNTIME_IMAGE=scratch -t edgerelay .
+#   (or GO_IMAGE=golang:1.26-bookworm@sha256:…)
+# RUNTIME_IMAGE must be an empty or static base (scratch, a distroless "static"):
+# the binary is static and brings its own CA bundle.
+ARG GO_IMAGE=golang:1.26-bookworm
+ARG RUNTIME_IMAGE=scratch
+
+FROM ${GO_IMAGE} AS build
 WORKDIR /src
 COPY go.mod go.sum ./
 # go.mod replaces go-smtp with the patched copy here (third_party/go-smtp/EDGERELAY.md).
@@ -15,7 +24,7 @@ RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.version=${VERSION}"
  && cp /etc/ssl/certs/ca-certificates.crt /out/ca-certificates.crt
 
 # ---- runtime (scripts/image-test.sh builds this stage from a local binary)
-FROM scratch
+FROM ${RUNTIME_IMAGE}
 COPY --from=build /out/ca-certificates.crt /etc/ssl/certs/ca-certificates.crt
 COPY --from=build /out/edgerelay /edgerelay
 COPY --from=build --chown=65534:65534 /out/data /data

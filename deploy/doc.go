@@ -1,7 +1,7 @@
 // Package deploy holds no code: its tests check the deployment files
 // beside them against the binary.
 //
-// Files:
+// Files (and the Dockerfile at the top, dockerfile_test.go: its lint):
 //   - compose.yaml: Docker Compose, edgerelay with the users file and the
 //     gateway password as Compose secrets, and clamd under the profile
 //     "clamav" (compose_test.go: decoded strictly into the subset of the
