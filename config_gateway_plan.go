@@ -15,9 +15,6 @@ import (
 type gatewayEntry struct {
 	gatewayURL
 	user, password string
-	// primary: RELAY_GATEWAY's first SMTP gateway, the one
-	// RELAY_GATEWAY_USERNAME and the OAuth2 variables are for.
-	primary bool
 }
 
 // gatewayPlan is RELAY_GATEWAY and RELAY_ROUTES read and checked, with
@@ -81,7 +78,7 @@ func (c *Config) gatewayPlan(bad badFunc) *gatewayPlan {
 				}
 			}
 			if g.smtp() {
-				e.primary, first = first, false
+				first = false
 			}
 			if e.user != "" && (g.Scheme == schemeSMTPInsecure || g.Scheme == schemeHostPort && c.GatewayTLS == outbound.GatewayTLSNone) {
 				if g.Scheme == schemeHostPort && from == "GATEWAY_USERNAME" {
@@ -146,7 +143,11 @@ func (c *Config) outboundGateways(ctx context.Context, roots *x509.CertPool) ([]
 				g.SES, g.SESRegion, g.ConfigurationSet = ses, e.Region, c.SESConfigurationSet
 			} else {
 				g.Addr, g.TLS, g.TLSVerify, g.RootCAs = e.Addr, c.tlsMode(e.gatewayURL), c.GatewayTLSVerify, roots
-				if e.primary || e.user != "" {
+				// Every SMTP gateway with TLS gets the AUTH configuration:
+				// its password, or the shared OAuth2 token source
+				// (config_oauth.go). One without TLS gets none: nothing
+				// secret is sent in clear (a password for it was refused).
+				if g.TLS != outbound.GatewayTLSNone {
 					g.Auth = c.gatewayAuth(e.user, e.password)
 				}
 			}
