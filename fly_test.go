@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"os"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -31,10 +32,16 @@ func TestFlyTomlProxyTrustIsPrivate(t *testing.T) {
 		netip.MustParseAddr("1.1.1.1"), netip.MustParseAddr("203.0.113.7"),
 		netip.MustParseAddr("2a00:1450::1"), netip.MustParseAddr("2001:db8::1"),
 	}
+	fly := []netip.Prefix{netip.MustParsePrefix("172.16.0.0/12"), netip.MustParsePrefix("fdaa::/16")}
 	for _, s := range strings.Split(string(m[1]), ",") {
 		p, err := netip.ParsePrefix(strings.TrimSpace(s))
 		if err != nil {
 			t.Fatalf("%q: %v", s, err)
+		}
+		// Within the ranges fly-proxy is seen from (fly.toml's comment):
+		// not another private network either.
+		if !slices.ContainsFunc(fly, func(f netip.Prefix) bool { return f.Bits() <= p.Bits() && f.Contains(p.Addr()) }) {
+			t.Errorf("fly.toml trusts PROXY headers from %s, outside Fly's %v", p, fly)
 		}
 		if !p.Addr().IsPrivate() {
 			t.Errorf("fly.toml trusts PROXY headers from %s, which is not a private network", p)
@@ -58,9 +65,12 @@ type flyToml struct {
 		Destination string `toml:"destination"`
 	} `toml:"mounts"`
 	Services []struct {
-		Protocol     string `toml:"protocol"`
-		InternalPort int    `toml:"internal_port"`
-		Ports        []struct {
+		Protocol           string `toml:"protocol"`
+		InternalPort       int    `toml:"internal_port"`
+		AutoStopMachines   any    `toml:"auto_stop_machines"` // "off", "stop", "suspend", or a bool
+		AutoStartMachines  *bool  `toml:"auto_start_machines"`
+		MinMachinesRunning *int   `toml:"min_machines_running"`
+		Ports              []struct {
 			Port     int      `toml:"port"`
 			Handlers []string `toml:"handlers"`
 		} `toml:"ports"`
@@ -88,8 +98,7 @@ func TestFlyTomlParsed(t *testing.T) {
 		// the known ones so a typo in a checked section fails.
 		for _, k := range und {
 			switch k.String() {
-			case "primary_region", "build", "build.dockerfile", "services.auto_stop_machines",
-				"services.min_machines_running", "services.concurrency", "services.concurrency.type",
+			case "primary_region", "build", "build.dockerfile", "services.concurrency", "services.concurrency.type",
 				"services.concurrency.soft_limit", "services.concurrency.hard_limit",
 				"services.ports.proxy_proto_options", "services.ports.proxy_proto_options.version",
 				"checks.health.interval", "checks.health.timeout":
@@ -158,11 +167,40 @@ func TestFlyTomlParsed(t *testing.T) {
 		if len(s.TCPChecks) > 0 {
 			t.Errorf("port %d has a TCP check: it sends no PROXY header and would be logged at WARN every interval", pub)
 		}
+		// Scale to zero only for an SQS + S3 front end: a machine with
+		// the local spool is its own delivery worker, and stopped it
+		// delivers and retries nothing.
+		stops := s.AutoStopMachines != nil && s.AutoStopMachines != "off" && s.AutoStopMachines != false
+		minRunning := 0 // Fly's default
+		if s.MinMachinesRunning != nil {
+			minRunning = *s.MinMachinesRunning
+		}
+		if (stops || minRunning < 1) && !(cfg.Queue == QueueSQS && cfg.Role == RoleSubmission) {
+			t.Errorf("port %d: auto_stop_machines %v, min_machines_running %d with RELAY_QUEUE %s and RELAY_ROLE %s: only an SQS front end may be stopped", pub, s.AutoStopMachines, minRunning, cfg.Queue, cfg.Role)
+		}
+		if s.AutoStartMachines == nil || !*s.AutoStartMachines {
+			t.Errorf("port %d: auto_start_machines must be true (fly-proxy starts a stopped machine for a client)", pub)
+		}
 	}
 	// The health check is HTTP /healthz on RELAY_HTTP_ADDR's port.
 	hc, ok := f.Checks["health"]
 	if !ok || hc.Type != "http" || hc.Port != port(cfg.HTTPAddr) || hc.Path != "/healthz" {
 		t.Errorf("[checks.health] %+v: want http on port %d, /healthz", hc, port(cfg.HTTPAddr))
+	}
+	// The scale-to-zero documentation: the settings, and the measured
+	// start-up time, the same in fly.toml and the README.
+	raw, err := os.ReadFile("fly.toml")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{`auto_stop_machines = "stop"`, "auto_start_machines = true", "min_machines_running = 0", "scripts/bench-start-sqs.sh"} {
+		if !strings.Contains(string(raw), w) {
+			t.Errorf("fly.toml's scale-to-zero comment lacks %s", w)
+		}
+	}
+	ms := regexp.MustCompile(`(\d+(?:\.\d+)?) ms median from exec`).FindSubmatch(raw)
+	if ms == nil {
+		t.Fatal("fly.toml does not give the measured start-up time (N ms median from exec …)")
 	}
 	// The README says what fly.toml does.
 	readme, err := os.ReadFile("README.md")
@@ -173,6 +211,7 @@ func TestFlyTomlParsed(t *testing.T) {
 		fmt.Sprintf("`%s`", f.Env["RELAY_SUBMISSION_ADDR"]), fmt.Sprintf("`%s`", f.Env["RELAY_SUBMISSIONS_ADDR"]),
 		"`/healthz`", "fly ssh sftp shell", "proxy_proto", f.Env["RELAY_PROXY_PROTOCOL_FROM"],
 		"fly volumes create " + f.Mounts.Source,
+		`auto_stop_machines = "stop"`, "min_machines_running = 0", string(ms[1]) + " ms",
 	} {
 		if !strings.Contains(string(readme), w) {
 			t.Errorf("README's Fly.io section does not mention %s", w)
