@@ -29,9 +29,17 @@ func TestSQSAdminListShow(t *testing.T) {
 	a := mustEnqueueSQS(t, q, sqsEnvelope("a@example.net"), "body A")
 	b := mustEnqueueSQS(t, q, sqsEnvelope("b1@example.net", "b2@example.net"), "body B")
 
-	entries, err := q.List(ctx)
-	if err != nil {
-		t.Fatal(err)
+	// Enqueue does not wait for the copies: List may see a message before
+	// its copy (AsOf zero) for a moment.
+	var entries []queue.Entry
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var err error
+		if entries, err = q.List(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if !slices.ContainsFunc(entries, func(e queue.Entry) bool { return e.AsOf.IsZero() }) || time.Now().After(deadline) {
+			break
+		}
 	}
 	var ids []string
 	for _, e := range entries {
@@ -253,6 +261,9 @@ func TestSQSViewWriteFailure(t *testing.T) {
 	m := sqsLease(t, q)
 	if err := q.Reschedule(ctx, m, time.Now()); err != nil {
 		t.Fatalf("Reschedule with the copy refused: %v", err)
+	}
+	for deadline := time.Now().Add(5 * time.Second); q.Stats().ViewWriteErrors < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
 	}
 	if got := q.Stats().ViewWriteErrors; got != 2 {
 		t.Errorf("ViewWriteErrors = %d, want 2 (enqueue and reschedule)", got)

@@ -34,9 +34,15 @@
 //     deleted.
 //   - The operator's copy of an envelope, <prefix><id>.view.json, is a view,
 //     never the source of truth for delivery: written at Enqueue (while the
-//     SQS send runs), at Reschedule and at a re-arm (with that receive's
-//     handle), deleted by Complete; a failed write is logged and counted
-//     (Stats.ViewWriteErrors), never returned.
+//     SQS send runs, not waited for unless maxViewsBehind are running), at
+//     Reschedule and at a re-arm (with that receive's handle), deleted by
+//     Complete; a failed write is logged and counted
+//     (Stats.ViewWriteErrors), never returned. Cost: one more S3 PUT per
+//     message and per retry (the DELETE is free). Against the in-process
+//     emulator on 2 shared cores (BenchmarkSQSEnqueue/single, 3 alternating
+//     runs) 2394-4755 msgs/s and p50 2.2-4.2 ms before, 2229-4581 msgs/s and
+//     p50 3.0-4.9 ms after: the emulator does one more request per message.
+//     Without the bound, the writes left behind piled up (p99 3 s).
 //   - Hold and Operator come from the operator's mark, <prefix><id>.op.json,
 //     alone: the receive reads it (one GET) and sets them on the leased
 //     envelope; only the operator's commands write it, so no Reschedule

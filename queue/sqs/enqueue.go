@@ -81,17 +81,20 @@ func (q *Queue) Enqueue(ctx context.Context, env *queue.Envelope, body io.Reader
 		return fail(err)
 	}
 	env.Size = n
-	// The operator's copy (view.go) is written while the envelope is sent,
-	// and waited for, so that a failed Enqueue's cleanup comes after it.
-	// Its failure is logged and counted, never the enqueue's.
-	view := make(chan struct{})
-	go func() { defer close(view); q.writeView(ctx, env.Clone(), "") }()
+	// The operator's copy (view.go) is written while the envelope is sent.
+	// Once the send is acknowledged Enqueue returns without waiting for
+	// it (250 promises the body and the SQS message, not the view), unless
+	// too many are behind already; a failed Enqueue waits for it, so that
+	// its cleanup comes after.
+	view, wait := q.writeViewAsync(ctx, env.Clone())
 	data, ek, err := q.encode(ctx, env, key, 0)
 	envKey = ek
 	if err == nil {
 		err = q.send(ctx, data)
 	}
-	<-view
+	if wait || err != nil {
+		<-view
+	}
 	if err != nil {
 		if !preset {
 			cctx, cancel := cleanupCtx(ctx)

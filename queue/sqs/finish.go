@@ -54,6 +54,7 @@ func (q *Queue) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	// The old copy's envelope object goes once the new copy is sent: a
 	// copy that was not deleted then finds it gone and is dropped as stale.
 	q.deleteEnvObject(ctx, l.envKey, idOf(m))
+	q.waitView(idOf(m))
 	q.writeView(ctx, m.Envelope, "")
 	q.log.Debug("sqs queue: rescheduled", "id", idOf(m), "next_attempt", at, "delay", delay)
 	return nil
@@ -75,6 +76,7 @@ func (q *Queue) Complete(ctx context.Context, m *queue.Message) error {
 	_, qerr := q.o.SQS.DeleteMessage(ctx, &sqs.DeleteMessageInput{QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: aws.String(l.handle)})
 	berr := q.deleteBody(ctx, l.key)
 	q.deleteEnvObject(ctx, l.envKey, idOf(m))
+	q.waitView(idOf(m))
 	q.deleteExtras(ctx, idOf(m))
 	switch {
 	case qerr != nil && berr != nil:

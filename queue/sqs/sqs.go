@@ -128,10 +128,14 @@ type Queue struct {
 	batch    *sendBatcher // nil unless BatchSends
 	stats    sqsStats
 
-	base      context.Context // cancelled by Close
-	cancel    context.CancelFunc
-	closeOnce sync.Once
-	leases    sync.WaitGroup // heartbeat goroutines
+	base         context.Context // cancelled by Close
+	cancel       context.CancelFunc
+	closeOnce    sync.Once
+	leases       sync.WaitGroup // heartbeat goroutines
+	views        sync.WaitGroup // view writes Enqueue did not wait for
+	viewMu       sync.Mutex
+	viewsPending map[string]chan struct{} // by message ID (view.go)
+	viewsBehind  chan struct{}            // a slot per view write not waited for
 }
 
 var _ queue.Queue = (*Queue)(nil)
@@ -143,7 +147,7 @@ func Open(ctx context.Context, o Options) (*Queue, error) {
 	if err := o.setDefaults(); err != nil {
 		return nil, err
 	}
-	q := &Queue{o: o, log: o.Logger}
+	q := &Queue{o: o, log: o.Logger, viewsBehind: make(chan struct{}, maxViewsBehind)}
 	q.base, q.cancel = context.WithCancel(context.Background())
 	q.uploader = manager.NewUploader(o.S3, func(u *manager.Uploader) {
 		u.PartSize = o.PartSize
@@ -239,6 +243,7 @@ func (q *Queue) Close() error {
 			q.batch.close()
 		}
 		q.leases.Wait()
+		q.views.Wait()
 	})
 	return nil
 }

@@ -24,9 +24,12 @@ import (
 // travels in the SQS message (or its envelope object). So a failed write of
 // the copy is logged and counted (Stats.ViewWriteErrors) and never fails
 // the enqueue, the reschedule or the delivery. It is written
-//   - at Enqueue, concurrently with the SQS send (the accept path waits for
-//     the slower of the two, not their sum; 250 still means body PUT and
-//     SQS send acknowledged, whatever the copy);
+//   - at Enqueue, concurrently with the SQS send, and not waited for once
+//     the send is acknowledged (the accept path is not lengthened; 250
+//     means body PUT and SQS send acknowledged, whatever the copy). A
+//     message delivered and completed before its copy landed leaves that
+//     copy behind: List ignores a copy without a body, and the lifecycle
+//     rule removes it;
 //   - at Reschedule, after the new message is sent;
 //   - when a receive re-arms a long delay, with the receipt handle of that
 //     receive, so that an operator's retry can make the message visible at
@@ -102,6 +105,67 @@ func (q *Queue) writeView(ctx context.Context, env *queue.Envelope, receipt stri
 	if err != nil {
 		q.stats.viewWriteErrors.Add(1)
 		q.log.Warn("sqs queue: the operator's copy of the envelope could not be written; 'edgerelay queue' shows an older state until the next change (delivery is not affected)", "id", env.ID, "err", err)
+	}
+}
+
+// viewWriteTimeout bounds a view write that Enqueue does not wait for.
+const viewWriteTimeout = 30 * time.Second
+
+// maxViewsBehind bounds the view writes left running after their
+// Enqueue returned: past it, Enqueue waits for its own (backpressure; an
+// unbounded backlog of them slowed every request to S3 and SQS).
+const maxViewsBehind = 32
+
+// writeViewAsync writes the operator's copy of env in the background,
+// outliving ctx by up to viewWriteTimeout (Close waits for it), and
+// returns a channel closed when it is done, and whether the caller must
+// wait for it (maxViewsBehind are running already).
+func (q *Queue) writeViewAsync(ctx context.Context, env *queue.Envelope) (<-chan struct{}, bool) {
+	done := make(chan struct{})
+	behind := false
+	select {
+	case q.viewsBehind <- struct{}{}:
+		behind = true
+	default:
+	}
+	q.viewMu.Lock()
+	if q.viewsPending == nil {
+		q.viewsPending = map[string]chan struct{}{}
+	}
+	q.viewsPending[env.ID] = done
+	q.viewMu.Unlock()
+	q.views.Add(1)
+	go func() {
+		defer q.views.Done()
+		defer func() {
+			q.viewMu.Lock()
+			if q.viewsPending[env.ID] == done {
+				delete(q.viewsPending, env.ID)
+			}
+			q.viewMu.Unlock()
+			if behind {
+				<-q.viewsBehind
+			}
+			close(done)
+		}()
+		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewWriteTimeout)
+		defer cancel()
+		q.writeView(vctx, env, "")
+	}()
+	return done, !behind
+}
+
+// waitView waits for a write of message id's copy that Enqueue left
+// running in this process, so that Reschedule's copy is not overwritten by
+// the older one and Complete's delete is not undone by it. (Another
+// process's late write can still land after: List ignores a copy without
+// a body, and the lifecycle rule removes it.)
+func (q *Queue) waitView(id string) {
+	q.viewMu.Lock()
+	done := q.viewsPending[id]
+	q.viewMu.Unlock()
+	if done != nil {
+		<-done
 	}
 }
 
