@@ -300,3 +300,54 @@ func TestLambdaMainRefuses(t *testing.T) {
 func s3Delete(bucket, key string) *s3.DeleteObjectInput {
 	return &s3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)}
 }
+
+// TestLambdaOperatorMarks: the operator's marks written while messages
+// wait (edgerelay queue hold/bounce/delete with SQS + S3) are carried out
+// by the Lambda worker that receives them, as by the long-running one:
+// the held message stays queued and undelivered, the bounced one's sender
+// gets a report (queued, and delivered by the next invocation), the
+// deleted one is gone without one; every record is reported done.
+func TestLambdaOperatorMarks(t *testing.T) {
+	f := newLambdaFixture(t, nil)
+	h := f.handler(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	held := f.enqueue(t, "held@example.net")
+	bounced := f.enqueue(t, "bounced@example.net")
+	deleted := f.enqueue(t, "deleted@example.net")
+	for _, op := range []struct {
+		do func(context.Context, string) (bool, error)
+		id string
+	}{{f.q.Hold, held}, {f.q.Bounce, bounced}, {f.q.Delete, deleted}} {
+		if imm, err := op.do(ctx, op.id); err != nil || imm {
+			t.Fatalf("mark %s: %v %v, want a mark (not immediate)", op.id, imm, err)
+		}
+	}
+	resp, err := h.handle(ctx, f.receive(t, 3))
+	if err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("BatchItemFailures %v (%v), want none\n%s", resp.BatchItemFailures, err, f.logs.String())
+	}
+	if got := f.sink.delivered(); len(got) != 0 {
+		t.Errorf("sink took %v, want nothing: held, bounced and deleted", got)
+	}
+	// The report to the bounced message's sender is queued, and the next
+	// invocation delivers it.
+	if resp, err := h.handle(ctx, f.receive(t, 1)); err != nil || len(resp.BatchItemFailures) != 0 {
+		t.Fatalf("report's batch: %v %v", resp.BatchItemFailures, err)
+	}
+	if got := f.sink.delivered(); !slices.Equal(got, []string{"alice@example.org"}) {
+		t.Errorf("sink took %v, want the report to the bounced message's sender\n%s", got, f.logs.String())
+	}
+	e, err := f.q.Show(ctx, held)
+	if err != nil || !e.Envelope.Hold || time.Until(e.Envelope.NextAttempt) < time.Minute {
+		t.Errorf("held message: %+v %v, want still queued, held, looked at again later", e, err)
+	}
+	for _, id := range []string{bounced, deleted} {
+		if _, err := f.q.Show(ctx, id); !errors.Is(err, queue.ErrNotFound) {
+			t.Errorf("%s still queued: %v", id, err)
+		}
+	}
+	if k := f.srv.Keys(t, f.bucket, "bounces/"); len(k) < 2 { // the marker and one report
+		t.Errorf("bounce store holds %v, want the report of the bounced message", k)
+	}
+}
