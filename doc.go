@@ -17,11 +17,17 @@
 //     one OAuth2 token source for XOAUTH2): the typed Config, read from the
 //     environment once and validated once, in a fixed order (validate, in
 //     config_check.go), with typed Role and QueueKind;
+//   - config_gateway.go (URL forms, lists, RELAY_ROUTES),
+//     config_gateway_creds.go (RELAY_GATEWAY_CREDENTIALS_FILE) and
+//     config_gateway_plan.go (checks, credentials per gateway, and the
+//     worker's gateway lists): no error text shows a password, whether it
+//     was in a variable, the credentials file or written into a URL;
 //   - wire.go: building every part from Config (the queue backend, the
 //     identity backends, the bounce store, the delivery worker, the
 //     submission server);
 //   - serve.go: running the parts the role asks for, the HTTP listener
-//     (/healthz, /readyz, /metrics: httpserver.go, ready.go, metrics.go),
+//     (/healthz, /readyz, /metrics: httpserver.go, ready.go, metrics.go;
+//     per gateway: ready_gateway.go, metrics_gateway.go),
 //     signals and the drain; logging.go builds the logger.
 //
 // Invariants:
