@@ -38,7 +38,9 @@ commands:
   delete ID               remove without a report (logged)
 The running edgerelay is reached through $RELAY_DATA_DIR/admin.sock (mode 0600:
 run as the same user, e.g. docker exec CONTAINER /edgerelay queue list), or over
-HTTP with --url and the RELAY_ADMIN_TOKEN in --token-file.
+HTTP with --url and the RELAY_ADMIN_TOKEN in --token-file. With RELAY_QUEUE=sqs
+the commands work on the SQS + S3 queue itself (its configuration and AWS
+credentials in the environment), no running process needed.
 exit status: 0 done, 1 error, 2 usage, 3 no such message`
 
 // queueCommand runs "edgerelay queue ..." against the running process.
@@ -117,10 +119,14 @@ func queueCommand(args []string, stdout, stderr io.Writer) int {
 	var resp *admin.Response
 	var err error
 	where := ""
-	if *url != "" {
+	switch {
+	case *url != "":
 		where = *url
 		resp, err = httpCall(ctx, *url, *tokenFile, req, bodyOut)
-	} else {
+	case *socket == "" && queueIsSQS():
+		where = "RELAY_QUEUE=sqs"
+		resp, err = sqsCall(ctx, req, bodyOut, stderr)
+	default:
 		path, dataDir := adminSocketPath(*socket)
 		where = path
 		resp, err = admin.Call(ctx, path, req, bodyOut)

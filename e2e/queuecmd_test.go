@@ -24,14 +24,19 @@ import (
 type queueCLI struct {
 	t       *testing.T
 	dataDir string
-	log     strings.Builder // the session, as a terminal shows it
-	mute    bool            // polling: not part of the session
+	log     strings.Builder   // the session, as a terminal shows it
+	mute    bool              // polling: not part of the session
+	env     map[string]string // more variables (RELAY_QUEUE=sqs …)
 }
 
 func (c *queueCLI) run(args ...string) (stdout, stderr string, code int) {
 	c.t.Helper()
 	cmd := exec.Command(binary(c.t), append([]string{"queue"}, args...)...)
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "RELAY_DATA_DIR=" + c.dataDir}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + os.Getenv("HOME")}
+	for k, v := range c.env {
+		cmd.Env = append(cmd.Env, k+"="+v)
+	}
+	cmd.Env = append(cmd.Env, "RELAY_DATA_DIR="+c.dataDir)
 	var o, e bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &o, &e
 	err := cmd.Run()
