@@ -235,3 +235,101 @@ func TestFailoverConcurrent(t *testing.T) {
 		t.Fatalf("b got %d of %d, queue holds %d", got, n, h.q.Len())
 	}
 }
+
+// fakeHop is a hop whose answer the test sets: down or a delivery.
+type fakeHop struct {
+	n     string
+	mu    sync.Mutex
+	down  bool
+	calls int
+}
+
+func (f *fakeHop) name() string { return f.n }
+
+func (f *fakeHop) deliver(_ context.Context, _ *queue.Message, idx []int) (map[int]result, bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.calls++
+	res := map[int]result{}
+	for _, i := range idx {
+		if f.down {
+			res[i] = result{status: queue.StatusPending, reply: replyNotAttempted()}
+		} else {
+			res[i] = result{status: queue.StatusRelayed}
+		}
+	}
+	return res, f.down
+}
+
+func (f *fakeHop) set(down bool) { f.mu.Lock(); f.down = down; f.mu.Unlock() }
+
+func (f *fakeHop) take() int { f.mu.Lock(); defer f.mu.Unlock(); n := f.calls; f.calls = 0; return n }
+
+// TestGatewayListProbeLeastRecentlyFailed: with every gateway backing off,
+// the one whose last failure is oldest is tried, once per attempt; its
+// back-off doubles with each failure; a success resets it.
+func TestGatewayListProbeLeastRecentlyFailed(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.GatewayBackoff = time.Minute })
+	a, b, c := &fakeHop{n: "a", down: true}, &fakeHop{n: "b", down: true}, &fakeHop{n: "c", down: true}
+	l := &gatewayList{w: h.w, hops: []hop{a, b, c}, state: make([]hopState, 3)}
+	m := &queue.Message{Envelope: &queue.Envelope{ID: "x", Recipients: []queue.Recipient{{Addr: bob}}}}
+	deliver := func() map[int]result { return l.deliver(context.Background(), m, []int{0}) }
+
+	// b fails first, then c, then a (each alone: the others are backing off).
+	l.down(1, nil, nil)
+	h.clock.Advance(time.Second)
+	l.down(2, nil, nil)
+	h.clock.Advance(time.Second)
+	l.down(0, nil, nil)
+	if r := deliver(); r[0].status != queue.StatusPending || b.take() != 1 || a.take()+c.take() != 0 {
+		t.Fatalf("all backing off: want only b (failed longest ago) tried")
+	}
+	// b failed again just now: c is the least recently failed.
+	if deliver(); c.take() != 1 || a.take()+b.take() != 0 {
+		t.Fatal("next attempt: want only c tried")
+	}
+	l.mu.Lock()
+	until, failures := l.state[1].until.Sub(h.clock.Now()), l.state[1].failures
+	l.mu.Unlock()
+	if failures != 2 || until != 2*time.Minute {
+		t.Errorf("b: %d failures, back-off %v; want 2 and 2m", failures, until)
+	}
+	// a comes back: after its back-off it is tried first and works.
+	a.set(false)
+	h.clock.Advance(time.Minute)
+	if r := deliver(); r[0].status != queue.StatusRelayed || a.take() != 1 || b.take()+c.take() != 0 {
+		t.Fatal("after a's back-off: want a tried first and delivered")
+	}
+	if st := l.status(); !st[0].DownSince.IsZero() || st[1].DownSince.IsZero() {
+		t.Errorf("status %+v: a up, b down", st)
+	}
+	// A delivery cancelled by shutdown marks nothing down.
+	a.set(true)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	l.deliver(ctx, m, []int{0})
+	if st := l.status(); !st[0].DownSince.IsZero() {
+		t.Errorf("a marked down by a cancelled delivery: %+v", st[0])
+	}
+}
+
+// TestFailoverNoSTARTTLS: smtp:// requires STARTTLS; a gateway that does
+// not offer it is down and the next one gets the mail.
+func TestFailoverNoSTARTTLS(t *testing.T) {
+	a := newScriptServer(t) // no TLS: STARTTLS not offered
+	b := newScriptServer(t, withTLS())
+	h := newHarness(t, func(o *Options) {
+		o.Gateways = []GatewayConfig{
+			{URL: "smtp://a.test:587", Addr: "a.test:587", TLS: GatewayTLSStartTLS},
+			{URL: "smtp://b.test:587", Addr: "b.test:587", TLS: GatewayTLSStartTLS},
+		}
+	})
+	h.dialMap["a.test:587"], h.dialMap["b.test:587"] = a.Addr, b.Addr
+	h.enqueue(nil, bob)
+	if r := rcpt(t, h.attempt(), bob); r.Status != queue.StatusRelayed {
+		t.Fatalf("status %s reply %v, want relayed through b", r.Status, r.Reply)
+	}
+	if len(a.Received()) != 0 || len(b.Received()) != 1 || !b.Received()[0].TLS {
+		t.Fatalf("a got %d, b %d", len(a.Received()), len(b.Received()))
+	}
+}
