@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -248,26 +249,41 @@ func (q *Queue) Retry(ctx context.Context, id string) (bool, error) {
 	return q.mark(ctx, id, true, func(mk *markObject) { mk.Hold, mk.RetryAt = false, now })
 }
 
-// RetryAll marks every message that is not on hold to be tried now and
-// returns how many it marked.
+// RetryAll marks every message that is not on hold to be tried now
+// (adminParallel at a time) and returns how many it marked.
 func (q *Queue) RetryAll(ctx context.Context) (int, error) {
 	ls, lerr := q.listQueued(ctx)
-	n := 0
 	now := q.o.Now()
+	var (
+		mu   sync.Mutex
+		n    int
+		errs []error
+		wg   sync.WaitGroup
+	)
+	sem := make(chan struct{}, adminParallel)
 	for _, l := range ls {
-		if l.mark {
-			mk, err := q.readMark(ctx, l.id)
-			if err == nil && mk != nil && mk.Hold {
-				continue
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			if l.mark {
+				if mk, err := q.readMark(ctx, l.id); err == nil && mk != nil && mk.Hold {
+					return
+				}
 			}
-		}
-		if _, err := q.mark(ctx, l.id, true, func(mk *markObject) { mk.RetryAt = now }); err != nil {
-			if errors.Is(err, queue.ErrNotFound) {
-				continue // completed since the listing
+			_, err := q.mark(ctx, l.id, true, func(mk *markObject) { mk.RetryAt = now })
+			mu.Lock()
+			defer mu.Unlock()
+			switch {
+			case err == nil:
+				n++
+			case !errors.Is(err, queue.ErrNotFound): // not completed since the listing
+				errs = append(errs, err)
 			}
-			return n, err
-		}
-		n++
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		return n, err
 	}
 	return n, lerr
 }
