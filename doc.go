@@ -28,7 +28,11 @@
 //   - serve.go: running the parts the role asks for, the HTTP listener
 //     (/healthz, /readyz, /metrics: httpserver.go, ready.go, metrics.go;
 //     per gateway: ready_gateway.go, metrics_gateway.go),
-//     signals and the drain; logging.go builds the logger.
+//     signals and the drain; logging.go builds the logger;
+//   - lambda.go, lambda_handler.go: the same binary as an AWS Lambda
+//     function fed by the SQS queue (AWS_LAMBDA_RUNTIME_API set): each
+//     record through the worker's single-message path, a partial batch
+//     response naming only the records that must stay in the queue.
 //
 // Invariants:
 //   - This is the only place that names RELAY_ variables. The libraries

@@ -11,7 +11,9 @@
 // Operator, issue 13) → deliver (wireaddr.go, then the sender's gateway
 // list, routes.go, or MX, route.go; dial.go, transact.go) → record
 // (apply) → expire → observe → finish (schedule.go: reports, then
-// reschedule or complete).
+// reschedule or complete). Run's loop leases; a caller that leased the
+// message itself (the Lambda worker, from an SQS record) enters at
+// Worker.Process (process.go), the same path.
 //
 // Invariants, whatever a remote host sends:
 //   - One reply vocabulary: every reply made here is named in replies.go
