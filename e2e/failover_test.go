@@ -66,3 +66,23 @@ func TestBinaryGatewayFailover(t *testing.T) {
 		t.Errorf("spool holds %d messages after both deliveries", n)
 	}
 }
+
+// TestBinaryRoutes: with RELAY_ROUTES, the sender's domain picks its own
+// gateway and RELAY_GATEWAY gets nothing of it.
+func TestBinaryRoutes(t *testing.T) {
+	dir := t.TempDir()
+	main, routed := newSink(t, "127.0.0.1:0"), newSink(t, "127.0.0.1:0")
+	env := baseEnv(t, dir, "smtp+insecure://"+main.addr())
+	env["RELAY_ROUTES"] = "Example.ORG=smtp+insecure://" + routed.addr()
+	p := start(t, env)
+	if err := p.submit("alice@example.org", "alice-pw", "alice@example.org", []string{"bob@example.net"},
+		msg("alice@example.org", "bob@example.net", "routed")); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "delivery through the route's gateway", 30*time.Second, func() bool { return len(routed.messages()) == 1 })
+	time.Sleep(200 * time.Millisecond)
+	if n := len(main.messages()); n != 0 {
+		t.Fatalf("RELAY_GATEWAY got %d messages, want none", n)
+	}
+	p.stop()
+}
