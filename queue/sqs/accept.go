@@ -73,6 +73,9 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 	// object alone; a retry, bounce or delete asked for after this copy
 	// was sent hands it out now even if it is not due.
 	mk, err := q.readMark(ctx, env.ID)
+	if errors.Is(err, errBadMark) {
+		log.Error("sqs queue: the operator's mark is not readable; the message is not delivered until a queue command (release, retry) rewrites it", "err", err)
+	}
 	if err != nil {
 		return nil, q.giveBackUnread(ctx, sm, log, "could not read the operator's mark", err)
 	}

@@ -280,3 +280,30 @@ func TestSQSViewWriteFailure(t *testing.T) {
 		t.Fatal(err)
 	}
 }
+
+// TestSQSBadMark: a mark object that is not a mark (written by hand, cut
+// short) keeps the message from delivery, logged at ERROR at each receive,
+// since it may have been a hold; a queue command rewrites it and the
+// message is delivered again.
+func TestSQSBadMark(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	q := f.open(t, nil)
+	ctx := sqsCtx(t, 30*time.Second)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("m@example.net"), "m")
+	if _, err := f.srv.S3().PutObject(ctx, putInput(f.bucket, sqs.DefaultS3Prefix+id+".op.json", `{"hold": tru`)); err != nil {
+		t.Fatal(err)
+	}
+	sqsNothingDue(t, q, 3*time.Second, "unreadable mark")
+	if !strings.Contains(f.logs.String(), "mark is not readable") {
+		t.Errorf("the unreadable mark was not logged:\n%s", f.logs.String())
+	}
+	if _, err := q.Release(ctx, id); err != nil {
+		t.Fatal(err)
+	}
+	m := sqsLease(t, q)
+	if m.Envelope.ID != id || m.Envelope.Hold {
+		t.Fatalf("leased %s hold=%v", m.Envelope.ID, m.Envelope.Hold)
+	}
+	q.Complete(ctx, m)
+}

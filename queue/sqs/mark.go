@@ -3,6 +3,7 @@ package sqs
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"time"
 
@@ -52,10 +53,15 @@ func (q *Queue) readMark(ctx context.Context, id string) (*markObject, error) {
 	}
 	mk, err := parseMark(data)
 	if err != nil {
-		return nil, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, q.markKey(id), err)
+		return nil, fmt.Errorf("%w: s3://%s/%s: %w", errBadMark, q.o.Bucket, q.markKey(id), err)
 	}
 	return mk, nil
 }
+
+// errBadMark: a mark object exists and is not a mark. The message is not
+// delivered (the mark may have been a hold) until an operator's command
+// rewrites it; each receive logs it at ERROR.
+var errBadMark = errors.New("unreadable operator mark")
 
 // maxMarkObject bounds a mark object.
 const maxMarkObject = 64 << 10
