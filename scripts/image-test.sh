@@ -27,6 +27,10 @@ echo "$out"
 hc=$(buildah $ST inspect --format "{{.Docker.Config.User}} {{.Docker.Config.Entrypoint}} {{.Docker.Config.Healthcheck.Test}}" localhost/edgerelay:test)
 echo "$hc"
 case "$hc" in "65534:65534 [/edgerelay] [CMD /edgerelay healthcheck]") ;; *) echo "image config unexpected"; exit 1 ;; esac
+# The image's configuration as the binary reads it: valid, /data from the
+# image's ENV, running as nobody.
+cfgout=$(buildah $ST run --isolation chroot --user 65534:65534 "$CID" /edgerelay config)
+grep -qx 'RELAY_DATA_DIR=/data (set)' <<<"$cfgout" || { echo "edgerelay config in the image:"; echo "$cfgout"; exit 1; }
 buildah $ST rm "$CID" >/dev/null
 
 # Size: the layers as a registry stores them (gzip) and unpacked.
