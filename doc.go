@@ -9,6 +9,9 @@
 //	edgerelay healthcheck     exit 0 if the local /healthz answers 200
 //	edgerelay hash-password   read a password on stdin, print a bcrypt hash
 //	edgerelay config [--json] print the effective configuration (secrets as (set))
+//	edgerelay queue …         list, show, retry, hold, release, bounce, delete
+//	                          queued mail (the running process's socket, or
+//	                          the SQS + S3 queue itself)
 //
 // Package main owns the process and nothing that a library could hold:
 //   - main.go: the commands above; configcmd.go: "edgerelay config";
@@ -29,6 +32,10 @@
 //     (/healthz, /readyz, /metrics: httpserver.go, ready.go, metrics.go;
 //     per gateway: ready_gateway.go, metrics_gateway.go),
 //     signals and the drain; logging.go builds the logger;
+//   - queuecmd.go (with queuefmt.go, the table; queuehttp.go, --url;
+//     queuesqs.go, RELAY_QUEUE=sqs): "edgerelay queue"; adminwire.go: the
+//     operator's socket in RELAY_DATA_DIR and /admin/ behind
+//     RELAY_ADMIN_TOKEN (404 without it), both internal/admin's;
 //   - lambda.go, lambda_handler.go: the same binary as an AWS Lambda
 //     function fed by the SQS queue (AWS_LAMBDA_RUNTIME_API set): each
 //     record through the worker's single-message path, a partial batch
