@@ -158,6 +158,25 @@ func TestECSTaskDefinition(t *testing.T) {
 	if !slices.ContainsFunc(c.MountPoints, func(m ecstypes.MountPoint) bool { return *m.ContainerPath == env["RELAY_DATA_DIR"] }) {
 		t.Errorf("RELAY_DATA_DIR %s is on no volume (the root file system is read-only)", env["RELAY_DATA_DIR"])
 	}
+	// A Fargate bind mount is root's, mode 0755, unless its containerPath
+	// is a VOLUME of the image, whose contents and ownership (the
+	// Dockerfile's /data, 65534's) ECS copies into it (the ECS guide,
+	// "Use bind mounts"): otherwise uid 65534 could not write there.
+	df, err := os.ReadFile("../Dockerfile")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var volumes []string
+	for _, in := range parseDockerfile(string(df)) {
+		if in.Cmd == "VOLUME" {
+			volumes = append(volumes, strings.Fields(in.Args)...)
+		}
+	}
+	for _, m := range c.MountPoints {
+		if !slices.Contains(volumes, *m.ContainerPath) {
+			t.Errorf("mount point %s is not a VOLUME of the image %v: Fargate would give uid 65534 a root-owned directory", *m.ContainerPath, volumes)
+		}
+	}
 
 	// The task role: what the README's policy allows, on this queue and
 	// bucket.
