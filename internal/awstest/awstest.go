@@ -62,7 +62,7 @@ func UniqueName(prefix string) string {
 var ErrDown = errors.New("awstest: service unreachable (SetDown)")
 
 // SetDown makes the clients built by this Server fail every request to
-// service ("sqs" or "s3") with a transport error, as if the endpoint were
+// service ("sqs", "s3" or "sesv2") with a transport error, as if the endpoint were
 // unreachable, until SetDown(service, false).
 func (s *Server) SetDown(service string, down bool) {
 	s.mu.Lock()
@@ -84,8 +84,11 @@ type faultTransport struct {
 
 func (f faultTransport) RoundTrip(r *http.Request) (*http.Response, error) {
 	service := "s3"
-	if strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS.") {
+	switch {
+	case strings.HasPrefix(r.Header.Get("X-Amz-Target"), "AmazonSQS."):
 		service = "sqs"
+	case strings.HasPrefix(r.URL.Path, "/v2/email/"):
+		service = "sesv2"
 	}
 	if f.s.isDown(service) {
 		if r.Body != nil {
