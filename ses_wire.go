@@ -65,7 +65,7 @@ func newSESClient(ctx context.Context, cfg *Config, region string) (outbound.SES
 		return nil, fmt.Errorf("AWS configuration: %w", err)
 	}
 	if awsCfg.Region == "" {
-		return nil, errors.New("ses:// names no region and AWS_REGION is not set: write the region into the gateway (ses://eu-west-1 in RELAY_GATEWAY or RELAY_ROUTES) or set AWS_REGION")
+		return nil, errors.New("no AWS region: name one in the gateway (ses://eu-west-1 in RELAY_GATEWAY or RELAY_ROUTES) or set AWS_REGION")
 	}
 	if region == "" {
 		if err := outbound.ValidSESRegion(awsCfg.Region); err != nil {
