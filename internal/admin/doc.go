@@ -32,6 +32,6 @@
 //
 // Files: proto.go (request, response, ops, limits), server.go (the
 // operations and the socket server), socket.go (creating and removing the
-// socket), http.go (the /admin/ handler), client.go (the CLI's side),
-// lock_unix.go (the lock file).
+// socket; its lock file is internal/safefile's Lock), http.go (the
+// /admin/ handler), client.go (the CLI's side).
 package admin

@@ -7,6 +7,8 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+
+	"github.com/edgerelay/edgerelay/internal/safefile"
 )
 
 // ErrSocketInUse: another process holds the socket's lock file.
@@ -26,7 +28,10 @@ type Socket struct {
 // (0700) beside path before renaming it into place, so that it is never
 // reachable with a wider mode.
 func Listen(path string) (*Socket, error) {
-	unlock, err := lockFile(path + ".lock")
+	unlock, err := safefile.Lock(path + ".lock")
+	if errors.Is(err, safefile.ErrLocked) {
+		return nil, ErrSocketInUse
+	}
 	if err != nil {
 		return nil, err
 	}

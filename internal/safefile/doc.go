@@ -6,7 +6,8 @@
 // behind an FS interface so that tests can fail or "lose power" at any one
 // of them, writes in place included (File: pread, pwrite, fdatasync); and
 // the writable-and-not-full probe that /readyz asks (ProbeDir,
-// MinFreeBytes).
+// MinFreeBytes); Lock, the flock'd lock file that keeps a second process
+// out of a spool or an admin socket (lock_unix.go).
 //
 // Invariants:
 //   - The order: file data is fsync'd before the rename or link, and the

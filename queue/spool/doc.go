@@ -217,7 +217,7 @@
 // message), enqueue.go (the write path), lease.go (Lease, claim),
 // lease_end.go (Reschedule, Complete), scan.go (the start-up rescan and
 // quarantine), migrate.go (the previous layout), ready.go (readiness),
-// stats.go (the counters and Backlog, for /metrics), lock_*.go (the lock
+// stats.go (the counters and Backlog, for /metrics), lock.go (the lock
 // file);
 // journal.go (appends, group commit, rotation, failures, segment
 // deletion), journal_record.go (the record format and reading a segment),
