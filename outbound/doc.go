@@ -104,6 +104,27 @@
 //     reply or a log line: token errors are words made here naming the
 //     endpoint's host and at most a registered RFC 6749 error code.
 //
+// Amazon SES (ses.go, ses_errors.go, ses_config.go; the client is built in
+// package main, ses_wire.go). Where a rule is decided:
+//   - One SendEmail call per group of at most 50 recipients (SES's quota),
+//     the queued message as raw content byte for byte, the attempt's
+//     envelope recipients as the Destination (Bcc works; header addresses
+//     are never read), the envelope sender as From and feedback address.
+//     An accepted recipient is relayed: SES offers no DSN (RFC 3461
+//     §6.2.2); SES's message ID is logged with the queue ID.
+//   - What SES cannot take fails before any call: over 40 MB after base64
+//     (552 5.3.4), SMTPUTF8 (553 5.6.7). The body is read whole (the API
+//     takes it in one request), at most sesMaxMessage bytes, and at most
+//     sesLargeSlots large bodies per hop are in memory at once.
+//   - sesVerdict (ses_errors.go) maps SDK errors by type (errors.As on the
+//     sesv2 types, smithy APIError codes, the HTTP status), never by text:
+//     four types are final, everything else is temporary, nothing bounces
+//     before the queue lifetime. The reply holds SES's code and message,
+//     one line, bounded.
+//   - The hop is down only when its first call failed temporarily: once
+//     SES took the message for some recipients, failing over would send it
+//     to them again.
+//
 // outbound imports queue, dsn and bounce, and never relay: the two sides
 // meet only in queue.
 package outbound

@@ -2,7 +2,6 @@ package outbound
 
 import (
 	"context"
-	"fmt"
 	"io"
 	"net/url"
 	"time"
@@ -258,21 +257,4 @@ func (h *sesHop) send(ctx context.Context, env *queue.Envelope, to []string, dat
 		return "", nil
 	}
 	return *out.MessageId, nil
-}
-
-// replySESAccepted is recorded for recipients SES accepted: 250 2.0.0
-// (RFC 3463 X.0.0 with class 2: success) with SES's message ID, which is
-// what SES's own event records and bounce notifications name.
-func replySESAccepted(id string) *queue.Reply {
-	if id == "" {
-		return reply(250, "2.0.0", "accepted by Amazon SES")
-	}
-	return reply(250, "2.0.0", "accepted by Amazon SES as "+id)
-}
-
-// replySESTooBig: the message is larger than SES takes (sesMaxMessage):
-// 552 "exceeded storage allocation", X.3.4 "message too big for system",
-// as replyTooBig for an SMTP hop's SIZE.
-func replySESTooBig(size int64) *queue.Reply {
-	return reply(552, "5.3.4", fmt.Sprintf("message size %d exceeds the limit of Amazon SES (%d bytes: 40 MB after base64 encoding)", size, sesMaxMessage))
 }
