@@ -383,3 +383,58 @@ func TestSESUnreachable(t *testing.T) {
 		t.Errorf("hanging endpoint: gateway not down")
 	}
 }
+
+// TestSESRelayedDSN: a sender who asked for NOTIFY=SUCCESS gets
+// edgerelay's "relayed" report for a recipient SES accepted (SES offers no
+// DSN to pass the request on to, RFC 3461 §6.2.2); one who did not gets
+// none.
+func TestSESRelayedDSN(t *testing.T) {
+	s := awstest.Start(t)
+	rep, st := ndrReporter(t, nil, 0)
+	h := sesHarness(t, s.SESV2(), func(o *Options) { o.Reporter = rep })
+	h.enqueueBody(sesBody(awstest.UniqueName("ses-relayed")), func(e *queue.Envelope) {
+		e.Recipients[0].Notify = []string{queue.NotifySuccess}
+	}, "bob@example.net", "carol@example.net")
+	env := h.attempt()
+	if p := env.Pending(); len(p) != 0 {
+		t.Fatalf("%d pending", len(p))
+	}
+	_, raw := st.only(t)
+	rp, err := dsn.Parse(bytes.NewReader(raw))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(rp.Recipients) != 1 || rp.Recipients[0].Action != dsn.Relayed || !strings.Contains(rp.Recipients[0].FinalRecipient, "bob@example.net") {
+		t.Errorf("report recipients %+v, want bob relayed only", rp.Recipients)
+	}
+}
+
+// TestSESLargeMessageSlots: a large message waits for one of the hop's
+// sesLargeSlots; while they are taken it stays pending when its context
+// ends (no call, the hop not down), and goes out once one is free.
+func TestSESLargeMessageSlots(t *testing.T) {
+	var calls atomic.Int64
+	s := awstest.Start(t).Front(t, countSends(&calls))
+	h := sesHarness(t, s.SESV2(), nil)
+	big := "Subject: large\r\n\r\n" + strings.Repeat(strings.Repeat("y", 998)+"\r\n", sesLargeMessage/1000+1)
+	h.enqueueBody(big, nil, "bob@example.net")
+	m, err := h.q.Lease(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	hop := h.sesHop()
+	for range sesLargeSlots {
+		hop.large <- struct{}{}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	res, down := hop.deliver(ctx, m, []int{0})
+	if down || res[0].status != queue.StatusPending || calls.Load() != 0 {
+		t.Errorf("slots taken: %s %q, down %v, %d calls", res[0].status, res[0].reply, down, calls.Load())
+	}
+	<-hop.large
+	res, down = hop.deliver(context.Background(), m, []int{0})
+	if down || res[0].status != queue.StatusRelayed || calls.Load() != 1 || len(hop.large) != sesLargeSlots-1 {
+		t.Errorf("a slot free: %s %q, down %v, %d calls, %d slots taken", res[0].status, res[0].reply, down, calls.Load(), len(hop.large))
+	}
+}

@@ -1,15 +1,16 @@
-// Package awstest runs an in-process SQS + S3 emulator on 127.0.0.1 for
-// tests, and builds real AWS SDK clients that talk to it. It is test
-// support only: production code never imports it (the command awsemu runs
-// the same emulator as a process for the end-to-end tests).
+// Package awstest runs an in-process SQS + S3 + SES v2 emulator on
+// 127.0.0.1 for tests, and builds real AWS SDK clients that talk to it. It
+// is test support only: production code never imports it (the command
+// awsemu runs the same emulator as a process for the end-to-end tests).
 //
 // The emulator is github.com/sivchari/kumo (SQS JSON protocol with long
 // polling, visibility timeouts, receive counts and redrive; S3 path-style
 // with multipart uploads, conditional writes and the SDK's aws-chunked
-// checksum encoding). The clients are the SDK's own, configured with a
-// static region and credentials and an explicit HTTP client, so nothing in
-// the environment (AWS_PROFILE, AWS_CA_BUNDLE, SSL_CERT_FILE, …) changes
-// what a test does.
+// checksum encoding; SES v2 SendEmail, whose calls it stores as they came,
+// read back with SentEmails, ses.go). The clients are the SDK's own,
+// configured with a static region and credentials and an explicit HTTP
+// client, so nothing in the environment (AWS_PROFILE, AWS_CA_BUNDLE,
+// SSL_CERT_FILE, …) changes what a test does.
 //
 // Invariants:
 //   - Everything stays on loopback: the emulator listens on 127.0.0.1 and
