@@ -28,8 +28,11 @@ import (
 // It is reported failed when it must stay in the queue as it is: the
 // lease could not end (Reschedule or Complete failed: S3 or SQS down), the
 // record is not an edgerelay message (left for the dead-letter queue,
-// never deleted), it was re-armed for a later attempt, it panicked, or it
-// was not started because the invocation was about to run out of time.
+// never deleted), it was re-armed for a later attempt, or it panicked. A
+// record not started because the invocation was about to run out of time
+// is given back as a fresh copy and reported done (reported failed, its
+// receive would count as a crashed delivery toward quarantine), or
+// reported failed if that fails.
 type lambdaHandler struct {
 	q     *sqs.Queue
 	w     *outbound.Worker // built on track
@@ -50,8 +53,7 @@ func (h *lambdaHandler) handle(ctx context.Context, ev events.SQSEvent) (events.
 		sem <- struct{}{}
 		if !h.timeToStart(ctx) {
 			<-sem
-			failed[i] = true
-			h.log.Warn("record not started: the invocation is about to time out; it is received again after the visibility timeout", "sqs_message_id", rec.MessageId)
+			failed[i] = !h.giveBack(ctx, rec)
 			continue
 		}
 		wg.Go(func() {
@@ -79,6 +81,31 @@ func (h *lambdaHandler) timeToStart(ctx context.Context) bool {
 	return !ok || time.Until(dl) >= h.reserve+h.minStart
 }
 
+// giveBack returns a record the invocation has no time for to the queue
+// as a fresh copy (sqs.ReturnRecord), so that its receive does not count
+// as a crashed delivery, and reports whether it did; if not, the record is
+// reported failed and comes back after its visibility timeout.
+func (h *lambdaHandler) giveBack(ctx context.Context, rec events.SQSMessage) bool {
+	log := h.log.With("sqs_message_id", rec.MessageId)
+	if dl, ok := ctx.Deadline(); ok {
+		var cancel context.CancelFunc
+		ctx, cancel = context.WithDeadline(ctx, dl.Add(-time.Second))
+		defer cancel()
+	}
+	if ctx.Err() == nil {
+		if err := h.q.ReturnRecord(ctx, sqsRecord(rec)); err == nil {
+			log.Warn("record not started: the invocation is about to time out; given back to the queue, due at once")
+			return true
+		}
+	}
+	log.Warn("record not started: the invocation is about to time out; it is received again after the visibility timeout")
+	return false
+}
+
+func sqsRecord(rec events.SQSMessage) sqs.Record {
+	return sqs.Record{MessageID: rec.MessageId, ReceiptHandle: rec.ReceiptHandle, Body: rec.Body, Attributes: rec.Attributes}
+}
+
 // record delivers one record and reports whether it may be deleted. A
 // panic outside the worker's own recovery fails this record only.
 func (h *lambdaHandler) record(ctx context.Context, rec events.SQSMessage) (done bool) {
@@ -89,9 +116,7 @@ func (h *lambdaHandler) record(ctx context.Context, rec events.SQSMessage) (done
 			done = false
 		}
 	}()
-	m, err := h.q.MessageFromRecord(ctx, sqs.Record{
-		MessageID: rec.MessageId, ReceiptHandle: rec.ReceiptHandle, Body: rec.Body, Attributes: rec.Attributes,
-	})
+	m, err := h.q.MessageFromRecord(ctx, sqsRecord(rec))
 	switch {
 	case errors.Is(err, sqs.ErrSettled):
 		return true

@@ -39,6 +39,27 @@ var (
 	ErrKept = errors.New("sqs queue: record kept in the queue")
 )
 
+// sqsMessage is r as the SQS API returns a received message.
+func (r Record) sqsMessage() sqstypes.Message {
+	return sqstypes.Message{
+		MessageId: aws.String(r.MessageID), ReceiptHandle: aws.String(r.ReceiptHandle),
+		Body: aws.String(r.Body), Attributes: r.Attributes,
+	}
+}
+
+// ReturnRecord gives a record that was received but not worked on (the
+// invocation ran out of time before it) back to the queue: a copy due at
+// once is sent and the received one deleted, so that this receive does not
+// count as a crashed delivery toward MaxDeliveryCrashes, as reporting it
+// failed would. It returns ErrKept when nothing was sent (a record that is
+// not an edgerelay message, or SQS refused): report it failed.
+func (q *Queue) ReturnRecord(ctx context.Context, r Record) error {
+	if q.giveBackCopy(ctx, r.sqsMessage(), 0) {
+		return nil
+	}
+	return ErrKept
+}
+
 // MessageFromRecord turns a received record into a lease exactly as Lease
 // does for a message it receives itself (re-arm, stale copies, quarantine,
 // the operator's marks, the claimed attempt, the heartbeat), or returns
@@ -47,10 +68,7 @@ func (q *Queue) MessageFromRecord(ctx context.Context, r Record) (*queue.Message
 	if q.closed() {
 		return nil, queue.ErrClosed
 	}
-	m, d := q.accept(ctx, sqstypes.Message{
-		MessageId: aws.String(r.MessageID), ReceiptHandle: aws.String(r.ReceiptHandle),
-		Body: aws.String(r.Body), Attributes: r.Attributes,
-	})
+	m, d := q.accept(ctx, r.sqsMessage())
 	switch {
 	case m != nil:
 		return m, nil
