@@ -51,7 +51,9 @@
 //     back rather than deliver what may be held.
 //   - A record received by someone else (MessageFromRecord: the Lambda
 //     worker) is handed out exactly as Lease does, or reported ErrSettled
-//     (may be deleted) or ErrKept (must stay: never deleted).
+//     (may be deleted) or ErrKept (must stay: never deleted); one not
+//     worked on is given back as a fresh copy (ReturnRecord), so that its
+//     receive does not count as a crashed delivery.
 //
 // Inside this package "sqs." is the AWS SDK's SQS client package; callers
 // import this one as sqs and the SDK's under another name.
