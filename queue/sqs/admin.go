@@ -140,22 +140,20 @@ func (q *Queue) List(ctx context.Context) ([]queue.Entry, error) {
 	entries := make([]queue.Entry, len(ls))
 	errs := make([]error, len(ls))
 	sem := make(chan struct{}, adminParallel)
-	done := make(chan struct{})
+	var wg sync.WaitGroup
 	for i, l := range ls {
 		sem <- struct{}{}
-		go func() {
-			defer func() { <-sem; done <- struct{}{} }()
+		wg.Go(func() {
+			defer func() { <-sem }()
 			e, err := q.entry(ctx, l)
 			if err != nil {
 				errs[i] = err
 				return
 			}
 			entries[i] = *e
-		}()
+		})
 	}
-	for range ls {
-		<-done
-	}
+	wg.Wait()
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("sqs queue: list: %w", err)
 	}

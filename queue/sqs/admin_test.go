@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -222,20 +223,38 @@ func putInput(bucket, key, body string) *s3.PutObjectInput {
 	return &s3.PutObjectInput{Bucket: aws.String(bucket), Key: aws.String(key), Body: strings.NewReader(body)}
 }
 
-// TestSQSAdminRetryAll marks every message that is not held.
+// TestSQSAdminRetryAll: RetryAll marks every message that is not held,
+// and List reads them all, more than run at once (adminParallel).
 func TestSQSAdminRetryAll(t *testing.T) {
 	t.Parallel()
 	f := newSQSFixture(t, nil, nil)
 	q := f.open(t, nil)
-	ctx := sqsCtx(t, 30*time.Second)
-	mustEnqueueSQS(t, q, sqsEnvelope("a@example.net"), "a")
+	ctx := sqsCtx(t, 60*time.Second)
+	const n = 40
+	for i := range n {
+		mustEnqueueSQS(t, q, sqsEnvelope(fmt.Sprintf("r%d@example.net", i)), "a")
+	}
 	held := mustEnqueueSQS(t, q, sqsEnvelope("b@example.net"), "b")
 	if _, err := q.Hold(ctx, held); err != nil {
 		t.Fatal(err)
 	}
-	n, err := q.RetryAll(ctx)
-	if err != nil || n != 1 {
-		t.Fatalf("RetryAll = %d, %v; want 1 (the held one left alone)", n, err)
+	got, err := q.RetryAll(ctx)
+	if err != nil || got != n {
+		t.Fatalf("RetryAll = %d, %v; want %d (the held one left alone)", got, err, n)
+	}
+	es, err := q.List(ctx)
+	if err != nil || len(es) != n+1 {
+		t.Fatalf("List: %d entries, %v; want %d", len(es), err, n+1)
+	}
+	seen := map[string]bool{}
+	for _, e := range es {
+		seen[e.Envelope.ID] = true
+		if e.Envelope.Hold != (e.Envelope.ID == held) {
+			t.Errorf("%s: hold %v", e.Envelope.ID, e.Envelope.Hold)
+		}
+	}
+	if len(seen) != n+1 {
+		t.Errorf("List gave %d distinct IDs, want %d", len(seen), n+1)
 	}
 }
 
