@@ -24,7 +24,17 @@ type Entry struct {
 
 // Admin is the operator's view of a queue (edgerelay queue ..., /admin/).
 // Each action returns whether it took effect now (immediate) or waits for
-// the next worker that receives the message (SQS+S3 marks).
+// the next worker that receives the message (SQS+S3 marks; the spool, for
+// a message a worker is delivering: applied when that attempt ends).
+// Every method answers ErrNotFound (wrapped) for an ID the queue does not
+// hold, an invalid one included. The worker carries out what an action
+// leaves on the envelope (Hold, Operator) when it leases the message
+// (outbound/operator.go). Both backends agree on these choices:
+//   - Retry of a held message releases it (as Postfix's postsuper -r
+//     requeues from the hold queue); Release of a message not on hold
+//     changes nothing; Bounce and Delete end a hold.
+//   - Bounce and Delete make the message due now, so that the worker acts
+//     at once.
 type Admin interface {
 	List(ctx context.Context) ([]Entry, error)
 	Show(ctx context.Context, id string) (*Entry, error)
