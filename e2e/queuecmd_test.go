@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -241,6 +242,8 @@ func TestBinaryQueueCommands(t *testing.T) {
 		t.Errorf("/admin/queue with the token: %d %s", code, b)
 	}
 
+	permissionDenied(t, dir)
+
 	p.stop()
 	if _, err := os.Lstat(sock); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("socket left after the process stopped: %v", err)
@@ -263,4 +266,49 @@ func slicesContain(s []string, v string) bool {
 		}
 	}
 	return false
+}
+
+// permissionDenied runs "edgerelay queue list" as another user (nobody,
+// 65534) against the socket in dataDir, reachable but mode 0600: the
+// command must say that it has no permission, not that nothing runs. Only
+// root can start a process as another user; others skip this part (the
+// 0600 mode is checked above, and internal/admin's TestSocketPermission
+// covers the error as a non-root user).
+func permissionDenied(t *testing.T, dataDir string) {
+	t.Helper()
+	if os.Geteuid() != 0 {
+		t.Log("not root: the socket's permission error is tested by internal/admin as this user")
+		return
+	}
+	// A copy of the binary nobody may run, and the way to the socket open
+	// to everyone: only the socket's own mode stands in the way.
+	binDir, err := os.MkdirTemp("", "edgerelay-nobody")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(binDir)
+	os.Chmod(binDir, 0o755)
+	data, err := os.ReadFile(binary(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(binDir, "edgerelay")
+	if err := os.WriteFile(bin, data, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for d := dataDir; d != "/" && d != "."; d = filepath.Dir(d) {
+		if fi, err := os.Stat(d); err == nil && fi.Mode().Perm()&0o001 == 0 {
+			os.Chmod(d, fi.Mode().Perm()|0o005)
+			defer os.Chmod(d, fi.Mode().Perm())
+		}
+	}
+	cmd := exec.Command(bin, "queue", "list")
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "RELAY_DATA_DIR=" + dataDir}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() != 1 ||
+		!strings.Contains(string(out), "no permission to use "+filepath.Join(dataDir, "admin.sock")+" (mode 0600") {
+		t.Errorf("queue list as nobody: %v\n%s", err, out)
+	}
 }
