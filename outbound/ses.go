@@ -121,11 +121,13 @@ func sesRemote(cfg GatewayConfig) string {
 func (h *sesHop) name() string { return h.cfg.URL }
 
 // deliver sends m to the recipients idx, in groups of at most
-// sesMaxRecipients, one SendEmail call each. The hop is down only when its
-// first call failed temporarily: once SES took the message for some
-// recipients, failing over would send it again to them, so a later group's
-// temporary failure leaves that group and the rest pending (retried on the
-// schedule) without failing over.
+// sesMaxRecipients, one SendEmail call each. The hop is down only when a
+// call failed temporarily before any call of this attempt was answered:
+// the gateway list then tries the next gateway with every recipient, so
+// once SES took the message for some recipients (or refused it for good),
+// a later group's temporary failure leaves that group and the rest pending
+// (retried on the schedule) without failing over, and nobody gets the
+// message twice.
 func (h *sesHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[int]result, bool) {
 	env := m.Envelope
 	res := make(map[int]result, len(idx))
@@ -143,6 +145,7 @@ func (h *sesHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[
 		all(*v, idx)
 		return res, false
 	}
+	answered := false
 	for n := 0; n < len(idx); n += sesMaxRecipients {
 		group := idx[n:min(n+sesMaxRecipients, len(idx))]
 		to := make([]string, 0, len(group))
@@ -163,15 +166,17 @@ func (h *sesHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[
 		id, err := h.send(ctx, env, to, data)
 		if err != nil {
 			v := sesVerdict(err)
-			h.w.log.Warn("SES refused the message", "id", env.ID, "gateway", h.name(),
+			h.w.log.Warn("SES call failed", "id", env.ID, "gateway", h.name(),
 				"temporary", v.Temporary, "err", errString(err))
 			if v.Temporary {
 				all(v, idx[n:])
-				return res, n == 0
+				return res, !answered
 			}
 			all(v, sendTo)
+			answered = true
 			continue
 		}
+		answered = true
 		h.w.log.Info("SES accepted the message", "id", env.ID, "gateway", h.name(),
 			"ses_message_id", id, "rcpts", len(sendTo))
 		rep := replySESAccepted(id)

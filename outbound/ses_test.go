@@ -259,36 +259,56 @@ func TestSESThrottledRetried(t *testing.T) {
 	}
 }
 
-// TestSESLaterGroupThrottled: when SES took the first group and throttles
-// the second, the first is relayed and the rest stay pending, and the hop
-// is not down (failing over would send the message again to the first
-// group).
+// TestSESLaterGroupThrottled: when SES answered the first group (took it,
+// or refused it for good) and throttles the second, the first keeps its
+// result, the rest stay pending, and the hop is not down (the list would
+// fail over with every recipient, sending the message to the first group
+// again).
 func TestSESLaterGroupThrottled(t *testing.T) {
-	s := awstest.Start(t).Front(t, sesFault(429, "TooManyRequestsException", "Maximum sending rate exceeded.",
-		func(n int64) bool { return n >= 2 }))
-	h := sesHarness(t, s.SESV2(), nil)
-	var rcpts []string
-	for i := range 60 {
-		rcpts = append(rcpts, fmt.Sprintf("g%02d@example.net", i))
-	}
-	h.enqueueBody(sesBody(awstest.UniqueName("ses-later")), nil, rcpts...)
-	m, err := h.q.Lease(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	idx := m.Envelope.Pending()
-	res, down := h.sesHop().deliver(context.Background(), m, idx)
-	if down {
-		t.Error("down after SES took the first group")
-	}
-	for n, i := range idx {
-		want := queue.StatusRelayed
-		if n >= sesMaxRecipients {
-			want = queue.StatusPending
-		}
-		if res[i].status != want {
-			t.Fatalf("recipient %d: %s, want %s", n, res[i].status, want)
-		}
+	for _, first := range []struct {
+		name   string
+		status int
+		code   string
+		want   queue.RcptStatus
+	}{
+		{"accepted", 0, "", queue.StatusRelayed},
+		{"rejected", 400, "MessageRejected", queue.StatusFailed},
+	} {
+		t.Run(first.name, func(t *testing.T) {
+			front := sesFault(429, "TooManyRequestsException", "Maximum sending rate exceeded.", func(n int64) bool { return n >= 2 })
+			if first.status != 0 {
+				// The first call is refused here and never reaches the
+				// throttling front, which throttles every call it sees.
+				rejectFirst := sesFault(first.status, first.code, "no", func(n int64) bool { return n == 1 })
+				throttle := sesFault(429, "TooManyRequestsException", "Maximum sending rate exceeded.", func(int64) bool { return true })
+				front = func(next http.Handler) http.Handler { return rejectFirst(throttle(next)) }
+			}
+			s := awstest.Start(t).Front(t, front)
+			h := sesHarness(t, s.SESV2(), nil)
+			var rcpts []string
+			for i := range 60 {
+				rcpts = append(rcpts, fmt.Sprintf("g%02d@example.net", i))
+			}
+			h.enqueueBody(sesBody(awstest.UniqueName("ses-later")), nil, rcpts...)
+			m, err := h.q.Lease(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			idx := m.Envelope.Pending()
+			res, down := h.sesHop().deliver(context.Background(), m, idx)
+			if down {
+				t.Error("down after SES answered the first group")
+			}
+			for n, i := range idx {
+				want := first.want
+				if n >= sesMaxRecipients {
+					want = queue.StatusPending
+				}
+				if res[i].status != want {
+					t.Fatalf("recipient %d: %s, want %s", n, res[i].status, want)
+				}
+			}
+		})
 	}
 }
 
