@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"strings"
+	"unicode/utf8"
 
 	"golang.org/x/net/idna"
 
@@ -25,16 +26,23 @@ import (
 
 // CanonicalDomain returns the lower-case A-label form of a domain name
 // (IDNA2008 lookup rules, RFC 5891 §5), and false for what is not one: an
-// address literal, an empty label, a trailing dot, a name IDNA refuses.
+// address literal, an empty label, a trailing dot, bytes that are not
+// UTF-8, a name IDNA refuses. What it returns it returns unchanged
+// (FuzzGatewayConfig found "\xe400", which IDNA encoded as an A-label that
+// does not decode).
 func CanonicalDomain(d string) (string, bool) {
-	if d == "" || strings.HasPrefix(d, "[") || strings.HasSuffix(d, ".") || !queue.ValidDomain(d) {
+	if d == "" || strings.HasPrefix(d, "[") || strings.HasSuffix(d, ".") || !utf8.ValidString(d) || !queue.ValidDomain(d) {
 		return "", false
 	}
 	a, err := idna.Lookup.ToASCII(d)
 	if err != nil || a == "" {
 		return "", false
 	}
-	return strings.ToLower(a), true
+	a = strings.ToLower(a)
+	if again, err := idna.Lookup.ToASCII(a); err != nil || again != a {
+		return "", false
+	}
+	return a, true
 }
 
 // senderRoute is the route key for a sender: its domain when a route is

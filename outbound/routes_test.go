@@ -142,7 +142,7 @@ func TestRouteNotForLocalRecipients(t *testing.T) {
 func TestCanonicalDomain(t *testing.T) {
 	for in, want := range map[string]string{
 		"Example.ORG": "example.org", "bücher.example": "xn--bcher-kva.example", "XN--BCHER-KVA.example": "xn--bcher-kva.example",
-		"": "", "example.org.": "", "[127.0.0.1]": "", "a..b": "", "-a.example": "", "a b.example": "", "a\x00.example": "",
+		"": "", "example.org.": "", "[127.0.0.1]": "", "a..b": "", "-a.example": "", "a b.example": "", "a\x00.example": "", "\xe400": "", "b\xffcher.example": "",
 	} {
 		got, ok := CanonicalDomain(in)
 		if got != want || ok != (want != "") {
