@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -87,5 +88,48 @@ func TestQueueListText(t *testing.T) {
 	}
 	if strings.ContainsAny(out, "\x1b\x07") {
 		t.Errorf("control characters reach the terminal:\n%q", out)
+	}
+}
+
+// TestQueueCommandURL: --url with --token-file runs the commands over
+// /admin/; a wrong token is an error naming the refusal.
+func TestQueueCommandURL(t *testing.T) {
+	sp, err := spool.Open(t.TempDir(), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	env := &queue.Envelope{From: "a@example.org", Recipients: []queue.Recipient{{Addr: "b@example.net", Status: queue.StatusPending}}}
+	id, err := sp.Enqueue(t.Context(), env, strings.NewReader("Subject: over http\r\n\r\nhi\r\n"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts := httptest.NewServer(adminHTTP(&Config{AdminToken: "tok-123"}, &admin.Server{Admin: sp}))
+	defer ts.Close()
+	tokFile := filepath.Join(t.TempDir(), "token")
+	os.WriteFile(tokFile, []byte("tok-123\n"), 0o600)
+	q := func(args ...string) (int, string, string) {
+		var out, errb bytes.Buffer
+		code := queueCommand(append([]string{"--url", ts.URL, "--token-file", tokFile}, args...), &out, &errb)
+		return code, out.String(), errb.String()
+	}
+	if code, out, e := q("list"); code != 0 || !strings.Contains(out, id) || !strings.Contains(out, "-- 1 message(s)") {
+		t.Fatalf("list: %d %s %s", code, out, e)
+	}
+	if code, out, _ := q("show", id, "--body"); code != 0 || out != "Subject: over http\r\n\r\nhi\r\n" {
+		t.Fatalf("show --body: %d %q", code, out)
+	}
+	if code, out, _ := q("hold", id); code != 0 || !strings.Contains(out, id+": on hold") {
+		t.Fatalf("hold: %d %s", code, out)
+	}
+	if code, _, e := q("delete", "NOSUCH"); code != queueExitNotFound || !strings.Contains(e, "no such message: NOSUCH") {
+		t.Fatalf("delete of an unknown ID: %d %s", code, e)
+	}
+	if code, out, _ := q("delete", id); code != 0 || !strings.Contains(out, "deleted") {
+		t.Fatalf("delete: %d %s", code, out)
+	}
+	os.WriteFile(tokFile, []byte("wrong"), 0o600)
+	if code, _, e := q("list"); code != queueExitError || !strings.Contains(e, "bearer token is not the admin token") {
+		t.Fatalf("wrong token: %d %s", code, e)
 	}
 }
