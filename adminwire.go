@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"path/filepath"
+	"time"
 
 	"github.com/edgerelay/edgerelay/internal/admin"
 	"github.com/edgerelay/edgerelay/queue"
@@ -19,7 +20,8 @@ import (
 // directory (SQS) from removing the first one's socket. A socket that
 // cannot be made is an ERROR, not a failed start: mail keeps flowing, and
 // edgerelay queue says that no process answers. stop closes and removes
-// it. srv is nil without a queue.Admin.
+// it (waiting at most 2 s for answers in progress). srv is nil without
+// a queue.Admin.
 func startAdmin(cfg *Config, q queue.Queue, log *slog.Logger) (srv *admin.Server, stop func()) {
 	a, ok := q.(queue.Admin)
 	if !ok {
@@ -46,8 +48,14 @@ func startAdmin(cfg *Config, q queue.Queue, log *slog.Logger) (srv *admin.Server
 	}()
 	log.Info("operator socket listening", "socket", path)
 	return srv, func() {
+		// Answers in progress get a moment; a client reading slowly does
+		// not hold the shutdown (the process ends them).
 		sock.Close()
-		<-done
+		select {
+		case <-done:
+		case <-time.After(2 * time.Second):
+			log.Warn("operator requests still running at shutdown; cut off", "socket", path)
+		}
 	}
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"fmt"
+	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -131,5 +133,43 @@ func TestQueueCommandURL(t *testing.T) {
 	os.WriteFile(tokFile, []byte("wrong"), 0o600)
 	if code, _, e := q("list"); code != queueExitError || !strings.Contains(e, "bearer token is not the admin token") {
 		t.Fatalf("wrong token: %d %s", code, e)
+	}
+}
+
+// TestAdminSocketLifecycle: startAdmin makes the socket in RELAY_DATA_DIR
+// (0600), a client that connects and says nothing does not hold the
+// shutdown past its bound, and stop removes the socket.
+func TestAdminSocketLifecycle(t *testing.T) {
+	dir, err := os.MkdirTemp("", "adm") // short: the socket path limit
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	sp, err := spool.Open(filepath.Join(dir, "spool"), spool.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sp.Close()
+	srv, stop := startAdmin(&Config{DataDir: dir}, sp, slog.New(slog.DiscardHandler))
+	if srv == nil {
+		t.Fatal("no admin server for a spool")
+	}
+	path := filepath.Join(dir, adminSocketName)
+	if fi, err := os.Lstat(path); err != nil || fi.Mode().Perm() != 0o600 {
+		t.Fatalf("socket: %v %v", fi, err)
+	}
+	c, err := net.Dial("unix", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	time.Sleep(50 * time.Millisecond)
+	start := time.Now()
+	stop()
+	if d := time.Since(start); d > 3*time.Second {
+		t.Fatalf("stop took %v with a silent client", d)
+	}
+	if _, err := os.Lstat(path); !os.IsNotExist(err) {
+		t.Fatalf("socket left: %v", err)
 	}
 }
