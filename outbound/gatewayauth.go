@@ -116,7 +116,11 @@ func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetc
 		if !refused || try > 0 {
 			return authFailure(err)
 		}
-		a.Tokens.Renew()
+		if t, ok := a.Tokens.(*Tokens); ok {
+			t.renewIf(tok)
+		} else {
+			a.Tokens.Renew()
+		}
 	}
 }
 

@@ -128,6 +128,17 @@ func (t *Tokens) Renew() {
 	t.mu.Unlock()
 }
 
+// renewIf is Renew for a gateway that refused tok: only when tok is still
+// the cached token, so that deliveries refused with the same stale token
+// at the same time cause one fetch, not one each.
+func (t *Tokens) renewIf(tok string) {
+	t.mu.Lock()
+	if t.tok == tok {
+		t.tok, t.renewAt = "", time.Time{}
+	}
+	t.mu.Unlock()
+}
+
 // run does one fetch and hands its result to every waiter.
 func (t *Tokens) run(f *tokenFlight) {
 	ctx, cancel := context.WithTimeout(context.Background(), t.timeout)

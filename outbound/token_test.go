@@ -119,6 +119,27 @@ func TestTokensRenew(t *testing.T) {
 	}
 }
 
+// TestTokensRenewIf: two deliveries refused with the same stale token
+// renew it once: the second finds the new token already cached.
+func TestTokensRenewIf(t *testing.T) {
+	e := newTokenEndpoint(t)
+	ts := e.clientCredentials(5*time.Second, nil)
+	get := func(want string) {
+		t.Helper()
+		if tok, err := ts.Token(context.Background()); tok != want || err != nil {
+			t.Fatalf("%q, %v; want %s", tok, err, want)
+		}
+	}
+	get("tok-1")
+	ts.renewIf("tok-1")
+	get("tok-2")
+	ts.renewIf("tok-1") // a late refusal of the old token
+	get("tok-2")
+	if n := e.requests.Load(); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
+
 // TestTokensEndpointFailures: whatever the endpoint does wrong, the error
 // names its host and what happened, never the secret or the endpoint's
 // body; a failed fetch is not cached (the next call asks again).
