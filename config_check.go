@@ -113,6 +113,7 @@ func (c *Config) validate() error {
 	c.validateScan(bad)
 	c.validateACME(bad)
 	c.readSecretFiles(bad)
+	c.validateOAuth(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")
 	}
@@ -164,7 +165,7 @@ func (c *Config) validate() error {
 		bad("GATEWAY_TLS", "%q: want starttls, tls or none", c.GatewayTLS)
 	}
 	c.gatewayPlan(bad) // RELAY_GATEWAY, RELAY_ROUTES and their credentials (config_gateway*.go)
-	if c.GatewayUsername != "" && c.GatewayPassword == "" {
+	if c.GatewayUsername != "" && c.GatewayPassword == "" && !c.oauthSet() {
 		bad("GATEWAY_PASSWORD", "required with RELAY_GATEWAY_USERNAME")
 	}
 	if c.DeliveryConcurrency < 1 {
