@@ -173,3 +173,23 @@ func TestAdminSocketLifecycle(t *testing.T) {
 		t.Fatalf("socket left: %v", err)
 	}
 }
+
+// TestQueueShowText: show prints the envelope, an old copy's time (SQS +
+// S3), and each recipient's reply with the host that gave it.
+func TestQueueShowText(t *testing.T) {
+	now := time.Date(2026, 12, 1, 12, 0, 0, 0, time.UTC)
+	e := &queue.Entry{AsOf: now.Add(-3 * time.Minute), Envelope: queue.Envelope{ID: "CCCC", From: "a@example.org", Arrival: now.Add(-time.Hour),
+		Attempts: 2, NextAttempt: now.Add(time.Minute), Operator: queue.OperatorBounce,
+		Recipients: []queue.Recipient{{Addr: "b@example.net", Status: queue.StatusFailed, Attempts: 2, LastAttempt: now.Add(-time.Minute),
+			RemoteMTA: "gw [127.0.0.1]", Reply: &queue.Reply{Code: 550, Enhanced: "5.1.1", Lines: []string{"no\rsuch user"}}}}}}
+	var b bytes.Buffer
+	printQueueEntry(&b, e, now)
+	out := b.String()
+	for _, want := range []string{"ID:           CCCC", "State:        bouncing", "As of:        2026-12-01T11:57:00Z (3m00s ago)",
+		"Next attempt: 2026-12-01T12:01:00Z (in 1m00s)", "b@example.net  failed  attempts 2, last 2026-12-01T11:59:00Z",
+		"reply: 550 5.1.1 no?such user (from gw [127.0.0.1])"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("show lacks %q:\n%s", want, out)
+		}
+	}
+}

@@ -46,6 +46,10 @@ func printQueueEntry(w io.Writer, e *queue.Entry, now time.Time) {
 	row := func(k, format string, a ...any) { fmt.Fprintf(tw, "%s:\t"+format+"\n", append([]any{k}, a...)...) }
 	row("ID", "%s", env.ID)
 	row("State", "%s", stateText(e))
+	if !e.AsOf.IsZero() && now.Sub(e.AsOf) > 2*time.Second {
+		// SQS + S3: the copy written at the last enqueue, retry or re-arm.
+		row("As of", "%s (%s ago)", e.AsOf.UTC().Format(time.RFC3339), shortAge(now.Sub(e.AsOf)))
+	}
 	row("Arrival", "%s (%s ago)", env.Arrival.UTC().Format(time.RFC3339), shortAge(now.Sub(env.Arrival)))
 	row("Sender", "%s", addrText(env.From))
 	if env.User != "" {
