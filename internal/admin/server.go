@@ -59,23 +59,26 @@ func (s *Server) init() {
 }
 
 // Serve answers connections from ln until it is closed, then waits for
-// the connections in progress (each bounded by the deadlines).
+// the connections in progress (each bounded by the deadlines). It returns
+// nil once ln is closed; other accept errors are retried.
 func (s *Server) Serve(ln net.Listener) error {
 	s.init()
 	defer s.wg.Wait()
+	pause := 5 * time.Millisecond
 	for {
 		c, err := ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return nil
 			}
-			var ne net.Error
-			if errors.As(err, &ne) && ne.Timeout() {
-				time.Sleep(10 * time.Millisecond)
-				continue
-			}
-			return err
+			// EMFILE and the like pass: try again, backing off up to 1 s
+			// (as net/http does), rather than stop serving for good.
+			s.Logger.Warn("admin: accept failed; retrying", "err", err, "in", pause)
+			time.Sleep(pause)
+			pause = min(2*pause, time.Second)
+			continue
 		}
+		pause = 5 * time.Millisecond
 		select {
 		case s.slots <- struct{}{}:
 		default:

@@ -11,6 +11,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -270,5 +271,40 @@ func TestSocketHungClients(t *testing.T) {
 			t.Fatalf("after the hung clients: %+v", r)
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// flakyListener fails its first Accepts as a process out of file
+// descriptors does.
+type flakyListener struct {
+	net.Listener
+	fails int
+}
+
+func (l *flakyListener) Accept() (net.Conn, error) {
+	if l.fails > 0 {
+		l.fails--
+		return nil, &net.OpError{Op: "accept", Net: "unix", Err: os.NewSyscallError("accept4", syscall.EMFILE)}
+	}
+	return l.Listener.Accept()
+}
+
+// TestServeAcceptErrors: failed Accepts (EMFILE) do not stop the server.
+func TestServeAcceptErrors(t *testing.T) {
+	s, _ := spoolWith(t, "bob@example.net")
+	dir, _ := os.MkdirTemp("", "adm")
+	defer os.RemoveAll(dir)
+	sock, err := Listen(filepath.Join(dir, "admin.sock"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- (&Server{Admin: s}).Serve(&flakyListener{Listener: sock, fails: 3}) }()
+	if r := call(t, sock.Path(), OpList, ""); !r.OK || len(r.Entries) != 1 {
+		t.Fatalf("list after accept errors: %+v", r)
+	}
+	sock.Close()
+	if err := <-done; err != nil {
+		t.Fatalf("Serve after Close: %v", err)
 	}
 }
