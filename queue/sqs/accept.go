@@ -69,6 +69,19 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 	now := q.o.Now()
 	sent := time.UnixMilli(int64(attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameSentTimestamp)))
 
+	// The body check runs while the mark is read: the lease's first
+	// heartbeat comes only after accept, and the visibility clock runs
+	// from the receive.
+	type head struct {
+		exists bool
+		err    error
+	}
+	headc := make(chan head, 1)
+	go func() {
+		exists, err := q.bodyExists(ctx, key)
+		headc <- head{exists, err}
+	}()
+
 	// The operator's marks (mark.go): Hold and Operator come from the mark
 	// object alone; a retry, bounce or delete asked for after this copy
 	// was sent hands it out now even if it is not due.
@@ -102,7 +115,8 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 		return nil, kept
 	}
 
-	exists, err := q.bodyExists(ctx, key)
+	h := <-headc
+	exists, err := h.exists, h.err
 	switch {
 	case err != nil:
 		// Hand it out anyway: Body will fail and the worker reschedules,

@@ -467,6 +467,10 @@ func TestSQSPresetID(t *testing.T) {
 	env := sqsEnvelope("bob@example.net")
 	env.ID = "NDR-0001"
 	mustEnqueueSQS(t, q, env, "report")
+	// The operator's copy lands after Enqueue returns.
+	for deadline := time.Now().Add(5 * time.Second); len(f.keys(t)) < 2 && time.Now().Before(deadline); {
+		time.Sleep(20 * time.Millisecond)
+	}
 	if k := f.keys(t); len(k) != 2 || k[0] != "queue/NDR-0001.eml" || k[1] != "queue/NDR-0001.view.json" {
 		t.Fatalf("keys = %v, want [queue/NDR-0001.eml queue/NDR-0001.view.json] (the body and the operator's copy)", k)
 	}
