@@ -185,7 +185,7 @@ func (s *Spool) Release(ctx context.Context, id string) (bool, error) {
 			e.marks.hold = &f // a hold asked during this lease
 		}
 		s.mu.Unlock()
-		return true, err
+		return err == nil, err
 	}
 	return s.change(ctx, id, func(mk *adminMarks) { mk.hold = &f; mk.retry = true },
 		func(env *queue.Envelope, _ time.Time) time.Time {

@@ -150,6 +150,12 @@ func TestAdminListShowBody(t *testing.T) {
 		if _, err := a.s.Hold(context.Background(), id); !errors.Is(err, queue.ErrNotFound) {
 			t.Errorf("Hold(%q) = %v", id, err)
 		}
+		for name, act := range map[string]func(context.Context, string) (bool, error){
+			"Release": a.s.Release, "Retry": a.s.Retry, "Bounce": a.s.Bounce, "Delete": a.s.Delete} {
+			if imm, err := act(context.Background(), id); imm || !errors.Is(err, queue.ErrNotFound) {
+				t.Errorf("%s(%q) = %v, %v", name, id, imm, err)
+			}
+		}
 	}
 	if err := a.s.Complete(context.Background(), m); err != nil {
 		t.Fatal(err)
