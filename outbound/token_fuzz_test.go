@@ -67,19 +67,19 @@ func FuzzTokenResponse(f *testing.F) {
 		status, ctype, body = st, ct, b
 		mu.Unlock()
 		ts := NewTokens(ClientCredentialsFetch(url, testClientID, testClientSecret, []string{testScope}, 2*time.Second), url, 2*time.Second, nil)
-		testutil.ReturnsWithin(t, 5*time.Second, "Token", func() {
-			tok, err := ts.Token(context.Background())
-			if err != nil {
-				var te *TokenError
-				if !errors.As(err, &te) || !tokenErrorShape.MatchString(err.Error()) {
-					t.Fatalf("error %q (%T) is not of a known shape", err, err)
-				}
-				return
+		var tok string
+		var err error
+		testutil.ReturnsWithin(t, 5*time.Second, "Token", func() { tok, err = ts.Token(context.Background()) })
+		if err != nil {
+			var te *TokenError
+			if !errors.As(err, &te) || !tokenErrorShape.MatchString(err.Error()) {
+				t.Fatalf("error %q (%T) is not of a known shape", err, err)
 			}
-			if tok == "" || !validToken(tok) {
-				t.Fatalf("token %q", tok)
-			}
-		})
+			return
+		}
+		if tok == "" || !validToken(tok) {
+			t.Fatalf("token %q", tok)
+		}
 	})
 }
 
@@ -107,27 +107,36 @@ func FuzzXOAUTH2Challenge(f *testing.F) {
 	f.Add([]byte("Username:"))
 	f.Add([]byte{})
 	f.Fuzz(func(t *testing.T, ch []byte) {
-		testutil.ReturnsWithin(t, 100*time.Millisecond, "XOAUTH2 Next", func() {
-			x := &xoauth2Client{user: "relay@example.org", token: "tok-secret-bearer"}
-			resp, err := x.Next(ch)
-			if err != nil || resp == nil || len(resp) != 0 {
-				t.Fatalf("first challenge: %q, %v; want an empty answer", resp, err)
-			}
-			for _, s := range []string{x.challenge.Status, x.challenge.Schemes, x.challenge.Scope} {
-				if len(s) > 100 || s != printable(s) || strings.Contains(s, "tok-secret") {
-					t.Fatalf("kept %q", s)
-				}
-			}
-			if _, err := x.Next(ch); err == nil {
-				t.Fatal("a second challenge was answered")
-			}
-			l := newLoginClient("u", "gw-password")
-			for i := range 3 {
-				if _, err := l.Next(ch); (err != nil) != (i == 2) {
-					t.Fatalf("LOGIN challenge %d: %v", i+1, err)
-				}
+		x := &xoauth2Client{user: "relay@example.org", token: "tok-secret-bearer"}
+		l := newLoginClient("u", "gw-password")
+		var (
+			resp      []byte
+			err, err2 error
+			loginErrs [3]error
+		)
+		testutil.ReturnsWithin(t, 100*time.Millisecond, "XOAUTH2 and LOGIN Next", func() {
+			resp, err = x.Next(ch)
+			_, err2 = x.Next(ch)
+			for i := range loginErrs {
+				_, loginErrs[i] = l.Next(ch)
 			}
 		})
+		if err != nil || resp == nil || len(resp) != 0 {
+			t.Fatalf("first challenge: %q, %v; want an empty answer", resp, err)
+		}
+		for _, s := range []string{x.challenge.Status, x.challenge.Schemes, x.challenge.Scope} {
+			if len(s) > 100 || s != printable(s) || strings.Contains(s, "tok-secret") {
+				t.Fatalf("kept %q", s)
+			}
+		}
+		if err2 == nil {
+			t.Fatal("a second challenge was answered")
+		}
+		for i, e := range loginErrs {
+			if (e != nil) != (i == 2) {
+				t.Fatalf("LOGIN challenge %d: %v", i+1, e)
+			}
+		}
 	})
 }
 
