@@ -2,10 +2,13 @@ package e2e
 
 import (
 	"bytes"
+	"io"
+	"net/http"
 	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -102,4 +105,46 @@ func TestBinarySESNoRegion(t *testing.T) {
 	if err == nil || !strings.Contains(string(out), "RELAY_GATEWAY") || !strings.Contains(string(out), "AWS_REGION") {
 		t.Errorf("exit %v, output:\n%s", err, out)
 	}
+}
+
+// TestBinarySESThrottled: SES throttling through the built binary: the
+// SDK tries each call three times, the message is deferred with SES's
+// words (451 4.4.5), retried on RELAY_RETRY_SCHEDULE, and delivered once
+// SES takes it; nothing is bounced.
+func TestBinarySESThrottled(t *testing.T) {
+	var seen atomic.Int64
+	s := awstest.Start(t).Front(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPost && r.URL.Path == "/v2/email/outbound-emails" && seen.Add(1) <= 4 {
+				io.Copy(io.Discard, r.Body)
+				w.Header().Set("X-Amzn-Errortype", "TooManyRequestsException")
+				w.WriteHeader(http.StatusTooManyRequests)
+				io.WriteString(w, `{"message":"Maximum sending rate exceeded."}`)
+				return
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	dir := t.TempDir()
+	p := start(t, sesEnv(t, dir, "ses://us-east-1", s.URL))
+	marker := awstest.UniqueName("e2e-ses-throttled")
+	if err := p.submit("alice@example.org", "alice-pw", "alice@example.org", []string{"bob@example.net"},
+		msg("alice@example.org", "bob@example.net", marker)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "SES to take the message after throttling", 90*time.Second, func() bool { return len(s.FindSent(t, marker)) > 0 })
+	if n := seen.Load(); n != 5 {
+		t.Errorf("%d SendEmail requests, want 5 (3 attempts throttled in the first call, 1 in the second, then sent)", n)
+	}
+	logs := p.logs.String()
+	if !strings.Contains(logs, "451 4.4.5 Amazon SES is throttling: TooManyRequestsException: Maximum sending rate exceeded.") {
+		t.Errorf("no deferral with SES's words in the log:\n%s", logs)
+	}
+	if len(s.FindSent(t, marker)) != 1 {
+		t.Errorf("SES got %d copies", len(s.FindSent(t, marker)))
+	}
+	if reports, _ := filepath.Glob(filepath.Join(dir, "bounces", "new", "*")); len(reports) != 0 {
+		t.Errorf("reports written: %v", reports)
+	}
+	p.stop()
 }
