@@ -45,7 +45,8 @@
 //     (or its SES equivalent); from MAIL on its replies are the recipients'
 //     results and never fail over (RFC 5321 §4.2.5). With every gateway of a
 //     list backing off, the least recently failed one is still tried. The
-//     list's state is under one mutex, never held across a delivery.
+//     list's state is under one mutex, never held across a delivery; one
+//     outage seen by attempts in flight together doubles the back-off once.
 //   - In MX mode no connection is made to a loopback, private, link-local or
 //     other internal address unless Options.MXAllowPrivate (refusedAddress).
 //   - A reply read from a next hop is at most maxReplyBytes, all lines

@@ -17,7 +17,11 @@ import (
 // at maxGatewayBackoff (or GatewayBackoff when that is larger): 1m, 2m, 4m,
 // 8m, 15m, 15m… One success ends its back-off and resets the doubling. So
 // the first gateway is used again as soon as its back-off is over and it
-// works.
+// works. A failure doubles the back-off only when the attempt that saw it
+// looked at the gateway after its last recorded failure (hopState.gen):
+// attempts in flight together that find it down together are one outage,
+// not one doubling each (Concurrency 16 had a one-second outage skip the
+// gateway for the 15-minute cap).
 //
 // Which gateways one attempt tries:
 //  1. every gateway not backing off, in list order, until one is not down;
@@ -56,6 +60,7 @@ type hopState struct {
 	lastFail  time.Time // last time it was down
 	downSince time.Time // first failure of the current run; zero when up
 	lastErr   string    // the reply of the last failure (no secrets: what the gateway or the network said)
+	gen       uint64    // counts recorded failures and successes: which attempts saw the latest state
 }
 
 func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
@@ -67,13 +72,15 @@ func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
 }
 
 // order returns the indexes of the gateways to try first (not backing
-// off, in list order) and the one to try when all of those are down (-1
-// for none).
-func (l *gatewayList) order(now time.Time) (first []int, probe int) {
+// off, in list order), the one to try when all of those are down (-1 for
+// none), and each gateway's gen as the attempt saw it.
+func (l *gatewayList) order(now time.Time) (first []int, probe int, gens []uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	probe = -1
+	gens = make([]uint64, len(l.state))
 	for i, s := range l.state {
+		gens[i] = s.gen
 		if !now.Before(s.until) {
 			first = append(first, i)
 			continue
@@ -82,12 +89,12 @@ func (l *gatewayList) order(now time.Time) (first []int, probe int) {
 			probe = i
 		}
 	}
-	return first, probe
+	return first, probe, gens
 }
 
 // deliver sends m to the recipients idx through the list (see above).
 func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) map[int]result {
-	first, probe := l.order(l.w.o.Now())
+	first, probe, gens := l.order(l.w.o.Now())
 	try := first
 	if probe >= 0 {
 		try = append(slices.Clip(try), probe)
@@ -109,7 +116,7 @@ func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) 
 			l.up(i)
 			return res
 		}
-		l.down(i, res, idx)
+		l.down(i, res, idx, gens[i])
 		if n+1 < len(try) {
 			l.w.log.Warn("gateway down, failing over", "id", m.Envelope.ID,
 				"gateway", l.hops[i].name(), "next", l.hops[try[n+1]].name(), "reply", l.lastErr(i))
@@ -125,12 +132,15 @@ func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) 
 // up records a working gateway: its back-off ends.
 func (l *gatewayList) up(i int) {
 	l.mu.Lock()
-	l.state[i] = hopState{}
+	l.state[i] = hopState{gen: l.state[i].gen + 1}
 	l.mu.Unlock()
 }
 
-// down records a failure of gateway i and starts or doubles its back-off.
-func (l *gatewayList) down(i int, res map[int]result, idx []int) {
+// down records a failure of gateway i, seen by an attempt that found the
+// gateway at gen, and starts or doubles its back-off. A failure seen by an
+// attempt that looked before another failure was recorded is the same
+// outage: it does not double, and the back-off never shrinks.
+func (l *gatewayList) down(i int, res map[int]result, idx []int, gen uint64) {
 	now := l.w.o.Now()
 	why := ""
 	if len(idx) > 0 {
@@ -139,8 +149,13 @@ func (l *gatewayList) down(i int, res map[int]result, idx []int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	s := &l.state[i]
-	s.failures++
-	s.until = now.Add(backoffFor(l.w.o.GatewayBackoff, s.failures))
+	if gen == s.gen || s.failures == 0 {
+		s.failures++
+	}
+	s.gen++
+	if u := now.Add(backoffFor(l.w.o.GatewayBackoff, s.failures)); u.After(s.until) {
+		s.until = u
+	}
 	s.lastFail = now
 	if s.downSince.IsZero() {
 		s.downSince = now

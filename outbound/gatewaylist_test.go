@@ -276,11 +276,11 @@ func TestGatewayListProbeLeastRecentlyFailed(t *testing.T) {
 	deliver := func() map[int]result { return l.deliver(context.Background(), m, []int{0}) }
 
 	// b fails first, then c, then a (each alone: the others are backing off).
-	l.down(1, nil, nil)
+	l.down(1, nil, nil, l.state[1].gen)
 	h.clock.Advance(time.Second)
-	l.down(2, nil, nil)
+	l.down(2, nil, nil, l.state[2].gen)
 	h.clock.Advance(time.Second)
-	l.down(0, nil, nil)
+	l.down(0, nil, nil, l.state[0].gen)
 	if r := deliver(); r[0].status != queue.StatusPending || b.take() != 1 || a.take()+c.take() != 0 {
 		t.Fatalf("all backing off: want only b (failed longest ago) tried")
 	}

@@ -1,0 +1,253 @@
+package outbound
+
+import (
+	"bufio"
+	"context"
+	"net"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// Attacks on the failover list (issue 12 review): hosts that misbehave in
+// the ways that would deliver twice, wedge the list or blame the gateway for
+// a recipient.
+
+// loopbackServer serves each connection of a listener on 127.0.0.1 with
+// handle until the test ends; stop is closed then.
+func loopbackServer(t *testing.T, handle func(c net.Conn, stop <-chan struct{})) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	t.Cleanup(func() { close(stop); ln.Close(); wg.Wait() })
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer c.Close()
+				handle(c, stop)
+			}()
+		}
+	}()
+	return ln.Addr().String()
+}
+
+// lostDotServer is a gateway that takes the whole message, final dot
+// included, and hangs up without the reply to the dot: RFC 5321 §6.1 (and
+// §4.1.1.4) — the message may well have been delivered.
+func lostDotServer(t *testing.T) (addr string, dots *atomic.Int32) {
+	dots = &atomic.Int32{}
+	return loopbackServer(t, func(c net.Conn, _ <-chan struct{}) {
+		_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+		br := bufio.NewReader(c)
+		say := func(s string) { c.Write([]byte(s + "\r\n")) }
+		say("220 lost.test ESMTP")
+		for {
+			l, err := br.ReadString('\n')
+			if err != nil {
+				return
+			}
+			switch strings.ToUpper(strings.Fields(l + " x")[0]) {
+			case "EHLO":
+				say("250-lost.test\r\n250 8BITMIME")
+			case "DATA":
+				say("354 go ahead")
+				for {
+					b, err := br.ReadString('\n')
+					if err != nil {
+						return
+					}
+					if b == ".\r\n" {
+						dots.Add(1)
+						return // the 250 is never sent
+					}
+				}
+			default:
+				say("250 ok")
+			}
+		}
+	}), dots
+}
+
+// TestAttackLostDotReplyNoFailover: the first gateway read the final dot
+// and its reply never came. The next gateway must not be tried in the same
+// attempt (it would be a routine duplicate), and the first is not down:
+// the recipient stays pending for the retry schedule.
+func TestAttackLostDotReplyNoFailover(t *testing.T) {
+	a, dots := lostDotServer(t)
+	b := newScriptServer(t)
+	ev := &eventLog{}
+	h := pairHarness(t, a, b.Addr, ev)
+	h.enqueue(nil, bob, carol)
+	env := h.attempt()
+	for _, r := range []string{bob, carol} {
+		if got := rcpt(t, env, r); got.Status != queue.StatusPending {
+			t.Errorf("%s: %s %v, want pending", r, got.Status, got.Reply)
+		}
+	}
+	if dots.Load() != 1 || b.Conns() != 0 {
+		t.Fatalf("a read %d dots, b got %d connections: want 1 and 0 (no failover after the dot)", dots.Load(), b.Conns())
+	}
+	if !h.w.GatewayStatus()[0].DownSince.IsZero() || ev.count("smtp+insecure://a.test:25", GatewayFailover, false) != 0 {
+		t.Errorf("a marked down after it took the message: %+v", h.w.GatewayStatus()[0])
+	}
+}
+
+// silentServer accepts connections and says nothing (trickle: one byte of
+// a greeting that never ends, every 50 ms) until the test ends.
+func silentServer(t *testing.T, trickle bool) string {
+	return loopbackServer(t, func(c net.Conn, stop <-chan struct{}) {
+		if !trickle {
+			<-stop
+			return
+		}
+		tick := time.NewTicker(50 * time.Millisecond)
+		defer tick.Stop()
+		c.Write([]byte("220"))
+		for {
+			select {
+			case <-stop:
+				return
+			case <-tick.C:
+				if _, err := c.Write([]byte("-")); err != nil {
+					return
+				}
+			}
+		}
+	})
+}
+
+// TestAttackHangingGatewayFailsOver: a gateway that accepts TCP and never
+// greets, or trickles a greeting without end, is down after the greeting
+// timeout (Timeouts.Command, RFC 5321 §4.5.3.2.1) and the next one
+// delivers in the same attempt; the attempt takes about one timeout.
+func TestAttackHangingGatewayFailsOver(t *testing.T) {
+	for _, trickle := range []bool{false, true} {
+		b := newScriptServer(t)
+		h := newHarness(t, func(o *Options) {
+			o.Gateways = []GatewayConfig{plainGateway("a.test:25"), plainGateway("b.test:25")}
+			o.Timeouts.Command = 400 * time.Millisecond
+		})
+		h.dialMap["a.test:25"], h.dialMap["b.test:25"] = silentServer(t, trickle), b.Addr
+		h.enqueue(nil, bob)
+		start := time.Now()
+		env := h.attempt()
+		if r := rcpt(t, env, bob); r.Status != queue.StatusRelayed || len(b.Received()) != 1 {
+			t.Fatalf("trickle %v: %s %v, b got %d", trickle, r.Status, r.Reply, len(b.Received()))
+		}
+		if d := time.Since(start); d > 3*time.Second {
+			t.Errorf("trickle %v: the attempt took %v with a 400ms greeting timeout", trickle, d)
+		}
+		if h.w.GatewayStatus()[0].DownSince.IsZero() {
+			t.Errorf("trickle %v: a not marked down", trickle)
+		}
+	}
+}
+
+// TestAttack421AtMailNoFailover: a fresh connection brought to MAIL and
+// then refused with 421 (RFC 5321 §3.8) or a 4xx at the first RCPT leaves
+// the recipients pending with that reply; the message is not sent to the
+// next gateway in the same attempt and the gateway is not marked down (the
+// documented rule: from MAIL on, a gateway's replies are results).
+func TestAttack421AtMailNoFailover(t *testing.T) {
+	for _, c := range []struct{ verb, reply string }{
+		{"MAIL", "421 4.3.2 shutting down"},
+		{"RCPT", "452 4.3.1 insufficient storage"},
+	} {
+		a := newRawServer(t, nil, func(_ int, cmd string) (string, bool) {
+			if strings.HasPrefix(strings.ToUpper(cmd), c.verb) {
+				return c.reply, strings.HasPrefix(c.reply, "421")
+			}
+			return "", false
+		})
+		b := newScriptServer(t)
+		h := pairHarness(t, a.Addr, b.Addr, &eventLog{})
+		h.enqueue(nil, bob)
+		r := rcpt(t, h.attempt(), bob)
+		if r.Status != queue.StatusPending || r.Reply == nil || r.Reply.Code/100 != 4 {
+			t.Errorf("%s: %s %v, want pending with a's 4xx", c.verb, r.Status, r.Reply)
+		}
+		if b.Conns() != 0 || !h.w.GatewayStatus()[0].DownSince.IsZero() {
+			t.Errorf("%s: b got %d connections, a status %+v", c.verb, b.Conns(), h.w.GatewayStatus()[0])
+		}
+	}
+}
+
+// gateHop is a down hop whose deliveries all wait until n of them are in
+// flight: attempts that began together and found the gateway down
+// together.
+type gateHop struct {
+	fakeHop
+	n       int
+	mu2     sync.Mutex
+	arrived int
+	release chan struct{}
+}
+
+func (g *gateHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[int]result, bool) {
+	g.mu2.Lock()
+	g.arrived++
+	if g.arrived == g.n {
+		close(g.release)
+	}
+	g.mu2.Unlock()
+	<-g.release
+	return g.fakeHop.deliver(ctx, m, idx)
+}
+
+// TestAttackConcurrentFailuresDoubleOnce: one outage seen by many attempts
+// in flight at once is one failure, not one per attempt. With Concurrency
+// 16 (the same instant, the same refusal) the back-off must stay at
+// GatewayBackoff; counting each in-flight attempt doubled it to the 15
+// minute cap at the first blip, and the first gateway was skipped for a
+// quarter of an hour after a one-second outage.
+func TestAttackConcurrentFailuresDoubleOnce(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.GatewayBackoff = time.Minute })
+	const n = 16
+	a := &gateHop{fakeHop: fakeHop{n: "a", down: true}, n: n, release: make(chan struct{})}
+	b := &fakeHop{n: "b"}
+	l := &gatewayList{w: h.w, hops: []hop{a, b}, state: make([]hopState, 2)}
+	var wg sync.WaitGroup
+	for k := range n {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			m := &queue.Message{Envelope: &queue.Envelope{ID: "x" + string(rune('a'+k)), Recipients: []queue.Recipient{{Addr: bob}}}}
+			if r := l.deliver(context.Background(), m, []int{0}); r[0].status != queue.StatusRelayed {
+				t.Errorf("delivery %d: %s, want relayed through b", k, r[0].status)
+			}
+		}()
+	}
+	wg.Wait()
+	l.mu.Lock()
+	until, failures := l.state[0].until.Sub(h.clock.Now()), l.state[0].failures
+	l.mu.Unlock()
+	if until != time.Minute {
+		t.Errorf("after one outage seen by %d attempts at once: back-off %v (%d failures), want 1m", n, until, failures)
+	}
+	// A later attempt that finds it down again doubles it.
+	h.clock.Advance(time.Minute)
+	m := &queue.Message{Envelope: &queue.Envelope{ID: "later", Recipients: []queue.Recipient{{Addr: bob}}}}
+	l.deliver(context.Background(), m, []int{0})
+	l.mu.Lock()
+	until = l.state[0].until.Sub(h.clock.Now())
+	l.mu.Unlock()
+	if until != 2*time.Minute {
+		t.Errorf("a second outage: back-off %v, want 2m", until)
+	}
+}
