@@ -18,8 +18,8 @@ import (
 //	host:port              TLS as RELAY_GATEWAY_TLS says (the form before URLs)
 //	smtp://host[:587]      STARTTLS required (RFC 3207)
 //	smtps://host[:465]     TLS from the first byte (RFC 8314 §3.3)
-//	smtp+insecure://host[:25]  no TLS: only a loopback host (an IP literal or
-//	                       "localhost"), or any with RELAY_GATEWAY_ALLOW_INSECURE
+//	smtp+insecure://host[:25]  no TLS: only a loopback IP literal (127.0.0.1,
+//	                       [::1]), or any host with RELAY_GATEWAY_ALLOW_INSECURE
 //	ses:// or ses://REGION the Amazon SES v2 API (region empty: the SDK's)
 //
 // No user, password, path, query or fragment: a password in a URL ends up
@@ -60,11 +60,11 @@ type gatewayURL struct {
 func (g gatewayURL) smtp() bool { return g.Scheme != schemeSES }
 
 // loopback reports whether an SMTP gateway's host is loopback: an IP
-// literal in 127.0.0.0/8 or ::1, or the name "localhost" (RFC 6761 §6.3).
+// literal in 127.0.0.0/8 or ::1. A name, "localhost" included, is not: it
+// is resolved (/etc/hosts, then DNS with the search list where the file
+// lacks it, RFC 6761 §6.3 notwithstanding), so what gets mail in clear
+// would be decided by resolution.
 func (g gatewayURL) loopback() bool {
-	if strings.EqualFold(g.Host, "localhost") {
-		return true
-	}
 	a, err := netip.ParseAddr(g.Host)
 	return err == nil && a.Unmap().IsLoopback()
 }
@@ -129,8 +129,11 @@ func parseGatewayURL(s string) (gatewayURL, error) {
 		return bad("not host:port")
 	} else if strings.HasPrefix(rest, "[") && strings.HasSuffix(rest, "]") {
 		host = rest[1 : len(rest)-1]
+	} else if strings.Contains(rest, ":") {
+		// RFC 3986 §3.2.2: smtp://::1:25 would be the address ::1:25.
+		return bad("an IPv6 address goes in brackets: scheme://[2001:db8::1]:port")
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '0' {
+	if !validPort(port) {
 		return bad("the port must be a number from 1 to 65535")
 	}
 	if !validGatewayHost(host) {
@@ -143,6 +146,13 @@ func parseGatewayURL(s string) (gatewayURL, error) {
 		g.URL, g.Addr = s, net.JoinHostPort(host, port)
 	}
 	return g, nil
+}
+
+// validPort: digits only (strconv.Atoi and the dialer take "+25" too, a
+// second spelling of one gateway), no leading zero, 1 to 65535.
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 1 && n <= 65535 && strconv.Itoa(n) == p
 }
 
 // validGatewayHost: an IP address, or dot-separated labels of letters,

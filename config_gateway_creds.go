@@ -7,7 +7,6 @@ import (
 	"io"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 )
 
@@ -133,7 +132,7 @@ func credKey(s string) (string, bool) {
 	if port == "" {
 		return host, true
 	}
-	if n, err := strconv.Atoi(port); err != nil || n < 1 || n > 65535 || port[0] == '0' {
+	if !validPort(port) {
 		return "", false
 	}
 	return net.JoinHostPort(host, port), true

@@ -158,7 +158,7 @@ func gatewayConfigErrors(t *testing.T) []struct {
 	want []string
 } {
 	writable := credsFile(t, "gw.example u hunter2\n", 0o666)
-	creds := credsFile(t, "gw.example u hunter2\nlocalhost u hunter2\n", 0o600)
+	creds := credsFile(t, "gw.example u hunter2\n127.0.0.1 u hunter2\n", 0o600)
 	return []struct {
 		env  map[string]string
 		want []string
@@ -174,8 +174,8 @@ func gatewayConfigErrors(t *testing.T) []struct {
 		{map[string]string{"RELAY_GATEWAY_BACKOFF": "10ms"}, []string{"RELAY_GATEWAY_BACKOFF"}},
 		{map[string]string{"RELAY_GATEWAY_CREDENTIALS_FILE": writable}, []string{"RELAY_GATEWAY_CREDENTIALS_FILE:", "writable by group or others"}},
 		{map[string]string{"RELAY_GATEWAY_CREDENTIALS_FILE": "/nonexistent/sasl"}, []string{"RELAY_GATEWAY_CREDENTIALS_FILE:", "no such file"}},
-		{map[string]string{"RELAY_GATEWAY": "smtp://a.example,smtp+insecure://localhost", "RELAY_GATEWAY_CREDENTIALS_FILE": creds},
-			[]string{"RELAY_GATEWAY_CREDENTIALS_FILE:", "smtp+insecure://localhost:25", "in clear"}},
+		{map[string]string{"RELAY_GATEWAY": "smtp://a.example,smtp+insecure://127.0.0.1", "RELAY_GATEWAY_CREDENTIALS_FILE": creds},
+			[]string{"RELAY_GATEWAY_CREDENTIALS_FILE:", "smtp+insecure://127.0.0.1:25", "in clear"}},
 		{map[string]string{"RELAY_GATEWAY": "smtp+insecure://127.0.0.1:2525", "RELAY_GATEWAY_USERNAME": "u", "RELAY_GATEWAY_PASSWORD": "hunter2"},
 			[]string{"RELAY_GATEWAY_USERNAME:", "in clear"}},
 		{map[string]string{"RELAY_GATEWAY": "ses://", "RELAY_GATEWAY_USERNAME": "u", "RELAY_GATEWAY_PASSWORD": "hunter2"},
@@ -188,7 +188,7 @@ func gatewayConfigErrors(t *testing.T) []struct {
 // first SMTP gateway, the credentials file by host for the others.
 func TestGatewayConfigBuilt(t *testing.T) {
 	creds := credsFile(t, "b.example fileuser filepass\nr.example ruser rpass\n", 0o640)
-	t.Setenv("RELAY_GATEWAY", "smtp://a.example, smtps://b.example, smtp+insecure://localhost:2525, c.example:25")
+	t.Setenv("RELAY_GATEWAY", "smtp://a.example, smtps://b.example, smtp+insecure://127.0.0.1:2525, c.example:25")
 	t.Setenv("RELAY_GATEWAY_TLS", "tls")
 	t.Setenv("RELAY_GATEWAY_USERNAME", "envuser")
 	t.Setenv("RELAY_GATEWAY_PASSWORD", "envpass")
@@ -208,7 +208,7 @@ func TestGatewayConfigBuilt(t *testing.T) {
 	want := []string{
 		"smtp://a.example:587 a.example:587 starttls envuser/envpass",
 		"smtps://b.example:465 b.example:465 tls fileuser/filepass",
-		"smtp+insecure://localhost:2525 localhost:2525 none /",
+		"smtp+insecure://127.0.0.1:2525 127.0.0.1:2525 none /",
 		"c.example:25 c.example:25 tls /",
 	}
 	if len(main) != len(want) {
