@@ -220,3 +220,10 @@ func replySESAccepted(id string) *queue.Reply {
 func replySESTooBig(size int64) *queue.Reply {
 	return reply(552, "5.3.4", fmt.Sprintf("message size %d exceeds the limit of Amazon SES (%d bytes: 40 MB after base64 encoding)", size, sesMaxMessage))
 }
+
+// replySESBusy: a large message waited for memory (sesLargeSlots) until
+// its attempt ended; the relay's own limit, so 451 "local error in
+// processing", X.3.0.
+func replySESBusy() *queue.Reply {
+	return reply(451, "4.3.0", "local error: too many large messages for Amazon SES in memory; retried later")
+}

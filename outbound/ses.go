@@ -217,7 +217,7 @@ func (h *sesHop) body(ctx context.Context, m *queue.Message) ([]byte, *verdict) 
 		case h.large <- struct{}{}:
 			defer func() { <-h.large }()
 		case <-ctx.Done():
-			return nil, verdictOf(temporary(networkReply(ctx.Err())))
+			return nil, verdictOf(temporary(replySESBusy()))
 		}
 	}
 	rc, err := h.w.q.Body(ctx, m)

@@ -449,7 +449,7 @@ func TestSESLargeMessageSlots(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
 	defer cancel()
 	res, down := hop.deliver(ctx, m, []int{0})
-	if down || res[0].status != queue.StatusPending || calls.Load() != 0 {
+	if down || res[0].status != queue.StatusPending || res[0].reply.String() != replySESBusy().String() || calls.Load() != 0 {
 		t.Errorf("slots taken: %s %q, down %v, %d calls", res[0].status, res[0].reply, down, calls.Load())
 	}
 	<-hop.large
