@@ -19,23 +19,22 @@ import (
 type gatewayOAuth struct {
 	mechanism string
 	tokens    *outbound.Tokens
-	// subject is RELAY_GATEWAY_GOOGLE_SUBJECT, the SASL user of a gateway
-	// without one.
-	subject string
 }
 
 // gatewayAuth is how the worker authenticates to one SMTP gateway with
-// the given credentials: RELAY_GATEWAY_AUTH's mechanism and, for a gateway
-// without a password, the shared token source (a gateway that has a
-// password, from RELAY_GATEWAY_PASSWORD or RELAY_GATEWAY_CREDENTIALS_FILE,
-// authenticates with it unless RELAY_GATEWAY_AUTH=xoauth2).
+// the given credentials: RELAY_GATEWAY_AUTH's mechanism and, for the
+// gateway with a user and no password (RELAY_GATEWAY's first, whose user
+// is RELAY_GATEWAY_USERNAME, or the Google subject), the shared token
+// source. A gateway with a password (the credentials file) authenticates
+// with it, by PLAIN or LOGIN even with RELAY_GATEWAY_AUTH=xoauth2, which is
+// for the gateway the token is for; one without credentials does no AUTH.
 func (c *Config) gatewayAuth(username, password string) outbound.GatewayAuthConfig {
 	a := outbound.GatewayAuthConfig{Mechanism: c.oauth.mechanism, Username: username, Password: password}
-	if c.oauth.tokens != nil && (password == "" || a.Mechanism == outbound.AuthXOAUTH2) {
+	switch {
+	case c.oauth.tokens != nil && username != "" && password == "":
 		a.Tokens = c.oauth.tokens
-		if a.Username == "" {
-			a.Username = c.oauth.subject
-		}
+	case a.Mechanism == outbound.AuthXOAUTH2:
+		a.Mechanism = ""
 	}
 	return a
 }
@@ -164,7 +163,11 @@ func (c *Config) googleServiceAccount(bad badFunc) {
 		ok = false
 	}
 	if ok {
-		c.oauth.subject = subject
+		// The subject is the SASL user unless RELAY_GATEWAY_USERNAME
+		// says otherwise: RELAY_GATEWAY's first SMTP gateway gets it.
+		if c.GatewayUsername == "" {
+			c.GatewayUsername = subject
+		}
 		c.oauth.tokens = outbound.NewTokens(outbound.JWTFetch(k, subject, outbound.DefaultTokenTimeout),
 			k.TokenURI, outbound.DefaultTokenTimeout, nil)
 	}

@@ -203,6 +203,9 @@ func TestOAuthConfigMicrosoft365(t *testing.T) {
 	if pw := cfg.gatewayAuth("u", "file-password"); pw.Tokens != nil || pw.Password != "file-password" {
 		t.Errorf("a gateway with a password: %+v", pw)
 	}
+	if none := cfg.gatewayAuth("", ""); none.Tokens != nil || none.Username != "" {
+		t.Errorf("a gateway without credentials (a backup that relays without AUTH): %+v", none)
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for range 3 {
@@ -217,8 +220,13 @@ func TestOAuthConfigMicrosoft365(t *testing.T) {
 	if cfg, err = loadConfig(); err != nil {
 		t.Fatal(err)
 	}
-	if pw := cfg.gatewayAuth("u", "file-password"); pw.Tokens == nil || pw.Mechanism != outbound.AuthXOAUTH2 {
-		t.Errorf("forced xoauth2: %+v", pw)
+	if a := cfg.gatewayAuth("relay@example.org", ""); a.Tokens == nil || a.Mechanism != outbound.AuthXOAUTH2 {
+		t.Errorf("forced xoauth2: %+v", a)
+	}
+	// xoauth2 is for the gateway the token is for: one with a password
+	// (the credentials file) keeps PLAIN or LOGIN.
+	if pw := cfg.gatewayAuth("u", "file-password"); pw.Tokens != nil || pw.Mechanism != "" {
+		t.Errorf("forced xoauth2, a gateway with a password: %+v", pw)
 	}
 }
 
@@ -235,9 +243,16 @@ func TestOAuthConfigGoogle(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	a := cfg.gatewayAuth("", "")
+	// The subject is RELAY_GATEWAY's first gateway's user.
+	if cfg.GatewayUsername != "relay@example.org" {
+		t.Fatalf("RELAY_GATEWAY_USERNAME %q, want the subject", cfg.GatewayUsername)
+	}
+	a := cfg.gatewayAuth(cfg.GatewayUsername, cfg.GatewayPassword)
 	if a.Tokens == nil || a.Username != "relay@example.org" {
 		t.Fatalf("gatewayAuth: %+v", a)
+	}
+	if none := cfg.gatewayAuth("", ""); none.Tokens != nil {
+		t.Errorf("a second gateway without credentials: %+v", none)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()

@@ -50,6 +50,10 @@ func chooseMechanism(a *GatewayAuthConfig, offered func(string) bool) (string, e
 	return "", errAuthNotOffered(AuthPlain + " or " + AuthLogin)
 }
 
+// errNoTokenSource: XOAUTH2 forced without a token source (a defect of
+// the Options, which configuration refuses).
+var errNoTokenSource = errors.New("XOAUTH2 without an OAuth2 token source")
+
 type errAuthNotOffered string
 
 func (e errAuthNotOffered) Error() string { return "gateway does not offer AUTH " + string(e) }
@@ -71,6 +75,9 @@ func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, ove
 	}
 	switch mech {
 	case AuthXOAUTH2:
+		if a.Tokens == nil {
+			return &setupFailure{v: dropped(replyTokenFailed(errNoTokenSource)), err: errNoTokenSource}
+		}
 		return authXOAUTH2(ctx, c, a, fetched)
 	case AuthLogin:
 		return authOnce(c, newLoginClient(a.Username, a.Password))

@@ -72,6 +72,8 @@ func TestAuthMechanismChosen(t *testing.T) {
 			"451 4.7.4 credentials are configured for this host, but it does not offer AUTH PLAIN or LOGIN", nil},
 		{"auto with a token source: XOAUTH2 not offered", []string{"PLAIN", "LOGIN"}, tokens, queue.StatusPending,
 			"451 4.7.4 credentials are configured for this host, but it does not offer AUTH XOAUTH2", nil},
+		{"forced XOAUTH2 without a token source", []string{"PLAIN", "XOAUTH2"}, with(pw, AuthXOAUTH2), queue.StatusPending,
+			"454 4.7.0 cannot get an OAuth2 access token", nil},
 		{"wrong password: pending, tried once", []string{"PLAIN"}, with(GatewayAuthConfig{Username: "relay@example.org", Password: "gw-password-old"}, ""),
 			queue.StatusPending, "535 5.7.8 authentication credentials invalid", []string{"PLAIN relay@example.org password refused"}},
 	} {
