@@ -251,3 +251,35 @@ func TestAttackConcurrentFailuresDoubleOnce(t *testing.T) {
 		t.Errorf("a second outage: back-off %v, want 2m", until)
 	}
 }
+
+// TestAttackLocalRecipientUnicodeForm: a submitted recipient at a local
+// domain written as a U-label, or in capitals, is still local: it goes to
+// the inbound gateway, never out through the sender's route (isLocal
+// compared the lower-cased text with the A-label, so bob@BÜCHER.example
+// left through the route gateway while RELAY_LOCAL_DOMAINS holds
+// bücher.example).
+func TestAttackLocalRecipientUnicodeForm(t *testing.T) {
+	in := newScriptServer(t, withSMTPUTF8())
+	h, _, a, _ := routeHarness(t, func(o *Options) {
+		o.InboundGateway = in.Addr
+		o.LocalDomains = map[string]bool{"xn--bcher-kva.example": true, "example.org": true}
+	})
+	for _, to := range []string{"bob@BÜCHER.example", "bob@bücher.example", "eve@Example.ORG", "ann@xn--BCHER-kva.example"} {
+		h.enqueue(envEdits(from("x@a.example"), func(e *queue.Envelope) { e.SMTPUTF8 = true }), to)
+		env := h.attempt()
+		if r := rcpt(t, env, to); r.Status != queue.StatusRelayed {
+			t.Errorf("%s: %s %v", to, r.Status, r.Reply)
+		}
+	}
+	if n := len(a.Received()); n != 0 || len(in.Received()) != 4 {
+		t.Fatalf("route gateway got %d messages for local recipients, inbound %d; want 0 and 4", n, len(in.Received()))
+	}
+}
+
+func envEdits(fs ...func(*queue.Envelope)) func(*queue.Envelope) {
+	return func(e *queue.Envelope) {
+		for _, f := range fs {
+			f(e)
+		}
+	}
+}

@@ -33,10 +33,16 @@ func (w *Worker) splitInbound(env *queue.Envelope, idx []int) (local, rest []int
 }
 
 // isLocal reports whether addr is at a local domain routed to the inbound
-// gateway.
+// gateway. LocalDomains are A-labels and a submitted address may spell its
+// domain as a U-label or in capitals: compared canonically (RFC 5891 §5),
+// or bob@BÜCHER.example would leave through a gateway.
 func (w *Worker) isLocal(addr string) bool {
 	at := strings.LastIndexByte(addr, '@')
-	return w.o.InboundGateway != "" && at >= 0 && w.o.LocalDomains[strings.ToLower(addr[at+1:])]
+	if w.o.InboundGateway == "" || at < 0 {
+		return false
+	}
+	d, ok := CanonicalDomain(addr[at+1:])
+	return ok && w.o.LocalDomains[d]
 }
 
 // inboundRoute is the Attempt.Route of a recipient: RouteInbound for a
