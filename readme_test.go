@@ -51,7 +51,7 @@ func TestREADMEMarkedBlocks(t *testing.T) {
 	}
 	slices.Sort(got)
 	want := []string{"aws-local-emulator", "aws-local-inspect", "aws-local-relay", "certbot-deploy-hook",
-		"quickstart", "quickstart-send", "users-file"}
+		"quickstart", "quickstart-send", "ses-local", "ses-local-inspect", "users-file"}
 	if !slices.Equal(got, want) {
 		t.Fatalf("README's marked blocks %v, the tests run %v", got, want)
 	}
