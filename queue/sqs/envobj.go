@@ -90,7 +90,8 @@ func truncUTF8(s string, n int) string {
 // worstCaseSize bounds the size env's JSON can reach once every recipient
 // holds the largest state the worker records: a reply of MaxReplyText bytes
 // and a remote MTA of MaxRemoteMTA bytes, each of characters that JSON
-// escapes (6 bytes each), every flag set and every time stamped. The
+// escapes (6 bytes each), every flag set and every time stamped, a route
+// and the operator's mark recorded. The
 // recipient's own strings count 6 bytes a byte too: an upper bound, cheap
 // enough for every enqueue.
 func worstCaseSize(env *queue.Envelope) (int, error) {
@@ -100,6 +101,14 @@ func worstCaseSize(env *queue.Envelope) (int, error) {
 	base.Attempts = math.MaxInt32
 	base.NextAttempt = worstTime
 	base.DelayWarned = true
+	// Issue 13's fields, set after enqueue: the route (a domain name,
+	// counted as characters JSON escapes) and the operator's mark.
+	base.Route = strings.Repeat("\x01", maxRouteLen)
+	base.Hold = true
+	base.Operator = queue.OperatorBounce
+	if len(queue.OperatorDelete) > len(base.Operator) {
+		base.Operator = queue.OperatorDelete
+	}
 	data, err := json.Marshal(&base)
 	if err != nil {
 		return 0, err
@@ -113,6 +122,10 @@ func worstCaseSize(env *queue.Envelope) (int, error) {
 	}
 	return size, nil
 }
+
+// maxRouteLen bounds Envelope.Route, a domain name (RFC 1035 §2.3.4: 255
+// octets).
+const maxRouteLen = 255
 
 // worstTime is the longest time stamp JSON holds.
 var worstTime = time.Date(9999, 12, 31, 23, 59, 59, 999999999, time.FixedZone("", -12*3600))
