@@ -35,6 +35,7 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 	// The message is received: finish with it even if ctx ends now.
 	ctx, cancel := cleanupCtx(ctx)
 	defer cancel()
+	since := time.Now()
 	msgID, handle := aws.ToString(sm.MessageId), aws.ToString(sm.ReceiptHandle)
 	receives := attrInt(sm.Attributes, sqstypes.MessageSystemAttributeNameApproximateReceiveCount)
 	w, err := decodeWire(aws.ToString(sm.Body), q.bodyKey)
@@ -140,7 +141,7 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 	env.Attempts = claimAttempts(env.Attempts, receives, rearmed)
 
 	hctx, stop := context.WithCancel(q.base)
-	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, stop: stop, hb: make(chan struct{})}
+	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, since: since, stop: stop, hb: make(chan struct{})}
 	q.leases.Add(1)
 	go q.heartbeat(hctx, l, log)
 	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives, "hold", env.Hold, "operator", env.Operator)

@@ -23,6 +23,9 @@ type sqsLease struct {
 	key       string // body object
 	envKey    string // envelope object, "" when the envelope was inline
 	received  time.Time
+	// since is when accept began (monotonic): the visibility clock runs
+	// from about then, so the first heartbeat is counted from it.
+	since time.Time
 
 	stop context.CancelFunc // stops the heartbeat
 	hb   chan struct{}      // closed when the heartbeat has stopped
@@ -238,7 +241,11 @@ func rearms(sent time.Time, delay time.Duration, next time.Time) int {
 func (q *Queue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
 	defer q.leases.Done()
 	defer close(l.hb)
-	t := time.NewTicker(heartbeatEvery(q.o.VisibilityTimeout))
+	// The first beat is due a third of the way from the receive, not from
+	// the end of accept (its S3 reads may have taken a while), then every
+	// third.
+	every := heartbeatEvery(q.o.VisibilityTimeout)
+	t := time.NewTimer(max(every-time.Since(l.since), 0))
 	defer t.Stop()
 	for {
 		select {
@@ -246,6 +253,7 @@ func (q *Queue) heartbeat(ctx context.Context, l *sqsLease, log *slog.Logger) {
 			return
 		case <-t.C:
 		}
+		t.Reset(every)
 		if q.o.Now().Sub(l.received)+q.o.VisibilityTimeout > maxVisibility {
 			log.Warn("sqs queue: lease held for 12 h, the SQS limit; the message becomes visible again")
 			return

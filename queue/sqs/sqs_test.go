@@ -186,7 +186,12 @@ func TestSQSContract(t *testing.T) {
 	for _, batch := range []bool{false, true} {
 		t.Run(fmt.Sprintf("batch=%v", batch), func(t *testing.T) {
 			t.Parallel()
-			mod := func(o *sqs.Options) { o.BatchSends = batch }
+			// A 2 s visibility: the heartbeat (a third of it) must land
+			// before it runs out, and under -race on two loaded cores a
+			// beat late by over 667 ms did happen (a message leased twice
+			// in EachMessageLeasedOnce); a crashed lease comes back within
+			// the suite's DueWait all the same.
+			mod := func(o *sqs.Options) { o.BatchSends, o.VisibilityTimeout = batch, 2*time.Second }
 			queuetest.RunConfig(t, queuetest.Config{
 				Open: func(t *testing.T) (queue.Queue, func() queue.Queue) {
 					f := newSQSFixture(t, srv, nil)
@@ -314,9 +319,12 @@ func TestSQSEnvelopeTooLarge(t *testing.T) {
 func TestSQSUnreadableMessage(t *testing.T) {
 	t.Parallel()
 	srv := awstest.Start(t)
-	dlq := srv.CreateQueue(t, "relay-dlq", nil)
+	// A name of its own: the emulator outlives the test (-count, other
+	// tests), and a shared dead-letter queue holds their messages too.
+	dlqName := awstest.UniqueName("relay-dlq")
+	dlq := srv.CreateQueue(t, dlqName, nil)
 	f := newSQSFixture(t, srv, map[string]string{
-		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:relay-dlq","maxReceiveCount":"2"}`,
+		"RedrivePolicy": `{"deadLetterTargetArn":"arn:aws:sqs:us-east-1:000000000000:` + dlqName + `","maxReceiveCount":"2"}`,
 	})
 	q := f.open(t, nil)
 	for _, body := range []string{"not json", `{"v":1,"key":"queue/X.eml","envelope":{"id":"../../etc"}}`} {
