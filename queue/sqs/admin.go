@@ -107,22 +107,33 @@ func (q *Queue) listQueued(ctx context.Context) ([]*listed, error) {
 	return out, nil
 }
 
-// entry reads what S3 holds about l into an Entry.
+// entry reads what S3 holds about l into an Entry. A copy or mark that
+// cannot be decoded spoils only this entry, logged: without the copy it
+// shows what the body object says; with a bad mark it shows held, as the
+// worker keeps such a message from delivery (accept.go) until a command
+// rewrites the mark. An error reading S3 is returned.
 func (q *Queue) entry(ctx context.Context, l *listed) (*queue.Entry, error) {
 	e := &queue.Entry{Envelope: queue.Envelope{ID: l.id, Size: l.size, Arrival: l.modified}}
 	if l.view {
 		v, err := q.readView(ctx, l.id)
-		if err != nil {
+		switch {
+		case errors.Is(err, errBadView):
+			q.log.Warn("sqs queue: the operator's copy is unreadable; shown from the body object alone", "id", l.id, "err", err)
+		case err != nil:
 			return nil, err
-		}
-		if v != nil {
+		case v != nil:
 			e.Envelope, e.AsOf = *v.Envelope, v.AsOf
 		}
 	}
 	var mk *markObject
 	if l.mark {
 		var err error
-		if mk, err = q.readMark(ctx, l.id); err != nil {
+		mk, err = q.readMark(ctx, l.id)
+		switch {
+		case errors.Is(err, errBadMark):
+			q.log.Warn("sqs queue: the operator's mark is unreadable; shown held (not delivered until a command rewrites it)", "id", l.id, "err", err)
+			mk = &markObject{Hold: true}
+		case err != nil:
 			return nil, err
 		}
 	}
@@ -264,7 +275,10 @@ func (q *Queue) RetryAll(ctx context.Context) (int, error) {
 		wg.Go(func() {
 			defer func() { <-sem }()
 			if l.mark {
-				if mk, err := q.readMark(ctx, l.id); err == nil && mk != nil && mk.Hold {
+				// Held, or a mark that cannot be read (it may have been a
+				// hold; List shows it held): only release or retry of the
+				// message itself rewrites it.
+				if mk, err := q.readMark(ctx, l.id); errors.Is(err, errBadMark) || err == nil && mk != nil && mk.Hold {
 					return
 				}
 			}

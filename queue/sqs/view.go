@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"strings"
@@ -177,10 +178,14 @@ func (q *Queue) readView(ctx context.Context, id string) (*viewObject, error) {
 	}
 	v, err := parseView(data, id)
 	if err != nil {
-		return nil, fmt.Errorf("s3://%s/%s: %w", q.o.Bucket, q.viewKey(id), err)
+		return nil, fmt.Errorf("%w: s3://%s/%s: %w", errBadView, q.o.Bucket, q.viewKey(id), err)
 	}
 	return v, nil
 }
+
+// errBadView: a view object exists and is not a copy of the message's
+// envelope (cut short, written by hand or by another version).
+var errBadView = errors.New("unreadable operator's copy")
 
 // parseView decodes a view object of message id.
 func parseView(data []byte, id string) (*viewObject, error) {
