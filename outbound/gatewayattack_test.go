@@ -283,3 +283,28 @@ func envEdits(fs ...func(*queue.Envelope)) func(*queue.Envelope) {
 		}
 	}
 }
+
+// TestAttackCanonicalDomainLength: a route key or sender domain is at most
+// 253 bytes as an A-label (RFC 1035 §2.3.4), so that what listFor records
+// in Envelope.Route always passes Envelope.Validate when read back.
+func TestAttackCanonicalDomainLength(t *testing.T) {
+	label := strings.Repeat("a", 63)
+	ok := label + "." + label + "." + label + "." + strings.Repeat("b", 61)
+	if d, good := CanonicalDomain(ok); !good || d != ok {
+		t.Errorf("253 bytes refused: %v", good)
+	}
+	long := ok + "b"
+	if _, good := CanonicalDomain(long); good {
+		t.Error("254 bytes accepted")
+	}
+	for _, d := range []string{ok, "xn--bcher-kva.example", "bücher.example", "A.Example"} {
+		c, good := CanonicalDomain(d)
+		if !good {
+			t.Fatalf("%q refused", d)
+		}
+		e := &queue.Envelope{Route: c, Recipients: []queue.Recipient{{Addr: bob}}}
+		if err := e.Validate(); err != nil {
+			t.Errorf("route %q as recorded: %v", c, err)
+		}
+	}
+}

@@ -27,7 +27,7 @@ import (
 // CanonicalDomain returns the lower-case A-label form of a domain name
 // (IDNA2008 lookup rules, RFC 5891 §5), and false for what is not one: an
 // address literal, an empty label, a trailing dot, bytes that are not
-// UTF-8, a name IDNA refuses. What it returns it returns unchanged
+// UTF-8, a name IDNA refuses, over 253 bytes as an A-label. What it returns it returns unchanged
 // (FuzzGatewayConfig found "\xe400", which IDNA encoded as an A-label that
 // does not decode).
 func CanonicalDomain(d string) (string, bool) {
@@ -39,6 +39,9 @@ func CanonicalDomain(d string) (string, bool) {
 		return "", false
 	}
 	a = strings.ToLower(a)
+	if len(a) > queue.MaxRoute { // RFC 1035 §2.3.4; Envelope.Validate's bound on a recorded route
+		return "", false
+	}
 	if again, err := idna.Lookup.ToASCII(a); err != nil || again != a {
 		return "", false
 	}

@@ -24,6 +24,10 @@ var ErrInvalidEnvelope = errors.New("queue: invalid envelope")
 //     ENVID as xtext (printable US-ASCII); a NUL or CR LF that reached the
 //     next hop would split or truncate the address it sees.
 //
+//   - a Route that is empty or a route key: a lower-case ASCII domain
+//     (A-labels) of at most MaxRoute bytes. The worker writes it and reads
+//     it back from the queue with the rest.
+//
 // The error wraps ErrInvalidEnvelope and quotes the offending value (never
 // the raw control character).
 func (e *Envelope) Validate() error {
@@ -38,6 +42,9 @@ func (e *Envelope) Validate() error {
 	}
 	if err := checkEnvelopeText("ENVID", e.EnvID); err != nil {
 		return err
+	}
+	if !validRoute(e.Route) {
+		return fmt.Errorf("%w: route %.60q is not a lower-case A-label domain of at most %d bytes", ErrInvalidEnvelope, e.Route, MaxRoute)
 	}
 	for i := range e.Recipients {
 		r := &e.Recipients[i]
@@ -68,3 +75,15 @@ func checkEnvelopeText(field, s string) error {
 
 // isControl reports C0 controls (NUL…US, TAB included), DEL and C1 controls.
 func isControl(r rune) bool { return r < 0x20 || r >= 0x7f && r <= 0x9f }
+
+// validRoute: empty, or a domain in lower-case ASCII of at most MaxRoute
+// bytes (outbound.CanonicalDomain's form).
+func validRoute(r string) bool {
+	if r == "" {
+		return true
+	}
+	if len(r) > MaxRoute || r[0] == '[' || !ValidDomain(r) {
+		return false
+	}
+	return !strings.ContainsFunc(r, func(c rune) bool { return c >= 0x80 || 'A' <= c && c <= 'Z' })
+}

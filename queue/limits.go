@@ -11,6 +11,9 @@ const (
 	// MaxRemoteMTA is the most bytes of a recorded Recipient.RemoteMTA: a
 	// host name (RFC 1035: 255 octets) plus the bracketed address.
 	MaxRemoteMTA = 320
+	// MaxRoute is the most bytes of Envelope.Route: a domain name of at
+	// most 253 octets in text (RFC 1035 §2.3.4's 255 on the wire).
+	MaxRoute = 253
 )
 
 // DefaultMaxDeliveryCrashes is how many claims of one message may end
