@@ -18,6 +18,7 @@ var ErrInvalidEnvelope = errors.New("queue: invalid envelope")
 //   - at least one recipient, each with a non-empty address: a message
 //     without recipients would be "delivered" by completing it, so a 250
 //     for it would be a message acknowledged and dropped;
+//
 //   - no control characters (C0, DEL, C1) and only valid UTF-8 in the
 //     sender, any recipient address, ORCPT and ENVID. RFC 5321 §4.1.2 has no
 //     control characters in a Mailbox, and RFC 3461 §4 encodes ORCPT and
