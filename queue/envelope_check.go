@@ -18,13 +18,11 @@ var ErrInvalidEnvelope = errors.New("queue: invalid envelope")
 //   - at least one recipient, each with a non-empty address: a message
 //     without recipients would be "delivered" by completing it, so a 250
 //     for it would be a message acknowledged and dropped;
-//
 //   - no control characters (C0, DEL, C1) and only valid UTF-8 in the
 //     sender, any recipient address, ORCPT and ENVID. RFC 5321 §4.1.2 has no
 //     control characters in a Mailbox, and RFC 3461 §4 encodes ORCPT and
 //     ENVID as xtext (printable US-ASCII); a NUL or CR LF that reached the
-//     next hop would split or truncate the address it sees.
-//
+//     next hop would split or truncate the address it sees;
 //   - a Route that is empty or a route key: a lower-case ASCII domain
 //     (A-labels) of at most MaxRoute bytes. The worker writes it and reads
 //     it back from the queue with the rest.
