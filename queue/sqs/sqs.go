@@ -136,6 +136,7 @@ type Queue struct {
 	viewMu       sync.Mutex
 	viewsPending map[string]chan struct{} // by message ID (view.go)
 	viewsBehind  chan struct{}            // a slot per view write not waited for
+	viewsClosed  bool                     // set by Close, under viewMu
 }
 
 var _ queue.Queue = (*Queue)(nil)
@@ -235,7 +236,10 @@ func (q *Queue) String() string {
 // Close makes Lease calls in progress and later return ErrClosed and stops
 // the lease heartbeats (a message still leased becomes due again when its
 // visibility timeout ends). Reschedule and Complete keep working, so that
-// deliveries that finish after Close are recorded. Close is idempotent.
+// deliveries that finish after Close are recorded. It waits for the
+// operator's copies Enqueue left running (each bounded by
+// viewWriteTimeout); an Enqueue under way waits for its own. Close is
+// idempotent.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
 		q.cancel()
@@ -243,6 +247,9 @@ func (q *Queue) Close() error {
 			q.batch.close()
 		}
 		q.leases.Wait()
+		q.viewMu.Lock()
+		q.viewsClosed = true // later copies are waited for by their Enqueue
+		q.viewMu.Unlock()
 		q.views.Wait()
 	})
 	return nil

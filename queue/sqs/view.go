@@ -121,23 +121,32 @@ const maxViewsBehind = 32
 // outliving ctx by up to viewWriteTimeout (Close waits for it), and
 // returns a channel closed when it is done, and whether the caller must
 // wait for it (maxViewsBehind are running already).
+//
+// After Close (an Enqueue under way when it ran) the write is not counted
+// in q.views, which Close has waited for, and the caller must wait for it:
+// nothing is left running once Close and that Enqueue have returned.
 func (q *Queue) writeViewAsync(ctx context.Context, env *queue.Envelope) (<-chan struct{}, bool) {
 	done := make(chan struct{})
 	behind := false
-	select {
-	case q.viewsBehind <- struct{}{}:
-		behind = true
-	default:
-	}
 	q.viewMu.Lock()
+	counted := !q.viewsClosed
+	if counted {
+		q.views.Add(1) // under viewMu: never after Close's Wait began
+		select {
+		case q.viewsBehind <- struct{}{}:
+			behind = true
+		default:
+		}
+	}
 	if q.viewsPending == nil {
 		q.viewsPending = map[string]chan struct{}{}
 	}
 	q.viewsPending[env.ID] = done
 	q.viewMu.Unlock()
-	q.views.Add(1)
 	go func() {
-		defer q.views.Done()
+		if counted {
+			defer q.views.Done()
+		}
 		defer func() {
 			q.viewMu.Lock()
 			if q.viewsPending[env.ID] == done {
