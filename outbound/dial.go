@@ -104,9 +104,15 @@ func (s *smtpConn) reset(hostname string) error {
 	return s.c.Hello(hostname)
 }
 
+// quitTimeout bounds the wait for the reply to QUIT: nothing depends on
+// it, and a host that no longer answers must not hold a shutdown (or the
+// pool's eviction) for Timeouts.Command.
+const quitTimeout = 5 * time.Second
+
 // quit ends the session politely (QUIT, RFC 5321 §4.1.1.10) and closes it.
 func (s *smtpConn) quit() {
 	s.stop()
+	s.c.CommandTimeout = min(s.c.CommandTimeout, quitTimeout)
 	_ = s.c.Quit()
 	s.raw.Close()
 }

@@ -308,3 +308,44 @@ func TestAttackCanonicalDomainLength(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackShutdownQuitBounded: at the end of Run the idle gateway
+// connections are ended with QUIT; a gateway that no longer answers (a
+// network partition, the moment an operator restarts the relay) held the
+// shutdown for Timeouts.Command (5 minutes by default) per idle
+// connection, one after the other. QUIT now waits at most quitTimeout,
+// for all of them at once.
+func TestAttackShutdownQuitBounded(t *testing.T) {
+	stop := make(chan struct{})
+	a := newRawServer(t, nil, func(_ int, cmd string) (string, bool) {
+		if strings.EqualFold(strings.TrimSpace(cmd), "QUIT") {
+			<-stop
+		}
+		return "", false
+	})
+	t.Cleanup(func() { close(stop) })
+	h := newHarness(t, func(o *Options) {
+		o.Gateways = []GatewayConfig{plainGateway("a.test:25")}
+		o.Timeouts.Command = 6 * time.Second
+		o.Concurrency = 4
+	})
+	h.dialMap["a.test:25"] = a.Addr
+	// Three connections in the pool: three deliveries at once.
+	hop := h.w.gatewayHop()
+	var conns []*smtpConn
+	for range 3 {
+		sc, f := h.w.connect(context.Background(), hop.t)
+		if f != nil {
+			t.Fatal(f.v.Reply)
+		}
+		conns = append(conns, sc)
+	}
+	for _, sc := range conns {
+		hop.pool.put(sc)
+	}
+	start := time.Now()
+	h.w.closeGateways()
+	if d := time.Since(start); d > quitTimeout+2*time.Second {
+		t.Fatalf("closing 3 idle connections to a gateway that does not answer QUIT took %v", d)
+	}
+}

@@ -60,14 +60,17 @@ func (p *connPool) evict(sc *smtpConn) {
 	}
 }
 
-// close ends all idle connections and makes put end the others.
+// close ends all idle connections, at once (each QUIT waits up to
+// quitTimeout), and makes put end the others.
 func (p *connPool) close() {
 	p.mu.Lock()
 	idle := p.idle
 	p.idle, p.closed = nil, true
 	p.mu.Unlock()
+	var wg sync.WaitGroup
 	for _, sc := range idle {
 		sc.idle.Stop()
-		sc.quit()
+		wg.Go(sc.quit)
 	}
+	wg.Wait()
 }
