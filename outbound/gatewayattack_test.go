@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/edgerelay/edgerelay/queue"
 )
@@ -347,5 +348,39 @@ func TestAttackShutdownQuitBounded(t *testing.T) {
 	h.w.closeGateways()
 	if d := time.Since(start); d > quitTimeout+2*time.Second {
 		t.Fatalf("closing 3 idle connections to a gateway that does not answer QUIT took %v", d)
+	}
+}
+
+// TestAttackGatewayReplyBoundedInStatus: what a down gateway said is kept
+// as its LastError, which /readyz shows and the failover line logs. It is
+// kept as a recipient's reply is recorded (recordable: valid UTF-8, no
+// control characters, at most MaxReplyText bytes of text), not as the
+// 32 KiB of terminal escapes a hostile greeting can hold.
+func TestAttackGatewayReplyBoundedInStatus(t *testing.T) {
+	junk := strings.Repeat("\x1b[2J\xff\xfe"+strings.Repeat("z", 90), 200)
+	a := loopbackServer(t, func(c net.Conn, _ <-chan struct{}) {
+		var b strings.Builder
+		for i := 0; i < len(junk); i += 100 {
+			b.WriteString("421-" + junk[i:min(i+100, len(junk))] + "\r\n")
+		}
+		b.WriteString("421 4.3.2 go away\r\n")
+		c.Write([]byte(b.String()))
+		time.Sleep(100 * time.Millisecond)
+	})
+	b := newScriptServer(t)
+	h := pairHarness(t, a, b.Addr, &eventLog{})
+	h.enqueue(nil, bob)
+	if r := rcpt(t, h.attempt(), bob); r.Status != queue.StatusRelayed {
+		t.Fatalf("%s %v, want relayed through b", r.Status, r.Reply)
+	}
+	st := h.w.GatewayStatus()[0]
+	if st.DownSince.IsZero() || len(st.LastError) > queue.MaxReplyText+64 ||
+		!utf8.ValidString(st.LastError) || strings.ContainsRune(st.LastError, 0x1b) {
+		t.Errorf("a's LastError (%d bytes): %.120q", len(st.LastError), st.LastError)
+	}
+	for _, l := range strings.Split(h.log.String(), "\n") {
+		if strings.Contains(l, "failing over") && len(l) > 2*queue.MaxReplyText+400 {
+			t.Errorf("failover log line of %d bytes: %.300s", len(l), l)
+		}
 	}
 }

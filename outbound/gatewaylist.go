@@ -59,7 +59,7 @@ type hopState struct {
 	until     time.Time // skipped before this
 	lastFail  time.Time // last time it was down
 	downSince time.Time // first failure of the current run; zero when up
-	lastErr   string    // the reply of the last failure (no secrets: what the gateway or the network said)
+	lastErr   string    // the reply of the last failure, recordable (no secrets: what the gateway or the network said)
 	gen       uint64    // counts recorded failures and successes: which attempts saw the latest state
 }
 
@@ -144,7 +144,10 @@ func (l *gatewayList) down(i int, res map[int]result, idx []int, gen uint64) {
 	now := l.w.o.Now()
 	why := ""
 	if len(idx) > 0 {
-		why = res[idx[0]].reply.String()
+		// Shown by /readyz and logged at each failover: bounded and clean
+		// as a recipient's recorded reply (a greeting can be 32 KiB of
+		// terminal escapes).
+		why = recordable(res[idx[0]].reply).String()
 	}
 	l.mu.Lock()
 	defer l.mu.Unlock()
