@@ -47,9 +47,21 @@ type lambdaHandler struct {
 // handle is the Lambda handler.
 func (h *lambdaHandler) handle(ctx context.Context, ev events.SQSEvent) (events.SQSEventResponse, error) {
 	failed := make([]bool, len(ev.Records))
+	// SQS delivers at least once: a batch may hold one message twice. Only
+	// its last record (the newest receipt handle) is worked on, so that it
+	// is not delivered twice at once; the others share its outcome, the
+	// only one a MessageId can be reported with.
+	last := make(map[string]int, len(ev.Records))
+	for i, rec := range ev.Records {
+		last[rec.MessageId] = i
+	}
 	sem := make(chan struct{}, max(h.parallel, 1))
 	var wg sync.WaitGroup
 	for i, rec := range ev.Records {
+		if last[rec.MessageId] != i {
+			h.log.Warn("record received twice in one batch; worked on once", "sqs_message_id", rec.MessageId)
+			continue
+		}
 		sem <- struct{}{}
 		if !h.timeToStart(ctx) {
 			<-sem
@@ -63,9 +75,9 @@ func (h *lambdaHandler) handle(ctx context.Context, ev events.SQSEvent) (events.
 	}
 	wg.Wait()
 	var resp events.SQSEventResponse
-	for i, f := range failed {
-		if f {
-			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: ev.Records[i].MessageId})
+	for i, rec := range ev.Records {
+		if last[rec.MessageId] == i && failed[i] {
+			resp.BatchItemFailures = append(resp.BatchItemFailures, events.SQSBatchItemFailure{ItemIdentifier: rec.MessageId})
 		}
 	}
 	h.log.Info("batch done", "records", len(ev.Records), "failed", len(resp.BatchItemFailures))
