@@ -432,29 +432,43 @@ func reviewChance(key string, pct uint32) bool {
 // permanent, no connection left in an unknown state carried a stale reply
 // as a verdict. Each recipient's attempts are counted once: the sum of
 // Recipient.Attempts, the Observe calls and Stats' outcomes are equal.
+//
+// A MAIL answered twice ("250 ok\r\n250 stale", one write) shifts every
+// later reply of the pipelined group by one; the client sees it at the
+// group's end (DATA read a RCPT's reply, or RSET read the 354). The server
+// does not also hang up at a RCPT of that transaction: a group cut short
+// there is, byte for byte, a host that refused a recipient and died (the
+// stale 250 read as r0's, refused's 550 as r1's, then EOF), which no
+// client can tell apart (RFC 2920 matches replies by place alone), and
+// outbound keeps such refusals (TestAttackPipelined421MidGroup). With that
+// hang-up, 3 runs in 200 (fault keys varied) failed a recipient with
+// another's 550.
 func TestReviewFlakyGatewayAccounting(t *testing.T) {
 	var connN atomic.Int64
 	addr := reviewListen(t, func(_ int, c net.Conn) {
 		n := connN.Add(1)
 		k := 0
+		doubled := false // MAIL of this transaction was answered twice
 		reviewSMTP(c, []string{"8BITMIME", "DSN"}, nil, "", func(cmd string) string {
 			k++
 			key := fmt.Sprintf("%d/%d/%s", n, k, cmd)
 			switch up := strings.ToUpper(cmd); {
 			case strings.HasPrefix(up, "MAIL"):
+				doubled = false
 				switch {
 				case reviewChance(key+"a", 8):
 					return "!close"
 				case reviewChance(key+"b", 5):
 					return "421 4.3.2 bye"
 				case reviewChance(key+"c", 3):
+					doubled = true
 					return "250 ok\r\n250 stale"
 				}
 			case strings.HasPrefix(up, "RCPT"):
 				switch {
 				case strings.Contains(cmd, "refused"):
 					return "550 5.1.1 no such user"
-				case reviewChance(key+"a", 4):
+				case reviewChance(key+"a", 4) && !doubled:
 					return "!rst"
 				case reviewChance(key+"b", 6):
 					return "452 4.5.3 too many recipients"
