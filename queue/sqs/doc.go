@@ -47,8 +47,10 @@
 //     alone: the receive reads it (one GET) and sets them on the leased
 //     envelope; only the operator's commands write it, so no Reschedule
 //     loses one. A mark asked after the copy was sent hands the message out
-//     even before it is due. A mark that cannot be read gives the message
-//     back rather than deliver what may be held.
+//     even before it is due; one asked during a delivery makes that
+//     delivery's Reschedule due at once. A mark that cannot be read gives
+//     the message back rather than deliver what may be held (List shows
+//     it held).
 //   - A record received by someone else (MessageFromRecord: the Lambda
 //     worker) is handed out exactly as Lease does, or reported ErrSettled
 //     (may be deleted) or ErrKept (must stay: never deleted); one not

@@ -22,6 +22,10 @@ import (
 // (see Lease). Send before delete: a crash in between leaves two copies
 // (the older one is delivered again: a rare duplicate), never none.
 //
+// An operator's retry, release, bounce or delete written after this lease
+// read the mark makes the message due now (mark.go: askedSince; one S3
+// GET when at is later than now).
+//
 // The lease ends whatever the outcome; on error the message keeps its old
 // state and is received again when its visibility timeout ends.
 func (q *Queue) Reschedule(ctx context.Context, m *queue.Message, at time.Time) error {
@@ -33,7 +37,7 @@ func (q *Queue) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 		return fmt.Errorf("sqs queue: reschedule %s: %w", idOf(m), err)
 	}
 	now := q.o.Now()
-	if at.IsZero() {
+	if at.IsZero() || at.After(now) && q.askedSince(ctx, idOf(m), l.received) {
 		at = now
 	}
 	m.Envelope.NextAttempt = at

@@ -102,3 +102,16 @@ func mergeMark(env *queue.Envelope, mk *markObject, sent time.Time) (force bool)
 	asked := !mk.RetryAt.IsZero() && (sent.IsZero() || mk.RetryAt.After(sent.Add(-dueSlack)))
 	return env.Operator != "" || (asked && !env.Hold)
 }
+
+// askedSince reports whether the operator asked for message id to be
+// tried now (retry, release, bounce, delete: RetryAt) after since, when a
+// lease read the mark: that lease did not see it, so its Reschedule makes
+// the message due at once, as the spool applies an action asked during a
+// delivery when the attempt ends. Without it the new copy, sent after the
+// mark, would not count it as asked and wait for the next attempt. A mark
+// that cannot be read changes nothing here: the next receive deals with
+// it.
+func (q *Queue) askedSince(ctx context.Context, id string, since time.Time) bool {
+	mk, err := q.readMark(ctx, id)
+	return err == nil && mk != nil && !mk.Hold && mk.RetryAt.After(since)
+}
