@@ -120,7 +120,8 @@
 //   - What SES cannot take fails before any call: over 40 MB after base64
 //     (552 5.3.4), SMTPUTF8 (553 5.6.7). The body is read whole (the API
 //     takes it in one request), at most sesMaxMessage bytes, and at most
-//     sesLargeSlots large bodies per hop are in memory at once.
+//     sesLargeSlots large bodies per hop are in memory at once (a slot is
+//     held until the hop's SendEmail calls for the message are over).
 //   - sesVerdict (ses_errors.go) maps SDK errors by type (errors.As on the
 //     sesv2 types, smithy APIError codes, the HTTP status), never by text:
 //     four types are final, everything else is temporary, nothing bounces

@@ -140,6 +140,12 @@ func (h *sesHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[
 		all(*v, idx)
 		return res, false
 	}
+	release, v := h.slot(ctx, env)
+	if v != nil {
+		all(*v, idx)
+		return res, false
+	}
+	defer release() // the calls hold data and its base64 form
 	data, v := h.body(ctx, m)
 	if v != nil {
 		all(*v, idx)
@@ -206,20 +212,28 @@ func (h *sesHop) unfit(env *queue.Envelope) *verdict {
 	return nil
 }
 
+// slot takes one of the large-message slots for a large message, to be
+// released when its SendEmail calls are over (not when its body has been
+// read: the calls hold it, and its base64 form, as long as they last).
+func (h *sesHop) slot(ctx context.Context, env *queue.Envelope) (func(), *verdict) {
+	if env.Size <= sesLargeMessage {
+		return func() {}, nil
+	}
+	select {
+	case h.large <- struct{}{}:
+		return func() { <-h.large }, nil
+	case <-ctx.Done():
+		v := temporary(replySESBusy())
+		return nil, &v
+	}
+}
+
 // body reads the queued message whole (the API takes it in one request),
-// at most sesMaxMessage bytes, in one of the large-message slots when it
-// is large. Its release is the garbage collector's once the call is over.
+// at most sesMaxMessage bytes. Its release is the garbage collector's once
+// the calls are over.
 func (h *sesHop) body(ctx context.Context, m *queue.Message) ([]byte, *verdict) {
 	env := m.Envelope
 	verdictOf := func(v verdict) *verdict { return &v }
-	if env.Size > sesLargeMessage {
-		select {
-		case h.large <- struct{}{}:
-			defer func() { <-h.large }()
-		case <-ctx.Done():
-			return nil, verdictOf(temporary(replySESBusy()))
-		}
-	}
 	rc, err := h.w.q.Body(ctx, m)
 	if err != nil {
 		h.w.log.Error("cannot open queued body", "id", env.ID, "err", err)

@@ -1,0 +1,93 @@
+package outbound
+
+import (
+	"context"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/sesv2"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// blockingSES is an SESAPI whose SendEmail calls wait for release; it
+// counts the calls in progress and their most at once.
+type blockingSES struct {
+	release chan struct{}
+	in, max atomic.Int64
+	started chan struct{}
+}
+
+func (b *blockingSES) SendEmail(ctx context.Context, in *sesv2.SendEmailInput, _ ...func(*sesv2.Options)) (*sesv2.SendEmailOutput, error) {
+	n := b.in.Add(1)
+	defer b.in.Add(-1)
+	for {
+		m := b.max.Load()
+		if n <= m || b.max.CompareAndSwap(m, n) {
+			break
+		}
+	}
+	b.started <- struct{}{}
+	select {
+	case <-b.release:
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+	return &sesv2.SendEmailOutput{MessageId: aws.String("ses-id")}, nil
+}
+
+// TestAttackSESLargeSlotsHeldDuringCall: the large-message slots bound the
+// messages held whole in memory, so a slot is held until the SendEmail
+// call (which holds the message and its base64 form) is over, not only
+// while the body is read. Three large messages delivered at once with
+// two slots: at most two calls in progress; the third starts when one
+// ends.
+func TestAttackSESLargeSlotsHeldDuringCall(t *testing.T) {
+	c := &blockingSES{release: make(chan struct{}), started: make(chan struct{}, 8)}
+	h := sesHarness(t, c, nil)
+	big := "Subject: large\r\n\r\n" + strings.Repeat(strings.Repeat("y", 998)+"\r\n", sesLargeMessage/1000+1)
+	const n = sesLargeSlots + 1
+	var msgs []*queue.Message
+	for range n {
+		h.enqueueBody(big, nil, "bob@example.net")
+	}
+	for range n {
+		m, err := h.q.Lease(context.Background())
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs = append(msgs, m)
+	}
+	hop := h.sesHop()
+	var wg sync.WaitGroup
+	res := make([]map[int]result, n)
+	for i, m := range msgs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			res[i], _ = hop.deliver(context.Background(), m, []int{0})
+		}()
+	}
+	for range sesLargeSlots {
+		<-c.started
+	}
+	select {
+	case <-c.started:
+		t.Errorf("a third SendEmail call started while two large messages were in calls (%d slots)", sesLargeSlots)
+	case <-time.After(300 * time.Millisecond):
+	}
+	close(c.release)
+	wg.Wait()
+	if m := c.max.Load(); m > sesLargeSlots {
+		t.Errorf("%d large messages in SendEmail at once, want at most %d", m, sesLargeSlots)
+	}
+	for i, r := range res {
+		if r[0].status != queue.StatusRelayed {
+			t.Errorf("message %d: %s %q", i, r[0].status, r[0].reply)
+		}
+	}
+}
