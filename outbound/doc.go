@@ -46,7 +46,9 @@
 //     results and never fail over (RFC 5321 §4.2.5). With every gateway of a
 //     list backing off, the least recently failed one is still tried. The
 //     list's state is under one mutex, never held across a delivery; one
-//     outage seen by attempts in flight together doubles the back-off once.
+//     outage seen by attempts in flight together doubles the back-off once,
+//     and a gateway whose back-off is over is tried again by one attempt at
+//     a time.
 //   - In MX mode no connection is made to a loopback, private, link-local or
 //     other internal address unless Options.MXAllowPrivate (refusedAddress).
 //   - A reply read from a next hop is at most maxReplyBytes, all lines

@@ -3,6 +3,7 @@ package outbound
 import (
 	"bufio"
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"sync"
@@ -382,5 +383,71 @@ func TestAttackGatewayReplyBoundedInStatus(t *testing.T) {
 		if strings.Contains(l, "failing over") && len(l) > 2*queue.MaxReplyText+400 {
 			t.Errorf("failover log line of %d bytes: %.300s", len(l), l)
 		}
+	}
+}
+
+// blockHop is a gateway that hangs (accepts and never greets) until
+// released, then is down.
+type blockHop struct {
+	n       string
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (b *blockHop) name() string { return b.n }
+
+func (b *blockHop) deliver(_ context.Context, _ *queue.Message, idx []int) (map[int]result, bool) {
+	b.calls.Add(1)
+	<-b.release
+	res := map[int]result{}
+	for _, i := range idx {
+		res[i] = result{status: queue.StatusPending, reply: replyNotAttempted()}
+	}
+	return res, true
+}
+
+// TestAttackHangingGatewayProbedOnce: when a gateway's back-off ends, one
+// attempt tries it again; the others that start while that try is under
+// way use the next gateway. Every attempt tried it, and with a gateway
+// that accepts TCP and never greets every delivery slot hung for the
+// greeting timeout (5 minutes by default) at the end of each back-off.
+func TestAttackHangingGatewayProbedOnce(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.GatewayBackoff = time.Minute })
+	a := &blockHop{n: "a", release: make(chan struct{})}
+	b := &fakeHop{n: "b"}
+	l := &gatewayList{w: h.w, hops: []hop{a, b}, state: make([]hopState, 2)}
+	msg := func(id string) *queue.Message {
+		return &queue.Message{Envelope: &queue.Envelope{ID: id, Recipients: []queue.Recipient{{Addr: bob}}}}
+	}
+	l.down(0, nil, nil, l.state[0].gen)
+	h.clock.Advance(time.Minute) // a's back-off is over
+	first := make(chan map[int]result, 1)
+	go func() { first <- l.deliver(context.Background(), msg("probe"), []int{0}) }()
+	for a.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for k := range 4 {
+			if r := l.deliver(context.Background(), msg(fmt.Sprint("m", k)), []int{0}); r[0].status != queue.StatusRelayed {
+				t.Errorf("attempt %d: %s, want relayed through b", k, r[0].status)
+			}
+		}
+	}()
+	select {
+	case <-done:
+	case <-time.After(2 * time.Second):
+		t.Errorf("attempts wait for the hanging gateway: it was tried %d times", a.calls.Load())
+	}
+	close(a.release)
+	<-done
+	if r := <-first; r[0].status != queue.StatusRelayed || a.calls.Load() != 1 {
+		t.Errorf("the probe: %s; a tried %d times, want once", r[0].status, a.calls.Load())
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if got := l.state[0].until.Sub(h.clock.Now()); got != 2*time.Minute {
+		t.Errorf("a's back-off after the failed probe: %v, want 2m", got)
 	}
 }

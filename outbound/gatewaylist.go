@@ -25,6 +25,11 @@ import (
 //
 // Which gateways one attempt tries:
 //  1. every gateway not backing off, in list order, until one is not down;
+//     a gateway whose back-off is over is tried again by one attempt at a
+//     time (hopState.trying): the others that start meanwhile treat it as
+//     backing off, so a gateway that accepts TCP and never greets holds
+//     one delivery for the greeting timeout, not every delivery slot at
+//     the end of each back-off;
 //  2. when all of those were down, or every gateway was backing off when
 //     the attempt started, the one among those that were backing off whose
 //     last failure is the oldest (least recently failed), once. Back-off
@@ -49,8 +54,9 @@ type gatewayList struct {
 	key  string // the route key: "" for the main list, else the sender domain
 	hops []hop
 
-	mu    sync.Mutex
-	state []hopState // by index in hops
+	mu     sync.Mutex
+	state  []hopState // by index in hops
+	claims uint64     // the last claim handed out (hopState.trying)
 }
 
 // hopState is one gateway's health.
@@ -61,6 +67,15 @@ type hopState struct {
 	downSince time.Time // first failure of the current run; zero when up
 	lastErr   string    // the reply of the last failure, recordable (no secrets: what the gateway or the network said)
 	gen       uint64    // counts recorded failures and successes: which attempts saw the latest state
+	trying    uint64    // the claim of the one attempt trying it again after its back-off; 0 for none
+}
+
+// listPlan is what one attempt tries (order).
+type listPlan struct {
+	first  []int    // not backing off, in list order
+	probe  int      // the one to try when all of first are down; -1 for none
+	gens   []uint64 // each gateway's gen as the attempt saw it
+	claims []uint64 // by index: the attempt's claim on a gateway it tries again after its back-off; 0 for none
 }
 
 func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
@@ -71,34 +86,60 @@ func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
 	return l
 }
 
-// order returns the indexes of the gateways to try first (not backing
-// off, in list order), the one to try when all of those are down (-1 for
-// none), and each gateway's gen as the attempt saw it.
-func (l *gatewayList) order(now time.Time) (first []int, probe int, gens []uint64) {
+// order returns the plan of an attempt starting at now (see above) and
+// claims the gateways whose back-off is over that no other attempt is
+// trying again. With nothing else to try, a gateway another attempt is
+// trying again is the probe: back-off never leaves an attempt nothing.
+func (l *gatewayList) order(now time.Time) listPlan {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	probe = -1
-	gens = make([]uint64, len(l.state))
-	for i, s := range l.state {
-		gens[i] = s.gen
-		if !now.Before(s.until) {
-			first = append(first, i)
-			continue
-		}
-		if probe < 0 || s.lastFail.Before(l.state[probe].lastFail) {
-			probe = i
+	p := listPlan{probe: -1, gens: make([]uint64, len(l.state)), claims: make([]uint64, len(l.state))}
+	busy := -1 // the least recently failed of those another attempt is trying
+	older := func(i, j int) bool { return j < 0 || l.state[i].lastFail.Before(l.state[j].lastFail) }
+	for i := range l.state {
+		s := &l.state[i]
+		p.gens[i] = s.gen
+		switch {
+		case s.failures == 0:
+			p.first = append(p.first, i)
+		case !now.Before(s.until) && s.trying == 0:
+			l.claims++
+			s.trying, p.claims[i] = l.claims, l.claims
+			p.first = append(p.first, i)
+		case !now.Before(s.until):
+			if older(i, busy) {
+				busy = i
+			}
+		case older(i, p.probe):
+			p.probe = i
 		}
 	}
-	return first, probe, gens
+	if p.probe < 0 && len(p.first) == 0 {
+		p.probe = busy
+	}
+	return p
+}
+
+// release ends the attempt's claims on the gateways idx, where it still
+// holds them.
+func (l *gatewayList) release(claims []uint64, idx ...int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for _, i := range idx {
+		if c := claims[i]; c != 0 && l.state[i].trying == c {
+			l.state[i].trying = 0
+		}
+	}
 }
 
 // deliver sends m to the recipients idx through the list (see above).
 func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) map[int]result {
-	first, probe, gens := l.order(l.w.o.Now())
-	try := first
-	if probe >= 0 {
-		try = append(slices.Clip(try), probe)
+	p := l.order(l.w.o.Now())
+	first, try := p.first, p.first
+	if p.probe >= 0 {
+		try = append(slices.Clip(try), p.probe)
 	}
+	defer l.release(p.claims, try...)
 	var res map[int]result
 	for n, i := range try {
 		if n == len(first) && n > 0 {
@@ -116,7 +157,8 @@ func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) 
 			l.up(i)
 			return res
 		}
-		l.down(i, res, idx, gens[i])
+		l.down(i, res, idx, p.gens[i])
+		l.release(p.claims, i) // backing off again: no longer a try after its back-off
 		if n+1 < len(try) {
 			l.w.log.Warn("gateway down, failing over", "id", m.Envelope.ID,
 				"gateway", l.hops[i].name(), "next", l.hops[try[n+1]].name(), "reply", l.lastErr(i))
