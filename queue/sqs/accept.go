@@ -140,9 +140,18 @@ func (q *Queue) accept(ctx context.Context, sm sqstypes.Message) (*queue.Message
 	}
 	env.Attempts = claimAttempts(env.Attempts, receives, rearmed)
 
+	// Close may have run during the S3 reads: a Lease in progress then
+	// returns ErrClosed (Lease), and a heartbeat must not start after
+	// Close's wait. The message goes back at once.
+	q.viewMu.Lock()
+	if q.closed() {
+		q.viewMu.Unlock()
+		return nil, q.giveBackClosed(ctx, sm, log)
+	}
+	q.leases.Add(1)
+	q.viewMu.Unlock()
 	hctx, stop := context.WithCancel(q.base)
 	l := &sqsLease{messageID: msgID, handle: handle, key: key, envKey: w.EnvKey, received: now, since: since, stop: stop, hb: make(chan struct{})}
-	q.leases.Add(1)
 	go q.heartbeat(hctx, l, log)
 	log.Debug("sqs queue: leased", "attempts", env.Attempts, "receive_count", receives, "hold", env.Hold, "operator", env.Operator)
 	return &queue.Message{Envelope: env, Token: l}, handedOut
@@ -157,5 +166,21 @@ func (q *Queue) giveBackUnread(ctx context.Context, sm sqstypes.Message, log *sl
 		return settled
 	}
 	log.Warn("sqs queue: "+what+"; the message is received again after the visibility timeout", "err", err)
+	return kept
+}
+
+// giveBackClosed gives back a message received before Close and accepted
+// after it: a copy due at once (this receive must not count as a crashed
+// delivery), else its visibility set to 0.
+func (q *Queue) giveBackClosed(ctx context.Context, sm sqstypes.Message, log *slog.Logger) disposition {
+	if q.giveBackCopy(ctx, sm, 0) {
+		log.Debug("sqs queue: closed while the message was being leased; given back")
+		return settled
+	}
+	if _, err := q.o.SQS.ChangeMessageVisibility(ctx, &sqs.ChangeMessageVisibilityInput{
+		QueueUrl: aws.String(q.o.QueueURL), ReceiptHandle: sm.ReceiptHandle, VisibilityTimeout: 0,
+	}); err != nil {
+		log.Warn("sqs queue: closed while the message was being leased; it is due again after the visibility timeout", "err", err)
+	}
 	return kept
 }

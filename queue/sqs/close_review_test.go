@@ -2,6 +2,7 @@ package sqs_test
 
 import (
 	"context"
+	"errors"
 	"net/http"
 	"strings"
 	"sync/atomic"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/edgerelay/edgerelay/internal/awstest"
+	"github.com/edgerelay/edgerelay/queue"
 )
 
 // TestSQSCloseDuringEnqueue: Close waits for the operator's copies that
@@ -56,5 +58,47 @@ func TestSQSCloseDuringEnqueue(t *testing.T) {
 	}
 	if n := viewsInFlight.Load(); n != 0 {
 		t.Errorf("%d copies still being written after Close and the last Enqueue returned", n)
+	}
+}
+
+// TestSQSCloseDuringAccept: a Lease whose receive was answered before
+// Close, and whose accept (the S3 reads) ends after it, returns
+// ErrClosed, as Close promises for Lease calls in progress, and gives the
+// message back: before, it handed out a lease whose heartbeat could not
+// run (the queue's context was cancelled), started after Close's wait.
+func TestSQSCloseDuringAccept(t *testing.T) {
+	t.Parallel()
+	var slowed atomic.Bool
+	front := awstest.Start(t).Front(t, func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodGet && strings.HasSuffix(r.URL.Path, ".op.json") && slowed.CompareAndSwap(false, true) {
+				time.Sleep(600 * time.Millisecond)
+			}
+			next.ServeHTTP(w, r)
+		})
+	})
+	f := newSQSFixture(t, front, nil)
+	q := f.open(t, nil)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("a@example.net"), "a")
+	type leased struct {
+		m   *queue.Message
+		err error
+	}
+	done := make(chan leased, 1)
+	go func() {
+		m, err := q.Lease(sqsCtx(t, 10*time.Second))
+		done <- leased{m, err}
+	}()
+	for !slowed.Load() {
+		time.Sleep(10 * time.Millisecond)
+	}
+	q.Close()
+	got := <-done
+	if !errors.Is(got.err, queue.ErrClosed) {
+		t.Fatalf("Lease in accept during Close = %v, %v; want ErrClosed", got.m, got.err)
+	}
+	q2 := f.open(t, nil)
+	if m := sqsLease(t, q2); m.Envelope.ID != id {
+		t.Fatalf("leased %s, want %s given back", m.Envelope.ID, id)
 	}
 }

@@ -131,9 +131,9 @@ type Queue struct {
 	base         context.Context // cancelled by Close
 	cancel       context.CancelFunc
 	closeOnce    sync.Once
-	leases       sync.WaitGroup // heartbeat goroutines
-	views        sync.WaitGroup // view writes Enqueue did not wait for
-	viewMu       sync.Mutex
+	leases       sync.WaitGroup           // heartbeat goroutines
+	views        sync.WaitGroup           // view writes Enqueue did not wait for
+	viewMu       sync.Mutex               // guards the views below, and orders Close with a lease's start
 	viewsPending map[string]chan struct{} // by message ID (view.go)
 	viewsBehind  chan struct{}            // a slot per view write not waited for
 	viewsClosed  bool                     // set by Close, under viewMu
@@ -242,7 +242,9 @@ func (q *Queue) String() string {
 // idempotent.
 func (q *Queue) Close() error {
 	q.closeOnce.Do(func() {
+		q.viewMu.Lock() // no lease starts its heartbeat past this (accept.go)
 		q.cancel()
+		q.viewMu.Unlock()
 		if q.batch != nil {
 			q.batch.close()
 		}
