@@ -81,6 +81,7 @@ func JWTFetch(k *ServiceAccountKey, subject string, timeout time.Duration) Fetch
 
 // withClient runs fetch with an HTTP client whose every request is bound
 // to ctx and timeout (golang.org/x/oauth2/jwt posts without a context),
+// which follows no redirect (noRedirect),
 // and whose transport keeps the transport error: both grants format it
 // into their own error with %v, so that its type (a timeout, a refused
 // connection) would be lost.
@@ -88,7 +89,8 @@ func withClient(ctx context.Context, timeout time.Duration, fetch func(context.C
 	ctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
 	rt := &ctxTransport{ctx: ctx}
-	tok, err := fetch(context.WithValue(ctx, oauth2.HTTPClient, &http.Client{Transport: rt}))
+	hc := &http.Client{Transport: rt, CheckRedirect: noRedirect}
+	tok, err := fetch(context.WithValue(ctx, oauth2.HTTPClient, hc))
 	if err == nil {
 		return tok, nil
 	}
@@ -104,6 +106,13 @@ func withClient(ctx context.Context, timeout time.Duration, fetch func(context.C
 	}
 	return nil, err
 }
+
+// noRedirect makes a token endpoint's redirect its answer (an HTTP 3xx
+// error): a token endpoint answers where it is configured, and following
+// a 307 or 308 posts the same body (the client secret, or the signed
+// assertion) again to the Location, which may be plain http to any host
+// (RFC 9110 §15.4.8: the method and content are kept).
+func noRedirect(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }
 
 // ctxTransport sends each request with ctx and remembers the last
 // transport error.
