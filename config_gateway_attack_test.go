@@ -48,3 +48,19 @@ func TestAttackGatewayURLAmbiguous(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackCredsFileTruncated: a credentials file over the size read is
+// an error at start, never cut silently: the cut could fall inside a
+// password, which then passed as three fields and failed only at AUTH
+// (mail held, no start-up error), and entries after it were dropped.
+func TestAttackCredsFileTruncated(t *testing.T) {
+	// 10485 comment lines of 100 bytes and one of 56: the 1 MiB read ends
+	// right after "gw.example user pass".
+	pad := strings.Repeat("# "+strings.Repeat("x", 97)+"\n", 10485) + "# " + strings.Repeat("x", 53) + "\n"
+	p := credsFile(t, pad+"gw.example user password\n", 0o600)
+	if c, err := readGatewayCreds(p); err == nil {
+		t.Fatalf("a file over 1 MiB read as %d entries (gw.example: %q)", len(c), c["gw.example"].password)
+	} else if !strings.Contains(err.Error(), "larger than") || strings.Contains(err.Error(), "password") {
+		t.Fatalf("error %v", err)
+	}
+}

@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -32,6 +33,9 @@ import (
 // process). Errors name the line, never its content.
 
 const maxCredLine = 4096
+
+// maxCredFile bounds the credentials file.
+const maxCredFile = 1 << 20
 
 // gatewayCred is one credentials-file entry.
 type gatewayCred struct {
@@ -159,7 +163,19 @@ func readGatewayCreds(path string) (gatewayCreds, error) {
 	if st.Mode().Perm()&0o022 != 0 {
 		return nil, fmt.Errorf("%s is writable by group or others (mode %04o): chmod 600 it", path, st.Mode().Perm())
 	}
-	c, err := parseGatewayCreds(io.LimitReader(f, 1<<20))
+	if st.Size() > maxCredFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCredFile)
+	}
+	// Read one byte more than allowed: a file that grew since Stat is
+	// refused too, never cut (a cut can fall inside a password).
+	data, err := io.ReadAll(io.LimitReader(f, maxCredFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(data) > maxCredFile {
+		return nil, fmt.Errorf("%s is larger than %d bytes", path, maxCredFile)
+	}
+	c, err := parseGatewayCreds(bytes.NewReader(data))
 	if err != nil {
 		return nil, fmt.Errorf("%s: %w", path, err)
 	}
