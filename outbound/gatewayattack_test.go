@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"net"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -449,5 +450,36 @@ func TestAttackHangingGatewayProbedOnce(t *testing.T) {
 	defer l.mu.Unlock()
 	if got := l.state[0].until.Sub(h.clock.Now()); got != 2*time.Minute {
 		t.Errorf("a's back-off after the failed probe: %v, want 2m", got)
+	}
+}
+
+// TestAttackFailoverNoLeak: attempts that fail over (first refused, first
+// silent past the greeting timeout, first losing the dot's reply) leave no
+// goroutine and no connection behind once the idle ones are closed.
+func TestAttackFailoverNoLeak(t *testing.T) {
+	b := newScriptServer(t)
+	lost, _ := lostDotServer(t)
+	h := newHarness(t, func(o *Options) {
+		o.Gateways = []GatewayConfig{plainGateway("a.test:25"), plainGateway("b.test:25")}
+		o.Timeouts.Command = 200 * time.Millisecond
+		o.GatewayBackoff = time.Second
+	})
+	base := runtime.NumGoroutine()
+	for _, a := range []string{deadAddr(t), silentServer(t, false), lost} {
+		h.mu.Lock()
+		h.dialMap["a.test:25"], h.dialMap["b.test:25"] = a, b.Addr
+		h.mu.Unlock()
+		h.clock.Advance(time.Hour)
+		h.enqueue(nil, bob)
+		h.attempt()
+	}
+	h.w.closeGateways()
+	deadline := time.Now().Add(3 * time.Second)
+	for runtime.NumGoroutine() > base+2 && time.Now().Before(deadline) { // +2: the two servers' per-connection handlers still open
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > base+2 {
+		buf := make([]byte, 1<<16)
+		t.Fatalf("%d goroutines, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
