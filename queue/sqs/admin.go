@@ -30,6 +30,10 @@ import (
 //     receive left in the copy; a message waiting on an SQS delay (up to
 //     15 min: DelaySeconds cannot be shortened) is acted on when it ends.
 //   - An ID with no body object is queue.ErrNotFound.
+//   - A message set aside in quarantine (poison.go) is refused by the
+//     marking commands: no receive would read the mark. One the redrive
+//     moved to the dead-letter queue cannot be told apart from S3: its
+//     mark waits until it is moved back.
 
 var _ queue.Admin = (*Queue)(nil)
 
@@ -202,6 +206,9 @@ func (q *Queue) OpenBody(ctx context.Context, id string) (io.ReadCloser, error) 
 	return rc, err
 }
 
+// errQuarantined: the message was set aside in quarantine (poison.go).
+var errQuarantined = errors.New("set aside in quarantine")
+
 // mark changes message id's mark with change and, when nudge is set, ends
 // a re-armed wait so that the next receive acts on it.
 func (q *Queue) mark(ctx context.Context, id string, nudge bool, change func(*markObject)) (bool, error) {
@@ -214,6 +221,15 @@ func (q *Queue) mark(ctx context.Context, id string, nudge bool, change func(*ma
 	}
 	if !exists {
 		return false, fmt.Errorf("%w: %s", queue.ErrNotFound, id)
+	}
+	// A message set aside (poison.go) is no longer in SQS: no receive
+	// would ever read the mark.
+	if set, err := q.bodyExists(ctx, q.quarantineKey(id)); err != nil || set {
+		if err == nil {
+			err = fmt.Errorf("%w at s3://%s/%s after deliveries that ended without a result; no worker receives it, so a mark would never be acted on (its body stays at s3://%s/%s)",
+				errQuarantined, q.o.Bucket, q.quarantineKey(id), q.o.Bucket, q.bodyKey(id))
+		}
+		return false, fmt.Errorf("sqs queue: %s: %w", id, err)
 	}
 	mk, err := q.readMark(ctx, id)
 	if err != nil {
@@ -288,6 +304,8 @@ func (q *Queue) RetryAll(ctx context.Context) (int, error) {
 			switch {
 			case err == nil:
 				n++
+			case errors.Is(err, errQuarantined):
+				q.log.Warn("sqs queue: retry --all passes over a message set aside in quarantine", "id", l.id)
 			case !errors.Is(err, queue.ErrNotFound): // not completed since the listing
 				errs = append(errs, err)
 			}

@@ -1,6 +1,7 @@
 package sqs_test
 
 import (
+	"context"
 	"strings"
 	"testing"
 	"time"
@@ -75,5 +76,36 @@ func TestSQSAdminListUnreadableObjects(t *testing.T) {
 		if !strings.Contains(f.logs.String(), key) {
 			t.Errorf("the unreadable %s was not logged:\n%s", key, f.logs.String())
 		}
+	}
+}
+
+// TestSQSAdminQuarantined: a message set aside in quarantine is no longer
+// in SQS, so no receive will ever read a mark: hold, retry, bounce and
+// delete refuse it with an error naming the quarantine, instead of
+// answering that the next receive acts on it (an action silently lost);
+// retry --all passes over it.
+func TestSQSAdminQuarantined(t *testing.T) {
+	t.Parallel()
+	f := newSQSFixture(t, nil, nil)
+	one := func(o *sqs.Options) { o.MaxDeliveryCrashes = 1 }
+	q := f.open(t, one)
+	ctx := sqsCtx(t, 30*time.Second)
+	id := mustEnqueueSQS(t, q, sqsEnvelope("p@example.net"), "p")
+	sqsLease(t, q)
+	q.Close() // the worker dies mid-delivery
+	w := f.open(t, one)
+	sqsNothingDue(t, w, 3*time.Second, "a crashed delivery with MaxDeliveryCrashes 1")
+	if w.Stats().CrashQuarantined != 1 {
+		t.Fatalf("CrashQuarantined = %d, want 1", w.Stats().CrashQuarantined)
+	}
+	for name, do := range map[string]func(context.Context, string) (bool, error){
+		"hold": w.Hold, "release": w.Release, "retry": w.Retry, "bounce": w.Bounce, "delete": w.Delete,
+	} {
+		if _, err := do(ctx, id); err == nil || !strings.Contains(err.Error(), "quarantine") {
+			t.Errorf("%s of a quarantined message: %v, want an error naming the quarantine", name, err)
+		}
+	}
+	if n, err := w.RetryAll(ctx); n != 0 || err != nil {
+		t.Errorf("RetryAll = %d, %v; want 0 and no error", n, err)
 	}
 }
