@@ -60,8 +60,8 @@
 //     reply is never taken for the answer to a later command (a stale 250
 //     for the final dot's), the connection is dropped instead (replyGuard).
 //     The limit: a pipelined group is checked at its end, and one cut
-//     short (the connection lost at a RCPT or DATA) keeps the refusals
-//     read before the loss, though a host that answered MAIL twice would
+//     short (421 or the connection lost at a RCPT or DATA) keeps the
+//     refusals read before, though a host that answered MAIL twice would
 //     send the same bytes (RFC 2920 matches replies by place alone).
 //
 // Pipelining (RFC 2920). To a hop whose EHLO offers PIPELINING, MAIL, every
