@@ -71,6 +71,16 @@ func (c *Config) validateOAuth(bad badFunc) {
 		}
 		return
 	}
+	if c.Gateway == "" {
+		// Only RELAY_GATEWAY's first SMTP gateway gets the token
+		// (gatewayAuth): without one, mail would go by MX with the
+		// token source unused.
+		name := "GATEWAY_OAUTH_TOKEN_URL"
+		if google {
+			name = "GATEWAY_GOOGLE_KEY_FILE"
+		}
+		bad(name, "set without RELAY_GATEWAY: the token is for RELAY_GATEWAY's first SMTP gateway (smtp://smtp.office365.com:587, smtp://smtp-relay.gmail.com:587)")
+	}
 	switch c.oauth.mechanism {
 	case outbound.AuthPlain, outbound.AuthLogin:
 		bad("GATEWAY_AUTH", "%s sends a password, but an OAuth2 token source is configured: use auto or xoauth2", c.GatewayAuth)
