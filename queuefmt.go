@@ -32,7 +32,7 @@ func printQueueList(w io.Writer, entries []queue.Entry, now time.Time) {
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%s\t%s\t%s\n", env.ID, shortAge(now.Sub(env.Arrival)), sizeText(env.Size),
 			env.Attempts, nextText(e, now), stateText(e), addrText(env.From))
 		for _, r := range env.Recipients {
-			fmt.Fprintf(tw, "  %s\t\t\t%d\t\t%s\t%s\n", "", r.Attempts, string(r.Status), addrText(r.Addr)+replyText(&r))
+			fmt.Fprintf(tw, "  %s\t\t\t%d\t\t%s\t%s\n", "", r.Attempts, clean(string(r.Status)), addrText(r.Addr)+replyText(&r))
 		}
 	}
 	tw.Flush()
@@ -53,23 +53,23 @@ func printQueueEntry(w io.Writer, e *queue.Entry, now time.Time) {
 	row("Arrival", "%s (%s ago)", env.Arrival.UTC().Format(time.RFC3339), shortAge(now.Sub(env.Arrival)))
 	row("Sender", "%s", addrText(env.From))
 	if env.User != "" {
-		row("User", "%s", env.User)
+		row("User", "%s", clean(env.User))
 	}
 	row("Size", "%d bytes", env.Size)
 	row("Attempts", "%d", env.Attempts)
 	row("Next attempt", "%s", nextLong(e, now))
 	if env.MessageID != "" {
-		row("Message-ID", "%s", env.MessageID)
+		row("Message-ID", "%s", clean(env.MessageID))
 	}
 	if env.Route != "" {
-		row("Route", "%s", env.Route)
+		row("Route", "%s", clean(env.Route))
 	}
 	var dsn []string
 	if env.RET != "" {
-		dsn = append(dsn, "RET="+env.RET)
+		dsn = append(dsn, "RET="+clean(env.RET))
 	}
 	if env.EnvID != "" {
-		dsn = append(dsn, "ENVID="+env.EnvID)
+		dsn = append(dsn, "ENVID="+clean(env.EnvID))
 	}
 	if len(dsn) > 0 {
 		row("DSN", "%s", strings.Join(dsn, " "))
@@ -80,7 +80,7 @@ func printQueueEntry(w io.Writer, e *queue.Entry, now time.Time) {
 	tw.Flush()
 	fmt.Fprintln(w, "Recipients:")
 	for _, r := range env.Recipients {
-		fmt.Fprintf(w, "  %s  %s  attempts %d", addrText(r.Addr), r.Status, r.Attempts)
+		fmt.Fprintf(w, "  %s  %s  attempts %d", addrText(r.Addr), clean(string(r.Status)), r.Attempts)
 		if !r.LastAttempt.IsZero() {
 			fmt.Fprintf(w, ", last %s", r.LastAttempt.UTC().Format(time.RFC3339))
 		}
@@ -148,8 +148,12 @@ func addrText(a string) string {
 	return clean(a)
 }
 
-// clean keeps a terminal safe from what a remote server sent: control
-// characters become '?'.
+// clean keeps a terminal safe from what a remote server or a submitter
+// sent (a reply, an address, the client's Message-ID header): control
+// characters become '?', bytes that are not UTF-8 U+FFFD (never 0xff,
+// text/tabwriter's escape). Every text field of an envelope goes
+// through it; --body prints the message raw, as submitted (decided: it
+// is the data, for a pipe or a file; the README says so).
 func clean(s string) string {
 	return strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f || (r >= 0x80 && r < 0xa0) {
