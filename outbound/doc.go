@@ -107,6 +107,11 @@
 //   - A refused token (535, or an XOAUTH2 error challenge, answered with an
 //     empty line) is renewed once and AUTH tried again on the same session
 //     (RFC 4954 §4 allows it); a second refusal is the result.
+//   - An initial response goes inline only when the AUTH line fits 512
+//     octets (RFC 4954 §4, RFC 5321 §4.5.3.1.4; shortIR): a 1-2 KB access
+//     token is sent after the server's empty 334.
+//   - The token endpoint's redirects are not followed (a 307 would post
+//     the secret again to any host).
 //   - No secret (password, client secret, key, token) is in an error, a
 //     reply or a log line: token errors are words made here naming the
 //     endpoint's host and at most a registered RFC 6749 error code.

@@ -80,9 +80,9 @@ func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, ove
 		}
 		return authXOAUTH2(ctx, c, a, fetched)
 	case AuthLogin:
-		return authOnce(c, newLoginClient(a.Username, a.Password))
+		return authOnce(c, shortIR(newLoginClient(a.Username, a.Password)))
 	default:
-		return authOnce(c, sasl.NewPlainClient("", a.Username, a.Password))
+		return authOnce(c, shortIR(sasl.NewPlainClient("", a.Username, a.Password)))
 	}
 }
 
@@ -114,7 +114,7 @@ func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetc
 			fetched()
 		}
 		x := &xoauth2Client{user: a.Username, token: tok}
-		err = c.Auth(x)
+		err = c.Auth(shortIR(x))
 		if err == nil {
 			return nil
 		}

@@ -1,10 +1,13 @@
 package outbound
 
 import (
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/emersion/go-sasl"
 )
 
 // SASL clients for gateway AUTH that go-sasl does not have in the form a
@@ -103,4 +106,41 @@ func printable(s string) string {
 		}
 	}
 	return b.String()
+}
+
+// maxCommandLine is SMTP's command line limit, CRLF included (RFC 5321
+// §4.5.3.1.4).
+const maxCommandLine = 512
+
+// shortIR sends sc's initial response inline (AUTH mech response, one
+// round trip) only when that command line fits maxCommandLine; a longer
+// one is sent as the answer to the server's first (empty) 334 challenge.
+// RFC 4954 §4: "If use of the initial response argument would cause the
+// AUTH command to exceed this length, the client MUST NOT use the initial
+// response parameter". An XOAUTH2 access token is often 1-2 KB (a
+// Microsoft JWT, a Google delegated token), and servers refuse the long
+// line (Google's relay: 555 5.5.2 "command line too long"; Dovecot: 500).
+func shortIR(sc sasl.Client) sasl.Client { return &deferredIR{Client: sc} }
+
+type deferredIR struct {
+	sasl.Client
+	ir      []byte
+	pending bool
+}
+
+func (d *deferredIR) Start() (string, []byte, error) {
+	mech, ir, err := d.Client.Start()
+	if err != nil || ir == nil || len("AUTH ")+len(mech)+1+base64.StdEncoding.EncodedLen(len(ir))+2 <= maxCommandLine {
+		return mech, ir, err
+	}
+	d.ir, d.pending = ir, true
+	return mech, nil, nil
+}
+
+func (d *deferredIR) Next(challenge []byte) ([]byte, error) {
+	if d.pending {
+		d.pending = false
+		return d.ir, nil
+	}
+	return d.Client.Next(challenge)
 }
