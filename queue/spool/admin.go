@@ -29,8 +29,10 @@ import (
 // A message a worker holds (a delivery in progress) cannot be written
 // beside it: its Reschedule would overwrite what the action wrote. The
 // action is recorded on the entry (adminMarks) and Reschedule writes it
-// into the envelope it persists (immediate false); a Complete (delivered,
-// or every recipient reported) makes it moot. Bounce and Delete on such a
+// into the envelope it persists (immediate false); if that write fails,
+// the marks stay on the entry (keepMarks) and the next claim hands the
+// message out with them (withMarks). A Complete (delivered, or every
+// recipient reported) makes it moot. Bounce and Delete on such a
 // message mark it (Operator) and make it due at that Reschedule: the
 // worker that leases it next acts (outbound/operator.go).
 //
@@ -48,15 +50,25 @@ type adminMarks struct {
 }
 
 // applyMarks writes e's marks into env (the envelope Reschedule persists)
-// and returns the due time: at, or now when an action asked for it.
-func (s *Spool) applyMarks(e *spoolEntry, env *queue.Envelope, at time.Time) time.Time {
+// and returns the due time (at, or now when an action asked for it) and
+// the marks it took: if the write fails, keepMarks puts them back.
+func (s *Spool) applyMarks(e *spoolEntry, env *queue.Envelope, at time.Time) (time.Time, *adminMarks) {
 	s.mu.Lock()
 	mk := e.marks
 	e.marks = nil
 	s.mu.Unlock()
 	if mk == nil {
-		return at
+		return at, nil
 	}
+	mk.apply(env)
+	if mk.retry {
+		at = s.now()
+	}
+	return at, mk
+}
+
+// apply sets the envelope fields the marks stand for.
+func (mk *adminMarks) apply(env *queue.Envelope) {
 	if mk.hold != nil {
 		env.Hold = *mk.hold
 	}
@@ -64,10 +76,44 @@ func (s *Spool) applyMarks(e *spoolEntry, env *queue.Envelope, at time.Time) tim
 		env.Operator = mk.operator
 		env.Hold = false
 	}
-	if mk.retry {
-		at = s.now()
+}
+
+// keepMarks puts back on e the marks mk of a Reschedule whose write
+// failed: they stay until an envelope holding them is written, and claim
+// hands the message out with them (withMarks), so that the next worker
+// carries out a delete or bounce the operator was told is recorded rather
+// than deliver the envelope last written. Marks asked since win.
+func (s *Spool) keepMarks(e *spoolEntry, mk *adminMarks) {
+	if mk == nil {
+		return
 	}
-	return at
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.entries[e.id] != e {
+		return
+	}
+	if n := e.marks; n != nil {
+		if n.hold == nil {
+			n.hold = mk.hold
+		}
+		if n.operator == "" {
+			n.operator = mk.operator
+		}
+		n.retry = n.retry || mk.retry
+		return
+	}
+	e.marks = mk
+}
+
+// withMarks applies the marks e still carries to env, a claim's envelope
+// (a write that would have persisted them failed, or the claim came after
+// them): the worker acts on them, and its Reschedule writes them.
+func (s *Spool) withMarks(e *spoolEntry, env *queue.Envelope) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if e.marks != nil {
+		e.marks.apply(env)
+	}
 }
 
 // take makes message id the operator's for one action. A message a worker
@@ -154,6 +200,9 @@ func (s *Spool) change(ctx context.Context, id string, set func(*adminMarks), ed
 		}
 		s.mu.Lock()
 		due := e.next
+		if e.marks != nil {
+			set(e.marks) // marks a failed write kept (keepMarks): this action wins
+		}
 		s.mu.Unlock()
 		at := edit(m.Envelope, due)
 		if err := s.Reschedule(ctx, m, at); err != nil {

@@ -210,7 +210,10 @@
 // stays counted. A held message (Envelope.Hold, durable) is dropped from
 // the due heap by nextDue and never leased; Retry is in memory only. On a
 // message a worker holds, the action is recorded (adminMarks) and written
-// by that worker's Reschedule (immediate false). One action at a time.
+// by that worker's Reschedule (immediate false); a Reschedule whose write
+// fails keeps the marks, and a claim hands the message out with the marks
+// it carries (a delete or bounce is never lost to a failed write and
+// delivered). One action at a time.
 //
 // Files: spool.go (layout, Options, Spool, Open, Body, Close), record.go
 // (the message file's format, lease slots, envelope files, reading a

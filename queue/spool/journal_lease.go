@@ -47,6 +47,7 @@ func (s *Spool) claimJournal(e *spoolEntry, jm *jmsg) (*queue.Message, error) {
 	e.crashed = false
 	seq := e.seq
 	s.mu.Unlock()
+	s.withMarks(e, env)
 	s.log.Debug("spool: leased", "id", e.id, "attempts", env.Attempts, "journal", true)
 	return &queue.Message{Envelope: env, Token: &spoolLease{id: e.id, seq: seq}}, nil
 }

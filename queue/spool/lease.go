@@ -189,6 +189,7 @@ func (s *Spool) claim(e *spoolEntry) (*queue.Message, error) {
 	e.instance, e.diskSeq = rec.hdr.instance, l.seq
 	seq := e.seq
 	s.mu.Unlock()
+	s.withMarks(e, rec.Envelope)
 	s.log.Debug("spool: leased", "id", e.id, "attempts", rec.Attempts)
 	return &queue.Message{Envelope: rec.Envelope, Token: &spoolLease{id: e.id, seq: seq}}, nil
 }

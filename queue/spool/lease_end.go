@@ -29,7 +29,7 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	s.flushEnds()
 	env := m.Envelope.Clone()
 	env.ID = e.id
-	at = s.applyMarks(e, env, at) // operator actions asked during the lease
+	at, marks := s.applyMarks(e, env, at) // operator actions asked during the lease
 	env.NextAttempt = at
 	// The claim ends (the envelope file names it: its lease slot no longer
 	// counts), and so does the crash count: a delivery that ended shows
@@ -47,6 +47,9 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 		werr = s.writeEnvelope(env, instance, leaseSeq)
 	}
 
+	if werr != nil {
+		s.keepMarks(e, marks)
+	}
 	s.mu.Lock()
 	e.next = at
 	e.held = env.Hold

@@ -1,0 +1,68 @@
+package spool
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/edgerelay/edgerelay/queue"
+)
+
+// TestAttackMarksSurviveFailedWrite: an operator's delete or bounce asked
+// while a worker holds the message is a mark (immediate false: "recorded;
+// it takes effect when a worker next receives the message"). When the
+// worker's Reschedule cannot write its envelope (EIO) the mark was
+// dropped: the message was due at once, the next worker leased the
+// envelope last written, without the mark, and delivered what the
+// operator had deleted. Likewise when the claim's write failed after the
+// mark (the message due again later, handed out without it). The mark
+// now stays until an envelope holding it is written, and a claim hands
+// the message out with it.
+func TestAttackMarksSurviveFailedWrite(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		for _, op := range []string{queue.OperatorDelete, queue.OperatorBounce} {
+			t.Run(fmt.Sprintf("small=%v/%s", small, op), func(t *testing.T) {
+				h := newCrashHarness(t)
+				h.small = small
+				h.open()
+				defer h.s.Close()
+				h.mustEnqueue("A")
+				m := h.mustLease("A")
+				act := h.s.Delete
+				if op == queue.OperatorBounce {
+					act = h.s.Bounce
+				}
+				if imm, err := act(h.ctx, "A"); err != nil || imm {
+					t.Fatalf("%s while leased = %v, %v; want a mark", op, imm, err)
+				}
+				h.fs.arm(1, false) // the Reschedule's first write fails (EIO)
+				if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err == nil {
+					t.Fatal("Reschedule succeeded; the fault did not hit it")
+				}
+				h.fs.arm(0, false)
+				if en, err := h.s.Show(h.ctx, "A"); err != nil || en.Envelope.Operator != op {
+					t.Fatalf("shown after the failed write: %+v, %v; want operator %s", en, err, op)
+				}
+				ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+				defer cancel()
+				m, err := h.s.Lease(ctx)
+				if err != nil {
+					t.Fatalf("Lease: %v (the mark made it due now)", err)
+				}
+				if m.Envelope.Operator != op {
+					t.Fatalf("leased without the operator's %s: the worker would deliver it", op)
+				}
+				// The next write carries it: durable from then on.
+				if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err != nil {
+					t.Fatal(err)
+				}
+				h.s.Close()
+				h.open()
+				if en, err := h.s.Show(h.ctx, "A"); err != nil || en.Envelope.Operator != op {
+					t.Fatalf("after reopen: %+v, %v", en, err)
+				}
+			})
+		}
+	}
+}
