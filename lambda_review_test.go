@@ -2,9 +2,12 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/aws/aws-lambda-go/events"
 )
 
 // TestLambdaDuplicateRecord: SQS delivers at least once, so one batch may
@@ -27,4 +30,42 @@ func TestLambdaDuplicateRecord(t *testing.T) {
 	if n := strings.Count(f.logs.String(), "msg=delivered"); n != 1 {
 		t.Errorf("delivered %d times, want once\n%s", n, f.logs.String())
 	}
+}
+
+// FuzzLambdaRecord: whatever an SQS record holds (body, receive count,
+// sent time, message ID), the handler answers before its deadline without
+// a panic, and a record whose body is not even JSON (so not an edgerelay
+// message) is reported failed, never done: the event source would delete
+// a record reported done, and a foreign message must be left for the
+// dead-letter queue. The seeds include a real edgerelay message.
+func FuzzLambdaRecord(f *testing.F) {
+	fx := newLambdaFixture(f, nil)
+	h := fx.handler(f)
+	fx.enqueue(f, "ok@example.net")
+	real := fx.receive(f, 1).Records[0]
+	f.Add(real.Body, "1", real.Attributes["SentTimestamp"], real.MessageId)
+	f.Add(strings.Replace(real.Body, "ok@", "defer@", 1), "7", "0", "m2")
+	f.Add("not json", "x", "-1", "")
+	f.Add(`{"v":1,"key":"queue/X.eml","envelope":{"id":"../../acme/account"}}`, "99999999999999999999", "1e99", "\xff")
+	f.Add("\x00\xff{\"v\":1}", "", "", "id")
+	f.Add(`{"v":1,"key":"queue/06H2FSST3XFMJ0DAC53T.eml","env_key":"queue/env/06H2FSST3XFMJ0DAC53T/x.json","id":"06H2FSST3XFMJ0DAC53T"}`, "2", "", "p")
+	f.Fuzz(func(t *testing.T, body, receives, sent, msgID string) {
+		rec := events.SQSMessage{
+			MessageId: msgID, ReceiptHandle: "fuzz-handle", Body: body, EventSource: "aws:sqs",
+			Attributes: map[string]string{"ApproximateReceiveCount": receives, "SentTimestamp": sent},
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		start := time.Now()
+		resp, err := h.handle(ctx, events.SQSEvent{Records: []events.SQSMessage{rec}})
+		if err != nil {
+			t.Fatalf("handle: %v", err)
+		}
+		if d := time.Since(start); d > 20*time.Second {
+			t.Fatalf("handle took %v", d)
+		}
+		if !json.Valid([]byte(body)) && len(resp.BatchItemFailures) != 1 {
+			t.Fatalf("record %q (not JSON) reported done: the event source would delete it", body)
+		}
+	})
 }

@@ -79,7 +79,7 @@ type lambdaFixture struct {
 	logs     *testutil.LogBuffer
 }
 
-func newLambdaFixture(t *testing.T, front func(http.Handler) http.Handler) *lambdaFixture {
+func newLambdaFixture(t testing.TB, front func(http.Handler) http.Handler) *lambdaFixture {
 	srv := awstest.Start(t)
 	f := &lambdaFixture{srv: srv, bucket: awstest.UniqueName("lambda"), sink: &lambdaSink{}, logs: &testutil.LogBuffer{}}
 	f.queueURL = srv.CreateQueue(t, f.bucket, map[string]string{"VisibilityTimeout": "5"})
@@ -116,7 +116,7 @@ func newLambdaFixture(t *testing.T, front func(http.Handler) http.Handler) *lamb
 
 // handler builds the Lambda handler from the environment, as lambdaMain
 // does.
-func (f *lambdaFixture) handler(t *testing.T) *lambdaHandler {
+func (f *lambdaFixture) handler(t testing.TB) *lambdaHandler {
 	cfg, err := lambdaConfig()
 	if err != nil {
 		t.Fatal(err)
@@ -129,7 +129,7 @@ func (f *lambdaFixture) handler(t *testing.T) *lambdaHandler {
 	return h
 }
 
-func (f *lambdaFixture) enqueue(t *testing.T, rcpt string) string {
+func (f *lambdaFixture) enqueue(t testing.TB, rcpt string) string {
 	env := &queue.Envelope{From: "alice@example.org", Recipients: []queue.Recipient{{Addr: rcpt, Status: queue.StatusPending}}}
 	id, err := f.q.Enqueue(context.Background(), env, strings.NewReader("Subject: t\r\n\r\nhello\r\n"))
 	if err != nil {
@@ -140,7 +140,7 @@ func (f *lambdaFixture) enqueue(t *testing.T, rcpt string) string {
 
 // receive takes n messages from the queue as the event source would and
 // returns them as a Lambda SQS event.
-func (f *lambdaFixture) receive(t *testing.T, n int) events.SQSEvent {
+func (f *lambdaFixture) receive(t testing.TB, n int) events.SQSEvent {
 	var ev events.SQSEvent
 	deadline := time.Now().Add(20 * time.Second)
 	for len(ev.Records) < n && time.Now().Before(deadline) {
