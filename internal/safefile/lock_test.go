@@ -4,6 +4,7 @@ package safefile
 
 import (
 	"errors"
+	"os"
 	"path/filepath"
 	"testing"
 )
@@ -29,5 +30,26 @@ func TestLock(t *testing.T) {
 	unlock()
 	if _, err := Lock(filepath.Join(t.TempDir(), "no", "dir")); err == nil || errors.Is(err, ErrLocked) {
 		t.Fatalf("Lock in a missing directory: %v", err)
+	}
+}
+
+// TestAttackLockSymlink: a symbolic link planted where the lock file goes
+// (RELAY_DATA_DIR/admin.sock.lock, the spool's lock) is refused, and
+// nothing is created or opened through it: O_CREATE followed a dangling
+// link and created its target (mode 0600, owned by the relay, root in
+// many containers) wherever the link pointed.
+func TestAttackLockSymlink(t *testing.T) {
+	dir := t.TempDir()
+	target := filepath.Join(t.TempDir(), "planted")
+	path := filepath.Join(dir, "admin.sock.lock")
+	if err := os.Symlink(target, path); err != nil {
+		t.Fatal(err)
+	}
+	if unlock, err := Lock(path); err == nil {
+		unlock()
+		t.Fatal("Lock through a symbolic link succeeded")
+	}
+	if _, err := os.Lstat(target); !errors.Is(err, os.ErrNotExist) {
+		t.Fatalf("the link's target was created: %v", err)
 	}
 }
