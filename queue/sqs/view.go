@@ -30,7 +30,9 @@ import (
 //     means body PUT and SQS send acknowledged, whatever the copy). A
 //     message delivered and completed before its copy landed leaves that
 //     copy behind: List ignores a copy without a body, and the lifecycle
-//     rule removes it;
+//     rule removes it. It is written only where there is no copy yet, so
+//     that it never replaces the newer copy of a process that received
+//     the message first;
 //   - at Reschedule, after the new message is sent;
 //   - when a receive re-arms a long delay, with the receipt handle of that
 //     receive, so that an operator's retry can make the message visible at
@@ -64,9 +66,19 @@ func (q *Queue) viewKey(id string) string { return q.o.Prefix + id + ".view.json
 
 // putJSON writes data to key with the queue's encryption settings.
 func (q *Queue) putJSON(ctx context.Context, key string, data []byte) error {
+	return q.putJSONIf(ctx, key, data, false)
+}
+
+// putJSONIf is putJSON, only where there is no object yet when ifAbsent
+// is set (If-None-Match: *, RFC 9110 §13.1.2; a taken key is an error
+// that isPreconditionFailed reports).
+func (q *Queue) putJSONIf(ctx context.Context, key string, data []byte, ifAbsent bool) error {
 	in := &s3.PutObjectInput{
 		Bucket: aws.String(q.o.Bucket), Key: aws.String(key),
 		Body: bytes.NewReader(data), ContentType: aws.String("application/json"),
+	}
+	if ifAbsent {
+		in.IfNoneMatch = aws.String("*")
 	}
 	q.setSSE(in)
 	if _, err := q.o.S3.PutObject(ctx, in); err != nil {
@@ -99,9 +111,20 @@ func (q *Queue) getSmall(ctx context.Context, key string, limit int64) (data []b
 // writeView writes the operator's copy of env, best effort: a failure is
 // logged and counted, never returned (the copy is a view).
 func (q *Queue) writeView(ctx context.Context, env *queue.Envelope, receipt string) {
+	q.putView(ctx, env, receipt, false)
+}
+
+// putView writes the copy; with first (Enqueue's copy, not waited for)
+// only where there is none: another process may have received the
+// message and written a newer copy at its Reschedule or re-arm before
+// this one lands, and that one stays.
+func (q *Queue) putView(ctx context.Context, env *queue.Envelope, receipt string, first bool) {
 	data, err := json.Marshal(viewObject{V: viewVersion, Envelope: env, AsOf: q.o.Now().UTC(), Receipt: receipt})
 	if err == nil {
-		err = q.putJSON(ctx, q.viewKey(env.ID), data)
+		err = q.putJSONIf(ctx, q.viewKey(env.ID), data, first)
+	}
+	if first && err != nil && isPreconditionFailed(err) {
+		return // a newer copy is there
 	}
 	if err != nil {
 		q.stats.viewWriteErrors.Add(1)
@@ -160,7 +183,7 @@ func (q *Queue) writeViewAsync(ctx context.Context, env *queue.Envelope) (<-chan
 		}()
 		vctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), viewWriteTimeout)
 		defer cancel()
-		q.writeView(vctx, env, "")
+		q.putView(vctx, env, "", true)
 	}()
 	return done, !behind
 }
