@@ -114,6 +114,7 @@ func (c *Config) validate() error {
 	c.validateACME(bad)
 	c.readSecretFiles(bad)
 	c.validateOAuth(bad)
+	c.validateAdminToken(bad)
 	if c.AuthMaxFailures < 1 {
 		bad("AUTH_MAX_FAILURES", "must be at least 1")
 	}

@@ -36,6 +36,7 @@
 //     queuesqs.go, RELAY_QUEUE=sqs): "edgerelay queue"; adminwire.go: the
 //     operator's socket in RELAY_DATA_DIR and /admin/ behind
 //     RELAY_ADMIN_TOKEN (404 without it), both internal/admin's;
+//     config_admin.go: the token must be sendable as a bearer token;
 //   - lambda.go, lambda_handler.go: the same binary as an AWS Lambda
 //     function fed by the SQS queue (AWS_LAMBDA_RUNTIME_API set): each
 //     record through the worker's single-message path, a partial batch
