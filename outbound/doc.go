@@ -106,7 +106,9 @@
 //     (DefaultTokenTimeout) and a caller waits no longer than its context.
 //   - A refused token (535, or an XOAUTH2 error challenge, answered with an
 //     empty line) is renewed once and AUTH tried again on the same session
-//     (RFC 4954 §4 allows it); a second refusal is the result.
+//     (RFC 4954 §4 allows it); a second refusal is the result. Refusals
+//     renew at most once a minute (tokenRefusalRenewal): a gateway that
+//     refuses every token costs no fetch per message.
 //   - An initial response goes inline only when the AUTH line fits 512
 //     octets (RFC 4954 §4, RFC 5321 §4.5.3.1.4; shortIR): a 1-2 KB access
 //     token is sent after the server's empty 334.

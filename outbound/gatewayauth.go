@@ -103,7 +103,7 @@ func authFailure(err error) *setupFailure {
 // which RFC 4954 §4 allows after a failed AUTH (go-smtp's Client.Auth
 // follows a 535 with "*" and reads the server's reply to it, so the
 // session is in step for the second AUTH); a second refusal is the
-// result. A token endpoint that fails is a 454 4.7.0 naming its host.
+// result. Refusals renew the token at most once a minute (renewIf). A token endpoint that fails is a 454 4.7.0 naming its host.
 func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetched func()) *setupFailure {
 	for try := 0; ; try++ {
 		tok, isNew, err := tokenOf(ctx, a.Tokens)
@@ -124,7 +124,9 @@ func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetc
 			return authFailure(err)
 		}
 		if t, ok := a.Tokens.(*Tokens); ok {
-			t.renewIf(tok)
+			if !t.renewIf(tok) {
+				return authFailure(err)
+			}
 		} else {
 			a.Tokens.Renew()
 		}

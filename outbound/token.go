@@ -22,6 +22,9 @@ const (
 	tokenNoExpiry = time.Hour
 	// DefaultTokenTimeout bounds one fetch from the token endpoint.
 	DefaultTokenTimeout = 30 * time.Second
+	// tokenRefusalRenewal: a gateway's refusal renews the token at most
+	// once in this time (renewIf).
+	tokenRefusalRenewal = time.Minute
 )
 
 // FetchFunc fetches a new token from the OAuth2 token endpoint: a
@@ -50,6 +53,7 @@ type Tokens struct {
 	tok     string
 	renewAt time.Time
 	flight  *tokenFlight
+	refused time.Time // when renewIf last dropped a refused token
 }
 
 // tokenFlight is one fetch in progress; done is closed when tok or err is
@@ -128,15 +132,27 @@ func (t *Tokens) Renew() {
 	t.mu.Unlock()
 }
 
-// renewIf is Renew for a gateway that refused tok: only when tok is still
-// the cached token, so that deliveries refused with the same stale token
-// at the same time cause one fetch, not one each.
-func (t *Tokens) renewIf(tok string) {
+// renewIf is Renew for a gateway that refused tok, and reports whether
+// AUTH is worth trying again. A token that is no longer the cached one was
+// renewed already (deliveries refused with the same stale token at the
+// same time cause one fetch, not one each): try the newer one. The cached
+// one is dropped at most once per tokenRefusalRenewal: when the token
+// fetched for the last refusal is refused too, the gateway refuses
+// tokens (a missing permission), not a stale one, and dropping it at
+// every refusal would fetch a token per message attempt; it stays and
+// AUTH is not tried again.
+func (t *Tokens) renewIf(tok string) bool {
 	t.mu.Lock()
-	if t.tok == tok {
-		t.tok, t.renewAt = "", time.Time{}
+	defer t.mu.Unlock()
+	if t.tok != tok {
+		return true
 	}
-	t.mu.Unlock()
+	now := t.now()
+	if !t.refused.IsZero() && now.Sub(t.refused) < tokenRefusalRenewal {
+		return false
+	}
+	t.tok, t.renewAt, t.refused = "", time.Time{}, now
+	return true
 }
 
 // run does one fetch and hands its result to every waiter.

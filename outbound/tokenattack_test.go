@@ -2,11 +2,13 @@ package outbound
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -50,5 +52,88 @@ func TestAttackTokenEndpointRedirectNotFollowed(t *testing.T) {
 			}
 			noSecret(t, err.Error())
 		})
+	}
+}
+
+// TestAttack535StormBounded: a gateway that refuses every token (535:
+// the app lacks SMTP.SendAsApp, the mailbox is not allowed) with many
+// messages queued costs the token endpoint a bounded number of fetches,
+// not one per message attempt: a refusal renews the token (and AUTH is
+// tried again) at most once per tokenRefusalRenewal, since a token
+// fetched for a refusal and refused again shows that the gateway refuses
+// tokens, not a stale one. Before, each attempt refused the token the
+// previous one had fetched and fetched another (12 messages one after
+// the other: 13 fetches). Nothing is bounced.
+func TestAttack535StormBounded(t *testing.T) {
+	for _, conc := range []int{1, 4} {
+		t.Run(fmt.Sprintf("concurrency %d", conc), func(t *testing.T) {
+			e := newTokenEndpoint(t)
+			g := newAuthGateway(t, "XOAUTH2")
+			g.tokens = func(string) bool { return false }
+			h := authHarness(t, func(o *Options) { o.Concurrency = conc }, g.config(xoauth2Config(e.clientCredentials(5*time.Second, nil))))
+			const n = 12
+			for range n {
+				h.enqueue(nil, bob)
+			}
+			ctx, cancel := context.WithCancel(context.Background())
+			done := make(chan error, 1)
+			go func() { done <- h.w.Run(ctx) }()
+			for end := time.Now().Add(10 * time.Second); len(g.Auths()) < n+1 && time.Now().Before(end); {
+				time.Sleep(5 * time.Millisecond)
+			}
+			cancel()
+			<-done
+			auths, reqs := len(g.Auths()), e.requests.Load()
+			if auths < n+1 {
+				t.Fatalf("only %d AUTH for %d messages", auths, n)
+			}
+			if reqs != 2 {
+				t.Errorf("%d token requests for %d AUTH of %d messages, want 2 (the first token and one renewal)", reqs, auths, n)
+			}
+			if len(h.rep.Calls()) > 0 {
+				t.Errorf("reports: %+v", h.rep.Calls())
+			}
+		})
+	}
+}
+
+// TestAttackRenewIfOncePerInterval: renewIf drops a refused token and
+// says to try again; the token fetched for it, refused within
+// tokenRefusalRenewal, is kept and AUTH not tried again; after the
+// interval a refusal renews again. A late refusal of an old token says to
+// try the cached one.
+func TestAttackRenewIfOncePerInterval(t *testing.T) {
+	e := newTokenEndpoint(t)
+	var mu sync.Mutex
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	clock := func() time.Time { mu.Lock(); defer mu.Unlock(); return now }
+	advance := func(d time.Duration) { mu.Lock(); now = now.Add(d); mu.Unlock() }
+	ts := e.clientCredentials(5*time.Second, clock)
+	get := func(want string) {
+		t.Helper()
+		if tok, err := ts.Token(context.Background()); tok != want || err != nil {
+			t.Fatalf("%q, %v; want %s", tok, err, want)
+		}
+	}
+	get("tok-1")
+	if !ts.renewIf("tok-1") {
+		t.Error("first refusal: no retry")
+	}
+	get("tok-2")
+	advance(tokenRefusalRenewal - time.Second)
+	if ts.renewIf("tok-2") {
+		t.Error("the renewed token refused within the interval: retry")
+	}
+	get("tok-2")
+	if !ts.renewIf("tok-1") {
+		t.Error("a late refusal of the old token: no retry with the cached one")
+	}
+	advance(time.Second)
+	if !ts.renewIf("tok-2") {
+		t.Error("refusal after the interval: no retry")
+	}
+	get("tok-3")
+	if n := e.requests.Load(); n != 3 {
+		t.Errorf("%d requests, want 3", n)
 	}
 }
