@@ -483,3 +483,48 @@ func TestAttackFailoverNoLeak(t *testing.T) {
 		t.Fatalf("%d goroutines, %d before:\n%s", n, base, buf[:runtime.Stack(buf, true)])
 	}
 }
+
+// slowThenDownHop takes its first delivery slowly (until released) and
+// delivers it; every later one finds it down.
+type slowThenDownHop struct {
+	fakeHop
+	calls   atomic.Int32
+	release chan struct{}
+}
+
+func (s *slowThenDownHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[int]result, bool) {
+	if s.calls.Add(1) == 1 {
+		<-s.release
+		return s.fakeHop.deliver(ctx, m, idx)
+	}
+	s.set(true)
+	return s.fakeHop.deliver(ctx, m, idx)
+}
+
+// TestAttackRecoveredGatewayNotHeldUnused: an attempt takes the claim on a
+// gateway whose back-off is over only when it is about to try it. One that
+// is still busy with an earlier gateway of the list (a large message) does
+// not keep the others from failing over to it.
+func TestAttackRecoveredGatewayNotHeldUnused(t *testing.T) {
+	h := newHarness(t, func(o *Options) { o.GatewayBackoff = time.Minute })
+	a := &slowThenDownHop{fakeHop: fakeHop{n: "a"}, release: make(chan struct{})}
+	b := &fakeHop{n: "b"}
+	l := &gatewayList{w: h.w, hops: []hop{a, b}, state: make([]hopState, 2)}
+	msg := func(id string) *queue.Message {
+		return &queue.Message{Envelope: &queue.Envelope{ID: id, Recipients: []queue.Recipient{{Addr: bob}}}}
+	}
+	l.down(1, nil, nil, l.state[1].gen)
+	h.clock.Advance(time.Minute) // b's back-off is over
+	slow := make(chan map[int]result, 1)
+	go func() { slow <- l.deliver(context.Background(), msg("large"), []int{0}) }()
+	for a.calls.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	if r := l.deliver(context.Background(), msg("next"), []int{0}); r[0].status != queue.StatusRelayed || b.take() != 1 {
+		t.Errorf("a down for the second attempt: %s, b tried %d times; want relayed through b", r[0].status, b.calls)
+	}
+	close(a.release)
+	if r := <-slow; r[0].status != queue.StatusRelayed {
+		t.Errorf("the large message: %s", r[0].status)
+	}
+}

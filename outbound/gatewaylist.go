@@ -26,10 +26,11 @@ import (
 // Which gateways one attempt tries:
 //  1. every gateway not backing off, in list order, until one is not down;
 //     a gateway whose back-off is over is tried again by one attempt at a
-//     time (hopState.trying): the others that start meanwhile treat it as
-//     backing off, so a gateway that accepts TCP and never greets holds
-//     one delivery for the greeting timeout, not every delivery slot at
-//     the end of each back-off;
+//     time (hopState.trying, claimed right before the try and released
+//     with its result): the others treat it as backing off meanwhile, so
+//     a gateway that accepts TCP and never greets holds one delivery for
+//     the greeting timeout, not every delivery slot at the end of each
+//     back-off;
 //  2. when all of those were down, or every gateway was backing off when
 //     the attempt started, the one among those that were backing off whose
 //     last failure is the oldest (least recently failed), once. Back-off
@@ -72,10 +73,9 @@ type hopState struct {
 
 // listPlan is what one attempt tries (order).
 type listPlan struct {
-	first  []int    // not backing off, in list order
-	probe  int      // the one to try when all of first are down; -1 for none
-	gens   []uint64 // each gateway's gen as the attempt saw it
-	claims []uint64 // by index: the attempt's claim on a gateway it tries again after its back-off; 0 for none
+	first []int    // not backing off, in list order
+	probe int      // the one to try when all of first are down; -1 for none
+	gens  []uint64 // each gateway's gen as the attempt saw it
 }
 
 func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
@@ -86,25 +86,21 @@ func (w *Worker) newGatewayList(key string, cfgs []GatewayConfig) *gatewayList {
 	return l
 }
 
-// order returns the plan of an attempt starting at now (see above) and
-// claims the gateways whose back-off is over that no other attempt is
-// trying again. With nothing else to try, a gateway another attempt is
-// trying again is the probe: back-off never leaves an attempt nothing.
+// order returns the plan of an attempt starting at now (see above). A
+// gateway whose back-off is over and that another attempt is trying again
+// counts as backing off; with nothing else to try, it is the probe:
+// back-off never leaves an attempt nothing.
 func (l *gatewayList) order(now time.Time) listPlan {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	p := listPlan{probe: -1, gens: make([]uint64, len(l.state)), claims: make([]uint64, len(l.state))}
+	p := listPlan{probe: -1, gens: make([]uint64, len(l.state))}
 	busy := -1 // the least recently failed of those another attempt is trying
 	older := func(i, j int) bool { return j < 0 || l.state[i].lastFail.Before(l.state[j].lastFail) }
 	for i := range l.state {
 		s := &l.state[i]
 		p.gens[i] = s.gen
 		switch {
-		case s.failures == 0:
-			p.first = append(p.first, i)
 		case !now.Before(s.until) && s.trying == 0:
-			l.claims++
-			s.trying, p.claims[i] = l.claims, l.claims
 			p.first = append(p.first, i)
 		case !now.Before(s.until):
 			if older(i, busy) {
@@ -120,15 +116,31 @@ func (l *gatewayList) order(now time.Time) listPlan {
 	return p
 }
 
-// release ends the attempt's claims on the gateways idx, where it still
-// holds them.
-func (l *gatewayList) release(claims []uint64, idx ...int) {
+// claim is taken by an attempt right before it tries gateway i of its
+// first list: 0 and true for a gateway that is up, a claim and true for
+// one tried again after its back-off, false when another attempt holds
+// that claim (the attempt skips it).
+func (l *gatewayList) claim(i int) (uint64, bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for _, i := range idx {
-		if c := claims[i]; c != 0 && l.state[i].trying == c {
-			l.state[i].trying = 0
-		}
+	s := &l.state[i]
+	switch {
+	case s.failures == 0:
+		return 0, true
+	case s.trying != 0:
+		return 0, false
+	}
+	l.claims++
+	s.trying = l.claims
+	return s.trying, true
+}
+
+// release ends claim c on gateway i, if it still holds.
+func (l *gatewayList) release(i int, c uint64) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c != 0 && l.state[i].trying == c {
+		l.state[i].trying = 0
 	}
 }
 
@@ -139,26 +151,23 @@ func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) 
 	if p.probe >= 0 {
 		try = append(slices.Clip(try), p.probe)
 	}
-	defer l.release(p.claims, try...)
 	var res map[int]result
 	for n, i := range try {
 		if n == len(first) && n > 0 {
 			l.w.log.Warn("every available gateway is down, trying one that is backing off",
 				"id", m.Envelope.ID, "gateway", l.hops[i].name())
 		}
-		start := time.Now()
-		var down bool
-		res, down = l.hops[i].deliver(ctx, m, idx)
-		l.observe(i, res, down, time.Since(start))
-		if ctx.Err() != nil {
-			return res // shutting down: nothing learnt about the gateway
+		var c uint64
+		if n < len(first) {
+			var ok bool
+			if c, ok = l.claim(i); !ok {
+				continue // another attempt is trying it again after its back-off
+			}
 		}
-		if !down {
-			l.up(i)
+		var done bool
+		if res, done = l.try(ctx, m, idx, i, c, p.gens[i]); done {
 			return res
 		}
-		l.down(i, res, idx, p.gens[i])
-		l.release(p.claims, i) // backing off again: no longer a try after its back-off
 		if n+1 < len(try) {
 			l.w.log.Warn("gateway down, failing over", "id", m.Envelope.ID,
 				"gateway", l.hops[i].name(), "next", l.hops[try[n+1]].name(), "reply", l.lastErr(i))
@@ -169,6 +178,25 @@ func (l *gatewayList) deliver(ctx context.Context, m *queue.Message, idx []int) 
 		}
 	}
 	return res
+}
+
+// try delivers through gateway i, holding claim c (0 for none), and
+// records what it learnt: done when the list must not go on (a verdict,
+// or shutdown).
+func (l *gatewayList) try(ctx context.Context, m *queue.Message, idx []int, i int, c, gen uint64) (map[int]result, bool) {
+	defer l.release(i, c)
+	start := time.Now()
+	res, down := l.hops[i].deliver(ctx, m, idx)
+	l.observe(i, res, down, time.Since(start))
+	switch {
+	case ctx.Err() != nil:
+		return res, true // shutting down: nothing learnt about the gateway
+	case !down:
+		l.up(i)
+		return res, true
+	}
+	l.down(i, res, idx, gen)
+	return res, false
 }
 
 // up records a working gateway: its back-off ends.
