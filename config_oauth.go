@@ -59,6 +59,16 @@ func (c *Config) validateOAuth(bad badFunc) {
 	if strings.ContainsAny(c.GatewayUsername, "\x00\x01\r\n") {
 		bad("GATEWAY_USERNAME", "contains a control character")
 	}
+	// RFC 4616 §2: a PLAIN password is 1*SAFE, no NUL (which would end it
+	// and start a field the server does not expect); the credentials file
+	// refuses every control character, and so does this.
+	if strings.ContainsFunc(c.GatewayPassword, func(r rune) bool { return r < ' ' || r == 0x7f }) {
+		name := "GATEWAY_PASSWORD"
+		if c.GatewayPasswordFile != "" {
+			name = "GATEWAY_PASSWORD_FILE"
+		}
+		bad(name, "contains a control character")
+	}
 	switch {
 	case cc:
 		c.clientCredentials(bad)

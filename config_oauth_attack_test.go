@@ -92,3 +92,21 @@ func TestAttackOAuthWithoutGateway(t *testing.T) {
 		t.Errorf("client credentials without RELAY_GATEWAY: %v", err)
 	}
 }
+
+// TestAttackGatewayPasswordControl: a gateway password with a control
+// character (a NUL ends a PLAIN password, RFC 4616 §2) is a start-up
+// error naming where it came from, as in the credentials file; the error
+// does not show it.
+func TestAttackGatewayPasswordControl(t *testing.T) {
+	const pw = "pass\x00authz"
+	t.Setenv("RELAY_GATEWAY", "smtp://smtp.example.net:587")
+	t.Setenv("RELAY_GATEWAY_USERNAME", "relay@example.org")
+	t.Setenv("RELAY_GATEWAY_PASSWORD_FILE", writeFile(t, pw+"\n"))
+	_, err := loadConfig()
+	if err == nil || !strings.Contains(err.Error(), "RELAY_GATEWAY_PASSWORD_FILE: contains a control character") {
+		t.Fatalf("error %v", err)
+	}
+	if strings.Contains(err.Error(), pw) {
+		t.Errorf("error shows the password: %v", err)
+	}
+}
