@@ -5,6 +5,9 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -178,4 +181,101 @@ func checkListAttempt(before []hopState, now time.Time, calls []int, hops []*mod
 		}
 	}
 	return nil
+}
+
+// ctxHop is a gateway whose mode changes under concurrent deliveries; each
+// attempt's tries are logged in the attempt's own log (from its context).
+type ctxHop struct {
+	n     string
+	index int
+	mode  atomic.Int32
+}
+
+type tryLog struct{ tries, modes []int }
+
+type tryLogKey struct{}
+
+func (c *ctxHop) name() string { return c.n }
+
+func (c *ctxHop) deliver(ctx context.Context, _ *queue.Message, idx []int) (map[int]result, bool) {
+	mode := int(c.mode.Load())
+	lg := ctx.Value(tryLogKey{}).(*tryLog)
+	lg.tries, lg.modes = append(lg.tries, c.index), append(lg.modes, mode)
+	time.Sleep(time.Duration(rand.IntN(200)) * time.Microsecond)
+	res := map[int]result{}
+	for k, i := range idx {
+		switch {
+		case mode == hopDown:
+			res[i] = result{status: queue.StatusPending, reply: replyNotAttempted()}
+		case mode == hopReject && k%2 == 0:
+			res[i] = result{status: queue.StatusFailed, reply: &queue.Reply{Code: 550, Enhanced: "5.1.1"}}
+		default:
+			res[i] = result{status: queue.StatusRelayed}
+		}
+	}
+	return res, mode == hopDown
+}
+
+// TestGatewayListConcurrentStress: 16 goroutines deliver through a list of
+// three gateways whose modes flip and whose clock moves meanwhile (run
+// with -race). Each attempt: no gateway twice, none after a verdict, a
+// failure only with the deciding gateway's 5xx; at the end no claim is
+// left held and every back-off is within its bound.
+func TestGatewayListConcurrentStress(t *testing.T) {
+	w := &Worker{o: Options{GatewayBackoff: time.Minute}, log: slog.New(slog.NewTextHandler(io.Discard, nil))}
+	clock := newClock()
+	w.o.Now = clock.Now
+	hops := make([]*ctxHop, 3)
+	l := &gatewayList{w: w, state: make([]hopState, 3)}
+	for i := range hops {
+		hops[i] = &ctxHop{n: fmt.Sprint("gw", i), index: i}
+		l.hops = append(l.hops, hops[i])
+	}
+	stop := make(chan struct{})
+	var flips sync.WaitGroup
+	flips.Go(func() {
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			hops[rand.IntN(3)].mode.Store(int32(rand.IntN(hopModes)))
+			clock.Advance(time.Duration(rand.IntN(40)) * time.Second)
+			time.Sleep(50 * time.Microsecond)
+		}
+	})
+	var wg sync.WaitGroup
+	for g := range 16 {
+		wg.Go(func() {
+			for k := range 150 {
+				lg := &tryLog{}
+				ctx := context.WithValue(context.Background(), tryLogKey{}, lg)
+				env := &queue.Envelope{ID: fmt.Sprint(g, "-", k), Recipients: []queue.Recipient{{Addr: "a@x.example"}, {Addr: "b@x.example"}}}
+				res := l.deliver(ctx, &queue.Message{Envelope: env}, []int{0, 1})
+				seen := map[int]bool{}
+				for n, i := range lg.tries {
+					if seen[i] || n < len(lg.tries)-1 && lg.modes[n] != hopDown {
+						t.Errorf("attempt %s tried %v (modes %v)", env.ID, lg.tries, lg.modes)
+						return
+					}
+					seen[i] = true
+				}
+				for i, r := range res {
+					if r.status == queue.StatusFailed && (len(lg.modes) == 0 || lg.modes[len(lg.modes)-1] != hopReject) {
+						t.Errorf("attempt %s: recipient %d failed, modes %v", env.ID, i, lg.modes)
+					}
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(stop)
+	flips.Wait()
+	limit := max(w.o.GatewayBackoff, maxGatewayBackoff)
+	for i, s := range l.state {
+		if s.trying != 0 || s.failures > 0 && s.until.Sub(s.lastFail) > limit {
+			t.Errorf("gw%d left %+v", i, s)
+		}
+	}
 }
