@@ -2,6 +2,8 @@ package outbound
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -11,6 +13,7 @@ import (
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/sesv2"
 
+	"github.com/edgerelay/edgerelay/internal/awstest"
 	"github.com/edgerelay/edgerelay/queue"
 )
 
@@ -88,6 +91,60 @@ func TestAttackSESLargeSlotsHeldDuringCall(t *testing.T) {
 	for i, r := range res {
 		if r[0].status != queue.StatusRelayed {
 			t.Errorf("message %d: %s %q", i, r[0].status, r[0].reply)
+		}
+	}
+}
+
+// TestAttackSESPartialGroupsRetriedOnce: 120 recipients in three calls,
+// SES taking the first and throttling the second (the third is not
+// tried): the first 50 are recorded relayed and the next attempt sends
+// only the other 70 (two calls of 50 and 20); nobody gets the message
+// twice and the message then leaves the queue.
+func TestAttackSESPartialGroupsRetriedOnce(t *testing.T) {
+	var throttle atomic.Bool
+	throttle.Store(true)
+	s := awstest.Start(t).Front(t, sesFault(429, "TooManyRequestsException", "Maximum sending rate exceeded.",
+		func(n int64) bool { return n == 2 && throttle.Load() }))
+	h := sesHarness(t, s.SESV2(), nil)
+	marker := awstest.UniqueName("ses-partial")
+	var rcpts []string
+	for i := range 120 {
+		rcpts = append(rcpts, fmt.Sprintf("p%03d@example.net", i))
+	}
+	h.enqueueBody(sesBody(marker), nil, rcpts...)
+	env := h.attempt()
+	relayed, pending := 0, 0
+	for _, r := range env.Recipients {
+		switch r.Status {
+		case queue.StatusRelayed:
+			relayed++
+		case queue.StatusPending:
+			pending++
+		}
+	}
+	if relayed != 50 || pending != 70 {
+		t.Fatalf("after the first attempt: %d relayed, %d pending; want 50 and 70", relayed, pending)
+	}
+	h.clock.Advance(5 * time.Hour)
+	env = h.attempt()
+	if p := env.Pending(); len(p) != 0 {
+		t.Fatalf("%d pending after the second attempt", len(p))
+	}
+	sent := s.FindSent(t, marker)
+	seen := map[string]int{}
+	var sizes []int
+	for _, e := range sent {
+		sizes = append(sizes, len(e.Recipients()))
+		for _, a := range e.Recipients() {
+			seen[a]++
+		}
+	}
+	if !slices.Equal(sizes, []int{50, 50, 20}) {
+		t.Errorf("calls stored with %v recipients, want [50 50 20]", sizes)
+	}
+	for _, a := range rcpts {
+		if seen[a] != 1 {
+			t.Errorf("%s got the message %d times", a, seen[a])
 		}
 	}
 }
