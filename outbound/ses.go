@@ -74,8 +74,11 @@ const sesCallTimeout = 3 * time.Minute
 // API takes the message whole (the SDK needs it as []byte and holds its
 // base64 form in the request too), unlike SMTP, which streams the body.
 // A message above sesLargeMessage waits for one of sesLargeSlots per hop,
-// so at most that many large messages are in memory at once however many
-// deliveries are in flight.
+// held until its calls are over, so at most that many large messages are
+// in memory at once however many deliveries are in flight. Measured: a
+// 30 MiB message costs its 30 MiB and 80 MiB more allocated by the SDK's
+// call (its base64 JSON body), about 110 MiB a slot; a smaller one about
+// 3.7 times its size, each delivery in flight.
 const (
 	sesLargeMessage = 4 << 20
 	sesLargeSlots   = 2
