@@ -17,12 +17,12 @@ import (
 func TestBinaryBounce(t *testing.T) {
 	dir := t.TempDir()
 	sk := newSink(t, "127.0.0.1:0")
-	sk.reject = func(rcpt string) error {
+	sk.setReject(func(rcpt string) error {
 		if rcpt == "nobody@example.net" {
 			return &smtp.SMTPError{Code: 550, EnhancedCode: smtp.EnhancedCode{5, 1, 1}, Message: "no such user here"}
 		}
 		return nil
-	}
+	})
 	p := start(t, baseEnv(t, dir, sk.addr()))
 	if err := p.submit("alice@example.org", "alice-pw", "alice@example.org",
 		[]string{"bob@example.net", "nobody@example.net"},

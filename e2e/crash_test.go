@@ -25,7 +25,7 @@ func TestBinaryKill9DuringLoad(t *testing.T) {
 	}
 	dir := t.TempDir()
 	sk := newSink(t, "127.0.0.1:0")
-	sk.delay = 2 * time.Millisecond
+	sk.setDelay(2 * time.Millisecond)
 	env := baseEnv(t, dir, sk.addr())
 	p := start(t, env)
 

@@ -133,10 +133,16 @@ func TestBinaryQueueCommands(t *testing.T) {
 
 	// The outage, as the operator sees it.
 	out := cli.ok("list")
-	for _, want := range []string{"bob@example.net", "dave@example.net", "-- 4 message(s)", "oldest", "in 9m", "connection refused"} {
+	for _, want := range []string{"bob@example.net", "dave@example.net", "-- 4 message(s)", "oldest", "connection refused"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("list lacks %q:\n%s", want, out)
 		}
+	}
+	// The next attempt, 10m ±10% (outbound.DefaultJitter) after each
+	// failure: "in 9m…" or "in 10m…" ("in 9m" alone failed when all four
+	// drew a delay over 10m, one run in 16).
+	if n := len(regexp.MustCompile(`in (9|10)m\d+s`).FindAllString(out, -1)); n != 4 {
+		t.Errorf("list shows %d next attempts in 9–11 minutes, want 4:\n%s", n, out)
 	}
 	es := cli.list(t)
 	bob, _ := entryTo(es, "bob@example.net")
@@ -161,12 +167,12 @@ func TestBinaryQueueCommands(t *testing.T) {
 
 	// The gateway is back, but dave's mailbox is full.
 	sk := newSink(t, gw)
-	sk.reject = func(rcpt string) error {
+	sk.setReject(func(rcpt string) error {
 		if rcpt == "dave@example.net" {
 			return &smtp.SMTPError{Code: 452, EnhancedCode: smtp.EnhancedCode{4, 2, 2}, Message: "mailbox full"}
 		}
 		return nil
-	}
+	})
 	out = cli.ok("retry", "--all")
 	if !strings.Contains(out, "2 message(s) due now") {
 		t.Errorf("retry --all: %s", out)

@@ -27,9 +27,13 @@ type sink struct {
 	mu   sync.Mutex
 	msgs []sinkMsg
 	got  chan struct{}
-	// reject, when set, answers RCPT for the addresses it returns an error for.
+	// reject, when set (setReject), answers RCPT for the addresses it
+	// returns an error for. Under mu: the sink's sessions read it while
+	// the test sets it (the race detector sees no order between the two:
+	// the relay that connects is another process).
 	reject func(rcpt string) error
-	// delay, when set, slows the reply to each message's final dot.
+	// delay, when set (setDelay), slows the reply to each message's
+	// final dot. Under mu, as reject.
 	delay time.Duration
 }
 
@@ -53,6 +57,20 @@ func newSink(t *testing.T, addr string) *sink {
 
 func (s *sink) addr() string { return s.ln.Addr().String() }
 
+// setDelay sets the sink's delay before each final reply (see delay).
+func (s *sink) setDelay(d time.Duration) {
+	s.mu.Lock()
+	s.delay = d
+	s.mu.Unlock()
+}
+
+// setReject sets the sink's RCPT refusals (see reject).
+func (s *sink) setReject(f func(rcpt string) error) {
+	s.mu.Lock()
+	s.reject = f
+	s.mu.Unlock()
+}
+
 func (s *sink) messages() []sinkMsg {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,8 +90,11 @@ func (ss *sinkSession) Mail(from string, _ *smtp.MailOptions) error {
 	return nil
 }
 func (ss *sinkSession) Rcpt(to string, _ *smtp.RcptOptions) error {
-	if ss.s.reject != nil {
-		if err := ss.s.reject(to); err != nil {
+	ss.s.mu.Lock()
+	reject := ss.s.reject
+	ss.s.mu.Unlock()
+	if reject != nil {
+		if err := reject(to); err != nil {
 			return err
 		}
 	}
@@ -85,7 +106,10 @@ func (ss *sinkSession) Data(r io.Reader) error {
 	if _, err := io.Copy(&b, r); err != nil {
 		return err
 	}
-	time.Sleep(ss.s.delay)
+	ss.s.mu.Lock()
+	delay := ss.s.delay
+	ss.s.mu.Unlock()
+	time.Sleep(delay)
 	ss.s.mu.Lock()
 	ss.s.msgs = append(ss.s.msgs, sinkMsg{From: ss.from, To: ss.to, Data: b.Bytes()})
 	ss.s.mu.Unlock()

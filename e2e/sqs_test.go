@@ -69,7 +69,7 @@ func TestBinarySQSScaleOut(t *testing.T) {
 	endpoint, queueURL := startEmulator(t)
 	sk := newSink(t, "127.0.0.1:0")
 	// A slow gateway, so that deliveries are in flight when the worker dies.
-	sk.delay = 5 * time.Millisecond
+	sk.setDelay(5 * time.Millisecond)
 	common := map[string]string{
 		"RELAY_QUEUE":                  "sqs",
 		"RELAY_SQS_QUEUE_URL":          queueURL,
