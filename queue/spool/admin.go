@@ -19,7 +19,8 @@ import (
 //   - Hold, Release, Bounce: Reschedule with the changed envelope (Hold,
 //     Operator): the same crash-safe write as after a delivery attempt
 //     (msg/<id>.env, or a journal message moved to msg/). Durable on
-//     return.
+//     return; when the write fails, the error is returned and nothing
+//     changes, in memory either (the hold in memory follows the disk).
 //   - Delete: Complete. Durable on return.
 //   - Retry: the due time, in memory only (now); after a restart the
 //     message is due at its NextAttempt again, which loses nothing. Retry

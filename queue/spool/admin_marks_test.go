@@ -66,3 +66,48 @@ func TestAttackMarksSurviveFailedWrite(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackHoldMarkSurvivesFailedWrite: a hold asked during a delivery
+// (a mark: "recorded") whose Reschedule could not be written was held in
+// memory only: the message was never leased again, so nothing wrote the
+// hold, and the next start released it. Now the in-memory hold follows
+// the disk: the message comes back to a worker at its due time with the
+// hold (withMarks), whose Reschedule (outbound: HoldRecheck) writes it.
+func TestAttackHoldMarkSurvivesFailedWrite(t *testing.T) {
+	for _, small := range []bool{false, true} {
+		t.Run(fmt.Sprintf("small=%v", small), func(t *testing.T) {
+			h := newCrashHarness(t)
+			h.small = small
+			h.open()
+			defer h.s.Close()
+			h.mustEnqueue("A")
+			m := h.mustLease("A")
+			if imm, err := h.s.Hold(h.ctx, "A"); err != nil || imm {
+				t.Fatalf("Hold while leased = %v, %v; want a mark", imm, err)
+			}
+			h.fs.arm(1, false)
+			if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err == nil {
+				t.Fatal("Reschedule succeeded; the fault did not hit it")
+			}
+			h.fs.arm(0, false)
+			if en, err := h.s.Show(h.ctx, "A"); err != nil || !en.Envelope.Hold {
+				t.Fatalf("shown after the failed write: %+v, %v; want held", en, err)
+			}
+			h.now = h.now.Add(time.Hour)
+			ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+			defer cancel()
+			m, err := h.s.Lease(ctx)
+			if err != nil || !m.Envelope.Hold {
+				t.Fatalf("Lease = %v, %v; want A with its hold, for the worker to write it", m, err)
+			}
+			if err := h.s.Reschedule(h.ctx, m, h.now.Add(5*time.Minute)); err != nil {
+				t.Fatal(err)
+			}
+			h.s.Close()
+			h.open()
+			if en, err := h.s.Show(h.ctx, "A"); err != nil || !en.Envelope.Hold {
+				t.Fatalf("after reopen: %+v, %v; the hold was lost", en, err)
+			}
+		})
+	}
+}

@@ -52,7 +52,12 @@ func (s *Spool) Reschedule(ctx context.Context, m *queue.Message, at time.Time) 
 	}
 	s.mu.Lock()
 	e.next = at
-	e.held = env.Hold
+	if werr == nil {
+		// The hold in memory follows the disk: a hold whose write failed
+		// is not one the next start would keep; kept as a mark, it goes
+		// out with the next claim and that worker writes it.
+		e.held = env.Hold
+	}
 	s.release(e)
 	s.mu.Unlock()
 	if werr != nil {
