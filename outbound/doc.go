@@ -104,6 +104,7 @@
 //     fifth of its lifetime (at most 5 minutes) before it expires,
 //     concurrent callers share one fetch, a fetch has its own deadline
 //     (DefaultTokenTimeout) and a caller waits no longer than its context.
+//     A failed renewal leaves the cached token in use until it expires.
 //   - A refused token (535, or an XOAUTH2 error challenge, answered with an
 //     empty line) is renewed once and AUTH tried again on the same session
 //     (RFC 4954 §4 allows it); a second refusal is the result. Refusals

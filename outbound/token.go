@@ -38,7 +38,8 @@ type FetchFunc func(ctx context.Context) (*oauth2.Token, error)
 // (renewAt); concurrent callers that find none share one fetch
 // (single-flight); a fetch runs with its own deadline (Timeout), not a
 // caller's, so that one caller giving up does not fail the others, and a
-// caller waits no longer than its own context allows. Errors name the
+// caller waits no longer than its own context allows. A renewal that
+// fails leaves the cached token in use until it expires. Errors name the
 // token endpoint's host and never carry a secret, a token or the
 // endpoint's response body.
 type Tokens struct {
@@ -52,16 +53,19 @@ type Tokens struct {
 	mu      sync.Mutex
 	tok     string
 	renewAt time.Time
+	expiry  time.Time // tok is used until then when a renewal fails
 	flight  *tokenFlight
 	refused time.Time // when renewIf last dropped a refused token
 }
 
 // tokenFlight is one fetch in progress; done is closed when tok or err is
-// set.
+// set. stale: the fetch failed and tok is the cached token, not yet
+// expired.
 type tokenFlight struct {
-	done chan struct{}
-	tok  string
-	err  error
+	done  chan struct{}
+	tok   string
+	err   error
+	stale bool
 }
 
 // TokenStats counts fetches from the token endpoint by result.
@@ -117,6 +121,9 @@ func (t *Tokens) token(ctx context.Context) (tok string, fetched bool, err error
 	t.mu.Unlock()
 	select {
 	case <-f.done:
+		if f.stale {
+			return f.tok, false, nil
+		}
 		return f.tok, fetched && f.err == nil, f.err
 	case <-ctx.Done():
 		return "", false, &TokenError{Host: t.host, Reason: "timed out waiting for the token endpoint"}
@@ -162,13 +169,25 @@ func (t *Tokens) run(f *tokenFlight) {
 	start := t.now()
 	tok, err := t.fetchBounded(ctx)
 	t.mu.Lock()
-	if err != nil {
-		f.err = err
-		t.failed.Add(1)
-	} else {
+	switch {
+	case err == nil:
 		f.tok = tok.AccessToken
 		t.tok, t.renewAt = tok.AccessToken, renewAt(start, tok.Expiry)
+		// Without an expiry (or one before the renewal) nothing is
+		// known to be valid after the renewal time.
+		t.expiry = t.renewAt
+		if tok.Expiry.After(t.renewAt) {
+			t.expiry = tok.Expiry
+		}
 		t.ok.Add(1)
+	case t.tok != "" && t.now().Before(t.expiry):
+		// Renewal is early so that a failing endpoint costs nothing
+		// while the cached token is valid; the next call asks again.
+		f.err, f.tok, f.stale = err, t.tok, true
+		t.failed.Add(1)
+	default:
+		f.err = err
+		t.failed.Add(1)
 	}
 	t.flight = nil
 	t.mu.Unlock()

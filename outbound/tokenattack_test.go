@@ -12,6 +12,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // TestAttackTokenEndpointRedirectNotFollowed: a token endpoint that
@@ -135,5 +137,36 @@ func TestAttackRenewIfOncePerInterval(t *testing.T) {
 	get("tok-3")
 	if n := e.requests.Load(); n != 3 {
 		t.Errorf("%d requests, want 3", n)
+	}
+}
+
+// TestAttackRenewalFailureKeepsValidToken: a token is renewed a fifth of
+// its lifetime early so that a token endpoint that fails then costs
+// nothing: until the cached token expires it is still used (each call
+// asks the endpoint again, one fetch at a time); only after its expiry is
+// the failure the caller's.
+func TestAttackRenewalFailureKeepsValidToken(t *testing.T) {
+	e := newTokenEndpoint(t)
+	clock := testutil.NewClock(time.Now())
+	ts := e.clientCredentials(5*time.Second, clock.Now)
+	if tok, err := ts.Token(context.Background()); tok != "tok-1" || err != nil {
+		t.Fatalf("%q, %v", tok, err)
+	}
+	e.setFail(func(w http.ResponseWriter) { w.WriteHeader(http.StatusServiceUnavailable) })
+	clock.Advance(56 * time.Minute) // due for renewal, valid for 4 more minutes
+	for range 2 {
+		if tok, err := ts.Token(context.Background()); tok != "tok-1" || err != nil {
+			t.Errorf("renewal failed before expiry: %q, %v; want tok-1", tok, err)
+		}
+	}
+	if n := e.requests.Load(); n != 3 {
+		t.Errorf("%d requests, want 3 (each call due for renewal asks)", n)
+	}
+	clock.Advance(5 * time.Minute) // expired
+	if tok, err := ts.Token(context.Background()); err == nil {
+		t.Errorf("expired token %q used", tok)
+	}
+	if st := ts.Stats(); st.Fetched != 1 || st.Failed != 3 {
+		t.Errorf("stats %+v", st)
 	}
 }
