@@ -23,24 +23,8 @@ func TestAttackMarksSurviveFailedWrite(t *testing.T) {
 	for _, small := range []bool{false, true} {
 		for _, op := range []string{queue.OperatorDelete, queue.OperatorBounce} {
 			t.Run(fmt.Sprintf("small=%v/%s", small, op), func(t *testing.T) {
-				h := newCrashHarness(t)
-				h.small = small
-				h.open()
+				h := markThenFailReschedule(t, small, op)
 				defer h.s.Close()
-				h.mustEnqueue("A")
-				m := h.mustLease("A")
-				act := h.s.Delete
-				if op == queue.OperatorBounce {
-					act = h.s.Bounce
-				}
-				if imm, err := act(h.ctx, "A"); err != nil || imm {
-					t.Fatalf("%s while leased = %v, %v; want a mark", op, imm, err)
-				}
-				h.fs.arm(1, false) // the Reschedule's first write fails (EIO)
-				if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err == nil {
-					t.Fatal("Reschedule succeeded; the fault did not hit it")
-				}
-				h.fs.arm(0, false)
 				if en, err := h.s.Show(h.ctx, "A"); err != nil || en.Envelope.Operator != op {
 					t.Fatalf("shown after the failed write: %+v, %v; want operator %s", en, err, op)
 				}
@@ -76,20 +60,8 @@ func TestAttackMarksSurviveFailedWrite(t *testing.T) {
 func TestAttackHoldMarkSurvivesFailedWrite(t *testing.T) {
 	for _, small := range []bool{false, true} {
 		t.Run(fmt.Sprintf("small=%v", small), func(t *testing.T) {
-			h := newCrashHarness(t)
-			h.small = small
-			h.open()
+			h := markThenFailReschedule(t, small, "hold")
 			defer h.s.Close()
-			h.mustEnqueue("A")
-			m := h.mustLease("A")
-			if imm, err := h.s.Hold(h.ctx, "A"); err != nil || imm {
-				t.Fatalf("Hold while leased = %v, %v; want a mark", imm, err)
-			}
-			h.fs.arm(1, false)
-			if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err == nil {
-				t.Fatal("Reschedule succeeded; the fault did not hit it")
-			}
-			h.fs.arm(0, false)
 			if en, err := h.s.Show(h.ctx, "A"); err != nil || !en.Envelope.Hold {
 				t.Fatalf("shown after the failed write: %+v, %v; want held", en, err)
 			}
@@ -110,4 +82,28 @@ func TestAttackHoldMarkSurvivesFailedWrite(t *testing.T) {
 			}
 		})
 	}
+}
+
+// markThenFailReschedule leases message A (a journal message when small),
+// runs the operator's op on it (hold, or an Operator value) while leased,
+// which must record a mark, and then fails the worker's Reschedule (an
+// hour ahead) with EIO at its first write.
+func markThenFailReschedule(t *testing.T, small bool, op string) *crashHarness {
+	t.Helper()
+	h := newCrashHarness(t)
+	h.small = small
+	h.open()
+	h.mustEnqueue("A")
+	m := h.mustLease("A")
+	act := map[string]func(context.Context, string) (bool, error){
+		"hold": h.s.Hold, queue.OperatorDelete: h.s.Delete, queue.OperatorBounce: h.s.Bounce}[op]
+	if imm, err := act(h.ctx, "A"); err != nil || imm {
+		t.Fatalf("%s while leased = %v, %v; want a mark", op, imm, err)
+	}
+	h.fs.arm(1, false)
+	if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err == nil {
+		t.Fatal("Reschedule succeeded; the fault did not hit it")
+	}
+	h.fs.arm(0, false)
+	return h
 }
