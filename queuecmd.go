@@ -226,6 +226,12 @@ func actionText(req admin.Request, immediate bool) string {
 	if immediate {
 		return req.ID + ": " + done
 	}
-	return req.ID + ": " + req.Op + " recorded; it takes effect when a worker next receives the message " +
+	s := req.ID + ": " + req.Op + " recorded; it takes effect when a worker next receives the message " +
 		"(a delivery in progress ends, or the SQS queue hands it out again)"
+	if req.Op == admin.OpDelete || req.Op == admin.OpBounce {
+		// A delivery under way may already have given the message to the
+		// remote: a delete does not recall it.
+		s += "; recipients a delivery in progress has already delivered stay delivered"
+	}
+	return s
 }

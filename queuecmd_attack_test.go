@@ -67,3 +67,19 @@ func TestAttackQueueShowSanitised(t *testing.T) {
 		}
 	}
 }
+
+// TestAttackDeleteDuringDeliveryText: a delete or bounce that lands while
+// a worker is delivering the message is recorded for after the attempt;
+// the operator is told that what the attempt delivers is not taken back
+// (the remote may already have the message: a delete cannot recall it).
+func TestAttackDeleteDuringDeliveryText(t *testing.T) {
+	for _, op := range []string{admin.OpDelete, admin.OpBounce} {
+		out := actionText(admin.Request{Op: op, ID: "X1"}, false)
+		if !strings.Contains(out, "recorded") || !strings.Contains(out, "already delivered stay delivered") {
+			t.Errorf("%s while delivering: %q", op, out)
+		}
+	}
+	if out := actionText(admin.Request{Op: admin.OpHold, ID: "X1"}, false); strings.Contains(out, "already delivered") {
+		t.Errorf("hold while delivering: %q", out)
+	}
+}
