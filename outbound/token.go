@@ -2,6 +2,7 @@ package outbound
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -284,10 +285,19 @@ func tokenErrorReason(err error) string {
 		}
 		return s
 	}
-	var ue *url.Error
+	var (
+		ue   *url.Error
+		cert *tls.CertificateVerificationError
+		rec  tls.RecordHeaderError
+		alrt tls.AlertError
+	)
 	switch {
 	case isTimeout(err):
 		return "timed out waiting for the token endpoint"
+	case errors.As(err, &cert):
+		return "the token endpoint's TLS certificate was refused"
+	case errors.As(err, &rec), errors.As(err, &alrt):
+		return "TLS with the token endpoint failed"
 	case errors.As(err, &ue):
 		return "cannot reach the token endpoint"
 	}

@@ -170,3 +170,41 @@ func TestAttackRenewalFailureKeepsValidToken(t *testing.T) {
 		t.Errorf("stats %+v", st)
 	}
 }
+
+// TestAttackTokenEndpointTLSFailure: a token endpoint whose certificate
+// is not trusted gets no request body (the secret stays here), and the
+// error says the certificate was refused, names the host, and holds no
+// secret.
+func TestAttackTokenEndpointTLSFailure(t *testing.T) {
+	t.Setenv("SSL_CERT_FILE", "")
+	t.Setenv("SSL_CERT_DIR", "")
+	var got atomic.Int64
+	srv := httptest.NewTLSServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { got.Add(1) }))
+	defer srv.Close()
+	url := srv.URL + "/token"
+	ts := NewTokens(ClientCredentialsFetch(url, testClientID, testClientSecret, []string{testScope}, 5*time.Second), url, 5*time.Second, nil)
+	_, err := ts.Token(context.Background())
+	host := strings.TrimPrefix(srv.URL, "https://")
+	if want := "cannot get an OAuth2 access token from " + host + ": the token endpoint's TLS certificate was refused"; err == nil || err.Error() != want {
+		t.Errorf("error %v\nwant  %s", err, want)
+	}
+	if err != nil {
+		noSecret(t, err.Error())
+	}
+	if got.Load() != 0 {
+		t.Errorf("%d requests reached the endpoint", got.Load())
+	}
+}
+
+// TestAttackTokenEndpointNotTLS: an https token URL whose server speaks
+// plain HTTP is a TLS failure, said so.
+func TestAttackTokenEndpointNotTLS(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(http.ResponseWriter, *http.Request) {}))
+	defer srv.Close()
+	url := "https://" + strings.TrimPrefix(srv.URL, "http://") + "/token"
+	ts := NewTokens(ClientCredentialsFetch(url, testClientID, testClientSecret, []string{testScope}, 5*time.Second), url, 5*time.Second, nil)
+	_, err := ts.Token(context.Background())
+	if err == nil || !strings.HasSuffix(err.Error(), ": TLS with the token endpoint failed") {
+		t.Errorf("error %v", err)
+	}
+}
