@@ -97,7 +97,9 @@ func newLambdaHandler(ctx context.Context, cfg *Config, log *slog.Logger) (*lamb
 }
 
 // Time kept at the end of an invocation: deliveries stop lambdaReserve
-// before the deadline (the message is then given back, due at once), and
+// before the deadline (the message is then given back, due at once; an
+// attempt that ended just before is recorded within it: outbound's
+// finishGrace, 5 s, must not exceed it), and
 // a record is not started with less than lambdaReserve+lambdaMinStart
 // left (it is reported failed and comes back after the visibility
 // timeout).

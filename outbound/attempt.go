@@ -4,6 +4,7 @@ import (
 	"context"
 	"log/slog"
 	"maps"
+	"sync"
 	"time"
 
 	"github.com/edgerelay/edgerelay/queue"
@@ -55,7 +56,37 @@ func (w *Worker) process(ctx context.Context, m *queue.Message) {
 	now := w.o.Now()
 	w.expireDue(env, now)
 	w.observe(env, idx, res, start, now)
-	w.finish(ctx, m, now)
+	fctx, stop := finishContext(ctx)
+	defer stop()
+	w.finish(fctx, m, now)
+}
+
+// finishGrace is how long recording an attempt that ended may outlive
+// the delivery's context (as giveBack may).
+const finishGrace = 5 * time.Second
+
+// finishContext is ctx for recording an attempt that ended (reports, then
+// Reschedule or Complete), not cut short when ctx ends: a deadline or a
+// shutdown right after the last reply would otherwise leave a delivered
+// message queued, to be delivered again. It ends finishGrace after ctx.
+func finishContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	fctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	var t *time.Timer
+	var mu sync.Mutex
+	stopAfter := context.AfterFunc(ctx, func() {
+		mu.Lock()
+		defer mu.Unlock()
+		t = time.AfterFunc(finishGrace, cancel)
+	})
+	return fctx, func() {
+		stopAfter()
+		mu.Lock()
+		if t != nil {
+			t.Stop()
+		}
+		mu.Unlock()
+		cancel()
+	}
 }
 
 // result is the outcome of one attempt for one recipient.

@@ -35,6 +35,11 @@
 //   - A panic in one message's delivery is recovered, logged with the
 //     message ID and stack, counted, and the message rescheduled; the
 //     worker goes on (recoverDelivery).
+//   - An attempt that ended is recorded (reports, Reschedule or Complete)
+//     even when the delivery's context ends meanwhile, for up to
+//     finishGrace after it (finishContext, attempt.go): a deadline or a
+//     shutdown right after the last reply must not leave a delivered
+//     message queued. One abandoned mid-delivery is given back unrecorded.
 //   - Gateways (gateway.go): Options.Gateways and each of Options.Routes
 //     is a failover list (gatewaylist.go) of hops, SMTP (gatewaysmtp.go,
 //     one connection pool per gateway) or SES (ses.go); routes.go picks the
