@@ -35,6 +35,9 @@ type authGateway struct {
 	// 535 at once).
 	tokens      func(tok string) bool
 	googleStyle bool
+	// refuseText, when set, makes the text of a refusal from what was
+	// refused (a token, or "password").
+	refuseText func(secret string) string
 
 	mu        sync.Mutex
 	auths     []string // "MECH user secret-kind ok|refused" per AUTH
@@ -112,6 +115,9 @@ func (s *authGatewaySession) Auth(mech string) (sasl.Server, error) {
 		}
 		g.record(mech + " " + user + " " + kind + " " + res)
 		if !ok {
+			if g.refuseText != nil {
+				return &smtp.SMTPError{Code: 535, EnhancedCode: smtp.EnhancedCode{5, 7, 8}, Message: g.refuseText(kind)}
+			}
 			return errAuthRefused
 		}
 		g.mu.Lock()

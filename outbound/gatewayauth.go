@@ -2,7 +2,9 @@ package outbound
 
 import (
 	"context"
+	"encoding/base64"
 	"errors"
+	"strings"
 
 	"github.com/emersion/go-sasl"
 	"github.com/emersion/go-smtp"
@@ -80,17 +82,43 @@ func authenticate(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, ove
 		}
 		return authXOAUTH2(ctx, c, a, fetched)
 	case AuthLogin:
-		return authOnce(c, shortIR(newLoginClient(a.Username, a.Password)))
+		return authOnce(c, shortIR(newLoginClient(a.Username, a.Password)), a.Password, b64(a.Password))
 	default:
-		return authOnce(c, shortIR(sasl.NewPlainClient("", a.Username, a.Password)))
+		return authOnce(c, shortIR(sasl.NewPlainClient("", a.Username, a.Password)),
+			a.Password, b64("\x00"+a.Username+"\x00"+a.Password))
 	}
 }
 
-func authOnce(c *smtp.Client, sc sasl.Client) *setupFailure {
+func authOnce(c *smtp.Client, sc sasl.Client, secrets ...string) *setupFailure {
 	if err := c.Auth(sc); err != nil {
-		return authFailure(err)
+		return authFailure(redacted(err, secrets...))
 	}
 	return nil
+}
+
+func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// redacted is err with each of secrets in an SMTP error's text replaced:
+// a gateway that echoes what it refused (the password, the token, the
+// SASL response in base64) would put it in the reply, which is logged,
+// recorded with the recipients and shown by /readyz.
+func redacted(err error, secrets ...string) error {
+	var se *smtp.SMTPError
+	if !errors.As(err, &se) {
+		return err
+	}
+	msg := se.Message
+	for _, s := range secrets {
+		if s != "" {
+			msg = strings.ReplaceAll(msg, s, "[redacted]")
+		}
+	}
+	if msg == se.Message {
+		return err
+	}
+	c := *se
+	c.Message = msg
+	return &c
 }
 
 func authFailure(err error) *setupFailure {
@@ -114,7 +142,8 @@ func authXOAUTH2(ctx context.Context, c *smtp.Client, a *GatewayAuthConfig, fetc
 			fetched()
 		}
 		x := &xoauth2Client{user: a.Username, token: tok}
-		err = c.Auth(shortIR(x))
+		_, ir, _ := x.Start()
+		err = redacted(c.Auth(shortIR(x)), tok, b64(string(ir)))
 		if err == nil {
 			return nil
 		}
