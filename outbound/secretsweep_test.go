@@ -24,13 +24,7 @@ import (
 // gateway events (metrics).
 func TestAttackSecretsNeverShown(t *testing.T) {
 	const leak = "tok-LEAKED-" + testClientSecret
-	json := func(status int, body string) func(http.ResponseWriter) {
-		return func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			fmt.Fprint(w, body)
-		}
-	}
+	json := jsonAnswer
 	for _, tc := range []struct {
 		name  string
 		fail  func(http.ResponseWriter)

@@ -144,13 +144,7 @@ func TestTokensRenewIf(t *testing.T) {
 // names its host and what happened, never the secret or the endpoint's
 // body; a failed fetch is not cached (the next call asks again).
 func TestTokensEndpointFailures(t *testing.T) {
-	echo := func(status int, body string) func(http.ResponseWriter) {
-		return func(w http.ResponseWriter) {
-			w.Header().Set("Content-Type", "application/json")
-			w.WriteHeader(status)
-			fmt.Fprint(w, body)
-		}
-	}
+	echo := jsonAnswer
 	for _, tc := range []struct {
 		name string
 		fail func(http.ResponseWriter)

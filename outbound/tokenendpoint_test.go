@@ -209,3 +209,12 @@ func (e *tokenEndpoint) serviceAccount(subject string) []byte {
 func (e *tokenEndpoint) clientCredentials(timeout time.Duration, now func() time.Time) *Tokens {
 	return NewTokens(ClientCredentialsFetch(e.URL, testClientID, testClientSecret, []string{testScope}, timeout), e.URL, timeout, now)
 }
+
+// jsonAnswer is a token endpoint's failing answer: status and a JSON body.
+func jsonAnswer(status int, body string) func(http.ResponseWriter) {
+	return func(w http.ResponseWriter) {
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprint(w, body)
+	}
+}
