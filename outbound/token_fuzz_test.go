@@ -114,7 +114,7 @@ func FuzzXOAUTH2Challenge(f *testing.F) {
 			err, err2 error
 			loginErrs [3]error
 		)
-		testutil.ReturnsWithin(t, 100*time.Millisecond, "XOAUTH2 and LOGIN Next", func() {
+		testutil.ReturnsWithin(t, 2*time.Second, "XOAUTH2 and LOGIN Next", func() {
 			resp, err = x.Next(ch)
 			_, err2 = x.Next(ch)
 			for i := range loginErrs {
