@@ -2,12 +2,15 @@ package outbound
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io"
 	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -146,5 +149,54 @@ func TestAttackSESPartialGroupsRetriedOnce(t *testing.T) {
 		if seen[a] != 1 {
 			t.Errorf("%s got the message %d times", a, seen[a])
 		}
+	}
+}
+
+// bodyFault is a queue whose bodies cannot be opened (open) or fail after
+// a few bytes (read).
+type bodyFault struct {
+	queue.Queue
+	open bool
+}
+
+func (q bodyFault) Body(ctx context.Context, m *queue.Message) (io.ReadCloser, error) {
+	if q.open {
+		return nil, errors.New("NoSuchKey: the body object is missing")
+	}
+	rc, err := q.Queue.Body(ctx, m)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.MultiReader(io.LimitReader(rc, 10), iotest.ErrReader(errors.New("connection reset"))), rc}, nil
+}
+
+// TestAttackSESBodyUnreadable: a queued body that cannot be opened (the
+// S3 object missing) or read to its end leaves the recipients pending
+// with 451 4.3.0, no call to SES, no report, and the gateway not down
+// (it is not SES's fault).
+func TestAttackSESBodyUnreadable(t *testing.T) {
+	for _, open := range []bool{true, false} {
+		t.Run(fmt.Sprintf("open fails %v", open), func(t *testing.T) {
+			var calls atomic.Int64
+			s := awstest.Start(t).Front(t, countSends(&calls))
+			h := sesHarness(t, s.SESV2(), nil)
+			h.enqueueBody(sesBody(awstest.UniqueName("ses-body")), nil, "bob@example.net")
+			m, err := h.q.Lease(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			hop := h.sesHop()
+			hop.w.q = bodyFault{Queue: h.w.q, open: open}
+			res, down := hop.deliver(context.Background(), m, []int{0})
+			if down || res[0].status != queue.StatusPending || res[0].reply.String() != replyBodyUnreadable().String() || calls.Load() != 0 {
+				t.Errorf("%s %q, down %v, %d calls", res[0].status, res[0].reply, down, calls.Load())
+			}
+			if len(h.rep.Calls()) != 0 {
+				t.Errorf("reports %+v", h.rep.Calls())
+			}
+		})
 	}
 }
