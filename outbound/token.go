@@ -26,6 +26,9 @@ const (
 	// tokenRefusalRenewal: a gateway's refusal renews the token at most
 	// once in this time (renewIf).
 	tokenRefusalRenewal = time.Minute
+	// tokenExpiredKeep: a token expired when it arrived (a negative
+	// expires_in) is kept this long, not fetched again at every AUTH.
+	tokenExpiredKeep = 30 * time.Second
 )
 
 // FetchFunc fetches a new token from the OAuth2 token endpoint: a
@@ -226,14 +229,15 @@ func (t *Tokens) fetchBounded(ctx context.Context) (*oauth2.Token, error) {
 }
 
 // renewAt is when a token fetched at start and valid until expiry is due
-// for renewal: a fifth of its lifetime early, at most tokenEarly.
+// for renewal: a fifth of its lifetime early, at most tokenEarly; one
+// expired on arrival after tokenExpiredKeep (the gateway judges it).
 func renewAt(start, expiry time.Time) time.Time {
 	if expiry.IsZero() {
 		return start.Add(tokenNoExpiry)
 	}
 	life := expiry.Sub(start)
 	if life <= 0 {
-		return start
+		return start.Add(tokenExpiredKeep)
 	}
 	return expiry.Add(-min(life/5, tokenEarly))
 }

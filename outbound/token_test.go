@@ -31,8 +31,8 @@ func TestRenewAt(t *testing.T) {
 	if got := renewAt(t0, time.Time{}); !got.Equal(t0.Add(tokenNoExpiry)) {
 		t.Errorf("no expiry: renew at +%v", got.Sub(t0))
 	}
-	if got := renewAt(t0, t0.Add(-time.Second)); !got.Equal(t0) {
-		t.Errorf("already expired: renew at +%v, want now", got.Sub(t0))
+	if got := renewAt(t0, t0.Add(-time.Second)); !got.Equal(t0.Add(tokenExpiredKeep)) {
+		t.Errorf("already expired: renew at +%v, want +%v", got.Sub(t0), tokenExpiredKeep)
 	}
 }
 

@@ -208,3 +208,26 @@ func TestAttackTokenEndpointNotTLS(t *testing.T) {
 		t.Errorf("error %v", err)
 	}
 }
+
+// TestAttackExpiredOnArrivalNoStorm: a token endpoint whose tokens are
+// expired when they arrive (a negative expires_in) does not make every
+// AUTH fetch a token: such a token is kept for tokenExpiredKeep (the
+// gateway judges it; a refusal renews it as any), then renewed.
+func TestAttackExpiredOnArrivalNoStorm(t *testing.T) {
+	e := newTokenEndpoint(t)
+	e.expiresIn.Store(-60)
+	clock := testutil.NewClock(time.Now())
+	ts := e.clientCredentials(5*time.Second, clock.Now)
+	for range 50 {
+		if tok, err := ts.Token(context.Background()); tok != "tok-1" || err != nil {
+			t.Fatalf("%q, %v", tok, err)
+		}
+	}
+	clock.Advance(tokenExpiredKeep)
+	if tok, err := ts.Token(context.Background()); tok != "tok-2" || err != nil {
+		t.Fatalf("after %v: %q, %v; want tok-2", tokenExpiredKeep, tok, err)
+	}
+	if n := e.requests.Load(); n != 2 {
+		t.Errorf("%d requests, want 2", n)
+	}
+}
