@@ -304,7 +304,12 @@ func (s *Spool) Retry(ctx context.Context, id string) (bool, error) {
 	case e.held:
 		s.mu.Unlock()
 		return s.Release(ctx, id)
-	case e.leased:
+	}
+	if e.marks != nil && e.marks.hold != nil {
+		f := false
+		e.marks.hold = &f // a hold not written yet is released too
+	}
+	if e.leased {
 		if e.marks == nil {
 			e.marks = &adminMarks{}
 		}

@@ -107,3 +107,29 @@ func markThenFailReschedule(t *testing.T, small bool, op string) *crashHarness {
 	h.fs.arm(0, false)
 	return h
 }
+
+// TestAttackRetryReleasesMarkedHold: retry of a held message releases it
+// (decided, as postsuper -r); a hold still a mark (asked while a worker
+// held the message) was kept by a retry: the worker's Reschedule wrote
+// the hold and the message stayed held, due "now".
+func TestAttackRetryReleasesMarkedHold(t *testing.T) {
+	h := newCrashHarness(t)
+	h.open()
+	defer h.s.Close()
+	h.mustEnqueue("A")
+	m := h.mustLease("A")
+	if imm, err := h.s.Hold(h.ctx, "A"); err != nil || imm {
+		t.Fatalf("Hold while leased = %v, %v; want a mark", imm, err)
+	}
+	if imm, err := h.s.Retry(h.ctx, "A"); err != nil || imm {
+		t.Fatalf("Retry while leased = %v, %v; want a mark", imm, err)
+	}
+	if err := h.s.Reschedule(h.ctx, m, h.now.Add(time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(h.ctx, 2*time.Second)
+	defer cancel()
+	if m, err := h.s.Lease(ctx); err != nil || m.Envelope.Hold {
+		t.Fatalf("Lease after retry = %v, %v; want A due now, not held", m, err)
+	}
+}
