@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"log/slog"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -33,14 +36,25 @@ func TestLambdaDuplicateRecord(t *testing.T) {
 }
 
 // FuzzLambdaRecord: whatever an SQS record holds (body, receive count,
-// sent time, message ID), the handler answers before its deadline without
-// a panic, and a record whose body is not even JSON (so not an edgerelay
+// sent time, message ID), the handler answers before its deadline, and a record whose body is not even JSON (so not an edgerelay
 // message) is reported failed, never done: the event source would delete
 // a record reported done, and a foreign message must be left for the
-// dead-letter queue. The seeds include a real edgerelay message.
+// dead-letter queue; no panic is recovered on the way. The seeds include
+// a real edgerelay message.
 func FuzzLambdaRecord(f *testing.F) {
 	fx := newLambdaFixture(f, nil)
-	h := fx.handler(f)
+	// The handler and the worker recover panics and log them: a panic is
+	// a finding all the same.
+	var panics atomic.Int64
+	cfg, err := lambdaConfig()
+	if err != nil {
+		f.Fatal(err)
+	}
+	h, err := newLambdaHandler(context.Background(), cfg, slog.New(slog.NewTextHandler(panicCounter{&panics}, nil)))
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(func() { h.q.Close() })
 	fx.enqueue(f, "ok@example.net")
 	real := fx.receive(f, 1).Records[0]
 	f.Add(real.Body, "1", real.Attributes["SentTimestamp"], real.MessageId)
@@ -64,8 +78,21 @@ func FuzzLambdaRecord(f *testing.F) {
 		if d := time.Since(start); d > 20*time.Second {
 			t.Fatalf("handle took %v", d)
 		}
+		if n := panics.Load(); n != 0 {
+			t.Fatalf("record %q: %d panics recovered", body, n)
+		}
 		if !json.Valid([]byte(body)) && len(resp.BatchItemFailures) != 1 {
 			t.Fatalf("record %q (not JSON) reported done: the event source would delete it", body)
 		}
 	})
+}
+
+// panicCounter counts the log lines of recovered panics.
+type panicCounter struct{ n *atomic.Int64 }
+
+func (p panicCounter) Write(b []byte) (int, error) {
+	if bytes.Contains(b, []byte("panicked")) {
+		p.n.Add(1)
+	}
+	return len(b), nil
 }
