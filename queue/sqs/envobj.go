@@ -91,7 +91,8 @@ func truncUTF8(s string, n int) string {
 // holds the largest state the worker records: a reply of MaxReplyText bytes
 // and a remote MTA of MaxRemoteMTA bytes, each of characters that JSON
 // escapes (6 bytes each), every flag set and every time stamped, a route
-// and the operator's mark recorded. The
+// and the operator's mark recorded; the envelope's own fields as
+// marshalSQS stores them (U+FFFE, U+FFFF escaped: 6 bytes for 3). The
 // recipient's own strings count 6 bytes a byte too: an upper bound, cheap
 // enough for every enqueue.
 func worstCaseSize(env *queue.Envelope) (int, error) {
@@ -109,7 +110,7 @@ func worstCaseSize(env *queue.Envelope) (int, error) {
 	if len(queue.OperatorDelete) > len(base.Operator) {
 		base.Operator = queue.OperatorDelete
 	}
-	data, err := json.Marshal(&base)
+	data, err := marshalSQS(&base) // as stored: characters SQS refuses are escaped
 	if err != nil {
 		return 0, err
 	}
