@@ -85,7 +85,7 @@ func tokenEqual(got string, want [sha256.Size]byte) bool {
 }
 
 func (s *Server) serveHTTP(w http.ResponseWriter, r *http.Request, req *Request) {
-	ctx, cancel := context.WithTimeout(r.Context(), s.OpTimeout)
+	ctx, cancel := context.WithTimeout(context.WithValue(r.Context(), remoteKey{}, r.RemoteAddr), s.OpTimeout)
 	defer cancel()
 	resp, body := s.Do(ctx, req)
 	if body != nil {

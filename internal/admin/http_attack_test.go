@@ -2,8 +2,12 @@ package admin
 
 import (
 	"context"
+	"net/http/httptest"
+	"strings"
 	"sync/atomic"
 	"testing"
+
+	"github.com/edgerelay/edgerelay/internal/testutil"
 )
 
 // countAdmin is memAdmin counting the calls that change the queue.
@@ -71,5 +75,24 @@ func TestAttackHTTPNoMutationWithoutItsMethod(t *testing.T) {
 	}
 	if res, _ := httpDo(t, h, "POST", "/admin/queue/"+memID+"/hold", auth); res.StatusCode != 200 || c.n.Load() != 1 {
 		t.Fatalf("the real POST: %d, %d calls", res.StatusCode, c.n.Load())
+	}
+}
+
+// TestAttackHTTPActionLogged: an action over HTTP is logged with the
+// client's address (the socket's caller is local; an HTTP caller with the
+// token may be anywhere, and the log line was the only trace of it).
+func TestAttackHTTPActionLogged(t *testing.T) {
+	var logs testutil.LogBuffer
+	h := Handler(testToken, &Server{Admin: memAdmin{}, Logger: logs.Logger()})
+	req := httptest.NewRequest("DELETE", "/admin/queue/"+memID, nil)
+	req.Header.Set("Authorization", "Bearer "+testToken)
+	req.RemoteAddr = "198.51.100.7:40123"
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	if rec.Code != 200 {
+		t.Fatalf("DELETE: %d %s", rec.Code, rec.Body)
+	}
+	if l := logs.String(); !strings.Contains(l, "operator action") || !strings.Contains(l, "remote=198.51.100.7:40123") {
+		t.Fatalf("log without the client's address:\n%s", l)
 	}
 }

@@ -174,10 +174,18 @@ func (s *Server) Do(ctx context.Context, req *Request) (resp *Response, body io.
 		return errResponse(CodeInternal, err.Error()), nil
 	}
 	if req.Op != OpList && req.Op != OpShow && req.Op != OpBody {
-		s.Logger.Info("admin: operator action", "op", req.Op, "id", req.ID, "immediate", resp.Immediate, "count", resp.Count)
+		attrs := []any{"op", req.Op, "id", req.ID, "immediate", resp.Immediate, "count", resp.Count}
+		if ra, ok := ctx.Value(remoteKey{}).(string); ok {
+			attrs = append(attrs, "remote", ra) // over HTTP: who acted
+		}
+		s.Logger.Info("admin: operator action", attrs...)
 	}
 	return resp, body
 }
+
+// remoteKey carries an HTTP client's address in the context of Do, for
+// the log line of an action.
+type remoteKey struct{}
 
 // lingerClose ends the response (the client reads its end) and drains
 // what the client sent past its request, briefly and boundedly: a socket
