@@ -144,7 +144,9 @@
 //     one line, bounded.
 //   - The hop is down only when its first call failed temporarily: once
 //     SES took the message for some recipients, failing over would send it
-//     to them again.
+//     to them again. Nor when that call's request was written whole and
+//     its connection closed unanswered (SES may have sent it; traced with
+//     net/http/httptrace); one unanswered until the call's timeout is down.
 //
 // outbound imports queue, dsn and bounce, and never relay: the two sides
 // meet only in queue.

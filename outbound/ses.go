@@ -3,7 +3,9 @@ package outbound
 import (
 	"context"
 	"io"
+	"net/http/httptrace"
 	"net/url"
+	"sync/atomic"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -172,14 +174,22 @@ func (h *sesHop) deliver(ctx context.Context, m *queue.Message, idx []int) (map[
 		if len(sendTo) == 0 {
 			continue
 		}
-		id, err := h.send(ctx, env, to, data)
+		id, unanswered, err := h.send(ctx, env, to, data)
 		if err != nil {
 			v := sesVerdict(err)
 			h.w.log.Warn("SES call failed", "id", env.ID, "gateway", h.name(),
-				"temporary", v.Temporary, "err", errString(err))
+				"temporary", v.Temporary, "may_have_sent", unanswered, "err", errString(err))
 			if v.Temporary {
+				// A request written whole whose connection was then
+				// closed unanswered may have been sent (the API's reply
+				// to the dot lost, RFC 5321 §6.1): not down, so that the
+				// next gateway does not send it again in this attempt.
+				// One left unanswered until the call's timeout is down:
+				// an endpoint that hangs would otherwise hold every
+				// delivery for sesCallTimeout, with no failover.
 				all(v, idx[n:])
-				return res, !answered
+				lost := unanswered && !isTimeout(err)
+				return res, !answered && !lost
 			}
 			all(v, sendTo)
 			answered = true
@@ -255,10 +265,21 @@ func (h *sesHop) body(ctx context.Context, m *queue.Message) ([]byte, *verdict) 
 	return data, nil
 }
 
-// send makes one SendEmail call and returns SES's message ID.
-func (h *sesHop) send(ctx context.Context, env *queue.Envelope, to []string, data []byte) (string, error) {
+// send makes one SendEmail call and returns SES's message ID, and
+// whether a request of the call (the SDK's retries included) was written
+// whole without a response to it: SES may have sent that one.
+func (h *sesHop) send(ctx context.Context, env *queue.Envelope, to []string, data []byte) (string, bool, error) {
 	ctx, cancel := context.WithTimeout(ctx, h.timeout)
 	defer cancel()
+	var wrote, answered atomic.Int32
+	ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{
+		WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				wrote.Add(1)
+			}
+		},
+		GotFirstResponseByte: func() { answered.Add(1) },
+	})
 	in := &sesv2.SendEmailInput{
 		Content:     &types.EmailContent{Raw: &types.RawMessage{Data: data}},
 		Destination: &types.Destination{ToAddresses: to},
@@ -273,10 +294,10 @@ func (h *sesHop) send(ctx context.Context, env *queue.Envelope, to []string, dat
 	}
 	out, err := h.cfg.SES.SendEmail(ctx, in)
 	if err != nil {
-		return "", err
+		return "", wrote.Load() > answered.Load(), err
 	}
 	if out == nil || out.MessageId == nil {
-		return "", nil
+		return "", false, nil
 	}
-	return *out.MessageId, nil
+	return *out.MessageId, false, nil
 }
