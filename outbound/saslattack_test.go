@@ -177,3 +177,35 @@ func TestAttackAuthLongTokenRefused(t *testing.T) {
 		t.Errorf("%d token fetches, want 2", n)
 	}
 }
+
+// fixedIR is a SASL client with one initial response and nothing more.
+type fixedIR struct{ ir []byte }
+
+func (f fixedIR) Start() (string, []byte, error) { return AuthXOAUTH2, f.ir, nil }
+func (f fixedIR) Next([]byte) ([]byte, error)    { return nil, errUnexpectedChallenge }
+
+// TestAttackShortIRBoundary: the AUTH line "AUTH XOAUTH2 <base64>" CRLF
+// goes inline at 512 octets and not at 516 (base64 grows by 4); deferred,
+// the first challenge gets the response and the next ones the client's
+// own answers.
+func TestAttackShortIRBoundary(t *testing.T) {
+	for _, tc := range []struct {
+		b64    int
+		inline bool
+	}{{496, true}, {500, false}} {
+		ir := []byte(strings.Repeat("x", tc.b64/4*3))
+		c := shortIR(fixedIR{ir})
+		mech, got, _ := c.Start()
+		if line := len("AUTH "+mech+" ") + base64.StdEncoding.EncodedLen(len(ir)) + 2; (got != nil) != tc.inline || tc.inline && line > maxCommandLine {
+			t.Errorf("base64 %d: line %d octets, inline %v", tc.b64, line, got != nil)
+		}
+		if !tc.inline {
+			if resp, err := c.Next(nil); err != nil || string(resp) != string(ir) {
+				t.Errorf("first challenge: %d bytes, %v", len(resp), err)
+			}
+			if _, err := c.Next([]byte("more")); err != errUnexpectedChallenge {
+				t.Errorf("second challenge: %v", err)
+			}
+		}
+	}
+}
