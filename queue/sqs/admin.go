@@ -254,6 +254,10 @@ func (q *Queue) mark(ctx context.Context, id string, nudge bool, change func(*ma
 // nudge makes a message that a receive re-armed visible now, with the
 // receipt handle that receive wrote into the copy. A stale handle (the
 // message was received since) is no error: that receive read the mark.
+// A handle that worked is cleared from the copy at once: the receive it
+// makes possible hands the message to a worker under a new handle, and a
+// second command must not make that delivery's message visible to another
+// worker with the old one, whatever SQS does with an old handle.
 func (q *Queue) nudge(ctx context.Context, id string) {
 	v, err := q.readView(ctx, id)
 	if err != nil || v == nil || v.Receipt == "" {
@@ -265,6 +269,7 @@ func (q *Queue) nudge(ctx context.Context, id string) {
 	if err != nil {
 		q.log.Debug("sqs queue: could not end the re-armed wait (received since?)", "id", id, "err", err)
 	}
+	q.writeView(ctx, v.Envelope, "")
 }
 
 // Retry marks the message to be tried at its next receive, now if a

@@ -199,6 +199,11 @@ func TestSQSAdminMarks(t *testing.T) {
 	if m.Envelope.ID != id || m.Envelope.Operator != queue.OperatorBounce {
 		t.Fatalf("leased %s operator %q, want %s marked bounce", m.Envelope.ID, m.Envelope.Operator, id)
 	}
+	// The handle that ended the wait is gone from the copy: a second
+	// command must not use it on the delivery that receive started.
+	if r, err := q.ViewReceipt(ctx, id); err != nil || r != "" {
+		t.Errorf("copy after the nudge holds receipt %q (%v), want none", r, err)
+	}
 	if el := time.Since(start); el > 5*time.Second {
 		t.Errorf("bounced message received %v after the mark; the re-armed wait was not ended", el)
 	}
