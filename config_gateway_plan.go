@@ -82,9 +82,9 @@ func (c *Config) gatewayPlan(bad badFunc) *gatewayPlan {
 			}
 			if e.user != "" && (g.Scheme == schemeSMTPInsecure || g.Scheme == schemeHostPort && c.GatewayTLS == outbound.GatewayTLSNone) {
 				if g.Scheme == schemeHostPort && from == "GATEWAY_USERNAME" {
-					bad("GATEWAY_TLS", "none would send the gateway password in clear; use starttls or tls")
+					bad("GATEWAY_TLS", "none would send the gateway credentials (password or OAuth2 token) in clear; use starttls or tls")
 				} else {
-					bad(from, "%s has no TLS: a password is never sent in clear; use smtp:// or smtps://", gatewayShown(g.URL))
+					bad(from, "%s has no TLS: credentials (a password or an OAuth2 token) are never sent in clear; use smtp:// or smtps://", gatewayShown(g.URL))
 				}
 			}
 			out = append(out, e)
