@@ -53,7 +53,7 @@ func binary(t *testing.T) string {
 	t.Helper()
 	buildOnce.Do(func() {
 		binPath = filepath.Join(buildDir, "edgerelay")
-		out, err := exec.Command("go", "build", "-race", "-o", binPath, "..").CombinedOutput()
+		out, err := exec.Command("go", "build", "-race", "-tags", "lambda.norpc", "-o", binPath, "..").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

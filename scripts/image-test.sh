@@ -12,7 +12,7 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 ST="--root $W/storage --runroot $W/runroot --storage-driver vfs"
 LIMIT=${IMAGE_SIZE_LIMIT:-20000000}
 mkdir -p "$W/ctx/out/data"
-CGO_ENABLED=0 go build -trimpath -ldflags='-s -w -X main.version=image-test' -o "$W/ctx/out/edgerelay" .
+CGO_ENABLED=0 go build -tags lambda.norpc -trimpath -ldflags='-s -w -X main.version=image-test' -o "$W/ctx/out/edgerelay" .
 cp /etc/ssl/certs/ca-certificates.crt "$W/ctx/out/ca-certificates.crt"
 # The Dockerfile's global ARGs (the base images), a local build stage, and
 # its runtime stage as it is.
