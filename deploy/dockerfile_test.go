@@ -77,7 +77,8 @@ func defaultListeners(t *testing.T) map[string]int {
 //     health check (edgerelay healthcheck), ENTRYPOINT /edgerelay in exec
 //     form, STOPSIGNAL SIGTERM, EXPOSE exactly the default listeners'
 //     ports, ENV only RELAY_ names the binary reads;
-//   - WORKDIR is absolute.
+//   - WORKDIR is absolute;
+//   - the binary is built with -tags lambda.norpc.
 func TestDockerfileLint(t *testing.T) {
 	raw, err := os.ReadFile("../Dockerfile")
 	if err != nil {
@@ -202,6 +203,13 @@ func lintDockerfile(src string, defaults map[string]int, names map[string]config
 			bad(e, "the default listeners are %v", want)
 		}
 	}
+	// The binary is built with -tags lambda.norpc: aws-lambda-go's retired
+	// RPC mode keeps every exported method of every type in it (11.6 MB).
+	for _, in := range ins {
+		if in.Cmd == "RUN" && strings.Contains(in.Args, "go build") && !strings.Contains(in.Args, "-tags lambda.norpc") {
+			bad(in, "build with -tags lambda.norpc")
+		}
+	}
 	for _, in := range final {
 		if in.Cmd != "ENV" {
 			continue
@@ -246,6 +254,7 @@ func TestDockerfileLintCatches(t *testing.T) {
 		{"STOPSIGNAL SIGTERM", "STOPSIGNAL SIGKILL", "SIGTERM"},
 		{"ENV RELAY_DATA_DIR=/data", "ENV RELAY_DATADIR=/data", "not a variable"},
 		{"WORKDIR /src", "WORKDIR src", "not absolute"},
+		{"go build -tags lambda.norpc", "go build", "lambda.norpc"},
 	} {
 		if !strings.Contains(good, c.old) {
 			t.Fatalf("the Dockerfile has no %q", c.old)
