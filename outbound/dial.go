@@ -68,6 +68,11 @@ type target struct {
 	// auth is set for a gateway with credentials or a token source
 	// (authFor); AUTH is then done over TLS only (gatewayauth.go).
 	auth *GatewayAuthConfig
+	// setup, when set, bounds each reply before MAIL (greeting, EHLO,
+	// STARTTLS) in place of Timeouts.Command: a configured gateway that
+	// stops answering must be found down quickly, so that its list fails
+	// over (Timeouts.GatewaySetup).
+	setup time.Duration
 	// tokenFetched, when set, is called for each OAuth2 token that this
 	// target's AUTH fetched (the gateway's token renewal metric).
 	tokenFetched func()
@@ -201,10 +206,12 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, *setupFailur
 	}
 	sc.guard = newReplyGuard(conn)
 	c := smtp.NewClient(sc.guard)
-	c.CommandTimeout = to.Command
+	c.CommandTimeout = t.setupWait(to)
 	c.SubmissionTimeout = to.Final
 	sc.c = c
-	if err := c.Hello(w.o.Hostname); err != nil {
+	err = c.Hello(w.o.Hostname)
+	c.CommandTimeout = to.Command
+	if err != nil {
 		var se *smtp.SMTPError
 		if t.policy == tlsOpportunistic && sc.tls && !errors.As(err, &se) {
 			// With TLS 1.3 a failed handshake can surface only at the
@@ -220,6 +227,14 @@ func (w *Worker) connect(ctx context.Context, t target) (*smtpConn, *setupFailur
 	}
 	ok = true
 	return sc, nil
+}
+
+// setupWait is how long a reply before MAIL may take from t.
+func (t target) setupWait(to Timeouts) time.Duration {
+	if t.setup > 0 {
+		return t.setup
+	}
+	return to.Command
 }
 
 // startTLS reads the greeting, sends EHLO and, when the host offers it,
@@ -243,8 +258,9 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 		}
 		return nil, nil
 	}
+	wait := t.setupWait(to)
 	read := func(expect int) (string, error) {
-		_ = conn.SetDeadline(time.Now().Add(to.Command))
+		_ = conn.SetDeadline(time.Now().Add(wait))
 		_, msg, err := tp.ReadResponse(expect)
 		var te *textproto.Error
 		if errors.As(err, &te) {
@@ -253,7 +269,7 @@ func (w *Worker) startTLS(ctx context.Context, conn net.Conn, t target) (*tls.Co
 		return msg, err
 	}
 	cmd := func(expect int, line string) (string, error) {
-		_ = conn.SetDeadline(time.Now().Add(to.Command))
+		_ = conn.SetDeadline(time.Now().Add(wait))
 		if err := tp.PrintfLine("%s", line); err != nil {
 			return "", err
 		}

@@ -136,15 +136,17 @@ func silentServer(t *testing.T, trickle bool) string {
 }
 
 // TestAttackHangingGatewayFailsOver: a gateway that accepts TCP and never
-// greets, or trickles a greeting without end, is down after the greeting
-// timeout (Timeouts.Command, RFC 5321 §4.5.3.2.1) and the next one
-// delivers in the same attempt; the attempt takes about one timeout.
+// greets, or trickles a greeting without end, is down after the gateway's
+// setup timeout (Timeouts.GatewaySetup, not the 5 minutes RFC 5321
+// §4.5.3.2.1 asks for any server's greeting, which stays Command) and the
+// next one delivers in the same attempt; the attempt takes about one
+// timeout.
 func TestAttackHangingGatewayFailsOver(t *testing.T) {
 	for _, trickle := range []bool{false, true} {
 		b := newScriptServer(t)
 		h := newHarness(t, func(o *Options) {
 			o.Gateways = []GatewayConfig{plainGateway("a.test:25"), plainGateway("b.test:25")}
-			o.Timeouts.Command = 400 * time.Millisecond
+			o.Timeouts.GatewaySetup = 400 * time.Millisecond // Command stays 5 minutes
 		})
 		h.dialMap["a.test:25"], h.dialMap["b.test:25"] = silentServer(t, trickle), b.Addr
 		h.enqueue(nil, bob)

@@ -25,7 +25,7 @@ func (w *Worker) newSMTPHop(cfg GatewayConfig) *smtpHop {
 	if err != nil {
 		host = cfg.Addr
 	}
-	t := target{addr: cfg.Addr, host: host}
+	t := target{addr: cfg.Addr, host: host, setup: w.o.Timeouts.GatewaySetup}
 	switch cfg.TLS {
 	case GatewayTLSImplicit:
 		t.policy = tlsImplicit

@@ -41,6 +41,13 @@ type Timeouts struct {
 	// Final bounds the wait for the reply to the final dot (default 10m,
 	// RFC 5321 §4.5.3.2.6).
 	Final time.Duration
+	// GatewaySetup bounds each reply of a gateway before MAIL (greeting,
+	// EHLO, STARTTLS; default 30s, at most Command). RFC 5321 §4.5.3.2.1 asks 5 minutes
+	// for the greeting of any server; a configured gateway is not any
+	// server, and one that stops answering its greeting would otherwise
+	// hold every delivery that starts for 5 minutes before its list fails
+	// over. MX hosts and the inbound gateway keep Command.
+	GatewaySetup time.Duration
 }
 
 // Resolver looks up the DNS records that MX routing needs. *net.Resolver
@@ -213,6 +220,10 @@ func New(o Options) (*Worker, error) {
 	if o.Timeouts.Final <= 0 {
 		o.Timeouts.Final = 10 * time.Minute
 	}
+	if o.Timeouts.GatewaySetup <= 0 {
+		o.Timeouts.GatewaySetup = 30 * time.Second
+	}
+	o.Timeouts.GatewaySetup = min(o.Timeouts.GatewaySetup, o.Timeouts.Command)
 	if len(o.RetrySchedule) == 0 {
 		o.RetrySchedule = DefaultRetrySchedule()
 	}
