@@ -16,13 +16,7 @@ import (
 // disk as Show reads it; a message that leaves the spool meanwhile is
 // left out, and one that cannot be read now is logged and left out.
 func (s *Spool) List(ctx context.Context) ([]queue.Entry, error) {
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.entries))
-	for id := range s.entries {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
-	slices.Sort(ids)
+	ids := s.sortedIDs()
 	out := make([]queue.Entry, 0, len(ids))
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {

@@ -64,13 +64,7 @@ func NewBacklog(s *Spool) *Backlog {
 // unreadable) is left out of oldest and tried again by the next Read.
 func (b *Backlog) Read() (messages int, oldest time.Time) {
 	s := b.s
-	s.mu.Lock()
-	ids := make([]string, 0, len(s.entries))
-	for id := range s.entries {
-		ids = append(ids, id)
-	}
-	s.mu.Unlock()
-	slices.Sort(ids)
+	ids := s.sortedIDs()
 
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -100,4 +94,18 @@ func (b *Backlog) Read() (messages int, oldest time.Time) {
 		}
 	}
 	return len(ids), oldest
+}
+
+// sortedIDs returns the IDs of the messages the spool holds now, sorted: a
+// snapshot taken under s.mu, for readers that then read each envelope
+// without holding it (Backlog.Read, List).
+func (s *Spool) sortedIDs() []string {
+	s.mu.Lock()
+	ids := make([]string, 0, len(s.entries))
+	for id := range s.entries {
+		ids = append(ids, id)
+	}
+	s.mu.Unlock()
+	slices.Sort(ids)
+	return ids
 }
